@@ -1,0 +1,186 @@
+"""Admin: webhooks, events, and deliveries with their attempts (request beside response)."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.html import format_html, format_html_join
+
+from hooks import redelivery
+from hooks.forms import WebhookForm
+from hooks.models import Attempt, Delivery, Event, Webhook
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    form = WebhookForm
+    list_display = ["name", "scope", "url", "active", "health", "updated_at"]
+    list_filter = ["scope", "active", ("disabled_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "url", "namespace"]
+    readonly_fields = ["health", "secret_state", "created_at", "updated_at"]
+    autocomplete_fields = ["owner"]
+    fieldsets = [
+        (None, {"fields": ["name", "url", "active", "event_types", "health"]}),
+        ("Scope", {"fields": ["scope", "owner", "namespace"]}),
+        (
+            "Request",
+            {
+                "fields": [
+                    "data_template", "headers_text", "timeout", "verify_tls",
+                    "basic_auth_username", "new_basic_auth_password", "clear_basic_auth_password",
+                ]
+            },
+        ),
+        ("Signing", {"fields": ["secret_state", "new_secret", "github_signature"]}),
+        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]  # fmt: skip
+
+    def get_queryset(self, request):
+        # Server webhooks first; user and namespace views come with their pages.
+        return super().get_queryset(request).select_related("owner")
+
+    @admin.display(description="state")
+    def health(self, obj: Webhook) -> str:
+        if obj.is_disabled:
+            return f"disabled: {obj.disabled_reason}"
+        if obj.consecutive_failures:
+            return f"failing ({obj.consecutive_failures} in a row)"
+        return "ok"
+
+    @admin.display(description="secret")
+    def secret_state(self, obj: Webhook) -> str:
+        if not obj.secret:
+            return "none yet: one is generated when you save"
+        rotating = (
+            " (the previous one still signs while rotating)"
+            if len(obj.signing_secrets()) > 1
+            else ""
+        )
+        return f"set{rotating}"
+
+    def save_model(self, request, obj: Webhook, form, change: bool) -> None:
+        had_secret = bool(form.initial.get("secret")) if change else False
+        super().save_model(request, obj, form, change)
+        if not had_secret and not form.cleaned_data.get("new_secret"):
+            self.message_user(
+                request,
+                format_html(
+                    "Signing secret of “{}”, shown this once: <code>{}</code>", obj.name, obj.secret
+                ),
+                messages.WARNING,
+            )
+
+
+def _pretty(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (ValueError, TypeError):
+        return text
+
+
+def _headers_html(headers: dict) -> str:
+    return format_html_join("\n", "{}: {}", sorted(headers.items()))
+
+
+EXCHANGE_CELL = (
+    '<td style="vertical-align:top;width:50%;white-space:pre-wrap;font-family:monospace">'
+)
+
+
+class AttemptInline(admin.StackedInline):
+    model = Attempt
+    extra = 0
+    can_delete = False
+    fields = ["summary", "exchange"]
+    readonly_fields = fields
+    ordering = ["-number"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="attempt")
+    def summary(self, obj: Attempt) -> str:
+        outcome = obj.response_status or "no response"
+        return (
+            f"#{obj.number} ({obj.get_trigger_display().lower()}) at {obj.started_at:%Y-%m-%d %H:%M:%S} "
+            f"→ {outcome} in {obj.duration_ms:.0f} ms{' — ' + obj.error if obj.error else ''}"
+        )
+
+    @admin.display(description="request / response")
+    def exchange(self, obj: Attempt) -> str:
+        return format_html(
+            '<table style="width:100%"><tr><th>Request</th><th>Response</th></tr><tr>'
+            + EXCHANGE_CELL
+            + "POST {}\n{}\n\n{}</td>"
+            + EXCHANGE_CELL
+            + "{}\n{}\n\n{}</td></tr></table>",
+            obj.url,
+            _headers_html(obj.request_headers),
+            _pretty(obj.request_body),
+            obj.response_status or obj.error,
+            _headers_html(obj.response_headers),
+            _pretty(obj.response_body),
+        )
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "event_type", "target", "status", "attempts", "last_response_status",
+                    "next_attempt_at", "created_at"]  # fmt: skip
+    list_filter = ["status", "webhook", "event__type", "created_at"]
+    date_hierarchy = "created_at"
+    search_fields = ["id", "target_url", "webhook__name", "event__id"]
+    list_select_related = ["event", "webhook"]
+    readonly_fields = ["id", "event", "webhook", "target_url", "status", "attempts", "max_attempts",
+                       "next_attempt_at", "last_response_status", "last_error", "created_at",
+                       "completed_at"]  # fmt: skip
+    exclude = ["claimed_until", "claim_token", "enqueued_until", "manual"]
+    inlines = [AttemptInline]
+    actions = ["redeliver"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    @admin.display(description="event type", ordering="event__type")
+    def event_type(self, obj: Delivery) -> str:
+        return obj.event.type
+
+    @admin.display(description="to")
+    def target(self, obj: Delivery) -> str:
+        return obj.webhook.name if obj.webhook_id else obj.target_url
+
+    @admin.action(description="Redeliver the selected deliveries", permissions=["change"])
+    def redeliver(self, request, queryset) -> None:
+        with transaction.atomic():
+            count = redelivery.request(queryset)
+        self.message_user(request, f"{count} deliveries queued for redelivery.", messages.SUCCESS)
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    extra = 0
+    can_delete = False
+    fields = ["id", "webhook", "target_url", "status", "attempts", "last_response_status"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["type", "id", "user", "namespace", "created_at"]
+    list_filter = ["type", "created_at"]
+    date_hierarchy = "created_at"
+    search_fields = ["id", "type", "namespace"]
+    readonly_fields = ["id", "type", "payload", "user", "namespace", "created_at"]
+    inlines = [DeliveryInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False

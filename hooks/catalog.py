@@ -1,0 +1,106 @@
+"""The event catalog: every event type is registered once, with its scope and an example.
+
+`emit()` refuses types that are not registered, so a typo in a source fails loudly
+instead of silently reaching nobody.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVER = "server"
+USER = "user"
+NAMESPACE = "namespace"
+SCOPES = (SERVER, USER, NAMESPACE)
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+class UnknownEventType(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    description: str
+    scopes: tuple[str, ...]
+    example: dict[str, Any] = field(default_factory=dict)
+    # A one-line human message for chat formats; `{payload}` fields are available.
+    summary: str = ""
+
+
+_registry: dict[str, EventType] = {}
+
+
+def register(
+    name: str,
+    description: str,
+    *,
+    scopes: tuple[str, ...] = (SERVER,),
+    example: dict[str, Any] | None = None,
+    summary: str = "",
+) -> EventType:
+    """Register an event type; registering the same name twice is an error."""
+    if not _NAME.match(name):
+        raise ValueError(f"Event type {name!r} must look like 'area.action' (lowercase).")
+    unknown = set(scopes) - set(SCOPES)
+    if unknown:
+        raise ValueError(f"Unknown scope(s) {sorted(unknown)} for {name!r}.")
+    if name in _registry:
+        raise ValueError(f"Event type {name!r} is already registered.")
+    event_type = EventType(name, description, tuple(scopes), example or {}, summary)
+    _registry[name] = event_type
+    return event_type
+
+
+def unregister(name: str) -> None:
+    """For tests that register throwaway types."""
+    _registry.pop(name, None)
+
+
+def get(name: str) -> EventType:
+    try:
+        return _registry[name]
+    except KeyError:
+        raise UnknownEventType(
+            f"Unknown event type {name!r}; register it in hooks.catalog first."
+        ) from None
+
+
+def all_types() -> list[EventType]:
+    return sorted(_registry.values(), key=lambda t: t.name)
+
+
+def choices(scope: str | None = None) -> list[tuple[str, str]]:
+    return [
+        (t.name, f"{t.name} — {t.description}")
+        for t in all_types()
+        if scope is None or scope in t.scopes
+    ]
+
+
+def register_builtin() -> None:
+    """Operational events of the engine itself (called from HooksConfig.ready)."""
+    if "webhook.test" not in _registry:
+        register(
+            "webhook.test",
+            "A test event sent on request to check a receiver.",
+            scopes=SCOPES,
+            example={"event": "test", "webhook": {"id": 1, "name": "My receiver"}},
+            summary="Test event from webhookhub",
+        )
+    if "webhook.disabled" not in _registry:
+        register(
+            "webhook.disabled",
+            "A webhook was disabled because its receiver kept failing or answered 410.",
+            scopes=(SERVER,),
+            example={
+                "event": "webhook_disabled",
+                "webhook": {"id": 7, "name": "CI", "url": "https://ci.example.com/hook"},
+                "reason": "The receiver answered 410 Gone.",
+            },
+            summary="Webhook {webhook[name]} was disabled: {reason}",
+        )

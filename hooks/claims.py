@@ -1,0 +1,65 @@
+"""Claiming due deliveries so that each attempt is made by exactly one worker.
+
+A claim is one conditional UPDATE: it only touches rows that are still due and
+unclaimed (or whose lease ran out), so of two workers racing over the same rows
+each row goes to one of them (PostgreSQL re-checks the WHERE clause on the
+locked row; SQLite serialises writers). The claim also reserves the attempt
+number, so an attempt cut short by a dying worker still counts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from hooks.models import Delivery
+
+Status = Delivery.Status
+
+
+def _unclaimed(now: datetime) -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+
+
+def _sendable() -> Q:
+    """A disabled or inactive webhook's deliveries wait to be skipped, unless redelivered."""
+    return (
+        Q(webhook__isnull=True)
+        | Q(manual=True)
+        | Q(webhook__active=True, webhook__disabled_at__isnull=True)
+    )
+
+
+def due(now: datetime) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(
+        _unclaimed(now),
+        status=Status.PENDING,
+        next_attempt_at__lte=now,
+        attempts__lt=F("max_attempts"),
+    )
+
+
+def claim(
+    ids: Iterable | None, limit: int, lease: float, now: datetime | None = None
+) -> tuple[uuid.UUID, list[Delivery]]:
+    """Claim up to `limit` due deliveries (of `ids`, when given) for `lease` seconds."""
+    now = now or timezone.now()
+    candidates = due(now).filter(_sendable())
+    if ids is not None:
+        candidates = candidates.filter(pk__in=list(ids))
+    pks = list(candidates.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    if not pks:
+        return uuid.uuid4(), []
+    token = uuid.uuid4()
+    due(now).filter(pk__in=pks).update(
+        claim_token=token,
+        claimed_until=now + timedelta(seconds=lease),
+        attempts=F("attempts") + 1,
+        enqueued_until=None,
+    )
+    claimed = list(Delivery.objects.filter(claim_token=token).select_related("webhook", "event"))
+    return token, claimed

@@ -1,0 +1,156 @@
+"""Validation of webhook configuration: bad input gets a clear message and saves nothing."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from hooks import catalog, conf, signing, ssrf, templating
+from hooks.delivery import MASK
+from hooks.models import ALL_EVENTS, Scope, Webhook
+
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+RESERVED_HEADERS = {
+    "host", "content-type", "content-length", "transfer-encoding", "connection",
+    "user-agent", "authorization", "x-hub-signature-256", "x-webhookhub-event", "x-webhookhub-hook",
+}  # fmt: skip
+
+
+def validate_target_url(url: str) -> str:
+    """URL rules shared by every form that takes a webhook URL."""
+    try:
+        refusal = ssrf.literal_refusal(url, conf.get().allowed_networks)
+    except ssrf.UnsafeURL as exc:
+        raise ValidationError(str(exc)) from None
+    if refusal:
+        raise ValidationError(f"This address is not allowed: {refusal}.")
+    return url
+
+
+def parse_headers(text: str, existing: dict[str, str]) -> dict[str, str]:
+    """`Name: value` lines. A value of ******** keeps the stored one (values are write-only)."""
+    headers: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            raise ValidationError(f"Line {number}: write headers as 'Name: value'.")
+        if not HEADER_NAME.match(name):
+            raise ValidationError(f"Line {number}: {name!r} is not a valid header name.")
+        lowered = name.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
+            raise ValidationError(f"Line {number}: {name} is set by webhookhub itself.")
+        if value == MASK:
+            if name not in existing:
+                raise ValidationError(f"Line {number}: give a value for the new header {name}.")
+            value = existing[name]
+        if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
+            raise ValidationError(
+                f"Line {number}: header values may not contain control characters."
+            )
+        headers[name] = value
+    return headers
+
+
+class WebhookForm(forms.ModelForm):
+    event_types = forms.MultipleChoiceField(
+        choices=(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    headers_text = forms.CharField(
+        label="Custom headers",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "X-Api-Key: value"}),
+        help_text="One 'Name: value' per line. Stored values show as ******** and are kept.",
+    )
+    new_secret = forms.CharField(
+        label="Secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only. Blank keeps the current secret (a new webhook gets a generated "
+        "one); 'whsec_' followed by base64 of 24-64 bytes sets it.",
+    )
+    new_basic_auth_password = forms.CharField(
+        label="Basic auth password",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only. Blank keeps the current password.",
+    )
+    clear_basic_auth_password = forms.BooleanField(label="Remove the password", required=False)
+
+    class Meta:
+        model = Webhook
+        fields = [
+            "name", "url", "active", "scope", "owner", "namespace", "event_types",
+            "data_template", "timeout", "verify_tls", "github_signature", "basic_auth_username",
+        ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["event_types"].choices = [(ALL_EVENTS, "All events")] + catalog.choices()
+        self.fields["event_types"].initial = list(self.instance.event_types or [])
+        self.fields["headers_text"].initial = "\n".join(
+            f"{name}: {MASK}" for name in (self.instance.headers or {})
+        )
+
+    def clean_url(self) -> str:
+        return validate_target_url(self.cleaned_data["url"].strip())
+
+    def clean_data_template(self) -> str:
+        template = self.cleaned_data.get("data_template", "")
+        if template.strip():
+            try:
+                templating.validate(template)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
+        return template
+
+    def clean_timeout(self):
+        timeout = self.cleaned_data.get("timeout")
+        limit = conf.get().max_timeout
+        if timeout is not None and not 0 < timeout <= limit:
+            raise ValidationError(f"Give a timeout between 0 and {limit:g} seconds.")
+        return timeout
+
+    def clean_headers_text(self) -> dict[str, str]:
+        return parse_headers(self.cleaned_data.get("headers_text", ""), self.instance.headers or {})
+
+    def clean_new_secret(self) -> str:
+        secret = self.cleaned_data.get("new_secret", "").strip()
+        if secret:
+            try:
+                signing.secret_key(secret)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
+        return secret
+
+    def clean(self):
+        data = super().clean()
+        scope = data.get("scope")
+        if scope == Scope.USER and not data.get("owner"):
+            self.add_error("owner", "A user webhook needs its user.")
+        if scope == Scope.NAMESPACE and not data.get("namespace"):
+            self.add_error("namespace", "A namespace webhook needs its namespace.")
+        for value in (data.get("name", ""), data.get("basic_auth_username", "")):
+            if any(c in value for c in "\r\n"):
+                raise ValidationError("Names may not contain line breaks.")
+        return data
+
+    def save(self, commit: bool = True) -> Webhook:
+        webhook: Webhook = super().save(commit=False)
+        webhook.event_types = list(self.cleaned_data.get("event_types") or [])
+        webhook.headers = self.cleaned_data.get("headers_text") or {}
+        if self.cleaned_data.get("new_secret"):
+            webhook.secret = self.cleaned_data["new_secret"]
+        elif not webhook.secret:
+            webhook.secret = signing.generate_secret()
+        if self.cleaned_data.get("clear_basic_auth_password"):
+            webhook.basic_auth_password = ""
+        elif self.cleaned_data.get("new_basic_auth_password"):
+            webhook.basic_auth_password = self.cleaned_data["new_basic_auth_password"]
+        if commit:
+            webhook.save()
+        return webhook

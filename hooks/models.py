@@ -1,0 +1,188 @@
+"""Webhooks (who wants what, where), events, deliveries and their attempts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from hooks import catalog
+
+
+class Scope(models.TextChoices):
+    SERVER = catalog.SERVER, "Server"
+    USER = catalog.USER, "User"
+    NAMESPACE = catalog.NAMESPACE, "Namespace"
+
+
+ALL_EVENTS = "*"
+
+
+class Webhook(models.Model):
+    name = models.CharField(max_length=100)
+    url = models.CharField("URL", max_length=2000)
+    active = models.BooleanField(
+        default=True, help_text="Inactive webhooks receive nothing, not even skipped records."
+    )
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.SERVER)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhooks",
+        help_text="The user of a user-scope webhook (also who is told when it fails).",
+    )
+    namespace = models.CharField(
+        max_length=100, blank=True, db_index=True, help_text="Namespace of a namespace webhook."
+    )
+    event_types = models.JSONField(
+        default=list, blank=True, help_text="Event types it receives; '*' means all of its scope."
+    )
+    secret = models.CharField(max_length=200, blank=True)
+    previous_secret = models.CharField(max_length=200, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    github_signature = models.BooleanField(
+        "GitHub-style signature",
+        default=False,
+        help_text="Also send X-Hub-Signature-256: sha256=<hex HMAC of the body>.",
+    )
+    headers = models.JSONField("custom headers", default=dict, blank=True)
+    basic_auth_username = models.CharField(max_length=200, blank=True)
+    basic_auth_password = models.CharField(max_length=200, blank=True)
+    data_template = models.TextField(
+        "JSON data template", blank=True, help_text="Blank sends the event payload."
+    )
+    timeout = models.FloatField(
+        null=True, blank=True, help_text="Seconds for the whole request; blank uses the default."
+    )
+    verify_tls = models.BooleanField("verify TLS certificates", default=True)
+
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=500, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scope", "name"]
+        indexes = [models.Index(fields=["scope", "active"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
+
+    def subscribes_to(self, event_type: str) -> bool:
+        return ALL_EVENTS in self.event_types or event_type in self.event_types
+
+    def signing_secrets(self, now: datetime | None = None) -> list[str]:
+        """The current secret, plus the previous one while its grace period lasts."""
+        now = now or timezone.now()
+        secrets_ = [self.secret] if self.secret else []
+        if (
+            self.previous_secret
+            and self.previous_secret_expires_at
+            and self.previous_secret_expires_at > now
+        ):
+            secrets_.append(self.previous_secret)
+        return secrets_
+
+
+class Event(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=100, db_index=True)
+    payload = models.JSONField(default=dict)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    namespace = models.CharField(max_length=100, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+
+class Delivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped (webhook disabled)"
+
+    # Sent as `webhook-id`: stable across retries and redeliveries.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    webhook = models.ForeignKey(
+        Webhook, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    target_url = models.CharField(
+        max_length=2000, blank=True, help_text="Explicit URL of a delivery without a webhook."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=10)
+    manual = models.BooleanField(
+        default=False, help_text="The next attempt was asked for by a person (redelivery)."
+    )
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A worker owns the delivery until claimed_until; claim_token says which worker.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True, db_index=True)
+    # Handed to the broker until then; after it the sweeper enqueues it again.
+    enqueued_until = models.DateTimeField(null=True, blank=True)
+    last_response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "deliveries"
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+    @property
+    def url(self) -> str:
+        return self.webhook.url if self.webhook_id else self.target_url
+
+
+class Attempt(models.Model):
+    class Trigger(models.TextChoices):
+        AUTOMATIC = "automatic", "Automatic"
+        MANUAL = "manual", "Manual redelivery"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveSmallIntegerField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.AUTOMATIC)
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField(default=0)
+    url = models.CharField(max_length=2000)
+    request_headers = models.JSONField(default=dict)
+    request_body = models.TextField(blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    succeeded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="attempt_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.number} of {self.delivery_id}"

@@ -1,0 +1,173 @@
+"""`emit()`: the transactional outbox. An event and its deliveries are written in the
+caller's transaction; the broker only hears about them once it commits."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from hooks import catalog, conf, delivery, ssrf
+from hooks.models import Attempt, Delivery, Event, Scope, Webhook
+
+log = logging.getLogger("hooks.outbox")
+
+# The broker has this long to start a delivery before the sweeper enqueues it again.
+ENQUEUE_GRACE = timedelta(seconds=60)
+TASK = "hooks.tasks.deliver"
+
+
+class PayloadTooLarge(ValueError):
+    pass
+
+
+def _namespace_key(namespace: Any) -> str:
+    if namespace is None or namespace == "":
+        return ""
+    return str(getattr(namespace, "pk", namespace))
+
+
+def _check_payload(payload: dict, settings: conf.HookSettings) -> None:
+    if not isinstance(payload, dict):
+        raise TypeError("An event payload is a JSON object (a dict).")
+    try:
+        size = len(delivery.encode_json(payload))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"The event payload is not JSON-serialisable: {exc}") from None
+    if size > settings.max_payload_bytes:
+        raise PayloadTooLarge(
+            f"The event payload is {size} bytes; the limit is {settings.max_payload_bytes}."
+        )
+
+
+def subscribers(event_type: catalog.EventType, user=None, namespace: str = "") -> list[Webhook]:
+    """Active webhooks that receive this event: server ones, the user's, the namespace's."""
+    scopes = Q(scope=Scope.SERVER) if catalog.SERVER in event_type.scopes else Q(pk__in=[])
+    if user is not None and catalog.USER in event_type.scopes:
+        scopes |= Q(scope=Scope.USER, owner=user)
+    if namespace and catalog.NAMESPACE in event_type.scopes:
+        scopes |= Q(scope=Scope.NAMESPACE, namespace=namespace)
+    candidates = Webhook.objects.filter(scopes, active=True)
+    return [w for w in candidates if w.subscribes_to(event_type.name)]
+
+
+def enqueue(ids: list) -> None:
+    """Hand deliveries to the broker in batches; a lost batch is found by the sweeper."""
+    from django_q.tasks import async_task
+
+    size = conf.get().batch_size
+    for start in range(0, len(ids), size):
+        async_task(TASK, [str(i) for i in ids[start : start + size]], task_name="hooks.deliver")
+
+
+def emit(
+    event_type: str,
+    payload: dict,
+    *,
+    user=None,
+    namespace: Any = None,
+    target_url: str | None = None,
+) -> Event:
+    """Record an event and a delivery per subscriber, in the caller's transaction.
+
+    `user` and `namespace` scope the event (their webhooks receive it as well as
+    the server's); `target_url` adds one delivery to that URL (a per-job callback).
+    Raises UnknownEventType, TypeError / PayloadTooLarge, or ssrf.UnsafeURL — and
+    then writes nothing.
+    """
+    spec = catalog.get(event_type)
+    settings = conf.get()
+    _check_payload(payload, settings)
+    if target_url:
+        ssrf.parse(target_url)
+    now = timezone.now()
+    namespace_key = _namespace_key(namespace)
+    attempts = len(settings.retry_schedule)
+    with transaction.atomic():
+        event = Event.objects.create(
+            type=event_type, payload=payload, user=user, namespace=namespace_key, created_at=now
+        )
+        rows = [
+            Delivery(
+                event=event,
+                webhook=webhook,
+                status=Delivery.Status.SKIPPED if webhook.is_disabled else Delivery.Status.PENDING,
+                max_attempts=attempts,
+                next_attempt_at=None if webhook.is_disabled else now,
+                enqueued_until=now + ENQUEUE_GRACE,
+                created_at=now,
+            )
+            for webhook in subscribers(spec, user, namespace_key)
+        ]
+        if target_url:
+            rows.append(
+                Delivery(
+                    event=event,
+                    target_url=target_url,
+                    max_attempts=attempts,
+                    next_attempt_at=now,
+                    enqueued_until=now + ENQUEUE_GRACE,
+                    created_at=now,
+                )
+            )
+        Delivery.objects.bulk_create(rows)
+        pending = [d.pk for d in rows if d.status == Delivery.Status.PENDING]
+        if pending:
+            transaction.on_commit(partial(enqueue, pending), robust=True)
+    return event
+
+
+def send_now(
+    event_type: str,
+    payload: dict,
+    *,
+    webhooks: list[Webhook] | None = None,
+    user=None,
+    namespace: Any = None,
+    target_url: str | None = None,
+) -> list[Attempt]:
+    """Deliver an event synchronously, once, and return the recorded attempts.
+
+    For blocking hooks (queue start/end, shutdown): the caller waits for the
+    receivers. `webhooks` limits the delivery to those webhooks (default: every
+    subscriber). Same transport, signing and records as `emit`; no retries.
+    Call it outside a transaction: its records must outlive the caller's rollback.
+    """
+    if connection.in_atomic_block:
+        log.warning(
+            "send_now(%s) called inside a transaction; its records may roll back.", event_type
+        )
+    spec = catalog.get(event_type)
+    settings = conf.get()
+    _check_payload(payload, settings)
+    if target_url:
+        ssrf.parse(target_url)
+    now = timezone.now()
+    token = uuid.uuid4()
+    namespace_key = _namespace_key(namespace)
+    targets = webhooks if webhooks is not None else subscribers(spec, user, namespace_key)
+    lease = now + timedelta(seconds=settings.claim_lease)
+    claimed = dict(
+        status=Delivery.Status.PENDING,
+        attempts=1,
+        max_attempts=1,
+        next_attempt_at=now,
+        claim_token=token,
+        claimed_until=lease,
+        created_at=now,
+    )
+    with transaction.atomic():
+        event = Event.objects.create(
+            type=event_type, payload=payload, user=user, namespace=namespace_key, created_at=now
+        )
+        rows = [Delivery(event=event, webhook=w, **claimed) for w in targets]
+        if target_url:
+            rows.append(Delivery(event=event, target_url=target_url, **claimed))
+        Delivery.objects.bulk_create(rows)
+    return delivery.run(token, rows)

@@ -1,0 +1,45 @@
+"""Secrets and signatures (Standard Webhooks v1, and GitHub-style for old receivers)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+
+SECRET_PREFIX = "whsec_"
+
+
+def generate_secret(nbytes: int = 32) -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(nbytes)).decode()
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_<base64>` secret; ValueError when it is not one."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"A secret starts with {SECRET_PREFIX!r}.")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except binascii.Error:
+        raise ValueError("The part after 'whsec_' is not valid base64.") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError("A secret holds 24 to 64 random bytes.")
+    return key
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """One `v1,<base64 HMAC-SHA256>` signature over `{id}.{timestamp}.{body}`."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_header(secrets_: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """Space-separated signatures, one per active secret (two while rotating)."""
+    return " ".join(sign(s, msg_id, timestamp, body) for s in secrets_)
+
+
+def github_signature(secret: str, body: bytes) -> str:
+    """`sha256=<hex>` keyed with the secret string as shown, as GitHub receivers expect."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

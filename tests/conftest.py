@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+from standardwebhooks.webhooks import Webhook as Verifier
+
+from hooks import catalog
+from hooks.models import Scope, Webhook
+from hooks.receiver import Receiver, Received
+from hooks.signing import generate_secret
+
+TEST_EVENT = "test.happened"
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
+
+
+@pytest.fixture(autouse=True)
+def allow_loopback(settings):
+    """Receivers run on 127.0.0.1; the default (refusing it) is proven in test_ssrf."""
+    settings.WEBHOOK_ALLOWED_NETWORKS = LOOPBACK
+
+
+@pytest.fixture(autouse=True, scope="session")
+def test_event_type():
+    if TEST_EVENT not in {t.name for t in catalog.all_types()}:
+        catalog.register(
+            TEST_EVENT,
+            "Something happened (tests only).",
+            scopes=(catalog.SERVER, catalog.USER, catalog.NAMESPACE),
+            example={"thing": 1},
+        )
+    yield TEST_EVENT
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as r:
+        yield r
+
+
+def make_webhook(url: str, **fields) -> Webhook:
+    fields.setdefault("name", "receiver")
+    fields.setdefault("scope", Scope.SERVER)
+    fields.setdefault("event_types", [TEST_EVENT])
+    fields.setdefault("secret", generate_secret())
+    return Webhook.objects.create(url=url, **fields)
+
+
+def verify(webhook: Webhook, request: Received) -> dict:
+    """The standardwebhooks library's verdict on a received request (raises if bad)."""
+    return Verifier(webhook.secret).verify(request.body, request.headers)
