@@ -87,7 +87,9 @@ class Receiver:
         self.released = threading.Event()  # set at stop: lets hanging responders return
         self._cond = threading.Condition()
         self._server = _Server((host, port), self, family)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def port(self) -> int:

@@ -103,13 +103,14 @@ def close_pools() -> None:
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
+    # NewConnectionError subclasses ConnectTimeoutError, so it goes first.
+    if isinstance(exc, NewConnectionError):
+        reason = str(exc).split(": ", 1)[-1]
+        return f"Could not connect: {reason}"
     if isinstance(exc, ConnectTimeoutError):
         return f"Connection timed out (connect timeout {timeout:g}s)."
     if isinstance(exc, ReadTimeoutError | TimeoutError):
         return f"The receiver did not answer within {timeout:g}s."
-    if isinstance(exc, NewConnectionError):
-        reason = str(exc).split(": ", 1)[-1]
-        return f"Could not connect: {reason}"
     if isinstance(exc, SSLError):
         return f"TLS error: {exc}"
     return f"{type(exc).__name__}: {exc}"
@@ -173,7 +174,7 @@ def send(
             result.body = _read_capped(response, body_cap, deadline)
             result.error = ""
             break
-        except (NewConnectionError, ConnectTimeoutError) as exc:
+        except ConnectTimeoutError as exc:  # includes NewConnectionError
             result.error = _describe(exc, request.connect_timeout)
             if index + 1 < len(addresses) and time.monotonic() < deadline:
                 continue  # try the host's next checked address
