@@ -1,0 +1,71 @@
+"""Two workers racing over the same due deliveries send each one once."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from hooks import claims, emit
+from hooks.models import Delivery
+from hooks.tasks import deliver_due, fail_abandoned
+from tests.conftest import TEST_EVENT, make_webhook
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_two_workers_racing_send_each_delivery_once(receiver):
+    for i in range(5):
+        make_webhook(receiver.url, name=f"w{i}")
+    for n in range(20):
+        emit(TEST_EVENT, {"n": n})
+    total = Delivery.objects.count()
+    assert total == 100
+    start = threading.Barrier(2)
+    sent = []
+
+    def worker():
+        try:
+            start.wait()
+            while count := deliver_due(limit=7):
+                sent.append(count)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert receiver.wait_for(total)
+    ids = Counter(r.headers["webhook-id"] for r in receiver.requests)
+    assert len(ids) == total and set(ids.values()) == {1}
+    assert sum(sent) == total
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_ends(receiver):
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    _, first = claims.claim(None, 10, lease=60)
+    _, second = claims.claim(None, 10, lease=60)
+    assert len(first) == 1 and second == []
+    later = timezone.now() + timedelta(seconds=61)
+    _, third = claims.claim(None, 10, lease=60, now=later)
+    assert [d.pk for d in third] == [first[0].pk]
+    assert third[0].attempts == 2  # the cut-short attempt counts
+
+
+def test_a_last_attempt_cut_short_is_failed_not_lost(receiver, settings):
+    settings.WEBHOOK_RETRY_SCHEDULE = [0]
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    claims.claim(None, 10, lease=60)  # ...and the worker dies
+    later = timezone.now() + timedelta(seconds=61)
+    assert fail_abandoned(later) == 1
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed" and "stopped during the last attempt" in delivery.last_error

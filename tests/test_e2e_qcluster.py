@@ -1,0 +1,83 @@
+"""End to end: a real `qcluster` process delivers a committed event to a real receiver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from hooks import emit
+from hooks.models import Delivery
+from tests.conftest import LOOPBACK, TEST_EVENT, make_webhook, verify
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """The test database, as the worker process must see it."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@pytest.fixture
+def qcluster(tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "WEBHOOK_ALLOWED_NETWORKS": ",".join(LOOPBACK),
+        "Q_WORKERS": "2",
+        "REDIS_URL": getattr(settings, "REDIS_URL", ""),
+    }
+    log = (tmp_path / "qcluster.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield proc
+    proc.send_signal(signal.SIGTERM)  # the main process only: a group kill can hang it
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    print((tmp_path / "qcluster.log").read_text()[-5000:])  # shown when a test fails
+    connection.close()
+
+
+def test_qcluster_delivers_a_committed_event(receiver, qcluster):
+    webhook = make_webhook(receiver.url)
+    emit(TEST_EVENT, {"hello": "world"})
+    assert receiver.wait_for(1, timeout=30), "the worker sent nothing"
+    assert verify(webhook, receiver.requests[0]) == {"hello": "world"}
+    delivery = Delivery.objects.get()
+    assert wait_until(lambda: Delivery.objects.get(pk=delivery.pk).status == "succeeded")
+    attempt = delivery.attempt_set.get()
+    assert attempt.response_status == 200 and attempt.succeeded
+    assert receiver.requests[0].headers["webhook-id"] == str(delivery.pk)
+    assert len(receiver.requests) == 1
