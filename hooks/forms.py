@@ -32,7 +32,10 @@ def validate_target_url(url: str) -> str:
 def parse_headers(text: str, existing: dict[str, str]) -> dict[str, str]:
     """`Name: value` lines. A value of ******** keeps the stored one (values are write-only)."""
     headers: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    text = text.replace("\r\n", "\n")
+    if "\r" in text:
+        raise ValidationError("Headers may not contain a bare carriage return (CR).")
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         name, sep, value = line.partition(":")
@@ -134,9 +137,11 @@ class WebhookForm(forms.ModelForm):
             self.add_error("owner", "A user webhook needs its user.")
         if scope == Scope.NAMESPACE and not data.get("namespace"):
             self.add_error("namespace", "A namespace webhook needs its namespace.")
-        for value in (data.get("name", ""), data.get("basic_auth_username", "")):
-            if any(c in value for c in "\r\n"):
-                raise ValidationError("Names may not contain line breaks.")
+        for field in ("name", "basic_auth_username"):
+            if any(c in data.get(field, "") for c in "\r\n"):
+                self.add_error(field, "This may not contain line breaks.")
+        if ":" in data.get("basic_auth_username", ""):
+            self.add_error("basic_auth_username", "A basic-auth username may not contain ':'.")
         return data
 
     def save(self, commit: bool = True) -> Webhook:

@@ -16,6 +16,7 @@ LOOPBACK = ["127.0.0.0/8", "::1/128"]
 def allow_loopback(settings):
     """Receivers run on 127.0.0.1; the default (refusing it) is proven in test_ssrf."""
     settings.WEBHOOK_ALLOWED_NETWORKS = LOOPBACK
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -81,7 +81,9 @@ def test_retry_after_http_date_is_honoured_and_clamped(receiver):
     from email.utils import format_datetime
 
     in_three_days = timezone.now() + timedelta(days=3)
-    delivery = deliver_once(receiver, Reply(503, {"Retry-After": format_datetime(in_three_days, usegmt=True)}))
+    delivery = deliver_once(
+        receiver, Reply(503, {"Retry-After": format_datetime(in_three_days, usegmt=True)})
+    )
     wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
     assert 86000 < wait <= 86400
 

@@ -57,7 +57,9 @@ def test_rotation_signs_with_both_secrets_for_a_day(receiver):
 def test_an_expired_previous_secret_no_longer_signs(receiver):
     old = signing.generate_secret()
     make_webhook(
-        receiver.url, previous_secret=old, previous_secret_expires_at=timezone.now() - timedelta(seconds=1)
+        receiver.url,
+        previous_secret=old,
+        previous_secret_expires_at=timezone.now() - timedelta(seconds=1),
     )
     emit(TEST_EVENT, {"n": 1})
     deliver_due()
@@ -106,7 +108,9 @@ def test_custom_headers_and_basic_auth_are_sent_but_stored_masked(receiver):
 
 
 def test_data_template_replaces_the_payload(receiver):
-    make_webhook(receiver.url, data_template='{"content": "n is %n%, %unknown% stays", "t": "%event_type%"}')
+    make_webhook(
+        receiver.url, data_template='{"content": "n is %n%, %unknown% stays", "t": "%event_type%"}'
+    )
     emit(TEST_EVENT, {"n": 'say "hi"'})
     deliver_due()
     import json

@@ -1,0 +1,170 @@
+"""The admin: creating webhooks (and refusing bad input), history, redelivery."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from hooks import emit
+from hooks.models import Attempt, Delivery, Webhook
+from hooks.receiver import Reply
+from hooks.tasks import deliver_due
+from tests.conftest import TEST_EVENT, make_webhook
+
+pytestmark = pytest.mark.django_db
+ADD = reverse("admin:hooks_webhook_add")
+
+
+def form(**overrides) -> dict:
+    data = {
+        "name": "CI",
+        "url": "https://ci.example.com/hook",
+        "active": "on",
+        "scope": "server",
+        "owner": "",
+        "namespace": "",
+        "event_types": [TEST_EVENT],
+        "data_template": "",
+        "headers_text": "",
+        "timeout": "",
+        "verify_tls": "on",
+        "basic_auth_username": "",
+        "new_basic_auth_password": "",
+        "new_secret": "",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_staff_creates_a_webhook_and_sees_its_secret_once(admin_client):
+    response = admin_client.post(ADD, form(headers_text="X-Api-Key: abc"), follow=True)
+    assert response.status_code == 200
+    webhook = Webhook.objects.get()
+    assert webhook.secret.startswith("whsec_")
+    assert webhook.headers == {"X-Api-Key": "abc"} and webhook.event_types == [TEST_EVENT]
+    assert webhook.secret in response.content.decode()
+    page = admin_client.get(
+        reverse("admin:hooks_webhook_change", args=[webhook.pk])
+    ).content.decode()
+    assert webhook.secret not in page and "abc" not in page  # write-only afterwards
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("url", "not-a-url", "Only http and https"),
+        ("url", "ftp://example.com/file", "Only http and https"),
+        ("url", "http://", "no host"),
+        ("data_template", '{"a": ', "not valid JSON"),
+        ("headers_text", "X-Evil: a\rInjected: 1", "carriage return"),
+        ("headers_text", "Bad Name: x", "not a valid header name"),
+        ("headers_text", "webhook-id: forged", "set by webhookhub itself"),
+        ("headers_text", "no colon here", "Name: value"),
+        ("new_secret", "hunter2", "starts with"),
+        ("timeout", "9999", "between 0 and"),
+        ("basic_auth_username", "a:b", "may not contain"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message(admin_client, field, value, message):
+    response = admin_client.post(ADD, form(**{field: value}))
+    assert response.status_code == 200  # the form again, not a redirect
+    assert message in response.content.decode()
+    assert Webhook.objects.count() == 0
+
+
+def test_internal_addresses_are_refused_when_saved(admin_client, settings):
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    for url in (
+        "http://127.0.0.1/x",
+        "http://localhost:8000/",
+        "http://[::1]/",
+        "http://2130706433/",
+    ):
+        response = admin_client.post(ADD, form(url=url))
+        assert "not allowed" in response.content.decode(), url
+    assert Webhook.objects.count() == 0
+
+
+def test_editing_keeps_write_only_values(admin_client):
+    webhook = make_webhook(
+        "https://ci.example.com/hook", headers={"X-Api-Key": "abc"}, basic_auth_username="u",
+        basic_auth_password="pw",
+    )  # fmt: skip
+    secret = webhook.secret
+    url = reverse("admin:hooks_webhook_change", args=[webhook.pk])
+    response = admin_client.post(
+        url,
+        form(
+            name="renamed", headers_text="X-Api-Key: ********\nX-Other: 1", basic_auth_username="u"
+        ),
+    )
+    assert response.status_code == 302
+    webhook.refresh_from_db()
+    assert webhook.name == "renamed" and webhook.secret == secret
+    assert webhook.headers == {"X-Api-Key": "abc", "X-Other": "1"}
+    assert webhook.basic_auth_password == "pw"
+
+
+def test_history_pages_and_filters_render(admin_client, receiver):
+    receiver.respond = lambda request: Reply(500, body=b'{"error": "boom"}')
+    webhook = make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    delivery = Delivery.objects.get()
+    changelist = reverse("admin:hooks_delivery_changelist")
+    for query in (
+        "",
+        "?status__exact=pending",
+        f"?webhook__id__exact={webhook.pk}",
+        f"?event__type={TEST_EVENT}",
+        "?created_at__gte=2020-01-01+00%3A00%3A00%2B00%3A00",
+    ):
+        response = admin_client.get(changelist + query)
+        assert response.status_code == 200 and str(delivery.pk) in response.content.decode(), query
+    assert (
+        str(delivery.pk)
+        not in admin_client.get(changelist + "?status__exact=failed").content.decode()
+    )
+    detail = admin_client.get(
+        reverse("admin:hooks_delivery_change", args=[delivery.pk])
+    ).content.decode()
+    assert "Request" in detail and "Response" in detail and "boom" in detail
+    assert "webhook-signature" in detail
+    for name in ("hooks_event_changelist", "hooks_webhook_changelist"):
+        assert admin_client.get(reverse(f"admin:{name}")).status_code == 200
+
+
+def test_redeliver_action_makes_a_new_attempt_with_the_same_id(admin_client, receiver):
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    delivery = Delivery.objects.get()
+    assert delivery.status == "succeeded"
+    response = admin_client.post(
+        reverse("admin:hooks_delivery_changelist"),
+        {"action": "redeliver", "_selected_action": [str(delivery.pk)]},
+        follow=True,
+    )
+    assert "1 deliveries queued for redelivery" in response.content.decode()
+    assert deliver_due() == 1
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [str(delivery.pk)] * 2
+    attempts = list(delivery.attempt_set.values_list("number", "trigger"))
+    assert attempts == [(1, Attempt.Trigger.AUTOMATIC), (2, Attempt.Trigger.MANUAL)]
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded"
+
+
+def test_a_failed_redelivery_gets_one_attempt_only(admin_client, receiver):
+    receiver.respond = lambda request: Reply(410)
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    delivery = Delivery.objects.get()
+    admin_client.post(
+        reverse("admin:hooks_delivery_changelist"),
+        {"action": "redeliver", "_selected_action": [str(delivery.pk)]},
+    )
+    receiver.respond = lambda request: Reply(500)
+    assert deliver_due() == 1  # sent although the webhook is disabled: a person asked
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and delivery.attempts == 2
