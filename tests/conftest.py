@@ -5,7 +5,7 @@ from standardwebhooks.webhooks import Webhook as Verifier
 
 from hooks import catalog
 from hooks.models import Scope, Webhook
-from hooks.receiver import Receiver, Received
+from hooks.receiver import Received, Receiver
 from hooks.signing import generate_secret
 
 TEST_EVENT = "test.happened"

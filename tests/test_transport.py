@@ -1,0 +1,82 @@
+"""The transport: pooled connections, pinning, concurrency, send_now."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from hooks import emit, send_now, transport
+from hooks.models import Delivery
+from hooks.receiver import Receiver, Reply
+from hooks.tasks import deliver_due
+from tests.conftest import TEST_EVENT, make_webhook, verify
+
+pytestmark = pytest.mark.django_db
+
+
+def test_connections_are_reused_between_deliveries(receiver):
+    transport.close_pools()
+    make_webhook(receiver.url)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n})
+        deliver_due()
+    assert len(receiver.requests) == 3
+    assert len({r.client for r in receiver.requests}) == 1  # one keep-alive connection
+
+
+def test_ipv6_loopback_receiver_when_allowed():
+    with Receiver(host="::1") as v6:
+        make_webhook(v6.url)
+        emit(TEST_EVENT, {"n": 1})
+        deliver_due()
+        assert len(v6.requests) == 1
+        assert v6.requests[0].headers["Host"] == f"[::1]:{v6.port}"
+
+
+def test_a_slow_endpoint_does_not_hold_up_the_others_in_a_batch(receiver):
+    """Deliveries in one batch are in flight together: the fast ones land while one hangs."""
+    fast_done = threading.Event()
+    with Receiver() as slow:
+        slow.respond = lambda request: fast_done.wait(10) and Reply(200)
+        make_webhook(slow.url, name="slow")
+        for i in range(5):
+            make_webhook(receiver.url, name=f"fast{i}")
+
+        def watch():
+            if receiver.wait_for(5, timeout=10):
+                fast_done.set()
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        emit(TEST_EVENT, {"n": 1})
+        assert deliver_due() == 6
+        watcher.join()
+    # The slow receiver only answered after all five fast ones had arrived.
+    assert fast_done.is_set()
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_send_now_delivers_synchronously_once(receiver):
+    webhook = make_webhook(receiver.url)
+    attempts = send_now(TEST_EVENT, {"queue": "busy"})
+    assert len(attempts) == 1 and attempts[0].response_status == 200
+    assert verify(webhook, receiver.requests[0]) == {"queue": "busy"}
+    assert Delivery.objects.get().status == "succeeded"
+
+
+def test_send_now_does_not_retry_a_failure(receiver):
+    receiver.respond = lambda request: Reply(500)
+    make_webhook(receiver.url)
+    [attempt] = send_now(TEST_EVENT, {"queue": "idle"})
+    assert attempt.response_status == 500
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed" and delivery.attempts == 1
+    assert deliver_due() == 0
+
+
+def test_send_now_to_chosen_webhooks_only(receiver):
+    chosen = make_webhook(receiver.url, name="chosen")
+    make_webhook(receiver.url, name="other")
+    send_now(TEST_EVENT, {}, webhooks=[chosen])
+    assert [r.headers["X-Webhookhub-Hook"] for r in receiver.requests] == [str(chosen.pk)]
