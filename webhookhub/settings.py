@@ -144,6 +144,8 @@ WEBHOOK_RETRY_SCHEDULE = env.list(
 WEBHOOK_MAX_TIMEOUT = 600.0
 WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=32)
 WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=32)
+WEBHOOK_MAX_PAYLOAD_BYTES = env.int("WEBHOOK_MAX_PAYLOAD_BYTES", default=256 * 1024)
+WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=50.0)
 
 # --- django-q2 -----------------------------------------------------------
 # A task runs a batch of at most WEBHOOK_BATCH_SIZE deliveries concurrently, so it
