@@ -7,6 +7,7 @@ up an integration (the `webhooks receive` command builds on it).
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -80,13 +81,22 @@ class _Handler(BaseHTTPRequestHandler):
 class Receiver:
     """`with Receiver() as r:` serves on r.url; r.wait_for(n) blocks until n requests arrived."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, respond: Responder | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        respond: Responder | None = None,
+        tls: ssl.SSLContext | None = None,
+    ):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.requests: list[Received] = []
         self.respond: Responder = respond or (lambda request: Reply())
         self.released = threading.Event()  # set at stop: lets hanging responders return
         self._cond = threading.Condition()
         self._server = _Server((host, port), self, family)
+        self.scheme = "https" if tls else "http"
+        if tls:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -99,7 +109,7 @@ class Receiver:
     def url(self) -> str:
         host = self._server.server_address[0]
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/hook"
+        return f"{self.scheme}://{host}:{self.port}/hook"
 
     def handle(self, request: Received) -> Reply | None:
         with self._cond:

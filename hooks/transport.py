@@ -52,6 +52,10 @@ class Result:
         return self.status is not None and 200 <= self.status < 300
 
 
+# Unverified TLS is a per-webhook choice an administrator made (and is recorded);
+# urllib3's warning on every such request would only flood the worker log.
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
 _lock = threading.Lock()
 _pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
 _contexts: dict[bool, ssl.SSLContext] = {}

@@ -80,3 +80,75 @@ def test_send_now_to_chosen_webhooks_only(receiver):
     make_webhook(receiver.url, name="other")
     send_now(TEST_EVENT, {}, webhooks=[chosen])
     assert [r.headers["X-Webhookhub-Hook"] for r in receiver.requests] == [str(chosen.pk)]
+
+
+@pytest.fixture(scope="module")
+def ca():
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_receiver(ca):
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    with Receiver(tls=context) as r:
+        yield r
+
+
+@pytest.fixture
+def trust(ca):
+    """Trust the test CA, as an operator would with an internal CA."""
+    import ssl
+
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    saved = transport._contexts.get(True)
+    transport._contexts[True] = context
+    transport.close_pools()
+    yield
+    transport._contexts.pop(True)
+    if saved:
+        transport._contexts[True] = saved
+    transport.close_pools()
+
+
+def test_https_is_pinned_but_keeps_the_server_name(tls_receiver, trust):
+    """Connects to the checked 127.0.0.1, yet verifies the certificate for 'localhost'."""
+    make_webhook(f"https://localhost:{tls_receiver.port}/hook")
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    assert len(tls_receiver.requests) == 1
+    assert Delivery.objects.get().status == "succeeded"
+
+
+def test_https_with_an_untrusted_certificate_fails_clearly(tls_receiver):
+    transport.close_pools()
+    make_webhook(f"https://localhost:{tls_receiver.port}/hook")
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    assert "TLS error" in Delivery.objects.get().last_error
+    assert tls_receiver.requests == []
+
+
+def test_https_without_verification_when_the_webhook_says_so(tls_receiver):
+    make_webhook(f"https://localhost:{tls_receiver.port}/hook", verify_tls=False)
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    assert len(tls_receiver.requests) == 1
+
+
+def test_https_certificate_for_another_name_is_refused(ca, trust):
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("other.example").configure_cert(context)
+    with Receiver(tls=context) as wrong:
+        make_webhook(f"https://localhost:{wrong.port}/hook")
+        emit(TEST_EVENT, {"n": 1})
+        deliver_due()
+        assert "TLS error" in Delivery.objects.get().last_error
+        assert wrong.requests == []

@@ -11,7 +11,9 @@ from django.core.management import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Start the web server and a qcluster worker side by side (what `make run` runs)."
+    help = (
+        "Start the web server (gunicorn) and a qcluster worker side by side (what `make run` runs)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -25,7 +27,21 @@ class Command(BaseCommand):
         children = [
             subprocess.Popen([*manage, "qcluster"], start_new_session=True),
             subprocess.Popen(
-                [*manage, "runserver", "--noreload", f"{host}:{port}"], start_new_session=True
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "webhookhub.wsgi",
+                    "--bind",
+                    f"{host}:{port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "--access-logfile",
+                    "-",
+                ],
+                start_new_session=True,
             ),
         ]
         self.stdout.write(f"webhookhub is running on http://{host}:{port}/admin/ (Ctrl-C stops it)")
