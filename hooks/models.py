@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -19,6 +19,7 @@ class Scope(models.TextChoices):
 
 
 ALL_EVENTS = "*"
+ROTATION_GRACE = timedelta(hours=24)
 
 
 class Webhook(models.Model):
@@ -82,6 +83,18 @@ class Webhook(models.Model):
 
     def subscribes_to(self, event_type: str) -> bool:
         return ALL_EVENTS in self.event_types or event_type in self.event_types
+
+    def rotate_secret(self, now: datetime | None = None) -> str:
+        """Put a new secret in place; the old one keeps signing for ROTATION_GRACE."""
+        from hooks.signing import generate_secret
+
+        now = now or timezone.now()
+        if self.secret:
+            self.previous_secret = self.secret
+            self.previous_secret_expires_at = now + ROTATION_GRACE
+        self.secret = generate_secret()
+        self.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+        return self.secret
 
     def signing_secrets(self, now: datetime | None = None) -> list[str]:
         """The current secret, plus the previous one while its grace period lasts."""

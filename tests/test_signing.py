@@ -54,6 +54,14 @@ def test_rotation_signs_with_both_secrets_for_a_day(receiver):
     Verifier(old).verify(request.body, request.headers)
 
 
+def test_rotate_secret_keeps_the_old_one_for_24_hours(receiver):
+    webhook = make_webhook(receiver.url)
+    old = webhook.secret
+    new = webhook.rotate_secret()
+    assert new != old and webhook.signing_secrets() == [new, old]
+    assert webhook.signing_secrets(timezone.now() + timedelta(hours=24, seconds=1)) == [new]
+
+
 def test_an_expired_previous_secret_no_longer_signs(receiver):
     old = signing.generate_secret()
     make_webhook(
