@@ -30,6 +30,9 @@ class HookSettings:
     max_payload_bytes: int
     sweep_seconds: float
     user_agent: str
+    disable_after_days: float
+    disable_after_failed_deliveries: int
+    history_days: int
 
 
 def parse_networks(values: list[str] | tuple[str, ...]) -> tuple[IPNetwork, ...]:
@@ -70,4 +73,9 @@ def get() -> HookSettings:
         max_payload_bytes=int(getattr(settings, "WEBHOOK_MAX_PAYLOAD_BYTES", 256 * 1024)),
         sweep_seconds=float(getattr(settings, "WEBHOOK_SWEEP_SECONDS", 50.0)),
         user_agent=f"webhookhub/{__version__}",
+        disable_after_days=float(getattr(settings, "WEBHOOK_DISABLE_AFTER_DAYS", 5)),
+        disable_after_failed_deliveries=int(
+            getattr(settings, "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES", 20)
+        ),
+        history_days=int(getattr(settings, "WEBHOOK_HISTORY_DAYS", 30)),
     )

@@ -13,12 +13,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from hooks import conf, retry, templating, transport
-from hooks.models import Attempt, Delivery, Webhook
+from hooks import conf, formats, health, retry, templating, transport
+from hooks.models import Attempt, BodyFormat, Delivery, Webhook
 
 log = logging.getLogger("hooks.delivery")
 
@@ -35,16 +33,21 @@ def encode_json(data) -> bytes:
 
 
 def body_for(delivery: Delivery) -> bytes:
-    """The event payload, or the webhook's data template filled from it."""
+    """The webhook's data template filled from the event, a chat message, or the payload."""
     event = delivery.event
-    template = delivery.webhook.data_template.strip() if delivery.webhook_id else ""
-    if not template:
-        return encode_json(event.payload)
-    values = templating.flatten(event.payload if isinstance(event.payload, dict) else {})
-    values.update(
-        event_type=event.type, event_id=str(event.id), timestamp=event.created_at.isoformat()
-    )
-    return templating.render(template, values).encode()
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    webhook = delivery.webhook
+    template = webhook.data_template.strip() if webhook else ""
+    if template:
+        values = templating.flatten(payload)
+        values.update(
+            event_type=event.type, event_id=str(event.id), timestamp=event.created_at.isoformat()
+        )
+        return templating.render(template, values).encode()
+    fmt = formats.effective(webhook.format, webhook.url) if webhook else BodyFormat.JSON
+    if fmt != BodyFormat.JSON:
+        return encode_json(formats.chat_body(fmt, formats.message(event.type, payload)))
+    return encode_json(event.payload)
 
 
 def build(
@@ -124,40 +127,6 @@ def _next_step(delivery: Delivery, result: transport.Result, settings, now) -> d
     return {"status": Status.PENDING, "next_attempt_at": next_at}
 
 
-def _update_webhook_health(webhook: Webhook, result: transport.Result, now: datetime) -> None:
-    rows = Webhook.objects.filter(pk=webhook.pk)
-    if result.ok:
-        if webhook.consecutive_failures or webhook.failing_since:
-            rows.update(consecutive_failures=0, failing_since=None)
-        return
-    rows.update(
-        consecutive_failures=F("consecutive_failures") + 1,
-        failing_since=Coalesce(F("failing_since"), now),
-    )
-    if result.status == 410 and not webhook.is_disabled:
-        disable(webhook, "The receiver answered 410 Gone.", now)
-
-
-def disable(webhook: Webhook, reason: str, now: datetime | None = None) -> None:
-    """Disable a webhook and announce it as a `webhook.disabled` event."""
-    from hooks.outbox import emit
-
-    now = now or timezone.now()
-    changed = Webhook.objects.filter(pk=webhook.pk, disabled_at__isnull=True).update(
-        disabled_at=now, disabled_reason=reason[:500]
-    )
-    if changed:
-        log.warning("Webhook %s (%s) disabled: %s", webhook.pk, webhook.name, reason)
-        emit(
-            "webhook.disabled",
-            {
-                "event": "webhook_disabled",
-                "webhook": {"id": webhook.pk, "name": webhook.name, "url": webhook.url},
-                "reason": reason,
-            },
-        )
-
-
 def record(
     delivery: Delivery,
     token: uuid.UUID,
@@ -194,7 +163,7 @@ def record(
             **step,
         )
         if delivery.webhook_id:
-            _update_webhook_health(delivery.webhook, result, now)
+            health.after_attempt(delivery.webhook, result.ok, result.status, step["status"], now)
     if not result.ok:
         log.info(
             "Delivery %s attempt %s failed: %s",

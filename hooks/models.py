@@ -22,6 +22,15 @@ ALL_EVENTS = "*"
 ROTATION_GRACE = timedelta(hours=24)
 
 
+class BodyFormat(models.TextChoices):
+    AUTO = "auto", "Auto (detect from the URL)"
+    JSON = "json", "JSON payload"
+    DISCORD = "discord", "Discord"
+    SLACK = "slack", "Slack"
+    GOOGLE_CHAT = "google_chat", "Google Chat"
+    TEAMS = "teams", "Microsoft Teams"
+
+
 class Webhook(models.Model):
     name = models.CharField(max_length=100)
     url = models.CharField("URL", max_length=2000)
@@ -61,9 +70,17 @@ class Webhook(models.Model):
         null=True, blank=True, help_text="Seconds for the whole request; blank uses the default."
     )
     verify_tls = models.BooleanField("verify TLS certificates", default=True)
+    format = models.CharField(
+        max_length=16,
+        choices=BodyFormat.choices,
+        default=BodyFormat.AUTO,
+        help_text="Auto: a chat message for Discord, Slack, Google Chat and Teams URLs, "
+        "the JSON payload otherwise. A data template always wins.",
+    )
 
     consecutive_failures = models.PositiveIntegerField(default=0)
     failing_since = models.DateTimeField(null=True, blank=True)
+    consecutive_failed_deliveries = models.PositiveIntegerField(default=0)
     disabled_at = models.DateTimeField(null=True, blank=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
 

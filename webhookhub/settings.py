@@ -146,6 +146,16 @@ WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=32)
 WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=32)
 WEBHOOK_MAX_PAYLOAD_BYTES = env.int("WEBHOOK_MAX_PAYLOAD_BYTES", default=256 * 1024)
 WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=50.0)
+# A failing endpoint is disabled after this many days of failing (0: never) ...
+WEBHOOK_DISABLE_AFTER_DAYS = env.float("WEBHOOK_DISABLE_AFTER_DAYS", default=5.0)
+# ... or after this many deliveries in a row failed for good (0: never).
+WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES = env.int(
+    "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES", default=20
+)
+# Delivery history older than this is pruned daily (0: keep forever).
+WEBHOOK_HISTORY_DAYS = env.int("WEBHOOK_HISTORY_DAYS", default=30)
+ADMINS = [("", email) for email in env.list("ADMIN_EMAILS", default=[])]
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webhookhub@localhost")
 
 # --- django-q2 -----------------------------------------------------------
 # A task runs a batch of at most WEBHOOK_BATCH_SIZE deliveries concurrently, so it

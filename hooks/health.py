@@ -1,0 +1,130 @@
+"""A webhook's health: failure counts, disabling a failing endpoint and telling its owner,
+and re-enabling it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+
+from hooks import conf
+from hooks.models import Delivery, Webhook
+
+log = logging.getLogger("hooks.health")
+
+
+def after_attempt(
+    webhook: Webhook, ok: bool, status: int | None, final: str, now: datetime
+) -> None:
+    """Update the failure counters after an attempt, and disable the webhook when a rule says so."""
+    rows = Webhook.objects.filter(pk=webhook.pk)
+    if ok:
+        if (
+            webhook.consecutive_failures
+            or webhook.failing_since
+            or webhook.consecutive_failed_deliveries
+        ):
+            rows.update(consecutive_failures=0, failing_since=None, consecutive_failed_deliveries=0)
+        return
+    rows.update(
+        consecutive_failures=F("consecutive_failures") + 1,
+        failing_since=Coalesce(F("failing_since"), Value(now)),
+        consecutive_failed_deliveries=F("consecutive_failed_deliveries")
+        + (1 if final == Delivery.Status.FAILED else 0),
+    )
+    if webhook.is_disabled:
+        return
+    if status == 410:
+        disable(webhook, "The receiver answered 410 Gone.", now)
+        return
+    webhook.refresh_from_db(fields=["failing_since", "consecutive_failed_deliveries"])
+    reason = _rule_broken(webhook, now)
+    if reason:
+        disable(webhook, reason, now)
+
+
+def _rule_broken(webhook: Webhook, now: datetime) -> str:
+    settings_ = conf.get()
+    days = settings_.disable_after_days
+    if days and webhook.failing_since and webhook.failing_since <= now - timedelta(days=days):
+        return f"Every attempt has failed since {webhook.failing_since:%Y-%m-%d %H:%M} UTC ({days:g} days or more)."
+    limit = settings_.disable_after_failed_deliveries
+    if limit and webhook.consecutive_failed_deliveries >= limit:
+        return f"{webhook.consecutive_failed_deliveries} deliveries in a row failed after all their retries."
+    return ""
+
+
+def disable(webhook: Webhook, reason: str, now: datetime | None = None) -> bool:
+    """Disable the webhook, announce it (`webhook.disabled`) and email its owner."""
+    from hooks.outbox import emit
+
+    now = now or timezone.now()
+    changed = Webhook.objects.filter(pk=webhook.pk, disabled_at__isnull=True).update(
+        disabled_at=now, disabled_reason=reason[:500]
+    )
+    if not changed:
+        return False
+    webhook.disabled_at, webhook.disabled_reason = now, reason[:500]
+    log.warning("Webhook %s (%s) disabled: %s", webhook.pk, webhook.name, reason)
+    emit(
+        "webhook.disabled",
+        {
+            "event": "webhook_disabled",
+            "webhook": {"id": webhook.pk, "name": webhook.name, "url": webhook.url},
+            "reason": reason,
+        },
+    )
+    transaction.on_commit(lambda: _email_owner(webhook, reason), robust=True)
+    return True
+
+
+def enable(webhook: Webhook) -> None:
+    """Turn a disabled webhook back on with clean failure counters."""
+    Webhook.objects.filter(pk=webhook.pk).update(
+        disabled_at=None,
+        disabled_reason="",
+        consecutive_failures=0,
+        failing_since=None,
+        consecutive_failed_deliveries=0,
+    )
+    webhook.refresh_from_db()
+
+
+def recipients(webhook: Webhook) -> list[str]:
+    """Who is told: the owner of a user webhook, else the site's administrators."""
+    if webhook.owner_id and webhook.owner.email:
+        return [webhook.owner.email]
+    admins = get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(email="")
+    emails = list(admins.values_list("email", flat=True))
+    emails += [email for _name, email in getattr(settings, "ADMINS", [])]
+    return sorted(set(emails))
+
+
+def _email_owner(webhook: Webhook, reason: str) -> None:
+    to = recipients(webhook)
+    if not to:
+        log.warning(
+            "Nobody to tell that webhook %s was disabled (no owner or admin email).", webhook.pk
+        )
+        return
+    link = settings.SITE_URL + reverse("admin:hooks_webhook_change", args=[webhook.pk])
+    send_mail(
+        subject=f"[webhookhub] Webhook “{webhook.name}” was disabled",
+        message=(
+            f"The webhook “{webhook.name}” ({webhook.url}) was disabled.\n\n"
+            f"Why: {reason}\n\n"
+            "Deliveries made while it is disabled are kept as skipped. Once the receiver "
+            "works again, re-enable the webhook (or send a test event) and replay what it "
+            f"missed:\n{link}\n"
+        ),
+        from_email=None,
+        recipient_list=to,
+    )
