@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from django.contrib import admin, messages
-from django.db import transaction
+from django.urls import path
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from hooks import redelivery
+from hooks import admin_views, catalog, delivery
 from hooks.forms import WebhookForm
 from hooks.models import Attempt, Delivery, Event, Webhook
 
@@ -19,7 +21,7 @@ class WebhookAdmin(admin.ModelAdmin):
     list_display = ["name", "scope", "url", "active", "health", "updated_at"]
     list_filter = ["scope", "active", ("disabled_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "url", "namespace"]
-    readonly_fields = ["health", "secret_state", "created_at", "updated_at"]
+    readonly_fields = ["health", "secret_state", "preview", "created_at", "updated_at"]
     autocomplete_fields = ["owner"]
     fieldsets = [
         (None, {"fields": ["name", "url", "active", "event_types", "health"]}),
@@ -28,7 +30,7 @@ class WebhookAdmin(admin.ModelAdmin):
             "Request",
             {
                 "fields": [
-                    "data_template", "headers_text", "timeout", "verify_tls",
+                    "format", "data_template", "preview", "headers_text", "timeout", "verify_tls",
                     "basic_auth_username", "new_basic_auth_password", "clear_basic_auth_password",
                 ]
             },
@@ -36,6 +38,55 @@ class WebhookAdmin(admin.ModelAdmin):
         ("Signing", {"fields": ["secret_state", "new_secret", "github_signature"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]  # fmt: skip
+
+    def get_urls(self):
+        def view(func, name_suffix: str, path_suffix: str):
+            wrapped = self.admin_site.admin_view(partial(func, model_admin=self))
+            return path(f"<int:pk>/{path_suffix}/", wrapped, name=f"hooks_webhook_{name_suffix}")
+
+        return [
+            view(admin_views.send_test, "test", "test"),
+            view(admin_views.rotate_secret, "rotate", "rotate-secret"),
+            view(admin_views.enable, "enable", "enable"),
+            view(admin_views.replay, "replay", "replay"),
+        ] + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        for webhook in Webhook.objects.filter(disabled_at__isnull=False):
+            self.message_user(
+                request,
+                f"“{webhook.name}” is disabled: {webhook.disabled_reason}",
+                messages.WARNING,
+            )
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        webhook = Webhook.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if webhook and webhook.is_disabled and request.method == "GET":
+            self.message_user(
+                request,
+                f"This webhook is disabled since {webhook.disabled_at:%Y-%m-%d %H:%M} UTC: "
+                f"{webhook.disabled_reason} Deliveries meanwhile are kept as skipped.",
+                messages.WARNING,
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="preview")
+    def preview(self, obj: Webhook) -> str:
+        """The body each subscribed event type's example would get."""
+        if not obj.pk:
+            return "Save to see a preview."
+        types = [t for t in catalog.all_types() if obj.subscribes_to(t.name)][:3]
+        if not types:
+            return "Subscribe to an event type to see a preview."
+        blocks = []
+        for spec in types:
+            event = Event(type=spec.name, payload=spec.example, created_at=timezone.now())
+            body = delivery.body_for(Delivery(event=event, webhook=obj))
+            blocks.append((spec.name, _pretty(body.decode())))
+        return format_html_join(
+            "", "<p><strong>{}</strong></p><pre style='white-space:pre-wrap'>{}</pre>", blocks
+        )
 
     def get_queryset(self, request):
         # Server webhooks first; user and namespace views come with their pages.
@@ -154,11 +205,9 @@ class DeliveryAdmin(admin.ModelAdmin):
     def target(self, obj: Delivery) -> str:
         return obj.webhook.name if obj.webhook_id else obj.target_url
 
-    @admin.action(description="Redeliver the selected deliveries", permissions=["change"])
-    def redeliver(self, request, queryset) -> None:
-        with transaction.atomic():
-            count = redelivery.request(queryset)
-        self.message_user(request, f"{count} deliveries queued for redelivery.", messages.SUCCESS)
+    @admin.action(description="Redeliver the selected deliveries…", permissions=["change"])
+    def redeliver(self, request, queryset):
+        return admin_views.confirm_redeliver(self, request, queryset)
 
 
 class DeliveryInline(admin.TabularInline):

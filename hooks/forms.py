@@ -88,7 +88,8 @@ class WebhookForm(forms.ModelForm):
         model = Webhook
         fields = [
             "name", "url", "active", "scope", "owner", "namespace", "event_types",
-            "data_template", "timeout", "verify_tls", "github_signature", "basic_auth_username",
+            "format", "data_template", "timeout", "verify_tls", "github_signature",
+            "basic_auth_username",
         ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):
@@ -159,3 +160,35 @@ class WebhookForm(forms.ModelForm):
         if commit:
             webhook.save()
         return webhook
+
+
+class ReplayForm(forms.Form):
+    """Which finished deliveries of a webhook to send again."""
+
+    since = forms.DateTimeField(
+        required=False,
+        help_text="Created at or after (YYYY-MM-DD HH:MM, UTC). Blank: from the beginning.",
+    )
+    until = forms.DateTimeField(required=False, help_text="Created before. Blank: until now.")
+    statuses = forms.MultipleChoiceField(
+        choices=[("failed", "Failed"), ("skipped", "Skipped (while disabled)")],
+        initial=["failed", "skipped"],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked means both.",
+    )
+    event_type = forms.ChoiceField(required=False, choices=())
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["event_type"].choices = [("", "Any event type")] + [
+            (t.name, t.name) for t in catalog.all_types()
+        ]
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            raise ValidationError("'Since' must be before 'until'.")
+        data["statuses"] = data.get("statuses") or ["failed", "skipped"]
+        return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 
 from django.db import transaction
@@ -9,7 +10,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from hooks import outbox
-from hooks.models import Delivery
+from hooks.models import Delivery, Webhook
 
 Status = Delivery.Status
 
@@ -41,3 +42,39 @@ def request(deliveries: QuerySet[Delivery]) -> int:
     if ids:
         transaction.on_commit(partial(outbox.enqueue, ids), robust=True)
     return len(ids)
+
+
+REPLAYABLE = (Status.FAILED, Status.SKIPPED)
+
+
+def select(
+    *,
+    webhook: Webhook | None = None,
+    statuses: tuple[str, ...] | list[str] = REPLAYABLE,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    event_type: str | None = None,
+) -> QuerySet[Delivery]:
+    """Deliveries to replay: by webhook, final status, creation time range and event type."""
+    deliveries = Delivery.objects.filter(status__in=list(statuses))
+    if webhook is not None:
+        deliveries = deliveries.filter(webhook=webhook)
+    if since is not None:
+        deliveries = deliveries.filter(created_at__gte=since)
+    if until is not None:
+        deliveries = deliveries.filter(created_at__lt=until)
+    if event_type:
+        deliveries = deliveries.filter(event__type=event_type)
+    return deliveries.order_by("created_at")
+
+
+def request_in_batches(deliveries: QuerySet[Delivery], batch: int = 500, progress=None) -> int:
+    """Queue a large selection for redelivery a batch per transaction (short locks)."""
+    ids = list(deliveries.values_list("pk", flat=True))
+    done = 0
+    for start in range(0, len(ids), batch):
+        with transaction.atomic():
+            done += request(Delivery.objects.filter(pk__in=ids[start : start + batch]))
+        if progress:
+            progress(min(start + batch, len(ids)), len(ids))
+    return done

@@ -24,6 +24,7 @@ def form(**overrides) -> dict:
         "owner": "",
         "namespace": "",
         "event_types": [TEST_EVENT],
+        "format": "auto",
         "data_template": "",
         "headers_text": "",
         "timeout": "",
@@ -140,11 +141,12 @@ def test_redeliver_action_makes_a_new_attempt_with_the_same_id(admin_client, rec
     deliver_due()
     delivery = Delivery.objects.get()
     assert delivery.status == "succeeded"
-    response = admin_client.post(
-        reverse("admin:hooks_delivery_changelist"),
-        {"action": "redeliver", "_selected_action": [str(delivery.pk)]},
-        follow=True,
-    )
+    changelist = reverse("admin:hooks_delivery_changelist")
+    selection = {"action": "redeliver", "_selected_action": [str(delivery.pk)]}
+    confirm = admin_client.post(changelist, selection).content.decode()
+    assert "Redeliver <strong>1</strong> delivery?" in confirm
+    assert deliver_due() == 0  # nothing happens before the confirmation
+    response = admin_client.post(changelist, {**selection, "confirm": "yes"}, follow=True)
     assert "1 deliveries queued for redelivery" in response.content.decode()
     assert deliver_due() == 1
     assert [r.headers["webhook-id"] for r in receiver.requests] == [str(delivery.pk)] * 2
@@ -162,7 +164,7 @@ def test_a_failed_redelivery_gets_one_attempt_only(admin_client, receiver):
     delivery = Delivery.objects.get()
     admin_client.post(
         reverse("admin:hooks_delivery_changelist"),
-        {"action": "redeliver", "_selected_action": [str(delivery.pk)]},
+        {"action": "redeliver", "_selected_action": [str(delivery.pk)], "confirm": "yes"},
     )
     receiver.respond = lambda request: Reply(500)
     assert deliver_due() == 1  # sent although the webhook is disabled: a person asked

@@ -25,7 +25,9 @@ def admin_with_email(django_user_model):
 def test_failing_for_five_days_disables_and_tells_the_admins(receiver, admin_with_email):
     receiver.respond = lambda request: Reply(500)
     webhook = make_webhook(receiver.url)
-    Webhook.objects.filter(pk=webhook.pk).update(failing_since=timezone.now() - timedelta(days=5, seconds=1))
+    Webhook.objects.filter(pk=webhook.pk).update(
+        failing_since=timezone.now() - timedelta(days=5, seconds=1)
+    )
     emit(TEST_EVENT, {"n": 1})
     deliver_due()
     webhook.refresh_from_db()

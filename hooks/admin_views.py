@@ -1,0 +1,131 @@
+"""Admin pages beyond the model admin: test ping, secret rotation, re-enable, replay,
+and the redelivery confirmation."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from hooks import health, ping, redelivery
+from hooks.forms import ReplayForm
+from hooks.models import Webhook
+
+
+def _change_url(webhook: Webhook) -> str:
+    return reverse("admin:hooks_webhook_change", args=[webhook.pk])
+
+
+def _replay_url(webhook: Webhook) -> str:
+    return reverse("admin:hooks_webhook_replay", args=[webhook.pk])
+
+
+@require_POST
+def send_test(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
+    webhook = get_object_or_404(Webhook, pk=pk)
+    since = webhook.failing_since or webhook.disabled_at
+    result = ping.ping(webhook)
+    level = messages.SUCCESS if result.ok else messages.ERROR
+    text = format_html(
+        "Test event to “{}”: {}<pre style='margin:.5em 0 0'>{}</pre>",
+        webhook.name,
+        result.summary(),
+        result.body_preview or "(empty body)",
+    )
+    model_admin.message_user(request, text, level)
+    if result.reenabled:
+        model_admin.message_user(
+            request,
+            format_html(
+                "The webhook is enabled again. <a href='{}'>Replay what it missed</a>.",
+                _replay_url(webhook) + (f"?since={since:%Y-%m-%d %H:%M:%S}" if since else ""),
+            ),
+            messages.WARNING,
+        )
+    return HttpResponseRedirect(_change_url(webhook))
+
+
+@require_POST
+def rotate_secret(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
+    webhook = get_object_or_404(Webhook, pk=pk)
+    secret = webhook.rotate_secret()
+    model_admin.message_user(
+        request,
+        format_html(
+            "New signing secret, shown this once: <code>{}</code>. The previous secret keeps "
+            "signing for 24 hours, so update the receiver within a day.",
+            secret,
+        ),
+        messages.WARNING,
+    )
+    return HttpResponseRedirect(_change_url(webhook))
+
+
+@require_POST
+def enable(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
+    webhook = get_object_or_404(Webhook, pk=pk)
+    since = webhook.failing_since or webhook.disabled_at
+    health.enable(webhook)
+    model_admin.message_user(request, f"“{webhook.name}” is enabled again.", messages.SUCCESS)
+    query = f"?since={since:%Y-%m-%d %H:%M:%S}" if since else ""
+    return HttpResponseRedirect(_replay_url(webhook) + query)
+
+
+def replay(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
+    """GET: choose a period and see how many; POST with confirm: queue them."""
+    webhook = get_object_or_404(Webhook, pk=pk)
+    data = request.POST if request.method == "POST" else (request.GET or None)
+    form = ReplayForm(data)
+    count = None
+    if form.is_valid():
+        selection = redelivery.select(
+            webhook=webhook,
+            statuses=form.cleaned_data["statuses"],
+            since=form.cleaned_data["since"],
+            until=form.cleaned_data["until"],
+            event_type=form.cleaned_data["event_type"] or None,
+        )
+        count = selection.count()
+        if request.method == "POST" and "confirm" in request.POST:
+            queued = redelivery.request_in_batches(selection)
+            model_admin.message_user(
+                request,
+                f"{queued} deliveries of “{webhook.name}” queued for redelivery.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(_change_url(webhook))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Replay deliveries of “{webhook.name}”",
+        "webhook": webhook,
+        "form": form,
+        "count": count,
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/hooks/replay.html", context)
+
+
+def confirm_redeliver(model_admin, request: HttpRequest, queryset) -> HttpResponse | None:
+    """The Redeliver action: a page that says how many, then the redelivery itself."""
+    if request.POST.get("confirm") == "yes":
+        with transaction.atomic():
+            count = redelivery.request(queryset)
+        model_admin.message_user(
+            request, f"{count} deliveries queued for redelivery.", messages.SUCCESS
+        )
+        return None
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Redeliver deliveries?",
+        "count": queryset.count(),
+        "busy": queryset.filter(claim_token__isnull=False).count(),
+        "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
+        "opts": model_admin.model._meta,
+        "action": "redeliver",
+    }
+    return TemplateResponse(request, "admin/hooks/confirm_redeliver.html", context)
