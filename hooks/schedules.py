@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 SWEEP = "webhookhub: sweep deliveries"
+PRUNE = "webhookhub: prune history"
 
 
 def ensure(**kwargs) -> None:
@@ -15,6 +16,14 @@ def ensure(**kwargs) -> None:
             "func": "hooks.tasks.sweep",
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
+            "repeats": -1,
+        },
+    )
+    Schedule.objects.update_or_create(
+        name=PRUNE,
+        defaults={
+            "func": "hooks.retention.prune_by_setting",
+            "schedule_type": Schedule.DAILY,
             "repeats": -1,
         },
     )

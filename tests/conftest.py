@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from standardwebhooks.webhooks import Webhook as Verifier
 
@@ -10,6 +12,7 @@ from hooks.signing import generate_secret
 
 TEST_EVENT = "test.happened"
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,208 @@
+"""`manage.py webhooks`: list, status, test, redeliver, prune, receive."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timedelta
+
+from django.core.management import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from hooks import catalog, redelivery, retention, signing, stats
+from hooks.models import Webhook
+
+STATUSES = ["failed", "skipped", "succeeded", "pending"]
+
+
+def moment(value: str) -> datetime:
+    """ISO date or date-time; naive values are in the current time zone."""
+    parsed = parse_datetime(value)
+    if parsed is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(
+                f"{value!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)."
+            )
+        parsed = datetime(day.year, day.month, day.day)
+    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+
+def find_webhook(value: str) -> Webhook:
+    hooks = (
+        Webhook.objects.filter(pk=int(value))
+        if value.isdigit()
+        else Webhook.objects.filter(name=value)
+    )
+    found = list(hooks[:2])
+    if not found:
+        raise CommandError(f"No webhook with id or name {value!r}.")
+    if len(found) > 1:
+        raise CommandError(f"Several webhooks are named {value!r}; use the id.")
+    return found[0]
+
+
+class Progress:
+    """A one-line progress bar on stderr for long runs."""
+
+    def __init__(self, stream, width: int = 30):
+        self.stream, self.width = stream, width
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = int(self.width * done / total) if total else self.width
+        line = f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}"
+        self.stream.write(line + ("\n" if done >= total else ""), ending="")
+        self.stream.flush()
+
+
+class Command(BaseCommand):
+    help = "Operate webhooks: list, status, test, redeliver, prune, receive."
+
+    def add_arguments(self, parser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        sub.add_parser("list", help="Every webhook with its scope, state and URL.")
+        status = sub.add_parser(
+            "status", help="Per webhook: state, success rate, last failure, backlog."
+        )
+        status.add_argument(
+            "--days", type=float, default=7, help="Period of the success rate (default 7)."
+        )
+        test = sub.add_parser("test", help="Send a test event now and show the answer.")
+        test.add_argument("webhook", help="Id or name.")
+        again = sub.add_parser(
+            "redeliver", help="Queue finished deliveries again (same webhook-id)."
+        )
+        again.add_argument("--webhook", help="Id or name.")
+        again.add_argument("--status", action="append", choices=STATUSES, help="Default: failed.")
+        again.add_argument("--since", type=moment, help="Created at or after (YYYY-MM-DD[THH:MM]).")
+        again.add_argument("--until", type=moment, help="Created before.")
+        again.add_argument("--event-type")
+        again.add_argument("--dry-run", action="store_true", help="Only count.")
+        prune = sub.add_parser("prune", help="Delete history older than N days.")
+        prune.add_argument("--days", type=int, required=True)
+        receive = sub.add_parser("receive", help="A local receiver that prints requests.")
+        receive.add_argument("--port", type=int, required=True)
+        receive.add_argument("--host", default="127.0.0.1")
+        receive.add_argument("--secret", help="whsec_… secret to verify signatures with.")
+        receive.add_argument("--status-code", type=int, default=200, help="What to answer.")
+
+    def handle(self, *args, action: str, **options) -> None:
+        getattr(self, f"do_{action}")(**options)
+
+    def do_list(self, **options) -> None:
+        for webhook in Webhook.objects.order_by("pk"):
+            state = (
+                "disabled" if webhook.is_disabled else ("active" if webhook.active else "inactive")
+            )
+            events = ",".join(webhook.event_types) or "-"
+            self.stdout.write(
+                f"{webhook.pk:>4}  {webhook.name:<24} {webhook.scope:<9} {state:<8} {webhook.url}  [{events}]"
+            )
+
+    def do_status(self, days: float, **options) -> None:
+        since = timezone.now() - timedelta(days=days)
+        for webhook in Webhook.objects.order_by("pk"):
+            s = stats.webhook_status(webhook, since)
+            rate = "-" if s.rate is None else f"{s.rate:.1%}"
+            last = "never"
+            if s.last_failure:
+                a = s.last_failure
+                what = f"HTTP {a.response_status}" if a.response_status else a.error
+                last = f"{a.started_at:%Y-%m-%d %H:%M} {what}"
+            self.stdout.write(
+                f"{webhook.pk:>4}  {webhook.name:<24} {s.state:<8} success {rate:>6} "
+                f"({s.succeeded} ok, {s.failed} failed)  backlog {s.backlog}  last failure: {last}"
+            )
+            if webhook.is_disabled:
+                self.stdout.write(f"      disabled: {webhook.disabled_reason}")
+
+    def do_test(self, webhook: str, **options) -> None:
+        from hooks.ping import ping
+
+        result = ping(find_webhook(webhook))
+        self.stdout.write(result.summary())
+        if result.body_preview:
+            self.stdout.write(result.body_preview)
+        if result.reenabled:
+            self.stdout.write("The webhook was disabled and is enabled again.")
+        if not result.ok:
+            raise CommandError("The test event was not accepted.")
+
+    def do_redeliver(self, webhook, status, since, until, event_type, dry_run, **options) -> None:
+        if event_type:  # an unknown type is an error, not an empty selection
+            try:
+                catalog.get(event_type)
+            except catalog.UnknownEventType as exc:
+                raise CommandError(str(exc)) from None
+        selection = redelivery.select(
+            webhook=find_webhook(webhook) if webhook else None,
+            statuses=status or ["failed"],
+            since=since,
+            until=until,
+            event_type=event_type,
+        )
+        count = selection.count()
+        if dry_run:
+            self.stdout.write(f"{count} deliveries would be redelivered.")
+            return
+        progress = Progress(self.stderr) if count > 100 else None
+        queued = redelivery.request_in_batches(selection, progress=progress)
+        self.stdout.write(f"{queued} deliveries queued for redelivery.")
+
+    def do_prune(self, days: int, **options) -> None:
+        if days < 1:
+            raise CommandError("--days must be at least 1.")
+        deleted = retention.prune(timezone.now() - timedelta(days=days))
+        self.stdout.write(
+            f"Pruned {deleted} events older than {days} days (with their deliveries)."
+        )
+
+    def do_receive(
+        self, port: int, host: str, secret: str | None, status_code: int, **options
+    ) -> None:
+        from hooks.receiver import Receiver, Reply
+
+        if secret:
+            try:
+                signing.secret_key(secret)
+            except ValueError as exc:
+                raise CommandError(f"--secret: {exc}") from None
+
+        def show(request) -> Reply:
+            self.stdout.write(f"\n{request.method} {request.path}")
+            for name, value in request.headers.items():
+                self.stdout.write(f"{name}: {value}")
+            self.stdout.write("")
+            self.stdout.write(request.body.decode("utf-8", errors="replace"))
+            self.stdout.write(f"-- signature: {verdict(request, secret)}")
+            return Reply(status_code, body=b"received")
+
+        receiver = Receiver(host=host, port=port, respond=show)
+        self.stdout.write(f"Listening on {receiver.url.rsplit('/', 1)[0]}/ (Ctrl-C stops)")
+        receiver.start()
+        try:
+            receiver.released.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            receiver.stop()
+
+
+def verdict(request, secret: str | None) -> str:
+    """Whether a received request's Standard Webhooks signature verifies."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if "webhook-signature" not in headers:
+        return "not signed"
+    if not secret:
+        return "signed (give --secret to verify)"
+    msg_id, timestamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
+    if not timestamp.isdigit():
+        return "INVALID (no timestamp)"
+    expected = signing.sign(secret, msg_id, int(timestamp), request.body)
+    valid = any(
+        hmac.compare_digest(expected, given) for given in headers["webhook-signature"].split(" ")
+    )
+    age = abs(timezone.now().timestamp() - int(timestamp))
+    if not valid:
+        return "INVALID"
+    return "valid" if age <= 300 else f"valid, but the timestamp is {age:.0f}s old"

@@ -1,0 +1,141 @@
+"""Numbers about deliveries: per webhook (the `status` command) and for the dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from hooks.models import Attempt, Delivery, Webhook
+
+Status = Delivery.Status
+LATENCY_SAMPLE = 20_000
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of a sorted list."""
+    if not values:
+        return None
+    rank = max(1, round(p / 100 * len(values)))
+    return values[min(rank, len(values)) - 1]
+
+
+def success_rate(succeeded: int, failed: int) -> float | None:
+    finished = succeeded + failed
+    return succeeded / finished if finished else None
+
+
+@dataclass
+class WebhookStatus:
+    webhook: Webhook
+    succeeded: int
+    failed: int
+    backlog: int
+    last_failure: Attempt | None
+
+    @property
+    def rate(self) -> float | None:
+        return success_rate(self.succeeded, self.failed)
+
+    @property
+    def state(self) -> str:
+        if self.webhook.is_disabled:
+            return "disabled"
+        if not self.webhook.active:
+            return "inactive"
+        return "failing" if self.webhook.consecutive_failures else "ok"
+
+
+def webhook_status(webhook: Webhook, since: datetime) -> WebhookStatus:
+    counts = Delivery.objects.filter(webhook=webhook, created_at__gte=since).aggregate(
+        succeeded=Count("pk", filter=Q(status=Status.SUCCEEDED)),
+        failed=Count("pk", filter=Q(status=Status.FAILED)),
+    )
+    backlog = Delivery.objects.filter(webhook=webhook, status=Status.PENDING).count()
+    last_failure = (
+        Attempt.objects.filter(delivery__webhook=webhook, succeeded=False)
+        .order_by("-started_at")
+        .first()
+    )
+    return WebhookStatus(webhook, counts["succeeded"], counts["failed"], backlog, last_failure)
+
+
+@dataclass
+class Summary:
+    period: str
+    since: datetime
+    deliveries: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    pending: int = 0
+    backlog_due: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    failures_by_webhook: list[tuple[str, int]] = field(default_factory=list)
+    buckets: list[tuple[datetime, int, int]] = field(default_factory=list)  # (start, ok, failed)
+
+    @property
+    def rate(self) -> float | None:
+        return success_rate(self.succeeded, self.failed)
+
+
+PERIODS = {
+    "24h": (timedelta(hours=24), TruncHour, timedelta(hours=1)),
+    "7d": (timedelta(days=7), TruncDay, timedelta(days=1)),
+}
+
+
+def summary(period: str = "24h", now: datetime | None = None) -> Summary:
+    span, trunc, step = PERIODS[period]
+    now = now or timezone.now()
+    since = now - span
+    result = Summary(period, since)
+    deliveries = Delivery.objects.filter(created_at__gte=since)
+    counts = deliveries.aggregate(
+        total=Count("pk"),
+        succeeded=Count("pk", filter=Q(status=Status.SUCCEEDED)),
+        failed=Count("pk", filter=Q(status=Status.FAILED)),
+        pending=Count("pk", filter=Q(status=Status.PENDING)),
+    )
+    result.deliveries, result.succeeded = counts["total"], counts["succeeded"]
+    result.failed, result.pending = counts["failed"], counts["pending"]
+    result.backlog_due = Delivery.objects.filter(
+        status=Status.PENDING, next_attempt_at__lte=now
+    ).count()
+    attempts = Attempt.objects.filter(started_at__gte=since)
+    durations = sorted(
+        attempts.filter(response_status__isnull=False)
+        .order_by("-started_at")
+        .values_list("duration_ms", flat=True)[:LATENCY_SAMPLE]
+    )
+    result.p50_ms, result.p95_ms = percentile(durations, 50), percentile(durations, 95)
+    result.failures_by_webhook = list(
+        attempts.filter(succeeded=False, delivery__webhook__isnull=False)
+        .values_list("delivery__webhook__name")
+        .annotate(n=Count("pk"))
+        .order_by("-n")[:10]
+    )
+    per_bucket = {
+        row["bucket"]: (row["ok"], row["bad"])
+        for row in deliveries.annotate(bucket=trunc("created_at"))
+        .values("bucket")
+        .annotate(
+            ok=Count("pk", filter=Q(status=Status.SUCCEEDED)),
+            bad=Count("pk", filter=Q(status=Status.FAILED)),
+        )
+    }
+    first = _floor(timezone.localtime(since), step)
+    result.buckets = [
+        (first + i * step, *per_bucket.get(first + i * step, (0, 0)))
+        for i in range(int(span / step) + 1)
+    ]
+    return result
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    if step >= timedelta(days=1):
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return moment.replace(minute=0, second=0, microsecond=0)

@@ -1,0 +1,160 @@
+"""`manage.py webhooks` subcommands, prune and the dashboard."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+import requests
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from hooks import emit, retention, signing
+from hooks.models import Attempt, Delivery, Event
+from hooks.receiver import Reply
+from hooks.tasks import deliver_due
+from tests.conftest import ROOT, TEST_EVENT, make_webhook
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command("webhooks", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def failing_history(receiver, count: int = 3):
+    receiver.respond = lambda request: Reply(500, body=b"nope")
+    webhook = make_webhook(receiver.url, name="flaky")
+    for n in range(count):
+        emit(TEST_EVENT, {"n": n})
+    deliver_due()
+    Delivery.objects.update(status="failed", next_attempt_at=None)
+    return webhook
+
+
+def test_list_and_status(receiver):
+    webhook = failing_history(receiver)
+    assert "flaky" in run("list") and receiver.url in run("list")
+    status = run("status")
+    assert "success   0.0%" in status and "(0 ok, 3 failed)" in status
+    assert "HTTP 500" in status and "backlog 0" in status
+    assert str(webhook.pk) in status
+
+
+def test_test_subcommand_reports_the_answer(receiver):
+    make_webhook(receiver.url, name="pingme")
+    assert "HTTP 200" in run("test", "pingme")
+    receiver.respond = lambda request: Reply(503)
+    with pytest.raises(CommandError, match="not accepted"):
+        run("test", "pingme")
+    with pytest.raises(CommandError, match="No webhook"):
+        run("test", "nobody")
+
+
+def test_redeliver_with_filters_and_dry_run(receiver):
+    webhook = failing_history(receiver)
+    receiver.respond = lambda request: Reply(200)
+    assert "3 deliveries would be redelivered" in run(
+        "redeliver", "--webhook", "flaky", "--dry-run"
+    )
+    assert "0 deliveries would" in run("redeliver", "--status", "skipped", "--dry-run")
+    tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
+    assert "0 deliveries would" in run("redeliver", "--since", tomorrow, "--dry-run")
+    assert "3 deliveries queued" in run(
+        "redeliver", "--webhook", str(webhook.pk), "--event-type", TEST_EVENT
+    )
+    assert deliver_due() == 3
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--since", "yesterday"], "is not a date"),
+        (["--event-type", "no.such"], "Unknown event type"),
+        (["--status", "lost"], "invalid choice"),
+    ],
+)
+def test_redeliver_refuses_bad_filters(args, message):
+    with pytest.raises(CommandError, match=message):
+        run("redeliver", *args)
+
+
+def test_prune_deletes_old_finished_history_only(receiver):
+    failing_history(receiver, count=2)
+    Event.objects.update(created_at=timezone.now() - timedelta(days=40))
+    emit(TEST_EVENT, {"n": "recent"})
+    old_pending = emit(TEST_EVENT, {"n": "old but pending"})
+    Event.objects.filter(pk=old_pending.pk).update(created_at=timezone.now() - timedelta(days=40))
+    assert "Pruned 2 events" in run("prune", "--days", "30")
+    assert Event.objects.count() == 2 and Attempt.objects.count() == 0
+    assert Event.objects.filter(pk=old_pending.pk).exists()  # still being delivered: kept
+    Delivery.objects.update(status="succeeded")
+    assert retention.prune(timezone.now() - timedelta(days=30), batch=1) == 1
+    with pytest.raises(CommandError):
+        run("prune", "--days", "0")
+
+
+def test_dashboard_renders_numbers_and_a_chart(admin_client, receiver):
+    answers = iter([200, 200, 500])
+    receiver.respond = lambda request: Reply(next(answers))
+    make_webhook(receiver.url)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n})
+    deliver_due()
+    Delivery.objects.filter(status="pending").update(status="failed")
+    for period in ("24h", "7d"):
+        page = admin_client.get(reverse("hooks_dashboard") + f"?period={period}").content.decode()
+        assert '<svg class="hub-chart"' in page
+        assert not re.findall(r'(?:src|href)="(?:https?:)?//', page)  # nothing from a CDN
+        assert "67&nbsp;%" in page and "2 ok / 1 failed" in page
+        assert "receiver" in page  # failures by webhook
+    assert admin_client.get(reverse("admin:index")).content.decode().count("Webhook dashboard") >= 1
+
+
+def test_dashboard_needs_staff(client):
+    assert client.get(reverse("hooks_dashboard")).status_code == 302
+
+
+def test_receive_prints_requests_and_verifies_signatures():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    secret = signing.generate_secret()
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "webhooks", "receive", "--port", str(port), "--secret", secret],
+        cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert "Listening on" in proc.stdout.readline()
+        body = b'{"n":1}'
+        ts = int(timezone.now().timestamp())
+        good = {"webhook-id": "msg_1", "webhook-timestamp": str(ts),
+                "webhook-signature": signing.sign(secret, "msg_1", ts, body)}  # fmt: skip
+        assert (
+            requests.post(
+                f"http://127.0.0.1:{port}/x", data=body, headers=good, timeout=5
+            ).status_code
+            == 200
+        )
+        bad = {
+            **good,
+            "webhook-signature": signing.sign(signing.generate_secret(), "msg_1", ts, body),
+        }
+        requests.post(f"http://127.0.0.1:{port}/x", data=body, headers=bad, timeout=5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=10)[0]
+    assert '{"n":1}' in output
+    assert "-- signature: valid" in output and "-- signature: INVALID" in output

@@ -1,0 +1,93 @@
+"""Chat platform bodies and JSON data templates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hooks import catalog, emit, formats, templating
+from hooks.models import BodyFormat
+from hooks.tasks import deliver_due
+from tests.conftest import TEST_EVENT, make_webhook
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://discord.com/api/webhooks/1/abc", BodyFormat.DISCORD),
+        ("https://discordapp.com/api/webhooks/1/abc", BodyFormat.DISCORD),
+        ("https://discord.com/channels/1", BodyFormat.JSON),
+        ("https://hooks.slack.com/services/T/B/X", BodyFormat.SLACK),
+        ("https://chat.googleapis.com/v1/spaces/A/messages?key=k", BodyFormat.GOOGLE_CHAT),
+        ("https://acme.webhook.office.com/webhookb2/x", BodyFormat.TEAMS),
+        ("https://example.com/hook", BodyFormat.JSON),
+        ("https://evil-discord.com/api/webhooks/1", BodyFormat.JSON),
+    ],
+)
+def test_auto_detects_the_platform_from_the_url(url, expected):
+    assert formats.detect(url) == expected
+
+
+@pytest.fixture
+def summarised_event():
+    catalog.register(
+        "test.summarised", "A summarised event.", example={"who": "Ann"}, summary="{who} did {what}"
+    )
+    yield "test.summarised"
+    catalog.unregister("test.summarised")
+
+
+@pytest.mark.parametrize(
+    "fmt, key",
+    [("discord", "content"), ("slack", "text"), ("google_chat", "text"), ("teams", "text")],
+)
+def test_chat_formats_send_the_one_line_message(receiver, summarised_event, fmt, key):
+    make_webhook(receiver.url, format=fmt, event_types=[summarised_event])
+    emit(summarised_event, {"who": "Ann", "what": "a thing"})
+    deliver_due()
+    body = json.loads(receiver.requests[0].body)
+    assert body[key] == "Ann did a thing"
+    if fmt == "teams":
+        assert body["@type"] == "MessageCard"
+
+
+def test_discord_content_is_cut_to_2000_characters(receiver, summarised_event):
+    make_webhook(receiver.url, format="discord", event_types=[summarised_event])
+    emit(summarised_event, {"who": "x" * 5000, "what": "y"})
+    deliver_due()
+    content = json.loads(receiver.requests[0].body)["content"]
+    assert len(content) == 2000 and content.endswith("…")
+
+
+def test_json_format_sends_the_payload_even_to_a_chat_url(receiver):
+    make_webhook(receiver.url, format="json")
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    assert json.loads(receiver.requests[0].body) == {"n": 1}
+
+
+def test_missing_summary_fields_stay_visible():
+    assert formats.message("webhook.disabled", {"reason": "gone"}).startswith("Webhook {webhook")
+
+
+@pytest.mark.parametrize(
+    "template, values, expected",
+    [
+        ('{"a": "%x%"}', {"x": 'q"uo\\te\nnl'}, '{"a": "q\\"uo\\\\te\\nnl"}'),
+        ('{"a": "%unknown%"}', {}, '{"a": "%unknown%"}'),
+        ('{"a": "%n%"}', {"n": 5}, '{"a": "5"}'),
+        ('{"a": "%d%"}', {"d": {"k": [1]}}, '{"a": "{\\"k\\": [1]}"}'),
+        ('{"a": "%a"b%"}', {'a"b': "x"}, '{"a": "%a"b%"}'),  # quotes: not a tag
+        ('{"a": "%' + "t" * 257 + '%"}', {"t" * 257: "x"}, '{"a": "%' + "t" * 257 + '%"}'),
+    ],
+)
+def test_template_tags_follow_swarmui_rules(template, values, expected):
+    assert templating.render(template, values) == expected
+
+
+def test_rendered_templates_stay_valid_json():
+    rendered = templating.render('{"a": "%x%"}', {"x": '"}, "injected": {"'})
+    assert json.loads(rendered) == {"a": '"}, "injected": {"'}
