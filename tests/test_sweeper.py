@@ -73,3 +73,5 @@ def test_migrate_keeps_the_sweep_schedule():
     call_command("migrate", verbosity=0)
     schedule = Schedule.objects.get(name=schedules.SWEEP)
     assert schedule.func == "hooks.tasks.sweep" and schedule.minutes == 1
+    prune = Schedule.objects.get(name=schedules.PRUNE)
+    assert prune.func == "hooks.retention.prune_by_setting" and prune.schedule_type == Schedule.DAILY
