@@ -9,8 +9,11 @@ import json
 import logging
 import threading
 import uuid
+from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -127,51 +130,111 @@ def _next_step(delivery: Delivery, result: transport.Result, settings, now) -> d
     return {"status": Status.PENDING, "next_attempt_at": next_at}
 
 
+@dataclass
+class Sent:
+    """One finished attempt, waiting to be recorded."""
+
+    delivery: Delivery
+    token: uuid.UUID
+    request: transport.OutgoingRequest
+    result: transport.Result
+
+
+def _attempt_row(sent: Sent) -> Attempt:
+    d, request, result = sent.delivery, sent.request, sent.result
+    return Attempt(
+        delivery=d,
+        number=d.attempts,
+        trigger=Attempt.Trigger.MANUAL if d.manual else Attempt.Trigger.AUTOMATIC,
+        started_at=result.started_at or timezone.now(),
+        duration_ms=round(result.duration_ms, 2),
+        url=request.url,
+        request_headers=masked(request.headers, d.webhook),
+        request_body=_text(request.body),
+        response_status=result.status,
+        response_headers=result.headers,
+        response_body=_text(result.body),
+        error=result.error,
+        succeeded=result.ok,
+    )
+
+
+def record_many(batch: list[Sent]) -> list[Attempt]:
+    """Write the attempts and move each delivery on (if this worker still holds it), in
+    one transaction: one INSERT for the attempts, one UPDATE per group of deliveries that
+    end alike, one per retried delivery, and health updates per webhook."""
+    if not batch:
+        return []
+    settings = conf.get()
+    now = timezone.now()
+    attempts = [_attempt_row(sent) for sent in batch]
+    finished: dict[tuple, list] = defaultdict(list)
+    retried: list[tuple[Sent, dict]] = []
+    by_webhook: dict[int, list[health.Outcome]] = defaultdict(list)
+    webhooks: dict[int, Webhook] = {}
+    for sent in batch:
+        step = _next_step(sent.delivery, sent.result, settings, now)
+        result = sent.result
+        if step["status"] == Status.PENDING:
+            retried.append((sent, step))
+        else:
+            finished[(sent.token, step["status"], result.status, result.error)].append(
+                sent.delivery.pk
+            )
+        if sent.delivery.webhook_id:
+            webhooks[sent.delivery.webhook_id] = sent.delivery.webhook
+            by_webhook[sent.delivery.webhook_id].append(
+                health.Outcome(result.ok, result.status, step["status"] == Status.FAILED)
+            )
+    released = {"claim_token": None, "claimed_until": None, "manual": False}
+    with transaction.atomic():
+        Attempt.objects.bulk_create(attempts)
+        for (token, status, code, error), pks in finished.items():
+            Delivery.objects.filter(pk__in=pks, claim_token=token).update(
+                status=status, completed_at=now, next_attempt_at=None,
+                last_response_status=code, last_error=error, **released,
+            )  # fmt: skip
+        for sent, step in retried:
+            Delivery.objects.filter(pk=sent.delivery.pk, claim_token=sent.token).update(
+                last_response_status=sent.result.status, last_error=sent.result.error,
+                **step, **released,
+            )  # fmt: skip
+        for webhook_id, outcomes in by_webhook.items():
+            health.after_attempts(webhooks[webhook_id], outcomes, now)
+    for sent, attempt in zip(batch, attempts, strict=True):
+        if not sent.result.ok:
+            log.info(
+                "Delivery %s attempt %s failed: %s",
+                sent.delivery.pk,
+                attempt.number,
+                sent.result.error or f"HTTP {sent.result.status}",
+            )
+    return attempts
+
+
 def record(
     delivery: Delivery,
     token: uuid.UUID,
     request: transport.OutgoingRequest,
     result: transport.Result,
-    started_at: datetime,
 ) -> Attempt:
-    """Write the attempt and move the delivery on, if this worker still holds it."""
-    settings = conf.get()
-    now = timezone.now()
-    step = _next_step(delivery, result, settings, now)
-    with transaction.atomic():
-        attempt = Attempt.objects.create(
-            delivery=delivery,
-            number=delivery.attempts,
-            trigger=Attempt.Trigger.MANUAL if delivery.manual else Attempt.Trigger.AUTOMATIC,
-            started_at=started_at,
-            duration_ms=round(result.duration_ms, 2),
-            url=request.url,
-            request_headers=masked(request.headers, delivery.webhook),
-            request_body=_text(request.body),
-            response_status=result.status,
-            response_headers=result.headers,
-            response_body=_text(result.body),
-            error=result.error,
-            succeeded=result.ok,
-        )
-        Delivery.objects.filter(pk=delivery.pk, claim_token=token).update(
-            claim_token=None,
-            claimed_until=None,
-            manual=False,
-            last_response_status=result.status,
-            last_error=result.error,
-            **step,
-        )
-        if delivery.webhook_id:
-            health.after_attempt(delivery.webhook, result.ok, result.status, step["status"], now)
-    if not result.ok:
-        log.info(
-            "Delivery %s attempt %s failed: %s",
-            delivery.pk,
-            attempt.number,
-            result.error or f"HTTP {result.status}",
-        )
-    return attempt
+    return record_many([Sent(delivery, token, request, result)])[0]
+
+
+def prepare(
+    deliveries: list[Delivery], token: uuid.UUID, settings: conf.HookSettings, now: datetime
+) -> tuple[list[tuple[Delivery, transport.OutgoingRequest]], list[Sent]]:
+    """Requests for claimed deliveries; one that cannot be built is a failed attempt."""
+    ready, broken = [], []
+    for d in deliveries:
+        try:
+            ready.append((d, build(d, settings, now)))
+        except Exception as exc:  # a bad stored template or secret must not sink the batch
+            log.exception("Could not build delivery %s", d.pk)
+            request = transport.OutgoingRequest(d.url, {}, b"", 0, 0)
+            error = f"Could not build the request: {exc}"
+            broken.append(Sent(d, token, request, transport.Result(error=error, started_at=now)))
+    return ready, broken
 
 
 # --- batches ----------------------------------------------------------------
@@ -180,7 +243,8 @@ _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
+def executor(threads: int) -> ThreadPoolExecutor:
+    """The process's sender threads (created after django-q2 forks its workers)."""
     global _executor
     with _executor_lock:
         if _executor is None:
@@ -189,44 +253,23 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 def run(token: uuid.UUID, deliveries: list[Delivery]) -> list[Attempt]:
-    """Send claimed deliveries concurrently and record each as it completes."""
+    """Send claimed deliveries concurrently, then record them together."""
     if not deliveries:
         return []
     settings = conf.get()
-    now = timezone.now()
-    requests, attempts = {}, []
-    for d in list(deliveries):
-        try:
-            requests[d.pk] = build(d, settings, now)
-        except Exception as exc:  # a bad stored template or secret must not sink the batch
-            log.exception("Could not build delivery %s", d.pk)
-            request = transport.OutgoingRequest(d.url, {}, b"", 0, 0)
-            attempts.append(
-                record(
-                    d,
-                    token,
-                    request,
-                    transport.Result(error=f"Could not build the request: {exc}"),
-                    now,
-                )
-            )
-            deliveries.remove(d)
-    if not deliveries:
-        return attempts
-    if len(deliveries) == 1:
-        d = deliveries[0]
-        result = transport.send(
-            requests[d.pk], settings.allowed_networks, settings.response_body_cap
-        )
-        return attempts + [record(d, token, requests[d.pk], result, now)]
-    executor = _pool(settings.send_threads)
-    futures: dict[Future, Delivery] = {
-        executor.submit(
-            transport.send, requests[d.pk], settings.allowed_networks, settings.response_body_cap
-        ): d
-        for d in deliveries
-    }
-    for future in as_completed(futures):
-        d = futures[future]
-        attempts.append(record(d, token, requests[d.pk], future.result(), now))
-    return attempts
+    ready, sent = prepare(deliveries, token, settings, timezone.now())
+    send = partial(
+        transport.send, allowed=settings.allowed_networks, body_cap=settings.response_body_cap
+    )
+    if len(ready) == 1:
+        d, request = ready[0]
+        sent.append(Sent(d, token, request, send(request)))
+    elif ready:
+        pool = executor(settings.send_threads)
+        futures: dict[Future, tuple] = {
+            pool.submit(send, request): (d, request) for d, request in ready
+        }
+        for future in as_completed(futures):
+            d, request = futures[future]
+            sent.append(Sent(d, token, request, future.result()))
+    return record_many(sent)

@@ -13,6 +13,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import certifi
 import urllib3
@@ -46,6 +47,7 @@ class Result:
     duration_ms: float = 0.0
     error: str = ""
     address: str = ""
+    started_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -147,7 +149,7 @@ def send(
     """POST the request; never raises for network, guard or protocol errors."""
     started = time.monotonic()
     deadline = started + request.timeout
-    result = Result()
+    result = Result(started_at=datetime.now(UTC))
     try:
         target = ssrf.parse(request.url)
         addresses = ssrf.resolve(target, allowed)

@@ -74,4 +74,6 @@ def test_migrate_keeps_the_sweep_schedule():
     schedule = Schedule.objects.get(name=schedules.SWEEP)
     assert schedule.func == "hooks.tasks.sweep" and schedule.minutes == 1
     prune = Schedule.objects.get(name=schedules.PRUNE)
-    assert prune.func == "hooks.retention.prune_by_setting" and prune.schedule_type == Schedule.DAILY
+    assert (
+        prune.func == "hooks.retention.prune_by_setting" and prune.schedule_type == Schedule.DAILY
+    )
