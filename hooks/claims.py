@@ -44,13 +44,20 @@ def due(now: datetime) -> QuerySet[Delivery]:
 
 
 def claim(
-    ids: Iterable | None, limit: int, lease: float, now: datetime | None = None
+    ids: Iterable | None,
+    limit: int,
+    lease: float,
+    now: datetime | None = None,
+    exclude_webhooks: list[int] | None = None,
 ) -> tuple[uuid.UUID, list[Delivery]]:
-    """Claim up to `limit` due deliveries (of `ids`, when given) for `lease` seconds."""
+    """Claim up to `limit` due deliveries (of `ids`, when given) for `lease` seconds,
+    leaving out the webhooks in `exclude_webhooks` (endpoints at their in-flight bound)."""
     now = now or timezone.now()
     candidates = due(now).filter(_sendable())
     if ids is not None:
         candidates = candidates.filter(pk__in=list(ids))
+    if exclude_webhooks:
+        candidates = candidates.exclude(webhook_id__in=exclude_webhooks)
     pks = list(candidates.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
     if not pks:
         return uuid.uuid4(), []

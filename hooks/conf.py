@@ -31,6 +31,8 @@ class HookSettings:
     sweep_seconds: float
     user_agent: str
     disable_after_days: float
+    max_in_flight_per_endpoint: int
+    pump_seconds: float
     disable_after_failed_deliveries: int
     history_days: int
 
@@ -73,6 +75,8 @@ def get() -> HookSettings:
         max_payload_bytes=int(getattr(settings, "WEBHOOK_MAX_PAYLOAD_BYTES", 256 * 1024)),
         sweep_seconds=float(getattr(settings, "WEBHOOK_SWEEP_SECONDS", 50.0)),
         user_agent=f"webhookhub/{__version__}",
+        max_in_flight_per_endpoint=int(getattr(settings, "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", 8)),
+        pump_seconds=float(getattr(settings, "WEBHOOK_PUMP_SECONDS", 30.0)),
         disable_after_days=float(getattr(settings, "WEBHOOK_DISABLE_AFTER_DAYS", 5)),
         disable_after_failed_deliveries=int(
             getattr(settings, "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES", 20)

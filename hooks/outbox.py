@@ -4,9 +4,9 @@ caller's transaction; the broker only hears about them once it commits."""
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.db import connection, transaction
@@ -21,6 +21,7 @@ log = logging.getLogger("hooks.outbox")
 # The broker has this long to start a delivery before the sweeper enqueues it again.
 ENQUEUE_GRACE = timedelta(seconds=60)
 TASK = "hooks.tasks.deliver"
+MAX_TASKS_PER_ENQUEUE = 4
 
 
 class PayloadTooLarge(ValueError):
@@ -58,12 +59,53 @@ def subscribers(event_type: catalog.EventType, user=None, namespace: str = "") -
 
 
 def enqueue(ids: list) -> None:
-    """Hand deliveries to the broker in batches; a lost batch is found by the sweeper."""
+    """Hand deliveries to the broker: a pump task per batch, at most a few per call.
+
+    Pumps keep claiming whatever is due, so the ids beyond the first batches need no
+    task of their own; a lost task is made good by the sweeper.
+    """
+    size = conf.get().batch_size
+    for start in range(0, min(len(ids), size * MAX_TASKS_PER_ENQUEUE), size):
+        _async(TASK, [str(i) for i in ids[start : start + size]])
+
+
+def enqueue_pump() -> None:
+    """One more pump with no ids of its own: it claims whatever is due."""
+    _async(TASK, [])
+
+
+def _async(task: str, ids: list) -> None:
     from django_q.tasks import async_task
 
-    size = conf.get().batch_size
-    for start in range(0, len(ids), size):
-        async_task(TASK, [str(i) for i in ids[start : start + size]], task_name="hooks.deliver")
+    async_task(task, ids, task_name="hooks.deliver")
+
+
+class _Pending:
+    """Delivery ids written in one transaction, enqueued together when it commits."""
+
+    def __init__(self) -> None:
+        self.ids: list = []
+
+    def __call__(self) -> None:
+        ids, self.ids = self.ids, []
+        enqueue(ids)
+
+
+_local = threading.local()
+
+
+def enqueue_on_commit(ids: list) -> None:
+    """Enqueue after the current transaction commits, one hand-over per transaction
+    however many events it emits (a rolled-back one enqueues nothing)."""
+    connection = transaction.get_connection()
+    pending = getattr(_local, "pending", None)
+    registered = pending is not None and any(
+        entry[1] is pending for entry in connection.run_on_commit
+    )
+    if not registered:
+        pending = _local.pending = _Pending()
+        transaction.on_commit(pending, robust=True)
+    pending.ids.extend(ids)
 
 
 def emit(
@@ -119,7 +161,7 @@ def emit(
         Delivery.objects.bulk_create(rows)
         pending = [d.pk for d in rows if d.status == Delivery.Status.PENDING]
         if pending:
-            transaction.on_commit(partial(enqueue, pending), robust=True)
+            enqueue_on_commit(pending)
     return event
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -40,7 +39,7 @@ def request(deliveries: QuerySet[Delivery]) -> int:
     )
     ids = finished + pending
     if ids:
-        transaction.on_commit(partial(outbox.enqueue, ids), robust=True)
+        outbox.enqueue_on_commit(ids)
     return len(ids)
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from hooks import claims, conf, delivery, outbox
 from hooks.models import Delivery
+from hooks.pump import Pump
 
 log = logging.getLogger("hooks.tasks")
 Status = Delivery.Status
@@ -18,10 +19,9 @@ TICK = 1.0
 
 
 def deliver(ids: list[str]) -> int:
-    """Claim these deliveries (those still due and unclaimed) and send them."""
-    settings = conf.get()
-    token, batch = claims.claim(ids, len(ids), settings.claim_lease)
-    return len(delivery.run(token, batch))
+    """The pump task: send these deliveries (those still due and unclaimed), then keep
+    claiming whatever else is due until nothing is left or its time is up."""
+    return Pump().drain(ids or None)
 
 
 def deliver_due(limit: int | None = None) -> int:

@@ -144,6 +144,10 @@ WEBHOOK_RETRY_SCHEDULE = env.list(
 WEBHOOK_MAX_TIMEOUT = 600.0
 WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=32)
 WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=32)
+# One endpoint (webhook) never has more requests in flight than this per worker process.
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=8)
+# A worker task keeps claiming due deliveries for up to this long, then hands over.
+WEBHOOK_PUMP_SECONDS = env.float("WEBHOOK_PUMP_SECONDS", default=30.0)
 WEBHOOK_MAX_PAYLOAD_BYTES = env.int("WEBHOOK_MAX_PAYLOAD_BYTES", default=256 * 1024)
 WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=50.0)
 # A failing endpoint is disabled after this many days of failing (0: never) ...
@@ -164,7 +168,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webhookhub@localhost
 # wait in the cluster's local queue plus its own run time, or it runs twice.
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_WORKERS = env.int("Q_WORKERS", default=4)
-Q_TASK_TIMEOUT = int(WEBHOOK_MAX_TIMEOUT) + 60
+Q_TASK_TIMEOUT = int(WEBHOOK_MAX_TIMEOUT + WEBHOOK_PUMP_SECONDS) + 60
 Q_CLUSTER = {
     "name": "webhookhub",
     "workers": Q_WORKERS,

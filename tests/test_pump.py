@@ -1,0 +1,83 @@
+"""The pump: many deliveries in flight per worker, bounded per endpoint, few broker tasks."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import transaction
+
+from hooks import emit, outbox
+from hooks.models import Delivery
+from hooks.pump import Pump
+from hooks.receiver import Receiver, Reply
+from tests.conftest import TEST_EVENT, make_webhook
+from tests.test_sweeper import broker_task_ids
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_one_transaction_hands_over_once(receiver):
+    make_webhook(receiver.url)
+    broker_task_ids()
+    with transaction.atomic():
+        for n in range(200):
+            emit(TEST_EVENT, {"n": n})
+    tasks = broker_task_ids()
+    assert 1 <= len(tasks) <= outbox.MAX_TASKS_PER_ENQUEUE
+    assert Pump().drain(tasks[0]) == 200  # the pump goes on past its own ids
+    assert len(receiver.requests) == 200
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_separate_transactions_hand_over_separately(receiver):
+    make_webhook(receiver.url)
+    broker_task_ids()
+    emit(TEST_EVENT, {"n": 1})
+    emit(TEST_EVENT, {"n": 2})
+    assert len(broker_task_ids()) == 2
+
+
+def test_a_rolled_back_transaction_leaves_no_pending_hand_over(receiver):
+    make_webhook(receiver.url)
+    broker_task_ids()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        emit(TEST_EVENT, {"n": 1})
+        raise RuntimeError
+    emit(TEST_EVENT, {"n": 2})
+    [[delivery_id]] = broker_task_ids()
+    assert delivery_id == str(Delivery.objects.get().pk)
+
+
+def test_a_hanging_endpoint_holds_at_most_its_bound_while_others_flow(receiver, settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 3
+    fast_done = threading.Event()
+    with Receiver() as slow:
+        slow.respond = lambda request: fast_done.wait(20) and Reply(200)
+        make_webhook(slow.url, name="slow")
+        make_webhook(receiver.url, name="fast")
+        with transaction.atomic():
+            for n in range(40):
+                emit(TEST_EVENT, {"n": n})
+
+        def watch():
+            if receiver.wait_for(40, timeout=20):
+                assert len(slow.requests) <= 3  # the bound held while the fast ones flowed
+                fast_done.set()
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        recorded = Pump().drain(None, budget=30)
+        watcher.join()
+    assert fast_done.is_set()
+    assert recorded == 80 and len(slow.requests) == 40
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_the_pump_records_failures_and_retries_with_the_schedule(receiver):
+    receiver.respond = lambda request: Reply(500)
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    assert Pump().drain(None, budget=5) == 1
+    delivery = Delivery.objects.get()
+    assert delivery.status == "pending" and delivery.attempts == 1 and delivery.next_attempt_at
