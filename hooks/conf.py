@@ -75,7 +75,7 @@ def get() -> HookSettings:
         max_payload_bytes=int(getattr(settings, "WEBHOOK_MAX_PAYLOAD_BYTES", 256 * 1024)),
         sweep_seconds=float(getattr(settings, "WEBHOOK_SWEEP_SECONDS", 50.0)),
         user_agent=f"webhookhub/{__version__}",
-        max_in_flight_per_endpoint=int(getattr(settings, "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", 8)),
+        max_in_flight_per_endpoint=int(getattr(settings, "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", 16)),
         pump_seconds=float(getattr(settings, "WEBHOOK_PUMP_SECONDS", 30.0)),
         disable_after_days=float(getattr(settings, "WEBHOOK_DISABLE_AFTER_DAYS", 5)),
         disable_after_failed_deliveries=int(

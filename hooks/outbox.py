@@ -131,7 +131,9 @@ def emit(
     now = timezone.now()
     namespace_key = _namespace_key(namespace)
     attempts = len(settings.retry_schedule)
-    with transaction.atomic():
+    # Everything that can fail on bad input was checked above, so no savepoint is
+    # needed: a database error here breaks the caller's transaction as it should.
+    with transaction.atomic(savepoint=False):
         event = Event.objects.create(
             type=event_type, payload=payload, user=user, namespace=namespace_key, created_at=now
         )

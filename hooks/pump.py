@@ -1,10 +1,14 @@
 """The pump: one worker task keeps many deliveries in flight and keeps claiming more
 until nothing is due, so throughput does not hinge on one broker task per delivery.
 
-A slow endpoint cannot hold up the rest: each endpoint (webhook, or explicit URL)
-has a bounded number of deliveries in flight per process, an endpoint at its bound
-is left out of further claims, and results are recorded as they arrive (in small
-batches), not when a whole batch is done.
+A slow or dead endpoint cannot hold up the rest:
+- each endpoint (webhook, or explicit URL) has a bound on requests in flight per
+  process; the bound drops to one while the endpoint times out or refuses
+  connections, and doubles back with each success (kept per worker process, so it
+  carries over from one pump task to the next);
+- an endpoint at its bound is left out of further claims, and what this pump had
+  claimed for it beyond the bound goes back to the table, due a little later;
+- results are recorded as they arrive, in small batches.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import time
 from collections import Counter, defaultdict, deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from datetime import timedelta
 from functools import partial
 
 from django.utils import timezone
@@ -25,17 +30,31 @@ log = logging.getLogger("hooks.pump")
 
 FLUSH_EVERY = 0.05  # seconds: the longest a finished attempt waits to be recorded
 FLUSH_SIZE = 64
+RELEASE_DELAY = timedelta(seconds=5)  # released deliveries of a stalling endpoint wait this long
+
+# endpoint -> current bound on requests in flight, in this process
+_bounds: dict[object, int] = {}
+
+
+def forget_endpoints() -> None:
+    """Drop what this process learnt about endpoints (tests start from scratch)."""
+    _bounds.clear()
 
 
 def endpoint(d: Delivery):
     return d.webhook_id or d.target_url
 
 
+def stalled(result: transport.Result) -> bool:
+    """No answer at all (timeout, refused, reset): the endpoint ties up our threads."""
+    return result.status is None
+
+
 class Pump:
     def __init__(self, settings: conf.HookSettings | None = None):
         self.settings = settings or conf.get()
         self.capacity = self.settings.send_threads
-        self.limit = self.settings.max_in_flight_per_endpoint
+        self.max_bound = self.settings.max_in_flight_per_endpoint
         self.send = partial(
             transport.send,
             allowed=self.settings.allowed_networks,
@@ -44,20 +63,30 @@ class Pump:
         self.in_flight: dict[Future, tuple] = {}
         self.waiting: dict[object, deque] = defaultdict(deque)
         self.flying = Counter()  # endpoint -> requests in flight
-        self.held = Counter()  # endpoint -> in flight + waiting here
         self.finished: list[Sent] = []
         self.recorded = 0
         self.last_flush = time.monotonic()
 
+    def bound(self, key) -> int:
+        return min(_bounds.get(key, self.max_bound), self.max_bound)
+
     # -- claiming -------------------------------------------------------------
-    def holding(self) -> int:
-        return sum(self.held.values())
+    def runnable(self) -> int:
+        """In flight, plus waiting for endpoints that have room: what keeps threads busy."""
+        queued = sum(
+            len(queue) for key, queue in self.waiting.items() if self.flying[key] < self.bound(key)
+        )
+        return len(self.in_flight) + queued
 
     def saturated(self) -> list:
-        return [k for k, n in self.held.items() if n >= self.limit and isinstance(k, int)]
+        return [
+            key
+            for key in set(self.flying) | {k for k, q in self.waiting.items() if q}
+            if isinstance(key, int) and self.flying[key] + len(self.waiting[key]) >= self.bound(key)
+        ]
 
     def refill(self, ids: list | None) -> int:
-        room = self.capacity - self.holding()
+        room = self.capacity - self.runnable()
         if room <= 0:
             return 0
         token, batch = claims.claim(
@@ -66,9 +95,7 @@ class Pump:
         ready, broken = delivery.prepare(batch, token, self.settings, timezone.now())
         self.finished.extend(broken)
         for d, request in ready:
-            key = endpoint(d)
-            self.held[key] += 1
-            self.waiting[key].append((d, token, request))
+            self.waiting[endpoint(d)].append((d, token, request))
         self.launch()
         return len(batch)
 
@@ -76,24 +103,45 @@ class Pump:
     def launch(self) -> None:
         pool = delivery.executor(self.settings.send_threads)
         for key, queue in self.waiting.items():
-            while queue and self.flying[key] < self.limit and len(self.in_flight) < self.capacity:
+            while (
+                queue and self.flying[key] < self.bound(key) and len(self.in_flight) < self.capacity
+            ):
                 d, token, request = queue.popleft()
                 self.flying[key] += 1
                 self.in_flight[pool.submit(self.send, request)] = (d, token, request)
 
-    def collect(self, timeout: float) -> None:
+    def learn(self, key, result: transport.Result) -> None:
+        if stalled(result):
+            if self.bound(key) > 1:
+                log.info("Endpoint %s stalls; one request at a time until it answers.", key)
+            _bounds[key] = 1
+            self.release(key)
+        elif result.status is not None and key in _bounds:
+            _bounds[key] = self.bound(key) * 2
+            if _bounds[key] >= self.max_bound:
+                del _bounds[key]
+
+    def release(self, key) -> None:
+        """Give back what waits here for a stalling endpoint: others may go first."""
+        queue = self.waiting.pop(key, None)
+        if queue:
+            claims.release([(d.pk, token) for d, token, _ in queue], timezone.now() + RELEASE_DELAY)
+
+    def collect(self, timeout: float) -> int:
         if not self.in_flight:
-            return
+            return 0
         done, _ = wait(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
             d, token, request = self.in_flight.pop(future)
             key = endpoint(d)
             self.flying[key] -= 1
-            self.held[key] -= 1
-            if not self.held[key]:
-                del self.held[key]
-            self.finished.append(Sent(d, token, request, future.result()))
+            if not self.flying[key]:
+                del self.flying[key]
+            result = future.result()
+            self.learn(key, result)
+            self.finished.append(Sent(d, token, request, result))
         self.launch()
+        return len(done)
 
     def flush(self, force: bool = False) -> None:
         due = time.monotonic() - self.last_flush >= FLUSH_EVERY
@@ -104,23 +152,32 @@ class Pump:
             self.last_flush = time.monotonic()
 
     # -- the loop -------------------------------------------------------------
+    def idle(self) -> bool:
+        return not self.in_flight and not any(self.waiting.values())
+
     def drain(self, ids: list | None = None, budget: float | None = None) -> int:
         """Deliver `ids` and whatever else falls due, until nothing is left or the budget
         is spent; then let what is in flight land. Returns how many were recorded."""
         deadline = time.monotonic() + (budget if budget is not None else self.settings.pump_seconds)
-        claiming, first = True, True
+        claiming, first, changed = True, True, True
         while True:
-            if claiming and time.monotonic() < deadline and self.holding() <= self.capacity // 2:
+            if (
+                claiming
+                and changed
+                and time.monotonic() < deadline
+                and self.runnable() <= self.capacity // 2
+            ):
                 got = self.refill(ids)
                 if first and got >= self.capacity:
                     outbox.enqueue_pump()  # more work than one pump: bring a helper
                 ids, first = None, False
                 claiming = got > 0 or bool(self.saturated())
-            if not self.in_flight and not any(self.waiting.values()):
-                if not claiming or time.monotonic() >= deadline:
+                changed = got > 0  # an empty claim is not repeated until something lands
+            if self.idle():
+                if not (claiming and changed) or time.monotonic() >= deadline:
                     break
-                time.sleep(FLUSH_EVERY)  # only waiting on saturated endpoints' queues
-            self.collect(timeout=FLUSH_EVERY)
+                continue  # everything landed: claim again straight away
+            changed = self.collect(timeout=FLUSH_EVERY) > 0 or changed
             self.flush()
         self.flush(force=True)
         if claiming and claims.due(timezone.now()).exists():

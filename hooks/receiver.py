@@ -38,6 +38,14 @@ Responder = Callable[[Received], Reply]
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # the default 5 resets connections under a burst
+
+    def handle_error(self, request, client_address) -> None:
+        """Clients that hang up (timeouts) are normal here; anything else is reported."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
     def __init__(self, address, receiver: Receiver, family):
         self.address_family = family

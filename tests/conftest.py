@@ -22,6 +22,13 @@ def allow_loopback(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed
 
 
+@pytest.fixture(autouse=True)
+def fresh_endpoint_bounds():
+    from hooks.pump import forget_endpoints
+
+    forget_endpoints()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def test_event_type():
     if TEST_EVENT not in {t.name for t in catalog.all_types()}:

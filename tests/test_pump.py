@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import transaction
@@ -81,3 +82,22 @@ def test_the_pump_records_failures_and_retries_with_the_schedule(receiver):
     assert Pump().drain(None, budget=5) == 1
     delivery = Delivery.objects.get()
     assert delivery.status == "pending" and delivery.attempts == 1 and delivery.next_attempt_at
+
+
+def test_a_dead_endpoint_is_throttled_to_one_request_and_gives_back_its_queue(receiver, settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 8
+    with Receiver() as dead:
+        dead.respond = lambda request: dead.released.wait(30) and None
+        make_webhook(dead.url, name="dead", timeout=0.3)
+        make_webhook(receiver.url, name="fast")
+        with transaction.atomic():
+            for n in range(30):
+                emit(TEST_EVENT, {"n": n})
+        started = time.monotonic()
+        Pump().drain(None, budget=3)
+        elapsed = time.monotonic() - started
+    assert len(receiver.requests) == 30  # the healthy endpoint got everything
+    # The dead one: a first wave of at most 8, then one at a time; the rest went back.
+    assert len(dead.requests) <= 8 + elapsed / 0.3 + 1
+    released = Delivery.objects.filter(webhook__name="dead", attempts=0, status="pending")
+    assert released.exists() and all(d.claim_token is None for d in released)

@@ -92,7 +92,10 @@ def _database() -> dict:
         )
         # A file, not memory: worker subprocesses started by tests must see it.
         db["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
-    db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+    # Persistent connections: django-q2's broker calls close_old_connections() on
+    # every enqueue, which with a max age of 0 reopens the connection each time.
+    db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    db["CONN_HEALTH_CHECKS"] = True
     return db
 
 
@@ -145,7 +148,7 @@ WEBHOOK_MAX_TIMEOUT = 600.0
 WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=32)
 WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=32)
 # One endpoint (webhook) never has more requests in flight than this per worker process.
-WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=8)
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=16)
 # A worker task keeps claiming due deliveries for up to this long, then hands over.
 WEBHOOK_PUMP_SECONDS = env.float("WEBHOOK_PUMP_SECONDS", default=30.0)
 WEBHOOK_MAX_PAYLOAD_BYTES = env.int("WEBHOOK_MAX_PAYLOAD_BYTES", default=256 * 1024)

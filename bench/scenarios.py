@@ -1,0 +1,352 @@
+"""The measurements, under one configuration (DATABASE_URL / REDIS_URL set by run.py).
+
+Prints one JSON object with the results. Every number is measured in this run, so
+ratios stay meaningful on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webhookhub.settings")
+os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
+
+import django  # noqa: E402
+
+django.setup()
+
+import urllib3  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+
+import hooks  # noqa: E402
+from hooks import catalog, signing  # noqa: E402
+from hooks.models import Attempt, Delivery, Event, Webhook  # noqa: E402
+
+EVENT = "bench.event"
+SECRET = signing.generate_secret()
+
+
+class Receivers:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "receivers.py")],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.ports = json.loads(self.proc.stdout.readline())
+        self.http = urllib3.PoolManager()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}/hook"
+
+    def stats(self) -> dict:
+        r = self.http.request("GET", f"http://127.0.0.1:{self.ports['control']}/stats")
+        return json.loads(r.data)
+
+    def reset(self) -> None:
+        self.http.request("POST", f"http://127.0.0.1:{self.ports['control']}/reset")
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+class Cluster:
+    """One `manage.py qcluster`, started and waited for; stopped with SIGTERM."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        ready = threading.Event()
+
+        def read() -> None:
+            for line in self.proc.stdout:
+                if "running." in line:
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(60):
+            raise RuntimeError("qcluster did not start")
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout
+        return [int(p) for p in out.split()]
+
+    def peak_rss_mb(self) -> float:
+        """Largest peak resident set (VmHWM) among the cluster's processes."""
+        peaks = []
+        for pid in [self.proc.pid, *self.worker_pids()]:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks.append(int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+        return max(peaks, default=0.0)
+
+    def rss_mb(self) -> float:
+        total = []
+        for pid in self.worker_pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total.append(int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+        return max(total, default=0.0)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def reset_db() -> None:
+    from django_q.models import OrmQ, Task
+
+    for model in (Attempt, Delivery, Event, Webhook, OrmQ, Task):
+        model.objects.all().delete()
+    if settings.REDIS_URL:
+        from django_q.brokers import get_broker
+
+        get_broker().purge_queue()
+
+
+def wait_until(predicate, timeout: float = 600, interval: float = 0.05) -> float:
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError("benchmark step did not finish")
+        time.sleep(interval)
+    return time.monotonic() - start
+
+
+def delivered(count: int):
+    return lambda: Delivery.objects.filter(status="succeeded").count() >= count
+
+
+def webhooks(urls: list[str], timeout: float | None = None) -> list[Webhook]:
+    return Webhook.objects.bulk_create(
+        [
+            Webhook(name=f"bench-{i}", url=url, event_types=[EVENT], secret=SECRET, timeout=timeout)
+            for i, url in enumerate(urls)
+        ]
+    )
+
+
+def emit_many(count: int, **scope) -> None:
+    with transaction.atomic():
+        for n in range(count):
+            hooks.emit(EVENT, {"seq": n, "text": "benchmark"}, **scope)
+
+
+# --- baselines -----------------------------------------------------------------
+
+
+def signed_requests(url: str, count: int) -> list[tuple[bytes, dict]]:
+    out = []
+    for n in range(count):
+        body = json.dumps({"seq": n, "text": "benchmark"}).encode()
+        ts = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": f"msg_{n}",
+            "webhook-timestamp": str(ts),
+            "webhook-signature": signing.sign(SECRET, f"msg_{n}", ts, body),
+        }
+        out.append((body, headers))
+    return out
+
+
+def limit_rate(url: str, count: int, threads: int = 1) -> float:
+    """The same HTTP client (urllib3, keep-alive), no database, no broker."""
+    requests_ = signed_requests(url, count)
+    pool = urllib3.PoolManager(maxsize=threads)
+
+    def post(item) -> None:
+        pool.request("POST", url, body=item[0], headers=item[1], retries=False)
+
+    start = time.monotonic()
+    if threads == 1:
+        for item in requests_:
+            post(item)
+    else:
+        with ThreadPoolExecutor(threads) as executor:
+            list(executor.map(post, requests_))
+    return count / (time.monotonic() - start)
+
+
+def usual_rate(url: str, count: int) -> float:
+    from django_q.tasks import async_task
+
+    requests_ = signed_requests(url, count)
+    reset_db()
+    cluster = Cluster()
+    try:
+        start = time.monotonic()
+        for body, headers in requests_:
+            async_task("bench.usual.post_and_record", url, body, headers)
+        wait_until(lambda: Event.objects.filter(type="bench.usual").count() >= count)
+        return count / (time.monotonic() - start)
+    finally:
+        cluster.stop()
+
+
+# --- the hub ---------------------------------------------------------------------
+
+
+def hub_drain(url: str, count: int) -> tuple[float, float, float]:
+    """Deliveries/s for `count` already-due deliveries; also worker RSS midway and at the end."""
+    reset_db()
+    webhooks([url])
+    cluster = Cluster()
+    try:
+        with transaction.atomic():
+            for n in range(count):
+                hooks.emit(EVENT, {"seq": n, "text": "benchmark"})
+            start_holder = []
+            transaction.on_commit(lambda: start_holder.append(time.monotonic()))
+        wait_until(delivered(count // 5))
+        rss_early = cluster.rss_mb()
+        wait_until(delivered(count))
+        rate = count / (time.monotonic() - start_holder[0])
+        return rate, rss_early, cluster.rss_mb()
+    finally:
+        cluster.stop()
+
+
+def isolation(rx: Receivers, events: int, dead: int) -> float:
+    """Deliveries/s to the healthy webhooks of 100 (of which `dead` never answer)."""
+    reset_db()
+    urls = [rx.url("dead")] * dead + [rx.url("fast")] * (100 - dead)
+    webhooks(urls, timeout=1.0)
+    healthy = events * (100 - dead)
+    cluster = Cluster()
+    try:
+        emit_many(events)
+        elapsed = wait_until(lambda: Delivery.objects.filter(status="succeeded").count() >= healthy)
+        return healthy / elapsed
+    finally:
+        cluster.stop()
+
+
+def fanout(url: str, subscribers: int) -> float:
+    reset_db()
+    webhooks([url] * subscribers)
+    cluster = Cluster()
+    try:
+        emit_many(1)
+        return subscribers / wait_until(delivered(subscribers))
+    finally:
+        cluster.stop()
+
+
+def emit_cost(rx: Receivers, count: int) -> tuple[float, float]:
+    """events/s of emit() with 3 subscribers in a transaction, and of a plain insert."""
+    reset_db()
+    webhooks([rx.url("fast")] * 3)
+    start = time.monotonic()
+    for n in range(count):
+        with transaction.atomic():
+            hooks.emit(EVENT, {"seq": n})
+    emit_rate = count / (time.monotonic() - start)
+    start = time.monotonic()
+    for n in range(count):
+        with transaction.atomic():
+            Event.objects.create(type="plain", payload={"seq": n})
+    plain_rate = count / (time.monotonic() - start)
+    return emit_rate, plain_rate
+
+
+def latency(rx: Receivers, count: int, interval: float = 0.05) -> dict:
+    """Event committed → request received, at a low steady rate."""
+    reset_db()
+    webhooks([rx.url("fast")])
+    rx.reset()
+    pool = urllib3.PoolManager()
+    rtts = []
+    for _ in range(50):
+        t = time.perf_counter()
+        pool.request("POST", rx.url("fast"), body=b"{}", retries=False)
+        rtts.append((time.perf_counter() - t) * 1000)
+    cluster = Cluster()
+    committed = {}
+    try:
+        for n in range(count):
+            with transaction.atomic():
+                hooks.emit(EVENT, {"seq": n})
+            committed[n] = time.time()
+            time.sleep(interval)
+        wait_until(delivered(count))
+    finally:
+        cluster.stop()
+    arrivals = {int(k): v for k, v in rx.stats()["arrivals"].items()}
+    lat = sorted((arrivals[n] - committed[n]) * 1000 for n in committed if n in arrivals)
+    return {
+        "p50_ms": statistics.median(lat),
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+        "rtt_ms": statistics.median(rtts),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n = args.n
+    if EVENT not in {t.name for t in catalog.all_types()}:
+        catalog.register(EVENT, "Benchmark event.", example={"seq": 1})
+    call_command("migrate", verbosity=0)
+    rx = Receivers()
+    results: dict = {
+        "config": connection.vendor + (" + redis" if settings.REDIS_URL else " + orm broker")
+    }
+    try:
+        fast, slow = rx.url("fast"), rx.url("slow")
+        results["limit_fast"] = limit_rate(fast, n)
+        results["hub_fast"], rss_early, rss_end = hub_drain(fast, n)
+        results["rss_early_mb"], results["rss_end_mb"] = rss_early, rss_end
+        results["usual_fast"] = usual_rate(fast, n)
+        slow_n = n if not args.quick else n // 2
+        results["limit_slow"] = limit_rate(slow, slow_n, threads=32)
+        results["hub_slow"] = hub_drain(slow, slow_n)[0]
+        results["usual_slow"] = usual_rate(slow, max(slow_n // 5, 20))
+        events = max(n // 100, 2)
+        results["isolation_healthy"] = isolation(rx, events, dead=10)
+        results["isolation_all"] = isolation(rx, events, dead=0)
+        results["fanout"] = fanout(fast, 1000 if not args.quick else 100)
+        results["emit_rate"], results["plain_rate"] = emit_cost(rx, 500 if not args.quick else 100)
+        results["latency"] = latency(rx, 200 if not args.quick else 20)
+    finally:
+        rx.stop()
+    print("RESULTS " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
