@@ -9,6 +9,7 @@ number, so an attempt cut short by a dying worker still counts.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -25,17 +26,37 @@ def _unclaimed(now: datetime) -> Q:
     return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
 
 
+_stopped_cache: tuple[float, list[int]] = (0.0, [])
+STOPPED_TTL = 1.0  # seconds a worker trusts its list of stopped webhooks
+
+
+def _stopped() -> list[int]:
+    """Disabled or inactive webhooks; read at most once a second per process (a
+    delivery that slips through in that second is skipped right after its claim)."""
+    global _stopped_cache
+    checked, ids = _stopped_cache
+    if time.monotonic() - checked > STOPPED_TTL:
+        ids = list(
+            Webhook.objects.filter(Q(active=False) | Q(disabled_at__isnull=False)).values_list(
+                "pk", flat=True
+            )
+        )
+        _stopped_cache = (time.monotonic(), ids)
+    return ids
+
+
+def forget_stopped() -> None:
+    global _stopped_cache
+    _stopped_cache = (0.0, [])
+
+
 def _sendable() -> Q:
     """A disabled or inactive webhook's deliveries wait to be skipped, unless redelivered.
 
     Written as a short id list rather than a join, so the claim stays an index scan
     on (status, next_attempt_at) however many deliveries are pending.
     """
-    stopped = list(
-        Webhook.objects.filter(Q(active=False) | Q(disabled_at__isnull=False)).values_list(
-            "pk", flat=True
-        )
-    )
+    stopped = _stopped()
     return Q(manual=True) | ~Q(webhook_id__in=stopped) if stopped else Q()
 
 
@@ -74,7 +95,27 @@ def claim(
         enqueued_until=None,
     )
     claimed = list(Delivery.objects.filter(claim_token=token).select_related("webhook", "event"))
+    stopped = [d for d in claimed if _stopped_now(d)]
+    if stopped:
+        _skip(stopped, token, now)
+        claimed = [d for d in claimed if not _stopped_now(d)]
     return token, claimed
+
+
+def _stopped_now(d: Delivery) -> bool:
+    return bool(d.webhook_id and not d.manual and (d.webhook.is_disabled or not d.webhook.active))
+
+
+def _skip(deliveries: list[Delivery], token: uuid.UUID, now: datetime) -> None:
+    """Claimed for a webhook that has just stopped: kept as skipped, attempt not counted."""
+    Delivery.objects.filter(pk__in=[d.pk for d in deliveries], claim_token=token).update(
+        status=Status.SKIPPED,
+        claim_token=None,
+        claimed_until=None,
+        attempts=F("attempts") - 1,
+        next_attempt_at=None,
+        completed_at=now,
+    )
 
 
 def release(claimed: list[tuple], due_at: datetime) -> int:

@@ -3,9 +3,10 @@ until nothing is due, so throughput does not hinge on one broker task per delive
 
 A slow or dead endpoint cannot hold up the rest:
 - each endpoint (webhook, or explicit URL) has a bound on requests in flight per
-  process; the bound drops to one while the endpoint times out or refuses
-  connections, and doubles back with each success (kept per worker process, so it
-  carries over from one pump task to the next);
+  process: it starts small, doubles with each answer up to
+  WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT, and drops to one while the endpoint times out
+  or refuses connections (kept per worker process, so it carries over from one
+  pump task to the next);
 - an endpoint at its bound is left out of further claims, and what this pump had
   claimed for it beyond the bound goes back to the table, due a little later;
 - results are recorded as they arrive, in small batches.
@@ -31,6 +32,7 @@ log = logging.getLogger("hooks.pump")
 FLUSH_EVERY = 0.05  # seconds: the longest a finished attempt waits to be recorded
 FLUSH_SIZE = 64
 RELEASE_DELAY = timedelta(seconds=5)  # released deliveries of a stalling endpoint wait this long
+FIRST_BOUND = 2  # slow start: an endpoint we know nothing about gets this many at first
 
 # endpoint -> current bound on requests in flight, in this process
 _bounds: dict[object, int] = {}
@@ -68,25 +70,24 @@ class Pump:
         self.last_flush = time.monotonic()
 
     def bound(self, key) -> int:
-        return min(_bounds.get(key, self.max_bound), self.max_bound)
+        return min(_bounds.get(key, FIRST_BOUND), self.max_bound)
 
     # -- claiming -------------------------------------------------------------
-    def runnable(self) -> int:
-        """In flight, plus waiting for endpoints that have room: what keeps threads busy."""
-        queued = sum(
-            len(queue) for key, queue in self.waiting.items() if self.flying[key] < self.bound(key)
-        )
-        return len(self.in_flight) + queued
+    def holding(self) -> int:
+        """Claimed here and not yet landed (waiting for a stalling endpoint is given back)."""
+        return len(self.in_flight) + sum(len(queue) for queue in self.waiting.values())
 
     def saturated(self) -> list:
+        """Webhooks with as much in flight or waiting here as their bound allows."""
+        keys = set(self.flying) | {key for key, queue in self.waiting.items() if queue}
         return [
             key
-            for key in set(self.flying) | {k for k, q in self.waiting.items() if q}
+            for key in keys
             if isinstance(key, int) and self.flying[key] + len(self.waiting[key]) >= self.bound(key)
         ]
 
     def refill(self, ids: list | None) -> int:
-        room = self.capacity - self.runnable()
+        room = self.capacity - self.holding()
         if room <= 0:
             return 0
         token, batch = claims.claim(
@@ -116,10 +117,8 @@ class Pump:
                 log.info("Endpoint %s stalls; one request at a time until it answers.", key)
             _bounds[key] = 1
             self.release(key)
-        elif result.status is not None and key in _bounds:
-            _bounds[key] = self.bound(key) * 2
-            if _bounds[key] >= self.max_bound:
-                del _bounds[key]
+        elif self.bound(key) < self.max_bound:
+            _bounds[key] = min(self.bound(key) * 2, self.max_bound)
 
     def release(self, key) -> None:
         """Give back what waits here for a stalling endpoint: others may go first."""
@@ -165,7 +164,7 @@ class Pump:
                 claiming
                 and changed
                 and time.monotonic() < deadline
-                and self.runnable() <= self.capacity // 2
+                and self.holding() <= self.capacity // 2
             ):
                 got = self.refill(ids)
                 if first and got >= self.capacity:

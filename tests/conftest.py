@@ -24,9 +24,11 @@ def allow_loopback(settings):
 
 @pytest.fixture(autouse=True)
 def fresh_endpoint_bounds():
+    from hooks.claims import forget_stopped
     from hooks.pump import forget_endpoints
 
     forget_endpoints()
+    forget_stopped()
 
 
 @pytest.fixture(autouse=True, scope="session")

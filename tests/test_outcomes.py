@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from hooks import emit, retry
-from hooks.models import Delivery, Event
+from hooks.models import Delivery, Event, Webhook
 from hooks.receiver import Receiver, Reply
 from hooks.tasks import deliver_due, skip_unsendable
 from tests.conftest import TEST_EVENT, make_webhook
@@ -63,9 +63,21 @@ def test_pending_deliveries_of_a_webhook_disabled_later_are_skipped(receiver):
     emit(TEST_EVENT, {"n": 1})
     webhook.disabled_at = timezone.now()
     webhook.save()
-    assert deliver_due() == 0
-    assert skip_unsendable() == 1
+    assert skip_unsendable() == 1  # the sweeper's pass
     assert Delivery.objects.get().status == "skipped" and receiver.requests == []
+
+
+def test_a_delivery_claimed_just_as_its_webhook_stops_is_skipped(receiver):
+    from hooks import claims
+
+    webhook = make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    claims.claim(None, 10, lease=60)  # the worker's list of stopped webhooks is now fresh...
+    Delivery.objects.update(claim_token=None, claimed_until=None, attempts=0)
+    Webhook.objects.filter(pk=webhook.pk).update(active=False)  # ...and now stale
+    assert deliver_due() == 0
+    delivery = Delivery.objects.get()
+    assert delivery.status == "skipped" and delivery.attempts == 0 and receiver.requests == []
 
 
 @pytest.mark.parametrize("status", [429, 503])
