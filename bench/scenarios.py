@@ -90,10 +90,14 @@ class Cluster:
             raise RuntimeError("qcluster did not start")
 
     def worker_pids(self) -> list[int]:
-        out = subprocess.run(
-            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
-        ).stdout
-        return [int(p) for p in out.split()]
+        """Every process below the qcluster command (sentinel, workers, monitor, pusher)."""
+        found, todo = [], [self.proc.pid]
+        while todo:
+            out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True)
+            children = [int(p) for p in out.stdout.split()]
+            found += children
+            todo += children
+        return found
 
     def peak_rss_mb(self) -> float:
         """Largest peak resident set (VmHWM) among the cluster's processes."""

@@ -187,7 +187,7 @@ def record_many(batch: list[Sent]) -> list[Attempt]:
                 health.Outcome(result.ok, result.status, step["status"] == Status.FAILED)
             )
     released = {"claim_token": None, "claimed_until": None, "manual": False}
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         Attempt.objects.bulk_create(attempts)
         for (token, status, code, error), pks in finished.items():
             Delivery.objects.filter(pk__in=pks, claim_token=token).update(

@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
 from functools import partial
 
+from django.db import transaction
 from django.utils import timezone
 
 from hooks import claims, conf, delivery, outbox, transport
@@ -29,8 +30,8 @@ from hooks.models import Delivery
 
 log = logging.getLogger("hooks.pump")
 
-FLUSH_EVERY = 0.05  # seconds: the longest a finished attempt waits to be recorded
-FLUSH_SIZE = 64
+FLUSH_EVERY = 0.2  # seconds: the longest a finished attempt waits to be recorded
+FLUSH_SIZE = 128
 RELEASE_DELAY = timedelta(seconds=5)  # released deliveries of a stalling endpoint wait this long
 FIRST_BOUND = 2  # slow start: an endpoint we know nothing about gets this many at first
 
@@ -78,21 +79,27 @@ class Pump:
         return len(self.in_flight) + sum(len(queue) for queue in self.waiting.values())
 
     def saturated(self) -> list:
-        """Webhooks with as much in flight or waiting here as their bound allows."""
+        """Webhooks with a full bound in flight and as many again waiting here: claiming
+        more for them would only make them wait longer."""
         keys = set(self.flying) | {key for key, queue in self.waiting.items() if queue}
         return [
             key
             for key in keys
-            if isinstance(key, int) and self.flying[key] + len(self.waiting[key]) >= self.bound(key)
+            if isinstance(key, int)
+            and self.flying[key] + len(self.waiting[key]) >= 2 * self.bound(key)
         ]
 
     def refill(self, ids: list | None) -> int:
+        """Record what has landed and claim more, in one write transaction (SQLite has
+        one writer at a time: fewer, shorter write transactions keep workers moving)."""
         room = self.capacity - self.holding()
-        if room <= 0:
-            return 0
-        token, batch = claims.claim(
-            ids, room, self.settings.claim_lease, exclude_webhooks=self.saturated()
-        )
+        with transaction.atomic(savepoint=False):
+            self.flush(force=True)
+            if room <= 0:
+                return 0
+            token, batch = claims.claim(
+                ids, room, self.settings.claim_lease, exclude_webhooks=self.saturated()
+            )
         ready, broken = delivery.prepare(batch, token, self.settings, timezone.now())
         self.finished.extend(broken)
         for d, request in ready:
