@@ -318,34 +318,46 @@ def latency(rx: Receivers, count: int, interval: float = 0.05) -> dict:
     }
 
 
+def best(repeat: int, measure):
+    """The best of `repeat` runs: on a shared machine, the least disturbed one."""
+    return max(measure() for _ in range(repeat))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    n = args.n
+    n, k = args.n, args.repeat
     if EVENT not in {t.name for t in catalog.all_types()}:
         catalog.register(EVENT, "Benchmark event.", example={"seq": 1})
     call_command("migrate", verbosity=0)
     rx = Receivers()
     results: dict = {
-        "config": connection.vendor + (" + redis" if settings.REDIS_URL else " + orm broker")
+        "config": connection.vendor + (" + redis" if settings.REDIS_URL else " + orm broker"),
+        "n": n,
+        "repeat": k,
     }
     try:
         fast, slow = rx.url("fast"), rx.url("slow")
-        results["limit_fast"] = limit_rate(fast, n)
-        results["hub_fast"], rss_early, rss_end = hub_drain(fast, n)
-        results["rss_early_mb"], results["rss_end_mb"] = rss_early, rss_end
-        results["usual_fast"] = usual_rate(fast, n)
-        slow_n = n if not args.quick else n // 2
-        results["limit_slow"] = limit_rate(slow, slow_n, threads=32)
-        results["hub_slow"] = hub_drain(slow, slow_n)[0]
-        results["usual_slow"] = usual_rate(slow, max(slow_n // 5, 20))
-        events = max(n // 100, 2)
-        results["isolation_healthy"] = isolation(rx, events, dead=10)
-        results["isolation_all"] = isolation(rx, events, dead=0)
-        results["fanout"] = fanout(fast, 1000 if not args.quick else 100)
-        results["emit_rate"], results["plain_rate"] = emit_cost(rx, 500 if not args.quick else 100)
+        drains = [hub_drain(fast, n) for _ in range(k)]
+        results["hub_fast"] = max(d[0] for d in drains)
+        results["rss_early_mb"] = max(d[1] for d in drains)
+        results["rss_end_mb"] = max(d[2] for d in drains)
+        results["limit_fast"] = best(k, lambda: limit_rate(fast, n))
+        results["usual_fast"] = best(k, lambda: usual_rate(fast, n))
+        results["hub_slow"] = best(k, lambda: hub_drain(slow, n)[0])
+        results["limit_slow"] = best(k, lambda: limit_rate(slow, n, threads=32))
+        # At 50 ms a delivery, the usual way needs a minute for 5,000: a fifth will do.
+        results["usual_slow"] = best(k, lambda: usual_rate(slow, max(n // 5, 20)))
+        events = max(n // 25, 2)
+        results["isolation_healthy"] = best(k, lambda: isolation(rx, events, dead=10))
+        results["isolation_all"] = best(k, lambda: isolation(rx, events, dead=0))
+        results["fanout"] = best(k, lambda: fanout(fast, 1000 if not args.quick else 100))
+        emit_costs = [emit_cost(rx, 500 if not args.quick else 100) for _ in range(k)]
+        results["emit_rate"] = max(e[0] for e in emit_costs)
+        results["plain_rate"] = max(e[1] for e in emit_costs)
         results["latency"] = latency(rx, 200 if not args.quick else 20)
     finally:
         rx.stop()

@@ -1,0 +1,26 @@
+"""A small run of the benchmark, so it cannot rot (its numbers are not judged here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_benchmark_smoke_run_prints_every_measure():
+    out = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--n", "200", "--repeat", "1", "--config", "sqlite"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    table = out.stdout
+    for measure in (
+        "drain, fast receiver", "vs the limit", "vs the usual way", "drain, 50 ms receiver",
+        "isolation", "fan-out", "emit()", "latency", "worker RSS",
+    ):  # fmt: skip
+        assert measure in table, measure
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 14  # header + 13 measures
+    assert all(re.search(r"\d", row.split("|")[2]) for row in rows[1:])  # every value measured
