@@ -129,3 +129,39 @@ def confirm_redeliver(model_admin, request: HttpRequest, queryset) -> HttpRespon
         "action": "redeliver",
     }
     return TemplateResponse(request, "admin/hooks/confirm_redeliver.html", context)
+
+
+def server_configuration(request: HttpRequest) -> HttpResponse:
+    """The named server hooks (signup, queue start, ...): a URL and JSON data each."""
+    from django.contrib import admin
+
+    from hooks import slots
+    from hooks.forms import SlotForm
+
+    if not request.user.has_perm("hooks.change_webhook"):
+        return HttpResponseRedirect(reverse("admin:index"))
+    slots.sync_all_env()
+    forms = []
+    for slot in slots.all_slots():
+        hook = slots.webhook(slot.name)
+        initial = {"url": hook.url if hook and hook.slot_source == slots.ADMIN else "",
+                   "data": hook.data_template if hook else slot.blank_data}  # fmt: skip
+        data = request.POST if request.method == "POST" else None
+        forms.append((slot, SlotForm(data, initial=initial, prefix=slot.name), hook))
+    if request.method == "POST" and all(form.is_valid() for _, form, _ in forms):
+        for slot, form, _ in forms:
+            if form.has_changed():
+                slots.save(slot.name, form.cleaned_data["url"], form.cleaned_data["data"])
+        messages.success(request, "Server configuration saved.")
+        return HttpResponseRedirect(reverse("hooks_server_configuration"))
+    rows = []
+    for slot, form, _ in forms:
+        url, source = slots.effective(slot.name)
+        rows.append({"slot": slot, "form": form, "hook": slots.webhook(slot.name),
+                     "url": url, "source": source})  # fmt: skip
+    context = {
+        **admin.site.each_context(request),
+        "title": "Server configuration: webhooks",
+        "rows": rows,
+    }
+    return TemplateResponse(request, "admin/hooks/server_configuration.html", context)

@@ -192,3 +192,28 @@ class ReplayForm(forms.Form):
             raise ValidationError("'Since' must be before 'until'.")
         data["statuses"] = data.get("statuses") or ["failed", "skipped"]
         return data
+
+
+class SlotForm(forms.Form):
+    """One named server hook: where it goes and what it sends."""
+
+    url = forms.CharField(label="URL", required=False, max_length=2000)
+    data = forms.CharField(
+        label="JSON data",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Blank sends the event's own payload; %tag% placeholders are filled in.",
+    )
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data.get("url", "").strip()
+        return validate_target_url(url) if url else ""
+
+    def clean_data(self) -> str:
+        data = self.cleaned_data.get("data", "")
+        if data.strip():
+            try:
+                templating.validate(data)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
+        return data

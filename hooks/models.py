@@ -78,6 +78,16 @@ class Webhook(models.Model):
         "the JSON payload otherwise. A data template always wins.",
     )
 
+    slot = models.CharField(
+        max_length=50,
+        blank=True,
+        db_index=True,
+        help_text="The named server hook this webhook fills (signup, queue start, ...).",
+    )
+    slot_source = models.CharField(
+        max_length=8, blank=True, choices=[("admin", "Admin"), ("env", "Environment")]
+    )
+
     consecutive_failures = models.PositiveIntegerField(default=0)
     failing_since = models.DateTimeField(null=True, blank=True)
     consecutive_failed_deliveries = models.PositiveIntegerField(default=0)
@@ -90,6 +100,11 @@ class Webhook(models.Model):
     class Meta:
         ordering = ["scope", "name"]
         indexes = [models.Index(fields=["scope", "active"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slot"], condition=~models.Q(slot=""), name="one_webhook_per_slot"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -47,12 +47,38 @@ def _check_payload(payload: dict, settings: conf.HookSettings) -> None:
         )
 
 
-def subscribers(event_type: catalog.EventType, user=None, namespace: str = "") -> list[Webhook]:
-    """Active webhooks that receive this event: server ones, the user's, the namespace's."""
-    scopes = Q(scope=Scope.SERVER) if catalog.SERVER in event_type.scopes else Q(pk__in=[])
-    if user is not None and catalog.USER in event_type.scopes:
+_slots_synced = False
+
+
+def _sync_slots_once() -> None:
+    """Slots fed by environment variables are brought in line once per process."""
+    global _slots_synced
+    if not _slots_synced:
+        from hooks import slots
+
+        slots.sync_all_env()
+        _slots_synced = True
+
+
+def forget_slots() -> None:
+    """Sync env-fed slots again at the next emit (tests change the environment)."""
+    global _slots_synced
+    _slots_synced = False
+
+
+def subscribers(
+    event_type: catalog.EventType,
+    user=None,
+    namespace: str = "",
+    audience: tuple[str, ...] | None = None,
+) -> list[Webhook]:
+    """Active webhooks that receive this event: server ones, the user's, the namespace's
+    (those of `audience` scopes only, when given)."""
+    allowed = set(event_type.scopes) & set(audience or catalog.SCOPES)
+    scopes = Q(scope=Scope.SERVER) if catalog.SERVER in allowed else Q(pk__in=[])
+    if user is not None and catalog.USER in allowed:
         scopes |= Q(scope=Scope.USER, owner=user)
-    if namespace and catalog.NAMESPACE in event_type.scopes:
+    if namespace and catalog.NAMESPACE in allowed:
         scopes |= Q(scope=Scope.NAMESPACE, namespace=namespace)
     candidates = Webhook.objects.filter(scopes, active=True)
     return [w for w in candidates if w.subscribes_to(event_type.name)]
@@ -115,11 +141,13 @@ def emit(
     user=None,
     namespace: Any = None,
     target_url: str | None = None,
+    audience: tuple[str, ...] | None = None,
 ) -> Event:
     """Record an event and a delivery per subscriber, in the caller's transaction.
 
     `user` and `namespace` scope the event (their webhooks receive it as well as
-    the server's); `target_url` adds one delivery to that URL (a per-job callback).
+    the server's); `audience` limits it to webhooks of those scopes (e.g. ("user",));
+    `target_url` adds one delivery to that URL (a per-job callback).
     Raises UnknownEventType, TypeError / PayloadTooLarge, or ssrf.UnsafeURL — and
     then writes nothing.
     """
@@ -128,6 +156,7 @@ def emit(
     _check_payload(payload, settings)
     if target_url:
         ssrf.parse(target_url)
+    _sync_slots_once()
     now = timezone.now()
     namespace_key = _namespace_key(namespace)
     attempts = len(settings.retry_schedule)
@@ -147,7 +176,7 @@ def emit(
                 enqueued_until=now + ENQUEUE_GRACE,
                 created_at=now,
             )
-            for webhook in subscribers(spec, user, namespace_key)
+            for webhook in subscribers(spec, user, namespace_key, audience)
         ]
         if target_url:
             rows.append(

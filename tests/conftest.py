@@ -25,10 +25,12 @@ def allow_loopback(settings):
 @pytest.fixture(autouse=True)
 def fresh_endpoint_bounds():
     from hooks.claims import forget_stopped
+    from hooks.outbox import forget_slots
     from hooks.pump import forget_endpoints
 
     forget_endpoints()
     forget_stopped()
+    forget_slots()
 
 
 @pytest.fixture(autouse=True, scope="session")

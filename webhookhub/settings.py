@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.activity.ActivityMiddleware",
 ]
 
 ROOT_URLCONF = "webhookhub.urls"
@@ -101,6 +102,16 @@ def _database() -> dict:
 
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["accounts.backends.EmailOrUsernameBackend"]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:settings"
+LOGOUT_REDIRECT_URL = "accounts:login"
+# Users' notification webhooks (Open WebUI's user webhook); the admin can override.
+ENABLE_USER_WEBHOOKS = env.bool("ENABLE_USER_WEBHOOKS", default=True)
+# A user with no activity for this many seconds counts as away (notified).
+USER_INACTIVE_AFTER = env.int("USER_INACTIVE_AFTER", default=180)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

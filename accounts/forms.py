@@ -1,0 +1,100 @@
+"""Account forms: signup, settings, tokens, the notification webhook."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
+
+from accounts.models import ApiToken
+from hooks.forms import validate_target_url
+
+User = get_user_model()
+
+
+def email_taken(email: str, exclude_pk=None) -> bool:
+    return User.objects.filter(email__iexact=email).exclude(pk=exclude_pk).exists()
+
+
+class SignupForm(forms.Form):
+    name = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise ValidationError("Tell us what to call you.")
+        return name
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip()
+        if email_taken(email):
+            raise ValidationError("An account with this email already exists. Log in instead?")
+        return email
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("email"):
+            candidate = User(username=data["email"], email=data["email"], name=data.get("name", ""))
+            try:
+                password_validation.validate_password(data["password"], candidate)
+            except ValidationError as exc:
+                self.add_error("password", exc)
+        return data
+
+    def save(self) -> User:
+        data = self.cleaned_data
+        return User.objects.create_user(
+            username=data["email"].lower(), email=data["email"], password=data["password"],
+            name=data["name"],
+        )  # fmt: skip
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["name", "email"]
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip()
+        if not email:
+            raise ValidationError("An email address is required.")
+        if email_taken(email, exclude_pk=self.instance.pk):
+            raise ValidationError("Another account uses this email.")
+        return email
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. 'CI runner'.")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if ApiToken.objects.filter(user=self.user, name=name).exists():
+            raise ValidationError("You already have a token with this name.")
+        return name
+
+
+class NotificationWebhookForm(forms.Form):
+    url = forms.CharField(
+        label="Notification webhook URL",
+        max_length=2000,
+        required=False,
+        widget=forms.URLInput(attrs={"placeholder": "https://hooks.slack.com/services/…"}),
+        help_text="We tell this URL when one of your long jobs finishes while you are away. "
+        "Blank turns it off.",
+    )
+    signed = forms.BooleanField(
+        label="Sign requests", required=False, help_text="Adds Standard Webhooks signatures."
+    )
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data.get("url", "").strip()
+        return validate_target_url(url) if url else ""

@@ -1,0 +1,92 @@
+"""Users (email unique, a display name, last activity), API tokens, and the account
+settings the admin can switch."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models.functions import Lower
+
+TOKEN_PREFIX = "whk_"
+
+
+class User(AbstractUser):
+    name = models.CharField(max_length=150, blank=True)
+    last_activity = models.DateTimeField(null=True, blank=True)
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"), condition=~models.Q(email=""), name="user_email_unique_ci"
+            )
+        ]
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.get_full_name() or self.email or self.username
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def authenticate(self, raw: str) -> ApiToken | None:
+        if not raw.startswith(TOKEN_PREFIX):
+            return None
+        return (
+            self.select_related("user").filter(digest=hash_token(raw), user__is_active=True).first()
+        )
+
+
+class ApiToken(models.Model):
+    """A bearer token for the job API. Only its SHA-256 is stored; it is shown once."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=12, help_text="The first characters, to tell tokens apart.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="token_name_unique_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @classmethod
+    def issue(cls, user: User, name: str) -> tuple[ApiToken, str]:
+        """Create a token; the raw value is returned once and never stored."""
+        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(user=user, name=name, digest=hash_token(raw), hint=raw[:10])
+        return token, raw
+
+
+class SiteConfig(models.Model):
+    """Account settings an administrator can switch at run time (one row)."""
+
+    enable_user_webhooks = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Users' notification webhooks. Unknown: follow ENABLE_USER_WEBHOOKS.",
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "account settings"
+
+    def __str__(self) -> str:
+        return "Account settings"
+
+    @classmethod
+    def load(cls) -> SiteConfig:
+        return cls.objects.get_or_create(pk=1)[0]

@@ -1,0 +1,44 @@
+"""A user's notification webhook: one user-scope webhook per account."""
+
+from __future__ import annotations
+
+from accounts.events import JOB_FINISHED
+from hooks.models import Delivery, Scope, Webhook
+from hooks.signing import generate_secret
+
+NAME = "Notification webhook"
+
+
+def webhook_of(user) -> Webhook | None:
+    return Webhook.objects.filter(scope=Scope.USER, owner=user).order_by("pk").first()
+
+
+def save(user, url: str, signed: bool) -> tuple[Webhook | None, str]:
+    """Set, change or remove (blank URL) the user's webhook. Returns it and a secret
+    that was just generated (to show once), or ''."""
+    hook = webhook_of(user)
+    if not url:
+        if hook:
+            hook.delete()
+        return None, ""
+    if hook is None:
+        hook = Webhook(scope=Scope.USER, owner=user, name=NAME, event_types=[JOB_FINISHED])
+    hook.url = url
+    new_secret = ""
+    if signed and not hook.secret:
+        hook.secret = new_secret = generate_secret()
+    elif not signed:
+        hook.secret = hook.previous_secret = ""
+    hook.save()
+    return hook, new_secret
+
+
+def recent_deliveries(user, limit: int = 20):
+    hook = webhook_of(user)
+    if hook is None:
+        return Delivery.objects.none()
+    return (
+        Delivery.objects.filter(webhook=hook)
+        .select_related("event")
+        .order_by("-created_at")[:limit]
+    )

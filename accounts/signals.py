@@ -1,0 +1,18 @@
+"""Every new account emits `user.signup`, however it was created."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+import hooks
+from accounts.events import SIGNUP, signup_payload
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="accounts.user_signup")
+def user_signed_up(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    # In the same transaction as the account (the outbox): a signup that rolls back
+    # sends nothing, a committed one is delivered after the commit.
+    if created and not raw:
+        hooks.emit(SIGNUP, signup_payload(instance))

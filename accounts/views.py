@@ -1,0 +1,152 @@
+"""Account pages: signup, the settings page (profile, API tokens, notification webhook)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts import notification
+from accounts.events import user_webhooks_enabled
+from accounts.forms import NotificationWebhookForm, ProfileForm, SignupForm, TokenForm
+from accounts.models import ApiToken
+from hooks import ping, redelivery
+from hooks.models import Delivery
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("accounts:settings")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            user = form.save()
+        login(request, user, backend="accounts.backends.EmailOrUsernameBackend")
+        messages.success(request, f"Welcome, {user.display_name}!")
+        return redirect("accounts:settings")
+    return render(request, "accounts/signup.html", {"form": form})
+
+
+def _settings_context(request, **forms) -> dict:
+    user = request.user
+    hook = notification.webhook_of(user)
+    enabled = user_webhooks_enabled()
+    return {
+        "profile_form": forms.get("profile_form") or ProfileForm(instance=user),
+        "token_form": forms.get("token_form") or TokenForm(user=user),
+        "tokens": ApiToken.objects.filter(user=user),
+        "new_token": request.session.pop("new_token", None),
+        "user_webhooks_enabled": enabled,
+        "webhook": hook,
+        "webhook_form": forms.get("webhook_form")
+        or NotificationWebhookForm(
+            initial={"url": hook.url if hook else "", "signed": bool(hook and hook.secret)}
+        ),
+        "new_secret": request.session.pop("new_webhook_secret", None),
+        "test_result": request.session.pop("notification_test", None),
+        "deliveries": notification.recent_deliveries(user) if enabled else [],
+    }
+
+
+@login_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    form = None
+    if request.method == "POST":
+        form = ProfileForm(request.POST, instance=request.user)
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Your profile is saved.")
+            return redirect("accounts:settings")
+    return render(request, "accounts/settings.html", _settings_context(request, profile_form=form))
+
+
+@login_required
+@require_POST
+def create_token(request: HttpRequest) -> HttpResponse:
+    form = TokenForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return render(
+            request,
+            "accounts/settings.html",
+            _settings_context(request, token_form=form),
+            status=400,
+        )
+    _, raw = ApiToken.issue(request.user, form.cleaned_data["name"])
+    request.session["new_token"] = raw
+    return redirect("accounts:settings")
+
+
+@login_required
+@require_POST
+def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    token.delete()
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("accounts:settings")
+
+
+def _require_user_webhooks() -> None:
+    from django.http import Http404
+
+    if not user_webhooks_enabled():
+        raise Http404("Notification webhooks are switched off on this hub.")
+
+
+@login_required
+@require_POST
+def save_webhook(request: HttpRequest) -> HttpResponse:
+    _require_user_webhooks()
+    form = NotificationWebhookForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request,
+            "accounts/settings.html",
+            _settings_context(request, webhook_form=form),
+            status=400,
+        )
+    _, secret = notification.save(
+        request.user, form.cleaned_data["url"], form.cleaned_data["signed"]
+    )
+    if secret:
+        request.session["new_webhook_secret"] = secret
+    messages.success(
+        request,
+        "Notification webhook saved."
+        if form.cleaned_data["url"]
+        else "Notification webhook removed.",
+    )
+    return redirect("accounts:settings")
+
+
+@login_required
+@require_POST
+def test_webhook(request: HttpRequest) -> HttpResponse:
+    _require_user_webhooks()
+    hook = notification.webhook_of(request.user)
+    if hook is None:
+        messages.error(request, "Save a notification webhook URL first.")
+        return redirect("accounts:settings")
+    result = ping.ping(hook)
+    request.session["notification_test"] = {
+        "ok": result.ok,
+        "summary": result.summary(),
+        "body": result.body_preview,
+    }
+    return redirect("accounts:settings")
+
+
+@login_required
+@require_POST
+def redeliver(request: HttpRequest, pk) -> HttpResponse:
+    _require_user_webhooks()
+    delivery = get_object_or_404(
+        Delivery, pk=pk, webhook__owner=request.user, webhook__scope="user"
+    )
+    with transaction.atomic():
+        redelivery.request(Delivery.objects.filter(pk=delivery.pk))
+    messages.success(request, "Queued for redelivery.")
+    return redirect("accounts:settings")

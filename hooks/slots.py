@@ -1,0 +1,118 @@
+"""Named server webhooks ("slots"): the signup webhook, SwarmUI's queue hooks, ...
+
+A slot is one server webhook with a fixed event type, configured on the admin's
+Server configuration page as a URL and JSON data. A slot may also take its URL from
+an environment variable (Open WebUI's WEBHOOK_URL); a URL saved in the admin wins.
+Apart from that a slot's webhook is an ordinary webhook: secret, format, history.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from hooks.models import Scope, Webhook
+from hooks.signing import generate_secret
+
+ADMIN, ENV = "admin", "env"
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    label: str
+    event_type: str
+    env_var: str = ""
+    help: str = ""
+    blank_data: str = ""  # the data template of a new slot webhook ("{}": SwarmUI's blank)
+
+
+_slots: dict[str, Slot] = {}
+
+
+def register(slot: Slot) -> Slot:
+    if slot.name in _slots and _slots[slot.name] != slot:
+        raise ValueError(f"Slot {slot.name!r} is already registered differently.")
+    _slots[slot.name] = slot
+    return slot
+
+
+def all_slots() -> list[Slot]:
+    return list(_slots.values())
+
+
+def get(name: str) -> Slot:
+    return _slots[name]
+
+
+def webhook(name: str) -> Webhook | None:
+    return Webhook.objects.filter(slot=name).first()
+
+
+def effective(name: str) -> tuple[str, str]:
+    """(URL in effect, where it comes from: 'admin', 'env' or '')."""
+    hook = webhook(name)
+    if hook and hook.slot_source == ADMIN and hook.url:
+        return hook.url, ADMIN
+    env_url = os.environ.get(get(name).env_var, "") if get(name).env_var else ""
+    return (env_url, ENV) if env_url else ("", "")
+
+
+def _new(slot: Slot, url: str, source: str) -> Webhook:
+    return Webhook(
+        name=slot.label,
+        url=url,
+        slot=slot.name,
+        slot_source=source,
+        scope=Scope.SERVER,
+        event_types=[slot.event_type],
+        secret=generate_secret(),
+        data_template=slot.blank_data,
+    )
+
+
+@transaction.atomic
+def sync_env(name: str) -> None:
+    """Make the slot's webhook follow its environment variable, unless the admin set it."""
+    slot = get(name)
+    if not slot.env_var:
+        return
+    url = os.environ.get(slot.env_var, "")
+    hook = Webhook.objects.select_for_update().filter(slot=name).first()
+    if hook and hook.slot_source == ADMIN:
+        return
+    if not url:
+        if hook:
+            hook.delete()
+        return
+    if hook is None:
+        _new(slot, url, ENV).save()
+    elif hook.url != url:
+        hook.url = url
+        hook.save(update_fields=["url", "updated_at"])
+
+
+def sync_all_env() -> None:
+    for slot in all_slots():
+        sync_env(slot.name)
+
+
+@transaction.atomic
+def save(name: str, url: str, data_template: str | None = None) -> Webhook | None:
+    """The admin's value: a URL takes the slot over; a blank URL gives it back to the env."""
+    slot = get(name)
+    hook = Webhook.objects.select_for_update().filter(slot=name).first()
+    if not url:
+        if hook and hook.slot_source == ADMIN:
+            hook.delete()
+        sync_env(name)
+        return webhook(name)
+    if hook is None:
+        hook = _new(slot, url, ADMIN)
+    hook.url, hook.slot_source = url, ADMIN
+    if data_template is not None:
+        hook.data_template = data_template
+    hook.save()
+    return hook

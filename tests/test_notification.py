@@ -1,0 +1,171 @@
+"""Every user's notification webhook (Open WebUI's user webhook)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import notification
+from accounts.events import JOB_FINISHED, job_finished_payload, notify_user
+from accounts.models import ApiToken, SiteConfig
+from hooks.models import Delivery
+from hooks.receiver import Reply
+from hooks.tasks import deliver_due
+from tests.conftest import make_webhook
+
+pytestmark = pytest.mark.django_db
+User = get_user_model()
+SETTINGS = reverse("accounts:settings")
+
+
+@pytest.fixture
+def ann(client):
+    user = User.objects.create_user("ann@example.com", "ann@example.com", "pw", name="Ann")
+    client.force_login(user)
+    return user
+
+
+def away(user) -> None:
+    User.objects.filter(pk=user.pk).update(last_activity=timezone.now() - timedelta(seconds=181))
+    user.refresh_from_db()
+
+
+def payload() -> dict:
+    return job_finished_payload("j-1", "render", "COMPLETED", "/jobs/j-1")
+
+
+def test_an_inactive_user_is_notified_and_only_their_webhook(ann, receiver):
+    notification.save(ann, receiver.url, signed=False)
+    make_webhook(receiver.url, name="server", event_types=[JOB_FINISHED])  # a server subscriber
+    away(ann)
+    assert notify_user(ann, JOB_FINISHED, payload())
+    assert deliver_due() == 1
+    body = json.loads(receiver.requests[0].body)
+    assert body == {
+        "event": "job_finished",
+        "job": {
+            "id": "j-1",
+            "name": "render",
+            "status": "COMPLETED",
+            "url": "http://localhost:8000/jobs/j-1",
+        },
+    }
+
+
+def test_an_active_user_is_not_notified(ann, receiver):
+    notification.save(ann, receiver.url, signed=False)
+    User.objects.filter(pk=ann.pk).update(last_activity=timezone.now() - timedelta(seconds=60))
+    ann.refresh_from_db()
+    assert not notify_user(ann, JOB_FINISHED, payload())
+    assert Delivery.objects.count() == 0
+
+
+def test_a_user_never_seen_counts_as_away(ann, receiver):
+    notification.save(ann, receiver.url, signed=False)
+    User.objects.filter(pk=ann.pk).update(last_activity=None)
+    ann.refresh_from_db()
+    assert notify_user(ann, JOB_FINISHED, payload())
+
+
+@pytest.mark.parametrize("how", ["env", "admin"])
+def test_the_switch_turns_it_off(ann, receiver, settings, client, how):
+    notification.save(ann, receiver.url, signed=False)
+    away(ann)
+    if how == "env":
+        settings.ENABLE_USER_WEBHOOKS = False
+    else:
+        SiteConfig.objects.update_or_create(pk=1, defaults={"enable_user_webhooks": False})
+    assert not notify_user(ann, JOB_FINISHED, payload())
+    assert Delivery.objects.count() == 0
+    page = client.get(SETTINGS).content.decode()
+    assert "Notification webhook" not in page
+    assert client.post(reverse("accounts:save_webhook"), {"url": receiver.url}).status_code == 404
+    assert client.post(reverse("accounts:test_webhook")).status_code == 404
+
+
+def test_admin_switch_overrides_the_env(ann, receiver, settings):
+    settings.ENABLE_USER_WEBHOOKS = False
+    SiteConfig.objects.update_or_create(pk=1, defaults={"enable_user_webhooks": True})
+    notification.save(ann, receiver.url, signed=False)
+    away(ann)
+    assert notify_user(ann, JOB_FINISHED, payload())
+
+
+def test_chat_format_message(ann, receiver):
+    hook, _ = notification.save(ann, receiver.url, signed=False)
+    hook.format = "discord"
+    hook.save()
+    away(ann)
+    notify_user(ann, JOB_FINISHED, payload())
+    deliver_due()
+    assert json.loads(receiver.requests[0].body) == {
+        "content": "render finished: COMPLETED — http://localhost:8000/jobs/j-1"
+    }
+
+
+def test_settings_page_saves_signs_tests_and_lists(client, ann, receiver):
+    receiver.respond = lambda request: Reply(200, body=b"thanks!")
+    page = client.post(
+        reverse("accounts:save_webhook"), {"url": receiver.url, "signed": "on"}, follow=True
+    )
+    page = page.content.decode()
+    hook = notification.webhook_of(ann)
+    assert hook.url == receiver.url and hook.secret and hook.secret in page
+    assert hook.secret not in client.get(SETTINGS).content.decode()  # shown once
+    page = client.post(reverse("accounts:test_webhook"), follow=True).content.decode()
+    assert 'id="test-result"' in page and "HTTP 200" in page and "thanks!" in page
+    from standardwebhooks.webhooks import Webhook as Verifier
+
+    Verifier(hook.secret).verify(receiver.requests[0].body, receiver.requests[0].headers)
+    assert 'id="deliveries"' in page and "webhook.test" in page
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("ftp://example.com", "Only http and https"),
+        ("http://10.1.2.3/x", "not allowed"),
+        ("http://", "no host"),
+    ],
+)
+def test_bad_urls_are_refused_and_nothing_saved(client, ann, settings, url, message):
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    response = client.post(reverse("accounts:save_webhook"), {"url": url})
+    assert response.status_code == 400 and message in response.content.decode()
+    assert notification.webhook_of(ann) is None
+
+
+def test_redeliver_own_delivery(client, ann, receiver):
+    notification.save(ann, receiver.url, signed=False)
+    away(ann)
+    notify_user(ann, JOB_FINISHED, payload())
+    deliver_due()
+    delivery = Delivery.objects.get()
+    client.post(reverse("accounts:redeliver", args=[delivery.pk]))
+    assert deliver_due() == 1
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [str(delivery.pk)] * 2
+
+
+def test_another_users_webhook_and_tokens_are_unreachable(client, ann, receiver):
+    bob = User.objects.create_user("bob@example.com", "bob@example.com", "pw", name="Bob")
+    notification.save(bob, receiver.url, signed=True)
+    away(bob)
+    notify_user(bob, JOB_FINISHED, payload())
+    deliver_due()
+    bobs_delivery = Delivery.objects.get()
+    bobs_token, raw = ApiToken.issue(bob, "bob's")
+    page = client.get(SETTINGS).content.decode()
+    assert receiver.url not in page and "bob's" not in page and str(bobs_delivery.pk) not in page
+    assert client.post(reverse("accounts:redeliver", args=[bobs_delivery.pk])).status_code == 404
+    assert client.post(reverse("accounts:revoke_token", args=[bobs_token.pk])).status_code == 404
+    assert ApiToken.objects.filter(pk=bobs_token.pk).exists()
+    # Ann saving her own webhook never touches Bob's.
+    client.post(reverse("accounts:save_webhook"), {"url": ""})
+    assert notification.webhook_of(bob).url == receiver.url
+    # Nor can she reach them through the admin.
+    assert client.get(reverse("admin:hooks_webhook_changelist")).status_code == 302
