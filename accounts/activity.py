@@ -28,6 +28,10 @@ class ActivityMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
+        if (
+            user is not None
+            and user.is_authenticated
+            and not getattr(request, "skip_activity", False)
+        ):
             touch(user)
         return response

@@ -73,10 +73,15 @@ def is_active(user) -> bool:
     return idle < settings.USER_INACTIVE_AFTER
 
 
+def wants_notification(user) -> bool:
+    """User webhooks are on and the user is away."""
+    return user_webhooks_enabled() and not is_active(user)
+
+
 def notify_user(user, event_type: str, payload: dict) -> bool:
     """Tell a user's notification webhook, unless they are active right now or user
     webhooks are switched off. Returns whether an event was emitted."""
-    if not user_webhooks_enabled() or is_active(user):
+    if not wants_notification(user):
         return False
     hooks.emit(event_type, payload, user=user, audience=(catalog.USER,))
     return True

@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--config", choices=[*CONFIGS, "all"], default="all")
     args = parser.parse_args()
     configs = list(CONFIGS) if args.config == "all" else [args.config]
+    for path in (ROOT / "var").glob("bench.sqlite3*"):
+        path.unlink()  # throwaway: start from a fresh schema
     if "postgres" in configs and not postgres_ready():
         configs.remove("postgres")
     results = {config: measure(config, args.n, args.repeat, args.quick) for config in configs}

@@ -131,6 +131,16 @@ def confirm_redeliver(model_admin, request: HttpRequest, queryset) -> HttpRespon
     return TemplateResponse(request, "admin/hooks/confirm_redeliver.html", context)
 
 
+def _extras_form(extras, data):
+    from django import forms
+
+    form = forms.Form(data, initial={s.name: s.get() for s in extras}, prefix="settings")
+    for setting in extras:
+        form.fields[setting.name] = setting.field()
+        form.fields[setting.name].label = setting.label
+    return form
+
+
 def server_configuration(request: HttpRequest) -> HttpResponse:
     """The named server hooks (signup, queue start, ...): a URL and JSON data each."""
     from django.contrib import admin
@@ -148,10 +158,15 @@ def server_configuration(request: HttpRequest) -> HttpResponse:
                    "data": hook.data_template if hook else slot.blank_data}  # fmt: skip
         data = request.POST if request.method == "POST" else None
         forms.append((slot, SlotForm(data, initial=initial, prefix=slot.name), hook))
-    if request.method == "POST" and all(form.is_valid() for _, form, _ in forms):
+    extras = slots.all_settings()
+    extra_form = _extras_form(extras, request.POST if request.method == "POST" else None)
+    valid = extra_form.is_valid() if request.method == "POST" else False
+    if request.method == "POST" and valid and all(form.is_valid() for _, form, _ in forms):
         for slot, form, _ in forms:
             if form.has_changed():
                 slots.save(slot.name, form.cleaned_data["url"], form.cleaned_data["data"])
+        for setting in extras:
+            setting.set(extra_form.cleaned_data[setting.name])
         messages.success(request, "Server configuration saved.")
         return HttpResponseRedirect(reverse("hooks_server_configuration"))
     rows = []
@@ -163,5 +178,6 @@ def server_configuration(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": "Server configuration: webhooks",
         "rows": rows,
+        "extra_form": extra_form if extras else None,
     }
     return TemplateResponse(request, "admin/hooks/server_configuration.html", context)

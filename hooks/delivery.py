@@ -71,15 +71,17 @@ def build(
             "X-Webhookhub-Event": delivery.event.type,
         }
     )
+    active_secrets = webhook.signing_secrets(now) if webhook else []
+    if not webhook and delivery.target_secret:
+        active_secrets = [delivery.target_secret]
+    if active_secrets:
+        headers["webhook-signature"] = signing.signature_header(
+            active_secrets, str(delivery.id), timestamp, body
+        )
     if webhook:
         headers["X-Webhookhub-Hook"] = str(webhook.pk)
-        active_secrets = webhook.signing_secrets(now)
-        if active_secrets:
-            headers["webhook-signature"] = signing.signature_header(
-                active_secrets, str(delivery.id), timestamp, body
-            )
-            if webhook.github_signature:
-                headers["X-Hub-Signature-256"] = signing.github_signature(webhook.secret, body)
+        if active_secrets and webhook.github_signature:
+            headers["X-Hub-Signature-256"] = signing.github_signature(webhook.secret, body)
         if webhook.basic_auth_username:
             token = f"{webhook.basic_auth_username}:{webhook.basic_auth_password}"
             headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
@@ -122,9 +124,8 @@ def _next_step(delivery: Delivery, result: transport.Result, settings, now) -> d
         retry_after = retry.parse_retry_after(result.headers.get("Retry-After"), now)
     next_at = None
     if delivery.attempts < delivery.max_attempts:
-        next_at = retry.next_attempt_at(
-            delivery.attempts, settings.retry_schedule, retry_after, now
-        )
+        schedule = tuple(delivery.retry_schedule or settings.retry_schedule)
+        next_at = retry.next_attempt_at(delivery.attempts, schedule, retry_after, now)
     if next_at is None:
         return {"status": Status.FAILED, "completed_at": now, "next_attempt_at": None}
     return {"status": Status.PENDING, "next_attempt_at": next_at}

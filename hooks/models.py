@@ -174,6 +174,12 @@ class Delivery(models.Model):
     target_url = models.CharField(
         max_length=2000, blank=True, help_text="Explicit URL of a delivery without a webhook."
     )
+    target_secret = models.CharField(
+        max_length=200, blank=True, help_text="Signing secret of a delivery without a webhook."
+    )
+    retry_schedule = models.JSONField(
+        null=True, blank=True, help_text="Seconds before each attempt, when not the hub's."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=10)

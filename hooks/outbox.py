@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from hooks import catalog, conf, delivery, ssrf
+from hooks import catalog, conf, delivery, signing, ssrf
 from hooks.models import Attempt, Delivery, Event, Scope, Webhook
 
 log = logging.getLogger("hooks.outbox")
@@ -141,13 +141,17 @@ def emit(
     user=None,
     namespace: Any = None,
     target_url: str | None = None,
+    target_secret: str = "",
+    target_schedule: tuple[float, ...] | None = None,
     audience: tuple[str, ...] | None = None,
 ) -> Event:
     """Record an event and a delivery per subscriber, in the caller's transaction.
 
     `user` and `namespace` scope the event (their webhooks receive it as well as
     the server's); `audience` limits it to webhooks of those scopes (e.g. ("user",));
-    `target_url` adds one delivery to that URL (a per-job callback).
+    `target_url` adds one delivery to that URL (a per-job callback), signed with
+    `target_secret` when given and retried on `target_schedule` (seconds before each
+    attempt) instead of the hub's schedule.
     Raises UnknownEventType, TypeError / PayloadTooLarge, or ssrf.UnsafeURL — and
     then writes nothing.
     """
@@ -156,6 +160,8 @@ def emit(
     _check_payload(payload, settings)
     if target_url:
         ssrf.parse(target_url)
+    if target_secret:
+        signing.secret_key(target_secret)  # ValueError for a malformed secret
     _sync_slots_once()
     now = timezone.now()
     namespace_key = _namespace_key(namespace)
@@ -179,11 +185,14 @@ def emit(
             for webhook in subscribers(spec, user, namespace_key, audience)
         ]
         if target_url:
+            schedule = list(target_schedule) if target_schedule else None
             rows.append(
                 Delivery(
                     event=event,
                     target_url=target_url,
-                    max_attempts=attempts,
+                    target_secret=target_secret,
+                    retry_schedule=schedule,
+                    max_attempts=len(schedule) if schedule else attempts,
                     next_attempt_at=now,
                     enqueued_until=now + ENQUEUE_GRACE,
                     created_at=now,

@@ -9,8 +9,11 @@ Apart from that a slot's webhook is an ordinary webhook: secret, format, history
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from django import forms
 from django.db import transaction
 
 from hooks.models import Scope, Webhook
@@ -113,6 +116,30 @@ def save(name: str, url: str, data_template: str | None = None) -> Webhook | Non
         hook = _new(slot, url, ADMIN)
     hook.url, hook.slot_source = url, ADMIN
     if data_template is not None:
-        hook.data_template = data_template
+        hook.data_template = data_template.strip() or slot.blank_data
     hook.save()
     return hook
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A value shown with the slots on the Server configuration page (e.g. Queue End
+    Delay), stored by the app that owns it."""
+
+    name: str
+    label: str
+    field: Callable[[], forms.Field]
+    get: Callable[[], Any]
+    set: Callable[[Any], None]
+
+
+_settings: dict[str, Setting] = {}
+
+
+def register_setting(setting: Setting) -> Setting:
+    _settings[setting.name] = setting
+    return setting
+
+
+def all_settings() -> list[Setting]:
+    return list(_settings.values())

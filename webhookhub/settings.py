@@ -195,6 +195,19 @@ Q_CLUSTER = {
     "catch_up": False,
     "label": "Task queue",
 }
+# Jobs run in a cluster of their own (`manage.py runjobs`), so long jobs never delay a
+# delivery. Handlers are stopped by the runner at their executionTimeout (up to 7
+# days); the broker timeouts only need to stay out of its way.
+JOB_WORKERS = env.int("JOB_WORKERS", default=2)
+JOB_TASK_TIMEOUT = 7 * 24 * 3600 + 600
+Q_CLUSTER["ALT_CLUSTERS"] = {
+    "jobs": {
+        "workers": JOB_WORKERS,
+        "queue_limit": JOB_WORKERS,
+        "timeout": JOB_TASK_TIMEOUT,
+        "retry": JOB_TASK_TIMEOUT + 600,
+    }
+}
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:

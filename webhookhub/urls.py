@@ -14,5 +14,6 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("v2/", include("jobs.urls")),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
 ]

@@ -11,9 +11,7 @@ from django.core.management import BaseCommand
 
 
 class Command(BaseCommand):
-    help = (
-        "Start the web server (gunicorn) and a qcluster worker side by side (what `make run` runs)."
-    )
+    help = "Start the web server (gunicorn), the delivery workers and the job workers (what `make run` runs)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -26,6 +24,7 @@ class Command(BaseCommand):
         # group can leave it hanging).
         children = [
             subprocess.Popen([*manage, "qcluster"], start_new_session=True),
+            subprocess.Popen([*manage, "runjobs"], start_new_session=True),
             subprocess.Popen(
                 [
                     sys.executable,

@@ -1,0 +1,235 @@
+"""The RunPod-compatible job API: /v2/<endpoint>/run, runsync, status, cancel, retry,
+health, purge-queue (and tag, the hub's addition). Bearer API tokens; JSON errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import wraps
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import ApiToken
+from hooks import conf, ssrf
+from jobs import lifecycle
+from jobs.models import Endpoint, Job
+
+Status = Job.Status
+MIN_TIMEOUT_MS, MAX_MS = 5_000, 7 * 24 * 3600 * 1000
+MIN_TTL_MS = 10_000
+WAIT_DEFAULT_MS, WAIT_MIN_MS, WAIT_MAX_MS = 90_000, 1_000, 300_000
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, field: str = "", status: int = 400):
+        super().__init__(message)
+        self.message, self.field, self.status = message, field, status
+
+    def response(self) -> JsonResponse:
+        body = {"error": self.message}
+        if self.field:
+            body["field"] = self.field
+        return JsonResponse(body, status=self.status)
+
+
+def api(view):
+    """Bearer-token auth, the endpoint lookup, and ApiError → JSON."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapped(request: HttpRequest, endpoint: str, *args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, raw = header.partition(" ")
+        token = ApiToken.objects.authenticate(raw.strip()) if scheme.lower() == "bearer" else None
+        if token is None:
+            return JsonResponse(
+                {"error": "Unauthorized: send Authorization: Bearer <API token>."}, status=401
+            )
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        request.user = token.user
+        request.skip_activity = True  # a script with a token is not the person being there
+        found = Endpoint.objects.filter(name=endpoint, active=True).first()
+        if found is None:
+            return JsonResponse({"error": f"No endpoint named {endpoint!r}."}, status=404)
+        try:
+            return view(request, found, *args, **kwargs)
+        except ApiError as exc:
+            return exc.response()
+
+    return wrapped
+
+
+def _body(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError("The request body must be a JSON object.")
+    return body
+
+
+def _int(policy: dict, key: str, default: int, low: int, high: int) -> int:
+    value = policy.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(f"policy.{key} must be a whole number of milliseconds.", f"policy.{key}")
+    if not low <= value <= high:
+        raise ApiError(f"policy.{key} must be between {low} and {high} ms.", f"policy.{key}")
+    return value
+
+
+def parse_submission(body: dict) -> dict:
+    """Validate a RunPod request body; the error names the field."""
+    if "input" not in body:
+        raise ApiError("'input' is required.", "input")
+    if not isinstance(body["input"], dict):
+        raise ApiError("'input' must be a JSON object.", "input")
+    size = len(json.dumps(body["input"]))
+    if size > conf.get().max_payload_bytes:
+        raise ApiError(
+            f"'input' is {size} bytes; the limit is {conf.get().max_payload_bytes}.", "input"
+        )
+    webhook = body.get("webhook") or ""
+    if not isinstance(webhook, str):
+        raise ApiError("'webhook' must be a URL string.", "webhook")
+    if webhook:
+        try:
+            refusal = ssrf.literal_refusal(webhook, conf.get().allowed_networks)
+        except ssrf.UnsafeURL as exc:
+            raise ApiError(str(exc), "webhook") from None
+        if refusal:
+            raise ApiError(f"This address is not allowed: {refusal}.", "webhook")
+    policy = body.get("policy")
+    policy = {} if policy is None else policy
+    if not isinstance(policy, dict):
+        raise ApiError("'policy' must be a JSON object.", "policy")
+    low = policy.get("lowPriority", False)
+    if not isinstance(low, bool):
+        raise ApiError("policy.lowPriority must be true or false.", "policy.lowPriority")
+    mode = policy.get("webhooks", Job.Webhooks.NORMAL)
+    if mode not in Job.Webhooks.values:
+        raise ApiError("policy.webhooks must be 'none', 'normal' or 'manual'.", "policy.webhooks")
+    tags = body.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in tags):
+        raise ApiError("'tags' must be a list of short strings.", "tags")
+    return {
+        "input": body["input"],
+        "webhook": webhook,
+        "execution_timeout_ms": _int(policy, "executionTimeout", 600_000, MIN_TIMEOUT_MS, MAX_MS),
+        "ttl_ms": _int(policy, "ttl", 86_400_000, MIN_TTL_MS, MAX_MS),
+        "low_priority": low,
+        "webhooks_mode": mode,
+        "tags": list(dict.fromkeys(tags)),
+    }
+
+
+def _submit(request: HttpRequest, endpoint: Endpoint) -> Job:
+    fields = parse_submission(_body(request))
+    return lifecycle.submit(Job(endpoint=endpoint, user=request.user, **fields))
+
+
+def _own(request: HttpRequest, endpoint: Endpoint, job_id: str) -> Job:
+    jobs = Job.objects.select_related("endpoint", "user").filter(endpoint=endpoint)
+    if not request.user.is_staff:
+        jobs = jobs.filter(user=request.user)
+    return get_object_or_404(jobs, pk=job_id)
+
+
+@require_POST
+@api
+def run(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
+    job = _submit(request, endpoint)
+    return JsonResponse({"id": job.id, "status": job.status})
+
+
+@require_POST
+@api
+def runsync(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
+    raw_wait = request.GET.get("wait", str(WAIT_DEFAULT_MS))
+    if not raw_wait.isdigit() or not WAIT_MIN_MS <= int(raw_wait) <= WAIT_MAX_MS:
+        raise ApiError(f"?wait must be between {WAIT_MIN_MS} and {WAIT_MAX_MS} ms.", "wait")
+    job = _submit(request, endpoint)
+    deadline = time.monotonic() + int(raw_wait) / 1000
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.is_final:
+            break
+        time.sleep(getattr(settings, "RUNSYNC_POLL", 0.05))
+    return JsonResponse(job.status_json())
+
+
+@require_GET
+@api
+def status(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
+    return JsonResponse(_own(request, endpoint, job_id).status_json())
+
+
+@require_POST
+@api
+def cancel(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
+    job = _own(request, endpoint, job_id)
+    lifecycle.cancel(job)
+    job.refresh_from_db()
+    return JsonResponse({"id": job.id, "status": job.status})
+
+
+@require_POST
+@api
+def retry(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
+    job = _own(request, endpoint, job_id)
+    if not lifecycle.retry(job):
+        raise ApiError(
+            f"Only FAILED or TIMED_OUT jobs can be retried; this one is {job.status}.", "status"
+        )
+    return JsonResponse({"id": job.id, "status": Status.IN_QUEUE})
+
+
+@require_POST
+@api
+def tag(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
+    job = _own(request, endpoint, job_id)
+    tags = _body(request).get("tags")
+    if (
+        not isinstance(tags, list)
+        or not tags
+        or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in tags)
+    ):
+        raise ApiError("'tags' must be a non-empty list of short strings.", "tags")
+    added = lifecycle.tag(job, tags)
+    job.refresh_from_db()
+    return JsonResponse({"id": job.id, "tags": job.tags, "added": added})
+
+
+@require_GET
+@api
+def health(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
+    jobs = Job.objects.filter(endpoint=endpoint)
+    count = {s: jobs.filter(status=s).count() for s in Status.values}
+    return JsonResponse(
+        {
+            "jobs": {
+                "completed": count[Status.COMPLETED], "failed": count[Status.FAILED],
+                "inProgress": count[Status.IN_PROGRESS], "inQueue": count[Status.IN_QUEUE],
+                "cancelled": count[Status.CANCELLED], "timedOut": count[Status.TIMED_OUT],
+                "retried": jobs.filter(retries__gt=0).count(),
+            },
+            "workers": {"running": count[Status.IN_PROGRESS]},
+        }
+    )  # fmt: skip
+
+
+@require_POST
+@api
+def purge_queue(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
+    queued = Job.objects.select_related("endpoint", "user").filter(
+        endpoint=endpoint, status=Status.IN_QUEUE
+    )
+    if not request.user.is_staff:
+        queued = queued.filter(user=request.user)
+    removed = sum(lifecycle.cancel(job) for job in queued)
+    return JsonResponse({"removed": removed, "status": "completed"})

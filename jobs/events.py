@@ -1,0 +1,114 @@
+"""The job events of the catalog, SwarmUI's six server hooks (slots), and the payloads."""
+
+from __future__ import annotations
+
+from django import forms
+
+import hooks
+from hooks import catalog, slots
+
+SUBMITTED, STARTED, FINISHED, TAGGED = "job.submitted", "job.started", "job.finished", "job.tagged"
+CALLBACK = "job.callback"
+QUEUE_START, QUEUE_END = "swarm.queue_start", "swarm.queue_end"
+EVERY_JOB, MANUAL_JOB = "swarm.every_job", "swarm.manual_job"
+SERVER_START, SERVER_SHUTDOWN = "swarm.server_start", "swarm.server_shutdown"
+
+JOB_EXAMPLE = {
+    "event": "job_submitted",
+    "job": {"id": "5f1c…", "endpoint": "echo", "status": "IN_QUEUE", "tags": [], "user": 1},
+}
+STATUS_EXAMPLE = {
+    "id": "5f1c…", "status": "COMPLETED", "delayTime": 12, "executionTime": 340,
+    "input": {"prompt": "hi"}, "output": {"prompt": "hi"}, "webhook": "https://example.com/done",
+}  # fmt: skip
+FLAT_EXAMPLE = {"id": "5f1c…", "status": "COMPLETED", "endpoint": "echo", "output": {"prompt": "hi"},
+                "prompt": "hi", "input": {"prompt": "hi"}}  # fmt: skip
+
+TYPES = [
+    (SUBMITTED, "A job was submitted.", catalog.SCOPES, JOB_EXAMPLE, "Job {job[id]} submitted to {job[endpoint]}"),
+    (STARTED, "A job started running.", catalog.SCOPES, {**JOB_EXAMPLE, "event": "job_started"}, "Job {job[id]} started"),
+    (TAGGED, "A tag was added to a job after its submission.", catalog.SCOPES,
+     {**JOB_EXAMPLE, "event": "job_tagged", "tag": "urgent"}, "Job {job[id]} tagged {tag}"),
+    (CALLBACK, "RunPod's per-job webhook: the job's status JSON, sent to the URL given with the job.",
+     (catalog.SERVER,), STATUS_EXAMPLE, "Job {id} {status}"),
+    (QUEUE_START, "The hub went from idle to having work (blocking).", (catalog.SERVER,),
+     {"event": "queue_start"}, "Queue started"),
+    (QUEUE_END, "The queue emptied and nothing ran for the Queue End Delay (blocking).", (catalog.SERVER,),
+     {"event": "queue_end"}, "Queue ended"),
+    (EVERY_JOB, "Any job finished (SwarmUI's Every Gen).", (catalog.SERVER,), FLAT_EXAMPLE,
+     "Job {id} on {endpoint}: {status}"),
+    (MANUAL_JOB, "A job whose request asked for the manual hook finished (SwarmUI's Manual Gen).",
+     (catalog.SERVER,), FLAT_EXAMPLE, "Job {id} on {endpoint}: {status}"),
+    (SERVER_START, "The job worker cluster came up.", (catalog.SERVER,), {"event": "server_start"}, "Server started"),
+    (SERVER_SHUTDOWN, "The job worker cluster is stopping (waited for at most 2 minutes).", (catalog.SERVER,),
+     {"event": "server_shutdown"}, "Server shutting down"),
+]  # fmt: skip
+
+SLOTS = [
+    ("queue_start", "Queue Start", QUEUE_START,
+     "Blocks: no job starts anywhere until its request completes."),
+    ("queue_end", "Queue End", QUEUE_END,
+     "Blocks: sent once nothing is queued or running for the Queue End Delay; no job starts until it returns."),
+    ("every_job", "Every Job", EVERY_JOB, "For every finished job; %tag%s: %id%, %status%, %endpoint%, %output%, input fields."),
+    ("manual_job", "Manual Job", MANUAL_JOB, "For finished jobs whose request set policy.webhooks to 'manual'."),
+    ("server_start", "Server Start", SERVER_START, "When the job workers come up."),
+    ("server_shutdown", "Server Shutdown", SERVER_SHUTDOWN, "When the job workers stop (waited for at most 2 minutes)."),
+]  # fmt: skip
+
+
+def register() -> None:
+    known = {t.name for t in catalog.all_types()}
+    for name, description, scopes, example, summary in TYPES:
+        if name not in known:
+            hooks.register_event_type(
+                name, description, scopes=tuple(scopes), example=example, summary=summary
+            )
+    for name, label, event_type, help_text in SLOTS:
+        slots.register(
+            slots.Slot(
+                name=name, label=label, event_type=event_type, help=help_text, blank_data="{}"
+            )
+        )
+    slots.register_setting(
+        slots.Setting(
+            name="queue_end_delay",
+            label="Queue End Delay (seconds)",
+            field=lambda: forms.FloatField(
+                min_value=0,
+                max_value=3600,
+                required=False,
+                help_text="Default 1. How long the queue must stay empty; blank keeps it.",
+            ),
+            get=lambda: _state().queue_end_delay,
+            set=_set_delay,
+        )
+    )
+
+
+def _state():
+    from jobs.models import QueueState
+
+    return QueueState.load()
+
+
+def _set_delay(value: float | None) -> None:
+    from jobs.models import QueueState
+
+    if value is None:
+        return  # left blank: unchanged
+    QueueState.load()
+    QueueState.objects.filter(pk=1).update(queue_end_delay=value)
+
+
+def job_summary(job) -> dict:
+    return {"id": job.id, "endpoint": job.endpoint.name, "status": job.status,
+            "tags": job.tags, "user": job.user_id}  # fmt: skip
+
+
+def flat(job) -> dict:
+    """SwarmUI-style template values: the job's fields, then its input fields."""
+    values = {key: value for key, value in (job.input or {}).items() if isinstance(key, str)}
+    values.update(job.status_json(with_input=True))
+    values["endpoint"] = job.endpoint.name
+    values.setdefault("output", None)
+    return values

@@ -1,0 +1,19 @@
+from django import forms
+from django.core.exceptions import ValidationError
+
+from jobs.models import Endpoint
+from jobs.runner import load_handler
+
+
+class EndpointForm(forms.ModelForm):
+    class Meta:
+        model = Endpoint
+        fields = ["name", "handler", "description", "active"]
+
+    def clean_handler(self) -> str:
+        path = self.cleaned_data["handler"].strip()
+        try:
+            load_handler(path)
+        except (ImportError, ValueError) as exc:
+            raise ValidationError(f"Cannot load {path!r}: {exc}") from None
+        return path

@@ -1,0 +1,113 @@
+"""Job state changes and the events each one emits (the job side of the hub)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+import hooks
+from accounts.events import job_finished_payload, wants_notification
+from accounts.notification import webhook_of
+from hooks import catalog
+from hooks.conf import DEFAULT_RETRY_SCHEDULE
+from jobs import events
+from jobs.models import Job
+
+Status = Job.Status
+SERVER_AND_NAMESPACE = (catalog.SERVER, catalog.NAMESPACE)
+# RunPod retries a failed callback twice, 10 s apart; after that the hub's schedule.
+CALLBACK_SCHEDULE = (0, 10, 10) + tuple(DEFAULT_RETRY_SCHEDULE[2:])
+TASK = "jobs.runner.run"
+CLUSTER = "jobs"
+
+
+def enqueue(job_id: str) -> None:
+    from django_q.tasks import async_task
+
+    async_task(TASK, job_id, cluster=CLUSTER, task_name="jobs.run")
+
+
+def _event(job: Job, name: str, **extra) -> dict:
+    return {"event": name, "job": events.job_summary(job), **extra}
+
+
+@transaction.atomic
+def submit(job: Job) -> Job:
+    job.save()
+    hooks.emit(
+        events.SUBMITTED, _event(job, "job_submitted"), user=job.user, audience=SERVER_AND_NAMESPACE
+    )
+    transaction.on_commit(lambda: enqueue(job.id), robust=True)
+    return job
+
+
+def started(job: Job) -> None:
+    hooks.emit(
+        events.STARTED, _event(job, "job_started"), user=job.user, audience=SERVER_AND_NAMESPACE
+    )
+
+
+def tag(job: Job, tags: list[str]) -> list[str]:
+    """Add tags after submission; each new one is a `job.tagged` event."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        added = [t for t in dict.fromkeys(tags) if t not in job.tags]
+        if added:
+            job.tags = [*job.tags, *added]
+            job.save(update_fields=["tags"])
+        for new in added:
+            hooks.emit(events.TAGGED, _event(job, "job_tagged", tag=new), user=job.user,
+                       audience=SERVER_AND_NAMESPACE)  # fmt: skip
+    return added
+
+
+def finish(job: Job, status: str, *, output=None, error: str = "") -> bool:
+    """Move a queued or running job to a final state, once, and emit what follows."""
+    with transaction.atomic():
+        moved = Job.objects.filter(
+            pk=job.pk, status__in=[Status.IN_QUEUE, Status.IN_PROGRESS]
+        ).update(status=status, output=output, error=error, completed_at=timezone.now())
+        if not moved:
+            return False
+        job.refresh_from_db()
+        _final_events(job)
+    return True
+
+
+def _final_events(job: Job) -> None:
+    path = f"/v2/{job.endpoint.name}/status/{job.id}"
+    payload = job_finished_payload(job.id, job.endpoint.name, job.status, path)
+    # One event: the server's (and namespace's) subscribers, and the owner's
+    # notification webhook when they are away.
+    audience = SERVER_AND_NAMESPACE + ((catalog.USER,) if wants_notification(job.user) else ())
+    hooks.emit(events.FINISHED, payload, user=job.user, audience=audience)
+    if job.webhook:
+        notification = webhook_of(job.user)
+        hooks.emit(
+            events.CALLBACK,
+            job.status_json(with_input=True),
+            target_url=job.webhook,
+            target_secret=notification.secret if notification else "",
+            target_schedule=CALLBACK_SCHEDULE,
+            audience=(),
+        )
+    if job.webhooks_mode != Job.Webhooks.NONE:
+        hooks.emit(events.EVERY_JOB, events.flat(job), audience=(catalog.SERVER,))
+    if job.webhooks_mode == Job.Webhooks.MANUAL:
+        hooks.emit(events.MANUAL_JOB, events.flat(job), audience=(catalog.SERVER,))
+
+
+def cancel(job: Job) -> bool:
+    return finish(job, Status.CANCELLED)
+
+
+def retry(job: Job) -> bool:
+    """FAILED or TIMED_OUT jobs only: back in the queue, same id."""
+    with transaction.atomic():
+        moved = Job.objects.filter(pk=job.pk, status__in=[Status.FAILED, Status.TIMED_OUT]).update(
+            status=Status.IN_QUEUE, output=None, error="", started_at=None, completed_at=None,
+            heartbeat_at=None, created_at=timezone.now(), retries=job.retries + 1,
+        )  # fmt: skip
+        if moved:
+            transaction.on_commit(lambda: enqueue(job.id), robust=True)
+    return bool(moved)

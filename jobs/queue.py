@@ -1,0 +1,100 @@
+"""SwarmUI's queue hooks: Queue Start when the hub goes from idle to having work, Queue
+End when nothing has been queued or running for the Queue End Delay. Both block: no
+job starts anywhere while either is being sent. Each transition happens once, under a
+row lock on the one QueueState row, whatever the number of workers and machines."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from hooks import conf, slots
+from hooks.outbox import send_now
+from jobs.events import QUEUE_END, QUEUE_START
+from jobs.models import Job, QueueState
+
+log = logging.getLogger("jobs.queue")
+State = QueueState.State
+POLL = 0.05  # seconds between looks at the state while another worker sends a hook
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def send_slot(
+    name: str, event_type: str, payload: dict | None = None, timeout: float | None = None
+):
+    """Send a slot's hook synchronously, if the slot is set; its outcome is recorded."""
+    slots.sync_env(name)
+    hook = slots.webhook(name)
+    if hook is None or not hook.active or not hook.url:
+        return None
+    if timeout is not None:
+        hook.timeout = min(hook.timeout or conf.get().timeout, timeout)
+    attempts = send_now(
+        event_type, payload or {"event": event_type.split(".", 1)[1]}, webhooks=[hook]
+    )
+    return attempts[0] if attempts else None
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=conf.get().max_timeout + 30)
+
+
+def _take(state: QueueState, to: str, now) -> None:
+    state.state, state.owner, state.lease_until, state.changed_at = to, WORKER, now + _lease(), now
+    state.save()
+
+
+def enter() -> None:
+    """Return once the hub is busy; the worker that finds it idle sends Queue Start first."""
+    QueueState.load()
+    while True:
+        with transaction.atomic():
+            state = QueueState.objects.select_for_update().get(pk=1)
+            now = timezone.now()
+            if state.state == State.BUSY:
+                return
+            stale = state.lease_until is not None and state.lease_until < now
+            starting = state.state == State.IDLE or stale
+            if starting:
+                _take(state, State.STARTING, now)
+        if starting:
+            log.info("Queue start (worker %s)", WORKER)
+            send_slot("queue_start", QUEUE_START)
+            QueueState.objects.filter(pk=1, owner=WORKER, state=State.STARTING).update(
+                state=State.BUSY, lease_until=None, changed_at=timezone.now()
+            )
+            return
+        time.sleep(POLL)
+
+
+def work_left() -> bool:
+    return Job.objects.filter(status__in=[Job.Status.IN_QUEUE, Job.Status.IN_PROGRESS]).exists()
+
+
+def leave() -> None:
+    """After a job: when nothing is left, wait the delay and end the queue (once)."""
+    QueueState.objects.filter(pk=1).update(last_job_activity=timezone.now())
+    if work_left():
+        return
+    delay = QueueState.load().queue_end_delay
+    time.sleep(delay)
+    with transaction.atomic():
+        state = QueueState.objects.select_for_update().get(pk=1)
+        now = timezone.now()
+        recent = state.last_job_activity and state.last_job_activity > now - timedelta(
+            seconds=delay
+        )
+        if state.state != State.BUSY or recent or work_left():
+            return  # someone else's turn, or work came back
+        _take(state, State.ENDING, now)  # idle for new work only once the hook returns
+    log.info("Queue end (worker %s)", WORKER)
+    send_slot("queue_end", QUEUE_END)
+    QueueState.objects.filter(pk=1, owner=WORKER, state=State.ENDING).update(
+        state=State.IDLE, owner="", lease_until=None, changed_at=timezone.now()
+    )

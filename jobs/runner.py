@@ -1,0 +1,139 @@
+"""Running jobs in the `jobs` django-q2 cluster (apart from webhook deliveries).
+
+The handler runs in a forked child process, so an execution timeout or a
+cancellation can stop it for real; the worker polls the child, heartbeats the job,
+and records the outcome. Final states are reached by one conditional UPDATE, so the
+events of a final state are emitted once, by whoever got there first."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import time
+import traceback
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import lifecycle, queue
+from jobs.models import Job
+
+log = logging.getLogger("jobs.runner")
+Status = Job.Status
+HEARTBEAT = 5.0  # seconds between heartbeats of a running job
+CANCEL_CHECK = 0.5  # seconds between looks for a cancellation
+POLL = 0.02
+
+
+def load_handler(path: str):
+    module, _, name = path.rpartition(".")
+    handler = getattr(importlib.import_module(module), name, None)
+    if not callable(handler):
+        raise ImportError(f"{path} is not a callable")
+    return handler
+
+
+def _child(handler_path: str, job: dict, write_fd: int) -> None:
+    """In the forked child: run the handler, write one JSON result, exit at once."""
+    try:
+        output = load_handler(handler_path)(job)
+        if isinstance(output, dict) and "error" in output:
+            result = {"error": str(output["error"])}
+        else:
+            result = {"output": output}
+        data = json.dumps(result)
+    except BaseException as exc:  # the handler's failure is the job's failure
+        data = json.dumps(
+            {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-4000:]}
+        )
+    with os.fdopen(write_fd, "w") as pipe:
+        pipe.write(data)
+    os._exit(0)  # no cleanup: the parent's database connection must stay untouched
+
+
+def execute(job: Job) -> tuple[str, object, str]:
+    """(status, output, error) of running the job's handler under its timeout."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (runs in the child)
+        os.close(read_fd)
+        _child(job.endpoint.handler, {"id": job.id, "input": job.input}, write_fd)
+    os.close(write_fd)
+    deadline = time.monotonic() + job.execution_timeout_ms / 1000
+    next_beat = time.monotonic() + HEARTBEAT
+    next_check = time.monotonic() + CANCEL_CHECK
+    with os.fdopen(read_fd) as pipe:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return _result(pipe.read(), status)
+            now = time.monotonic()
+            if now > deadline:
+                _kill(pid)
+                return (
+                    Status.TIMED_OUT,
+                    None,
+                    f"Execution timeout of {job.execution_timeout_ms} ms exceeded.",
+                )
+            if now > next_beat:
+                next_beat = now + HEARTBEAT
+                Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+            if now > next_check:
+                next_check = now + CANCEL_CHECK
+                if Job.objects.filter(pk=job.pk, status=Status.CANCELLED).exists():
+                    _kill(pid)
+                    return Status.CANCELLED, None, ""
+            time.sleep(POLL)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _result(data: str, wait_status: int) -> tuple[str, object, str]:
+    if not data:
+        return Status.FAILED, None, f"The handler process died (wait status {wait_status})."
+    result = json.loads(data)
+    if "error" in result:
+        return Status.FAILED, None, result["error"]
+    return Status.COMPLETED, result.get("output"), ""
+
+
+def expired(job: Job) -> bool:
+    return timezone.now() > job.created_at + timedelta(milliseconds=job.ttl_ms)
+
+
+def run(job_id: str) -> str | None:
+    """The django-q2 task: run one queued job to a final state."""
+    job = Job.objects.select_related("endpoint", "user").filter(pk=job_id).first()
+    if job is None or job.status != Status.IN_QUEUE:
+        return None
+    if expired(job):
+        lifecycle.finish(job, Status.TIMED_OUT, error="The job's ttl expired before it started.")
+        return Status.TIMED_OUT
+    queue.enter()
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            started = Job.objects.filter(pk=job.pk, status=Status.IN_QUEUE).update(
+                status=Status.IN_PROGRESS, started_at=now, heartbeat_at=now
+            )
+            if started:
+                job.refresh_from_db()
+                lifecycle.started(job)
+        if not started:
+            return None  # cancelled or taken meanwhile
+        status, output, error = execute(job)
+        if status != Status.CANCELLED:
+            lifecycle.finish(job, status, output=output, error=error)
+        return status
+    finally:
+        queue.leave()

@@ -1,0 +1,125 @@
+"""Jobs end to end: real `runjobs` (the jobs cluster) and `qcluster` (deliveries)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from accounts.models import ApiToken
+from hooks import slots
+from hooks.receiver import Receiver
+from jobs.models import Job, QueueState
+from tests.conftest import LOOPBACK, ROOT
+from tests.test_e2e_qcluster import database_url, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+User = get_user_model()
+
+
+def start(args: list[str], log_path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "WEBHOOK_ALLOWED_NETWORKS": ",".join(LOOPBACK),
+        "REDIS_URL": getattr(settings, "REDIS_URL", ""),
+        "Q_WORKERS": "2",
+        "JOB_WORKERS": "2",
+    }
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+                            stdout=log_path.open("w"), stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def token():
+    user = User.objects.create_user("e2e@example.com", "e2e@example.com", "pw")
+    return ApiToken.issue(user, "e2e")[1]
+
+
+@pytest.fixture
+def processes(tmp_path):
+    started = []
+
+    def run(*args: str, name: str = "proc") -> subprocess.Popen:
+        proc = start(list(args), tmp_path / f"{name}-{len(started)}.log")
+        started.append(proc)
+        return proc
+
+    yield run
+    for proc in started:
+        stop(proc)
+    for log in sorted(tmp_path.glob("*.log")):
+        print(log.name, log.read_text()[-3000:])
+    connection.close()
+
+
+def test_run_and_runsync_with_real_workers(live_server, token, receiver, processes):
+    import requests
+
+    processes("qcluster", name="deliveries")
+    processes("runjobs", name="jobs")
+    headers = {"Authorization": f"Bearer {token}"}
+    response = requests.post(f"{live_server.url}/v2/echo/run",
+                             json={"input": {"prompt": "astronaut"}, "webhook": receiver.url},
+                             headers=headers, timeout=10)  # fmt: skip
+    job_id = response.json()["id"]
+    assert receiver.wait_for(1, timeout=60), "no callback"
+    body = json.loads(receiver.requests[0].body)
+    assert (
+        body["id"] == job_id
+        and body["status"] == "COMPLETED"
+        and body["output"] == {"prompt": "astronaut"}
+    )
+    assert set(body) == {"id", "status", "delayTime", "executionTime", "input", "output", "webhook"}
+    sync = requests.post(f"{live_server.url}/v2/sleep/runsync?wait=60000",
+                         json={"input": {"seconds": 0.2}}, headers=headers, timeout=70)  # fmt: skip
+    assert sync.json()["status"] == "COMPLETED" and sync.json()["output"] == {"seconds": 0.2}
+
+
+def test_server_start_and_shutdown_hooks(processes):
+    with Receiver() as rx:
+        slots.save("server_start", rx.url)
+        slots.save("server_shutdown", rx.url)
+        jobs = processes("runjobs", name="jobs")
+        assert rx.wait_for(1, timeout=60)
+        stop(jobs)
+        assert rx.wait_for(2, timeout=10)
+        events = [r.headers["X-Webhookhub-Event"] for r in rx.requests]
+        assert events == ["swarm.server_start", "swarm.server_shutdown"]
+
+
+def test_two_job_clusters_send_each_queue_transition_once(token, processes):
+    from jobs import lifecycle
+    from jobs.models import Endpoint
+
+    QueueState.load()
+    QueueState.objects.filter(pk=1).update(queue_end_delay=0.5)
+    with Receiver() as start_rx, Receiver() as end_rx:
+        slots.save("queue_start", start_rx.url)
+        slots.save("queue_end", end_rx.url)
+        processes("runjobs", name="jobs-a")
+        processes("runjobs", name="jobs-b")
+        user = User.objects.get(email="e2e@example.com")
+        endpoint = Endpoint.objects.get(name="sleep")
+        for _ in range(8):
+            lifecycle.submit(Job(endpoint=endpoint, user=user, input={"seconds": 0.3}))
+        assert wait_until(lambda: not Job.objects.exclude(status="COMPLETED").exists(), timeout=90)
+        assert end_rx.wait_for(1, timeout=30)
+        assert wait_until(lambda: QueueState.load().state == "idle", timeout=10)
+        assert len(start_rx.requests) == 1 and len(end_rx.requests) == 1

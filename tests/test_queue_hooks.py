@@ -1,0 +1,146 @@
+"""SwarmUI's server hooks: Queue Start/End (blocking, once per transition), Every Job
+and Manual Job templates."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from hooks import slots
+from hooks.models import Delivery
+from hooks.receiver import Receiver, Reply
+from hooks.tasks import deliver_due
+from jobs import lifecycle, runner
+from jobs.models import Endpoint, Job, QueueState
+
+pytestmark = pytest.mark.django_db(transaction=True)
+User = get_user_model()
+
+
+@pytest.fixture
+def user():
+    return User.objects.create_user("q@example.com", "q@example.com", "pw")
+
+
+def new_job(user, endpoint="echo", **fields) -> Job:
+    fields.setdefault("input", {"prompt": "cat", "steps": 3})
+    return lifecycle.submit(Job(endpoint=Endpoint.objects.get(name=endpoint), user=user, **fields))
+
+
+@pytest.fixture
+def fast_end():
+    QueueState.load()
+    QueueState.objects.filter(pk=1).update(queue_end_delay=0.2)
+
+
+def test_queue_start_blocks_the_job_until_the_hook_returns(user, fast_end):
+    release = threading.Event()
+    with Receiver() as start_rx, Receiver() as end_rx:
+        start_rx.respond = lambda request: release.wait(10) and Reply(200)
+        slots.save("queue_start", start_rx.url)
+        slots.save("queue_end", end_rx.url)
+        job = new_job(user)
+        worker = threading.Thread(target=runner.run, args=(job.id,))
+        worker.start()
+        assert start_rx.wait_for(1)
+        time.sleep(0.3)  # the hook is being held: the job must not start meanwhile
+        assert Job.objects.get(pk=job.id).status == "IN_QUEUE"
+        assert QueueState.load().state == "starting"
+        answered = time.time()
+        release.set()
+        worker.join(10)
+        job.refresh_from_db()
+        assert job.status == "COMPLETED" and job.started_at.timestamp() >= answered
+        assert end_rx.wait_for(1, timeout=5)  # after the delay, nothing left: Queue End
+        assert QueueState.load().state == "idle"
+        assert (
+            json.loads(start_rx.requests[0].body) == {}
+            and json.loads(end_rx.requests[0].body) == {}
+        )
+
+
+def test_each_transition_hooks_once_with_concurrent_workers(user, fast_end):
+    with Receiver() as start_rx, Receiver() as end_rx:
+        slots.save("queue_start", start_rx.url)
+        slots.save("queue_end", end_rx.url)
+        jobs = [new_job(user) for _ in range(6)]
+        workers = [threading.Thread(target=runner.run, args=(j.id,)) for j in jobs]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(20)
+        assert end_rx.wait_for(1, timeout=5)
+        time.sleep(0.5)  # give a wrong second Queue End the chance to show up
+        assert len(start_rx.requests) == 1 and len(end_rx.requests) == 1
+        # A second burst is a second transition: once more each.
+        burst = [new_job(user) for _ in range(3)]
+        workers = [threading.Thread(target=runner.run, args=(j.id,)) for j in burst]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(20)
+        assert end_rx.wait_for(2, timeout=5)
+        assert len(start_rx.requests) == 2 and len(end_rx.requests) == 2
+
+
+def test_a_failing_queue_start_hook_is_recorded_and_does_not_wedge_the_queue(user, fast_end):
+    with Receiver() as gone:
+        url = gone.url
+    slots.save("queue_start", url)  # nobody listens there
+    job = new_job(user)
+    assert runner.run(job.id) == "COMPLETED"
+    failed = Delivery.objects.get(event__type="swarm.queue_start")
+    assert failed.status == "failed" and "Could not connect" in failed.last_error
+
+
+def test_every_and_manual_job_templates(user, receiver):
+    every = slots.save(
+        "every_job",
+        receiver.url,
+        '{"text": "%id% on %endpoint%: %status%, prompt %prompt%, out %output%"}',
+    )
+    manual = slots.save("manual_job", receiver.url, "")
+    assert manual.data_template == "{}"  # SwarmUI: blank data sends {}
+    normal = new_job(user)
+    runner.run(normal.id)
+    by_hand = new_job(user, webhooks_mode="manual")
+    runner.run(by_hand.id)
+    quiet = new_job(user, webhooks_mode="none")
+    runner.run(quiet.id)
+    deliver_due()
+    bodies = [(r.headers["X-Webhookhub-Hook"], json.loads(r.body)) for r in receiver.requests]
+    every_bodies = [b for hook, b in bodies if hook == str(every.pk)]
+    manual_bodies = [b for hook, b in bodies if hook == str(manual.pk)]
+    assert len(every_bodies) == 2 and manual_bodies == [{}]
+    for text in (b["text"] for b in every_bodies):
+        head, out = text.split(", out ")
+        assert head.endswith("on echo: COMPLETED, prompt cat")
+        assert json.loads(out) == {"prompt": "cat", "steps": 3}  # (key order is the database's)
+    assert {b["text"].split(" ")[0] for b in every_bodies} == {normal.id, by_hand.id}
+
+
+def test_server_configuration_shows_the_six_hooks_and_the_delay(admin_client):
+    page = admin_client.get(reverse("hooks_server_configuration")).content.decode()
+    for label in (
+        "Queue Start",
+        "Queue End",
+        "Every Job",
+        "Manual Job",
+        "Server Start",
+        "Server Shutdown",
+    ):
+        assert label in page
+    assert "Queue End Delay" in page
+    response = admin_client.post(
+        reverse("hooks_server_configuration"),
+        {"queue_start-url": "", "queue_start-data": "{bad", "settings-queue_end_delay": "2"},
+    )
+    assert "not valid JSON" in response.content.decode()
+    assert QueueState.load().queue_end_delay == 1.0  # nothing saved
+    admin_client.post(reverse("hooks_server_configuration"), {"settings-queue_end_delay": "2.5"})
+    assert QueueState.load().queue_end_delay == 2.5
