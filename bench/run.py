@@ -83,6 +83,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
          f"raw RTT {lat['rtt_ms']:.2f} ms", "redis: p50 ≈ RTT; orm: ≤ poll"),
         ("worker RSS at 20 % / at the end (MB)", f"{r['rss_early_mb']:.0f} / {r['rss_end_mb']:.0f}",
          f"{r['rss_end_mb'] / max(r['rss_early_mb'], 1):.2f}×", "flat"),
+        ("peak worker RSS (MB)", f"{r['peak_mb']:.0f}", "", ""),
     ]  # fmt: skip
 
 

@@ -29,6 +29,16 @@ def validate_target_url(url: str) -> str:
     return url
 
 
+def validate_template(template: str) -> str:
+    """A JSON data template (blank allowed), or a ValidationError saying where it breaks."""
+    if template.strip():
+        try:
+            templating.validate(template)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+    return template
+
+
 def parse_headers(text: str, existing: dict[str, str]) -> dict[str, str]:
     """`Name: value` lines. A value of ******** keeps the stored one (values are write-only)."""
     headers: dict[str, str] = {}
@@ -104,13 +114,7 @@ class WebhookForm(forms.ModelForm):
         return validate_target_url(self.cleaned_data["url"].strip())
 
     def clean_data_template(self) -> str:
-        template = self.cleaned_data.get("data_template", "")
-        if template.strip():
-            try:
-                templating.validate(template)
-            except ValueError as exc:
-                raise ValidationError(str(exc)) from None
-        return template
+        return validate_template(self.cleaned_data.get("data_template", ""))
 
     def clean_timeout(self):
         timeout = self.cleaned_data.get("timeout")
@@ -210,10 +214,4 @@ class SlotForm(forms.Form):
         return validate_target_url(url) if url else ""
 
     def clean_data(self) -> str:
-        data = self.cleaned_data.get("data", "")
-        if data.strip():
-            try:
-                templating.validate(data)
-            except ValueError as exc:
-                raise ValidationError(str(exc)) from None
-        return data
+        return validate_template(self.cleaned_data.get("data", ""))

@@ -27,6 +27,15 @@ def user():
     return User.objects.create_user("q@example.com", "q@example.com", "pw")
 
 
+def run_all(jobs: list[Job]) -> None:
+    """Each job on a worker thread of its own, all at once."""
+    workers = [threading.Thread(target=runner.run, args=(j.id,)) for j in jobs]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(20)
+
+
 def new_job(user, endpoint="echo", **fields) -> Job:
     fields.setdefault("input", {"prompt": "cat", "steps": 3})
     return lifecycle.submit(Job(endpoint=Endpoint.objects.get(name=endpoint), user=user, **fields))
@@ -68,22 +77,12 @@ def test_each_transition_hooks_once_with_concurrent_workers(user, fast_end):
     with Receiver() as start_rx, Receiver() as end_rx:
         slots.save("queue_start", start_rx.url)
         slots.save("queue_end", end_rx.url)
-        jobs = [new_job(user) for _ in range(6)]
-        workers = [threading.Thread(target=runner.run, args=(j.id,)) for j in jobs]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(20)
+        run_all([new_job(user) for _ in range(6)])
         assert end_rx.wait_for(1, timeout=5)
         time.sleep(0.5)  # give a wrong second Queue End the chance to show up
         assert len(start_rx.requests) == 1 and len(end_rx.requests) == 1
         # A second burst is a second transition: once more each.
-        burst = [new_job(user) for _ in range(3)]
-        workers = [threading.Thread(target=runner.run, args=(j.id,)) for j in burst]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(20)
+        run_all([new_job(user) for _ in range(3)])
         assert end_rx.wait_for(2, timeout=5)
         assert len(start_rx.requests) == 2 and len(end_rx.requests) == 2
 
