@@ -29,5 +29,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+bench: install
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) var
