@@ -79,16 +79,22 @@ def claim(
     """Claim up to `limit` due deliveries (of `ids`, when given) for `lease` seconds,
     leaving out the webhooks in `exclude_webhooks` (endpoints at their in-flight bound)."""
     now = now or timezone.now()
+    token = uuid.uuid4()
     candidates = due(now).filter(_sendable())
-    if ids is not None:
-        candidates = candidates.filter(pk__in=list(ids))
     if exclude_webhooks:
         candidates = candidates.exclude(webhook_id__in=exclude_webhooks)
-    pks = list(candidates.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-    if not pks:
-        return uuid.uuid4(), []
-    token = uuid.uuid4()
-    due(now).filter(pk__in=pks).update(
+    if ids is not None and len(ids := list(ids)) <= limit:
+        # Known ids: claim them straight away (one round trip less on the way to a
+        # first byte); the conditions still decide which are due and unclaimed.
+        targets = candidates.filter(pk__in=ids)
+    else:
+        if ids is not None:
+            candidates = candidates.filter(pk__in=ids)
+        pks = list(candidates.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+        if not pks:
+            return token, []
+        targets = due(now).filter(pk__in=pks)
+    targets.update(
         claim_token=token,
         claimed_until=now + timedelta(seconds=lease),
         attempts=F("attempts") + 1,

@@ -100,10 +100,27 @@ def enqueue_pump() -> None:
     _async(TASK, [])
 
 
+_brokers: dict[int, object] = {}
+
+
+def _broker():
+    """One broker client per process (and per fork): django-q2 otherwise builds a new
+    one, with a new Redis connection, for every task it enqueues."""
+    import os
+
+    from django_q.brokers import get_broker
+
+    pid = os.getpid()
+    if pid not in _brokers:
+        _brokers.clear()
+        _brokers[pid] = get_broker()
+    return _brokers[pid]
+
+
 def _async(task: str, ids: list) -> None:
     from django_q.tasks import async_task
 
-    async_task(task, ids, task_name="hooks.deliver")
+    async_task(task, ids, task_name="hooks.deliver", broker=_broker())
 
 
 class _Pending:
