@@ -52,6 +52,13 @@ def _settings_context(request, **forms) -> dict:
     }
 
 
+def _settings_with_errors(request, **forms) -> HttpResponse:
+    """The settings page again, with the form that was refused (nothing was saved)."""
+    return render(
+        request, "accounts/settings.html", _settings_context(request, **forms), status=400
+    )
+
+
 @login_required
 def settings_page(request: HttpRequest) -> HttpResponse:
     form = None
@@ -69,12 +76,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 def create_token(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST, user=request.user)
     if not form.is_valid():
-        return render(
-            request,
-            "accounts/settings.html",
-            _settings_context(request, token_form=form),
-            status=400,
-        )
+        return _settings_with_errors(request, token_form=form)
     _, raw = ApiToken.issue(request.user, form.cleaned_data["name"])
     request.session["new_token"] = raw
     return redirect("accounts:settings")
@@ -102,12 +104,7 @@ def save_webhook(request: HttpRequest) -> HttpResponse:
     _require_user_webhooks()
     form = NotificationWebhookForm(request.POST)
     if not form.is_valid():
-        return render(
-            request,
-            "accounts/settings.html",
-            _settings_context(request, webhook_form=form),
-            status=400,
-        )
+        return _settings_with_errors(request, webhook_form=form)
     _, secret = notification.save(
         request.user, form.cleaned_data["url"], form.cleaned_data["signed"]
     )

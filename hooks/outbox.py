@@ -34,6 +34,18 @@ def _namespace_key(namespace: Any) -> str:
     return str(getattr(namespace, "pk", namespace))
 
 
+def _validated(
+    event_type: str, payload: dict, target_url: str | None
+) -> tuple[catalog.EventType, conf.HookSettings]:
+    """Everything about an event that can be refused, checked before anything is written."""
+    spec = catalog.get(event_type)
+    settings = conf.get()
+    _check_payload(payload, settings)
+    if target_url:
+        ssrf.parse(target_url)
+    return spec, settings
+
+
 def _check_payload(payload: dict, settings: conf.HookSettings) -> None:
     if not isinstance(payload, dict):
         raise TypeError("An event payload is a JSON object (a dict).")
@@ -172,11 +184,7 @@ def emit(
     Raises UnknownEventType, TypeError / PayloadTooLarge, or ssrf.UnsafeURL — and
     then writes nothing.
     """
-    spec = catalog.get(event_type)
-    settings = conf.get()
-    _check_payload(payload, settings)
-    if target_url:
-        ssrf.parse(target_url)
+    spec, settings = _validated(event_type, payload, target_url)
     if target_secret:
         signing.secret_key(target_secret)  # ValueError for a malformed secret
     _sync_slots_once()
@@ -242,11 +250,7 @@ def send_now(
         log.warning(
             "send_now(%s) called inside a transaction; its records may roll back.", event_type
         )
-    spec = catalog.get(event_type)
-    settings = conf.get()
-    _check_payload(payload, settings)
-    if target_url:
-        ssrf.parse(target_url)
+    spec, settings = _validated(event_type, payload, target_url)
     now = timezone.now()
     token = uuid.uuid4()
     namespace_key = _namespace_key(namespace)

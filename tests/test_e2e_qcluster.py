@@ -32,6 +32,19 @@ def database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process started by a test: the test database, the
+    test's broker, loopback receivers allowed, two workers per cluster."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "WEBHOOK_ALLOWED_NETWORKS": ",".join(LOOPBACK),
+        "REDIS_URL": getattr(settings, "REDIS_URL", ""),
+        "Q_WORKERS": "2",
+        "JOB_WORKERS": "2",
+    }
+
+
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -43,13 +56,7 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> bool
 
 @pytest.fixture
 def qcluster(tmp_path):
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "WEBHOOK_ALLOWED_NETWORKS": ",".join(LOOPBACK),
-        "Q_WORKERS": "2",
-        "REDIS_URL": getattr(settings, "REDIS_URL", ""),
-    }
+    env = worker_env()
     log = (tmp_path / "qcluster.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],

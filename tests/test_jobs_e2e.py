@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
@@ -17,23 +15,15 @@ from accounts.models import ApiToken
 from hooks import slots
 from hooks.receiver import Receiver
 from jobs.models import Job, QueueState
-from tests.conftest import LOOPBACK, ROOT
-from tests.test_e2e_qcluster import database_url, wait_until
+from tests.conftest import ROOT
+from tests.test_e2e_qcluster import wait_until, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 User = get_user_model()
 
 
 def start(args: list[str], log_path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "WEBHOOK_ALLOWED_NETWORKS": ",".join(LOOPBACK),
-        "REDIS_URL": getattr(settings, "REDIS_URL", ""),
-        "Q_WORKERS": "2",
-        "JOB_WORKERS": "2",
-    }
-    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=worker_env(),
                             stdout=log_path.open("w"), stderr=subprocess.STDOUT)  # fmt: skip
 
 
