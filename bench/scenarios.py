@@ -313,43 +313,62 @@ def best(repeat: int, measure):
     return max(measure() for _ in range(repeat))
 
 
+def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
+    """Each measure by name, so one can be run alone while tuning (`--only`)."""
+    fast, slow = rx.url("fast"), rx.url("slow")
+    events = max(n // 25, 2)
+
+    def drain_fast() -> dict:
+        drains = [hub_drain(fast, n) for _ in range(k)]
+        return {
+            "hub_fast": max(d[0] for d in drains),
+            "rss_early_mb": max(d[1] for d in drains),
+            "rss_end_mb": max(d[2] for d in drains),
+            "peak_mb": max(d[3] for d in drains),
+        }
+
+    def emit() -> dict:
+        costs = [emit_cost(rx, 500 if not quick else 100) for _ in range(k)]
+        return {"emit_rate": max(e[0] for e in costs), "plain_rate": max(e[1] for e in costs)}
+
+    return {
+        "drain_fast": drain_fast,
+        "limit_fast": lambda: {"limit_fast": best(k, lambda: limit_rate(fast, n))},
+        "usual_fast": lambda: {"usual_fast": best(k, lambda: usual_rate(fast, n))},
+        "drain_slow": lambda: {"hub_slow": best(k, lambda: hub_drain(slow, n)[0])},
+        "limit_slow": lambda: {"limit_slow": best(k, lambda: limit_rate(slow, n, threads=32))},
+        # At 50 ms a delivery, the usual way needs a minute for 5,000: a fifth will do.
+        "usual_slow": lambda: {"usual_slow": best(k, lambda: usual_rate(slow, max(n // 5, 20)))},
+        "isolation": lambda: {
+            "isolation_healthy": best(k, lambda: isolation(rx, events, dead=10)),
+            "isolation_all": best(k, lambda: isolation(rx, events, dead=0)),
+        },
+        "fanout": lambda: {"fanout": best(k, lambda: fanout(fast, 1000 if not quick else 100))},
+        "emit": emit,
+        "latency": lambda: {"latency": latency(rx, 200 if not quick else 20)},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", help="run only these measures (for tuning)")
     args = parser.parse_args()
-    n, k = args.n, args.repeat
     if EVENT not in {t.name for t in catalog.all_types()}:
         catalog.register(EVENT, "Benchmark event.", example={"seq": 1})
     call_command("migrate", verbosity=0)
     rx = Receivers()
     results: dict = {
         "config": connection.vendor + (" + redis" if settings.REDIS_URL else " + orm broker"),
-        "n": n,
-        "repeat": k,
+        "n": args.n,
+        "repeat": args.repeat,
     }
     try:
-        fast, slow = rx.url("fast"), rx.url("slow")
-        drains = [hub_drain(fast, n) for _ in range(k)]
-        results["hub_fast"] = max(d[0] for d in drains)
-        results["rss_early_mb"] = max(d[1] for d in drains)
-        results["rss_end_mb"] = max(d[2] for d in drains)
-        results["peak_mb"] = max(d[3] for d in drains)
-        results["limit_fast"] = best(k, lambda: limit_rate(fast, n))
-        results["usual_fast"] = best(k, lambda: usual_rate(fast, n))
-        results["hub_slow"] = best(k, lambda: hub_drain(slow, n)[0])
-        results["limit_slow"] = best(k, lambda: limit_rate(slow, n, threads=32))
-        # At 50 ms a delivery, the usual way needs a minute for 5,000: a fifth will do.
-        results["usual_slow"] = best(k, lambda: usual_rate(slow, max(n // 5, 20)))
-        events = max(n // 25, 2)
-        results["isolation_healthy"] = best(k, lambda: isolation(rx, events, dead=10))
-        results["isolation_all"] = best(k, lambda: isolation(rx, events, dead=0))
-        results["fanout"] = best(k, lambda: fanout(fast, 1000 if not args.quick else 100))
-        emit_costs = [emit_cost(rx, 500 if not args.quick else 100) for _ in range(k)]
-        results["emit_rate"] = max(e[0] for e in emit_costs)
-        results["plain_rate"] = max(e[1] for e in emit_costs)
-        results["latency"] = latency(rx, 200 if not args.quick else 20)
+        for name, measure in measures(rx, args.n, args.repeat, args.quick).items():
+            if not args.only or name in args.only:
+                results.update(measure())
     finally:
         rx.stop()
     print("RESULTS " + json.dumps(results))

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -83,23 +84,32 @@ def claim(
     candidates = due(now).filter(_sendable())
     if exclude_webhooks:
         candidates = candidates.exclude(webhook_id__in=exclude_webhooks)
-    if ids is not None and len(ids := list(ids)) <= limit:
-        # Known ids: claim them straight away (one round trip less on the way to a
-        # first byte); the conditions still decide which are due and unclaimed.
-        targets = candidates.filter(pk__in=ids)
-    else:
-        if ids is not None:
-            candidates = candidates.filter(pk__in=ids)
-        pks = list(candidates.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-        if not pks:
-            return token, []
-        targets = due(now).filter(pk__in=pks)
-    targets.update(
-        claim_token=token,
-        claimed_until=now + timedelta(seconds=lease),
-        attempts=F("attempts") + 1,
-        enqueued_until=None,
-    )
+    with transaction.atomic(savepoint=False):  # FOR UPDATE needs one
+        if ids is not None and len(ids := list(ids)) <= limit:
+            # Known ids: claim them straight away (one round trip less on the way to a
+            # first byte); the conditions still decide which are due and unclaimed.
+            targets = candidates.filter(pk__in=ids)
+        else:
+            if ids is not None:
+                candidates = candidates.filter(pk__in=ids)
+            # Rows another worker is claiming right now are skipped, not waited for: on
+            # PostgreSQL, pumps that all picked the oldest due rows would queue behind
+            # each other's transactions and come back empty (SQLite ignores this; it
+            # has one writer at a time anyway).
+            pks = list(
+                candidates.order_by("next_attempt_at")
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:limit]
+            )
+            if not pks:
+                return token, []
+            targets = due(now).filter(pk__in=pks)
+        targets.update(
+            claim_token=token,
+            claimed_until=now + timedelta(seconds=lease),
+            attempts=F("attempts") + 1,
+            enqueued_until=None,
+        )
     claimed = list(Delivery.objects.filter(claim_token=token).select_related("webhook", "event"))
     stopped = [d for d in claimed if _stopped_now(d)]
     if stopped:

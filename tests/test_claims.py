@@ -69,3 +69,42 @@ def test_a_last_attempt_cut_short_is_failed_not_lost(receiver, settings):
     assert fail_abandoned(later) == 1
     delivery = Delivery.objects.get()
     assert delivery.status == "failed" and "stopped during the last attempt" in delivery.last_error
+
+
+@pytest.mark.skipif(
+    not connection.features.has_select_for_update_skip_locked,
+    reason="the database serialises writers (SQLite)",
+)
+def test_a_claim_in_progress_elsewhere_is_skipped_not_waited_for(receiver):
+    """While one worker's claim transaction is open, another claims other rows at
+    once, instead of queueing behind it and coming back empty."""
+    from django.db import transaction
+
+    make_webhook(receiver.url)
+    for n in range(4):
+        emit(TEST_EVENT, {"n": n})
+    holding, done = threading.Event(), threading.Event()
+    first: list = []
+
+    def slow_worker():
+        try:
+            with transaction.atomic():
+                first.extend(claims.claim(None, 2, lease=60)[1])
+                holding.set()
+                done.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=slow_worker)
+    thread.start()
+    assert holding.wait(10)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Waiting for the other worker's rows would fail here instead of hanging.
+            cursor.execute("SET LOCAL lock_timeout = '5s'")
+            _, second = claims.claim(None, 4, lease=60)
+    finally:
+        done.set()
+        thread.join(10)
+    assert len(first) == 2 and len(second) == 2
+    assert not {d.pk for d in first} & {d.pk for d in second}
