@@ -10,11 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from hooks import catalog, conf, delivery, signing, ssrf
-from hooks.models import Attempt, Delivery, Event, Scope, Webhook
+from hooks import catalog, conf, delivery, fanout, signing, ssrf
+from hooks.models import Attempt, Delivery, Event, Webhook
 
 log = logging.getLogger("hooks.outbox")
 
@@ -86,14 +85,11 @@ def subscribers(
 ) -> list[Webhook]:
     """Active webhooks that receive this event: server ones, the user's, the namespace's
     (those of `audience` scopes only, when given)."""
-    allowed = set(event_type.scopes) & set(audience or catalog.SCOPES)
-    scopes = Q(scope=Scope.SERVER) if catalog.SERVER in allowed else Q(pk__in=[])
-    if user is not None and catalog.USER in allowed:
-        scopes |= Q(scope=Scope.USER, owner=user)
-    if namespace and catalog.NAMESPACE in allowed:
-        scopes |= Q(scope=Scope.NAMESPACE, namespace=namespace)
-    candidates = Webhook.objects.filter(scopes, active=True)
-    return [w for w in candidates if w.subscribes_to(event_type.name)]
+    return fanout.subscribers(event_type, _user_id(user), namespace, audience)
+
+
+def _user_id(user) -> Any:
+    return getattr(user, "pk", user)
 
 
 def enqueue(ids: list) -> None:
@@ -197,34 +193,21 @@ def emit(
         event = Event.objects.create(
             type=event_type, payload=payload, user=user, namespace=namespace_key, created_at=now
         )
-        rows = [
-            Delivery(
+        where = fanout.condition(spec, _user_id(user), namespace_key, audience)
+        pending = fanout.insert_deliveries(event.pk, where, attempts, now, now + ENQUEUE_GRACE)
+        if target_url:
+            schedule = list(target_schedule) if target_schedule else None
+            callback = Delivery.objects.create(
                 event=event,
-                webhook=webhook,
-                status=Delivery.Status.SKIPPED if webhook.is_disabled else Delivery.Status.PENDING,
-                max_attempts=attempts,
-                next_attempt_at=None if webhook.is_disabled else now,
+                target_url=target_url,
+                target_secret=target_secret,
+                retry_schedule=schedule,
+                max_attempts=len(schedule) if schedule else attempts,
+                next_attempt_at=now,
                 enqueued_until=now + ENQUEUE_GRACE,
                 created_at=now,
             )
-            for webhook in subscribers(spec, user, namespace_key, audience)
-        ]
-        if target_url:
-            schedule = list(target_schedule) if target_schedule else None
-            rows.append(
-                Delivery(
-                    event=event,
-                    target_url=target_url,
-                    target_secret=target_secret,
-                    retry_schedule=schedule,
-                    max_attempts=len(schedule) if schedule else attempts,
-                    next_attempt_at=now,
-                    enqueued_until=now + ENQUEUE_GRACE,
-                    created_at=now,
-                )
-            )
-        Delivery.objects.bulk_create(rows)
-        pending = [d.pk for d in rows if d.status == Delivery.Status.PENDING]
+            pending.append(callback.pk)
         if pending:
             enqueue_on_commit(pending)
     return event

@@ -1,0 +1,132 @@
+"""Who receives an event, and its deliveries written in one `INSERT … SELECT`.
+
+emit() is on the caller's request path, so it must cost little: instead of reading
+the subscribing webhooks into model instances and inserting a row per instance, the
+database picks the subscribers and writes their deliveries in one statement
+(`RETURNING` hands back the ids to enqueue). The subscriber condition is written
+once, here, and serves both that statement and `subscribers()`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from functools import cache
+
+from django.db import connection
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+from hooks import catalog
+from hooks.models import ALL_EVENTS, Delivery, Scope, Webhook
+
+Status = Delivery.Status
+SQLITE_UUID = "hooks_uuid4"
+
+
+@receiver(connection_created)
+def _sqlite_functions(sender, connection, **kwargs) -> None:
+    """SQLite has no UUID function: give it Python's (PostgreSQL has gen_random_uuid)."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(SQLITE_UUID, 0, lambda: uuid.uuid4().hex)
+
+
+def _event_type_matches() -> str:
+    """SQL true when webhook `w` subscribes to the event type in %s (or to all)."""
+    if connection.vendor == "postgresql":
+        return "w.event_types ?| ARRAY[%s, %s]"
+    return "EXISTS (SELECT 1 FROM json_each(w.event_types) AS t WHERE t.value IN (%s, %s))"
+
+
+def condition(
+    event_type: catalog.EventType,
+    user_id=None,
+    namespace: str = "",
+    audience: tuple[str, ...] | None = None,
+) -> tuple[str, list]:
+    """The WHERE clause (over webhook `w`) picking the active webhooks that receive this
+    event: server ones, the user's, the namespace's (only `audience` scopes, when given)."""
+    allowed = set(event_type.scopes) & set(audience or catalog.SCOPES)
+    scopes, params = [], []
+    if catalog.SERVER in allowed:
+        scopes.append("w.scope = %s")
+        params.append(Scope.SERVER.value)
+    if user_id is not None and catalog.USER in allowed:
+        scopes.append("(w.scope = %s AND w.owner_id = %s)")
+        params += [Scope.USER.value, user_id]
+    if namespace and catalog.NAMESPACE in allowed:
+        scopes.append("(w.scope = %s AND w.namespace = %s)")
+        params += [Scope.NAMESPACE.value, namespace]
+    if not scopes:
+        return "1 = 0", []
+    where = f"w.active AND ({' OR '.join(scopes)}) AND {_event_type_matches()}"
+    return where, [*params, event_type.name, ALL_EVENTS]
+
+
+def subscribers(
+    event_type: catalog.EventType,
+    user_id=None,
+    namespace: str = "",
+    audience: tuple[str, ...] | None = None,
+) -> list[Webhook]:
+    where, params = condition(event_type, user_id, namespace, audience)
+    table = Webhook._meta.db_table
+    return list(Webhook.objects.raw(f"SELECT w.* FROM {table} AS w WHERE {where}", params))
+
+
+@cache
+def _columns(vendor: str) -> tuple[list[str], list]:
+    """Delivery columns, and the fixed value of those that take their default."""
+    chosen = {"id", "event", "webhook", "status", "max_attempts", "next_attempt_at"}
+    chosen |= {"enqueued_until", "created_at"}
+    names, defaults = [], []
+    for field in Delivery._meta.concrete_fields:
+        if field.name not in chosen:
+            names.append(field.column)
+            defaults.append(field.get_db_prep_save(field.get_default(), connection))
+    return names, defaults
+
+
+def _insert_sql(where: str) -> str:
+    names, _ = _columns(connection.vendor)
+    new_id = "gen_random_uuid()" if connection.vendor == "postgresql" else f"{SQLITE_UUID}()"
+    own = "id, event_id, webhook_id, status, max_attempts, next_attempt_at, enqueued_until"
+    return (
+        f"INSERT INTO {Delivery._meta.db_table} ({own}, created_at, {', '.join(names)}) "
+        f"SELECT {new_id}, %s, w.id, "
+        "CASE WHEN w.disabled_at IS NULL THEN %s ELSE %s END, %s, "
+        "CASE WHEN w.disabled_at IS NULL THEN %s END, %s, %s"
+        f"{', %s' * len(names)} "
+        f"FROM {Webhook._meta.db_table} AS w WHERE {where} "
+        "RETURNING id, status"
+    )
+
+
+def insert_deliveries(
+    event_id: uuid.UUID,
+    where: tuple[str, list],
+    max_attempts: int,
+    now: datetime,
+    enqueued_until: datetime,
+) -> list:
+    """One delivery per webhook matching `where` (skipped for a disabled one); returns the
+    ids of the pending ones."""
+    sql_where, where_params = where
+    prep = connection.ops.adapt_datetimefield_value
+    _, defaults = _columns(connection.vendor)
+    params = [
+        Delivery._meta.get_field("event").get_db_prep_save(event_id, connection),
+        Status.PENDING.value,
+        Status.SKIPPED.value,
+        max_attempts,
+        prep(now),
+        prep(enqueued_until),
+        prep(now),
+        *defaults,
+        *where_params,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(sql_where), params)
+        rows = cursor.fetchall()
+    to_python = Delivery._meta.pk.to_python  # SQLite hands back the hex text
+    return [to_python(pk) for pk, status in rows if status == Status.PENDING]

@@ -1,0 +1,93 @@
+"""The database picks an event's subscribers and writes their deliveries in one
+statement: it must pick exactly whom the webhook's own rules say."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.utils import timezone
+
+from hooks import emit, fanout
+from hooks.catalog import NAMESPACE, SCOPES, SERVER, USER, EventType
+from hooks.models import Delivery, Scope, Webhook
+from tests.conftest import TEST_EVENT, make_webhook
+
+pytestmark = pytest.mark.django_db
+
+
+def _expected(webhooks, event_type: EventType, user, namespace: str, audience) -> set[int]:
+    """The rule in words: active; of a scope the event allows (and the audience, when
+    given); the user's own or the namespace's own; subscribed to the type or to '*'."""
+    allowed = set(event_type.scopes) & set(audience or SCOPES)
+    chosen = set()
+    for w in webhooks:
+        mine = (
+            (w.scope == Scope.SERVER)
+            or (w.scope == Scope.USER and user is not None and w.owner_id == user.pk)
+            or (w.scope == Scope.NAMESPACE and namespace and w.namespace == namespace)
+        )
+        if w.active and w.scope in allowed and mine and w.subscribes_to(event_type.name):
+            chosen.add(w.pk)
+    return chosen
+
+
+def test_subscribers_match_the_webhook_rules_in_every_combination(django_user_model):
+    alice = django_user_model.objects.create_user("alice", "alice@example.com", "x")
+    bob = django_user_model.objects.create_user("bob", "bob@example.com", "x")
+    owners = {Scope.SERVER: [None], Scope.USER: [alice, bob], Scope.NAMESPACE: [None]}
+    for n, (scope, types, active, disabled) in enumerate(
+        itertools.product(
+            Scope,
+            [["a.one"], ["a.two"], ["*"], ["a.one", "a.two"], [], ["a.one.more"]],
+            [True, False],
+            [False, True],
+        )
+    ):
+        for owner in owners[scope]:
+            make_webhook(
+                "http://127.0.0.1:9/hook",
+                name=f"w{n}",
+                scope=scope,
+                owner=owner,
+                namespace="ns1" if scope == Scope.NAMESPACE and n % 2 else "ns2",
+                event_types=types,
+                active=active,
+                disabled_at=timezone.now() if disabled else None,
+            )
+    webhooks = list(Webhook.objects.all())
+    for scopes, user, namespace, audience in itertools.product(
+        [(SERVER,), (USER,), (SERVER, USER, NAMESPACE), (USER, NAMESPACE)],
+        [None, alice, bob],
+        ["", "ns1", "ns2", "ns3"],
+        [None, (USER,), (SERVER, NAMESPACE)],
+    ):
+        event_type = EventType("a.one", "", scopes)
+        got = {
+            w.pk
+            for w in fanout.subscribers(event_type, getattr(user, "pk", None), namespace, audience)
+        }
+        assert got == _expected(webhooks, event_type, user, namespace, audience), (
+            scopes,
+            user,
+            namespace,
+            audience,
+        )
+
+
+def test_each_delivery_row_gets_the_model_defaults_and_a_fresh_id(receiver):
+    live = make_webhook(receiver.url)
+    stopped = make_webhook(receiver.url, disabled_at=timezone.now())
+    make_webhook(receiver.url, event_types=["other.event"])
+    event = emit(TEST_EVENT, {"n": 1})
+    rows = {d.webhook_id: d for d in Delivery.objects.filter(event=event)}
+    assert set(rows) == {live.pk, stopped.pk}
+    pending, skipped = rows[live.pk], rows[stopped.pk]
+    assert pending.status == Delivery.Status.PENDING and pending.next_attempt_at is not None
+    assert skipped.status == Delivery.Status.SKIPPED and skipped.next_attempt_at is None
+    for d in (pending, skipped):
+        assert d.attempts == 0 and not d.manual and d.target_url == "" and d.last_error == ""
+        assert d.claim_token is None and d.retry_schedule is None and d.completed_at is None
+        assert d.max_attempts == 10 and d.created_at == event.created_at
+        assert d.id.version == 4
+    assert pending.id != skipped.id
