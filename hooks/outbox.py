@@ -190,11 +190,11 @@ def emit(
     # Everything that can fail on bad input was checked above, so no savepoint is
     # needed: a database error here breaks the caller's transaction as it should.
     with transaction.atomic(savepoint=False):
-        event = Event.objects.create(
+        event = Event(
             type=event_type, payload=payload, user=user, namespace=namespace_key, created_at=now
         )
         where = fanout.condition(spec, _user_id(user), namespace_key, audience)
-        pending = fanout.insert_deliveries(event.pk, where, attempts, now, now + ENQUEUE_GRACE)
+        pending = fanout.write(event, where, attempts, now, now + ENQUEUE_GRACE)
         if target_url:
             schedule = list(target_schedule) if target_schedule else None
             callback = Delivery.objects.create(
