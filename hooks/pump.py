@@ -24,7 +24,7 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
-from hooks import claims, conf, delivery, outbox, transport
+from hooks import claims, conf, delivery, outbox, transport, writelock
 from hooks.delivery import Sent
 from hooks.models import Delivery
 
@@ -93,7 +93,7 @@ class Pump:
         """Record what has landed and claim more, in one write transaction (SQLite has
         one writer at a time: fewer, shorter write transactions keep workers moving)."""
         room = self.capacity - self.holding()
-        with transaction.atomic(savepoint=False):
+        with writelock.serialized(), transaction.atomic(savepoint=False):
             self.flush(force=True)
             if room <= 0:
                 return 0
@@ -153,7 +153,8 @@ class Pump:
         due = time.monotonic() - self.last_flush >= FLUSH_EVERY
         if self.finished and (force or due or len(self.finished) >= FLUSH_SIZE):
             batch, self.finished = self.finished, []
-            delivery.record_many(batch)
+            with writelock.serialized():
+                delivery.record_many(batch)
             self.recorded += len(batch)
             self.last_flush = time.monotonic()
 
