@@ -110,12 +110,22 @@ def claim(
             attempts=F("attempts") + 1,
             enqueued_until=None,
         )
-    claimed = list(Delivery.objects.filter(claim_token=token).select_related("webhook", "event"))
+    claimed = _fetch(token)
     stopped = [d for d in claimed if _stopped_now(d)]
     if stopped:
         _skip(stopped, token, now)
         claimed = [d for d in claimed if not _stopped_now(d)]
     return token, claimed
+
+
+def _fetch(token: uuid.UUID) -> list[Delivery]:
+    """The claimed deliveries with their events, and one shared instance per webhook
+    (a batch is often many deliveries to a few webhooks)."""
+    claimed = list(Delivery.objects.filter(claim_token=token).select_related("event"))
+    webhooks = Webhook.objects.in_bulk({d.webhook_id for d in claimed if d.webhook_id})
+    for d in claimed:
+        d.webhook = webhooks.get(d.webhook_id) if d.webhook_id else None
+    return claimed
 
 
 def _stopped_now(d: Delivery) -> bool:

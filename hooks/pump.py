@@ -33,6 +33,7 @@ log = logging.getLogger("hooks.pump")
 FLUSH_EVERY = 0.2  # seconds: the longest a finished attempt waits to be recorded
 FLUSH_SIZE = 128
 RELEASE_DELAY = timedelta(seconds=5)  # released deliveries of a stalling endpoint wait this long
+WINDOW = 2  # claim up to this many times what can be in flight: bigger, fewer batches
 FIRST_BOUND = 2  # slow start: an endpoint we know nothing about gets this many at first
 
 # endpoint -> current bound on requests in flight, in this process
@@ -56,7 +57,8 @@ def stalled(result: transport.Result) -> bool:
 class Pump:
     def __init__(self, settings: conf.HookSettings | None = None):
         self.settings = settings or conf.get()
-        self.capacity = self.settings.send_threads
+        self.threads = self.settings.send_threads
+        self.capacity = WINDOW * self.threads  # claimed and held here, sent or waiting
         self.max_bound = self.settings.max_in_flight_per_endpoint
         self.send = partial(
             transport.send,
@@ -86,7 +88,7 @@ class Pump:
             key
             for key in keys
             if isinstance(key, int)
-            and self.flying[key] + len(self.waiting[key]) >= 2 * self.bound(key)
+            and self.flying[key] + len(self.waiting[key]) >= WINDOW * self.bound(key)
         ]
 
     def refill(self, ids: list | None) -> int:
@@ -112,7 +114,7 @@ class Pump:
         pool = delivery.executor(self.settings.send_threads)
         for key, queue in self.waiting.items():
             while (
-                queue and self.flying[key] < self.bound(key) and len(self.in_flight) < self.capacity
+                queue and self.flying[key] < self.bound(key) and len(self.in_flight) < self.threads
             ):
                 d, token, request = queue.popleft()
                 self.flying[key] += 1
