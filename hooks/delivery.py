@@ -200,8 +200,10 @@ def record_many(batch: list[Sent]) -> list[Attempt]:
                 last_response_status=sent.result.status, last_error=sent.result.error,
                 **step, **released,
             )  # fmt: skip
-        for webhook_id, outcomes in by_webhook.items():
-            health.after_attempts(webhooks[webhook_id], outcomes, now)
+        # Webhook rows are shared by every worker: lock them in one order (by id), so
+        # two workers recording for the same webhooks cannot deadlock.
+        for webhook_id in sorted(by_webhook):
+            health.after_attempts(webhooks[webhook_id], by_webhook[webhook_id], now)
     for sent, attempt in zip(batch, attempts, strict=True):
         if not sent.result.ok:
             log.info(

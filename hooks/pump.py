@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
 from functools import partial
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from hooks import claims, conf, delivery, outbox, transport, writelock
@@ -34,6 +34,7 @@ FLUSH_EVERY = 0.2  # seconds: the longest a finished attempt waits to be recorde
 FLUSH_SIZE = 128
 RELEASE_DELAY = timedelta(seconds=5)  # released deliveries of a stalling endpoint wait this long
 WINDOW = 2  # claim up to this many times what can be in flight: bigger, fewer batches
+WRITE_TRIES = 3  # a write transaction that deadlocks is tried again this often
 FIRST_BOUND = 2  # slow start: an endpoint we know nothing about gets this many at first
 
 # endpoint -> current bound on requests in flight, in this process
@@ -52,6 +53,34 @@ def endpoint(d: Delivery):
 def stalled(result: transport.Result) -> bool:
     """No answer at all (timeout, refused, reset): the endpoint ties up our threads."""
     return result.status is None
+
+
+class _Attempt:
+    """One try of a write transaction; a transient database error (deadlock, lock
+    timeout, serialization failure) is swallowed unless it was the last try."""
+
+    def __init__(self, last: bool) -> None:
+        self.last, self.failed = last, False
+
+    def __enter__(self) -> _Attempt:
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if kind is not None and issubclass(kind, OperationalError) and not self.last:
+            log.warning("Write transaction failed (%s); trying again.", error)
+            self.failed = True
+            return True
+        return False
+
+
+def retrying(tries: int = WRITE_TRIES):
+    """`for attempt in retrying(): with attempt, transaction.atomic(): ...` runs the block
+    until it commits, at most `tries` times."""
+    for n in range(tries):
+        attempt = _Attempt(last=n == tries - 1)
+        yield attempt
+        if not attempt.failed:
+            return
 
 
 class Pump:
@@ -92,16 +121,12 @@ class Pump:
         ]
 
     def refill(self, ids: list | None) -> int:
-        """Record what has landed and claim more, in one write transaction (SQLite has
-        one writer at a time: fewer, shorter write transactions keep workers moving)."""
+        """Record what has landed and claim more."""
         room = self.capacity - self.holding()
-        with writelock.serialized(), transaction.atomic(savepoint=False):
-            self.flush(force=True)
-            if room <= 0:
-                return 0
-            token, batch = claims.claim(
-                ids, room, self.settings.claim_lease, exclude_webhooks=self.saturated()
-            )
+        if room <= 0:
+            self.write()
+            return 0
+        token, batch = self.write(claim=room, ids=ids)
         ready, broken = delivery.prepare(batch, token, self.settings, timezone.now())
         self.finished.extend(broken)
         for d, request in ready:
@@ -154,11 +179,29 @@ class Pump:
     def flush(self, force: bool = False) -> None:
         due = time.monotonic() - self.last_flush >= FLUSH_EVERY
         if self.finished and (force or due or len(self.finished) >= FLUSH_SIZE):
-            batch, self.finished = self.finished, []
-            with writelock.serialized():
-                delivery.record_many(batch)
-            self.recorded += len(batch)
-            self.last_flush = time.monotonic()
+            self.write()
+
+    def write(self, claim: int = 0, ids: list | None = None) -> tuple:
+        """Record the finished attempts and claim up to `claim` more, in one write
+        transaction (SQLite has one writer at a time: fewer, shorter write transactions
+        keep workers moving), tried again after a transient error. What could not be
+        recorded stays in `finished`."""
+        batch, self.finished = self.finished, []
+        claimed: tuple = (None, [])
+        try:
+            for attempt in retrying():
+                with attempt, writelock.serialized(), transaction.atomic(savepoint=False):
+                    delivery.record_many(batch)
+                    if claim > 0:
+                        claimed = claims.claim(
+                            ids, claim, self.settings.claim_lease, exclude_webhooks=self.saturated()
+                        )
+        except BaseException:
+            self.finished = batch + self.finished
+            raise
+        self.recorded += len(batch)
+        self.last_flush = time.monotonic()
+        return claimed
 
     # -- the loop -------------------------------------------------------------
     def idle(self) -> bool:

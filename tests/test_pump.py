@@ -101,3 +101,53 @@ def test_a_dead_endpoint_is_throttled_to_one_request_and_gives_back_its_queue(re
     assert len(dead.requests) <= 2 + elapsed / 0.3 + 1
     released = Delivery.objects.filter(webhook__name="dead", attempts=0, status="pending")
     assert released.exists() and all(d.claim_token is None for d in released)
+
+
+def test_a_write_transaction_that_deadlocks_is_tried_again_and_nothing_is_lost(
+    receiver, monkeypatch
+):
+    """A deadlock (two workers updating the same webhooks) rolls back the record and the
+    claim; the pump keeps the finished attempts and writes them again."""
+    from django.db import OperationalError
+
+    from hooks import health
+    from hooks.models import Attempt
+
+    make_webhook(receiver.url)
+    for n in range(40):
+        emit(TEST_EVENT, {"n": n})
+    real, failures = health.after_attempts, []
+
+    def deadlocks_twice(*args, **kwargs):
+        if len(failures) < 2:
+            failures.append(1)
+            raise OperationalError("deadlock detected")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(health, "after_attempts", deadlocks_twice)
+    assert Pump().drain() == 40
+    assert len(failures) == 2
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert Attempt.objects.count() == 40  # each attempt recorded once
+    assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_a_write_that_keeps_failing_keeps_its_batch_and_raises(receiver, monkeypatch):
+    from django.db import OperationalError
+
+    from hooks import health
+
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    pump = Pump()
+    pump.refill(None)
+    while pump.in_flight:
+        pump.collect(timeout=5)
+
+    def broken(*args, **kwargs):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(health, "after_attempts", broken)
+    with pytest.raises(OperationalError):
+        pump.flush(force=True)
+    assert len(pump.finished) == 1  # still there for the next try
