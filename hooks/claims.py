@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from hooks.models import Delivery, Webhook
+from hooks import rows
+from hooks.models import Delivery, Event, Webhook
 
 Status = Delivery.Status
 
@@ -118,13 +119,37 @@ def claim(
     return token, claimed
 
 
+_deliveries = rows.Loader(Delivery, "d")
+_events = rows.Loader(Event, "e")
+_webhooks = rows.Loader(Webhook, "w")
+
+
 def _fetch(token: uuid.UUID) -> list[Delivery]:
     """The claimed deliveries with their events, and one shared instance per webhook
-    (a batch is often many deliveries to a few webhooks)."""
-    claimed = list(Delivery.objects.filter(claim_token=token).select_related("event"))
-    webhooks = Webhook.objects.in_bulk({d.webhook_id for d in claimed if d.webhook_id})
-    for d in claimed:
-        d.webhook = webhooks.get(d.webhook_id) if d.webhook_id else None
+    (a batch is often many deliveries to a few webhooks), in one statement."""
+    columns = _deliveries.columns + _events.columns + _webhooks.columns
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {Delivery._meta.db_table} AS d "
+        f"JOIN {Event._meta.db_table} AS e ON e.id = d.event_id "
+        f"LEFT JOIN {Webhook._meta.db_table} AS w ON w.id = d.webhook_id "
+        "WHERE d.claim_token = %s"
+    )
+    token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [token_value])
+        found = cursor.fetchall()
+    claimed, webhooks = [], {}
+    split_e, split_w = _deliveries.width, _deliveries.width + _events.width
+    for row in found:
+        d = _deliveries.load(row[:split_e])
+        d.event = _events.load(row[split_e:split_w])
+        if d.webhook_id is None:
+            d.webhook = None
+        else:
+            if d.webhook_id not in webhooks:
+                webhooks[d.webhook_id] = _webhooks.load(row[split_w:])
+            d.webhook = webhooks[d.webhook_id]
+        claimed.append(d)
     return claimed
 
 

@@ -108,3 +108,29 @@ def test_a_claim_in_progress_elsewhere_is_skipped_not_waited_for(receiver):
         thread.join(10)
     assert len(first) == 2 and len(second) == 2
     assert not {d.pk for d in first} & {d.pk for d in second}
+
+
+def test_claimed_rows_load_exactly_as_the_orm_reads_them(receiver):
+    """The claim reads deliveries, events and webhooks with one hand-written join: every
+    field must come back as the ORM would give it (datetimes, JSON, UUIDs, booleans)."""
+    from hooks.models import Event, Webhook
+
+    hook = make_webhook(receiver.url, headers={"X-Team": "ops"}, github_signature=True, timeout=2.5)
+    emit(TEST_EVENT, {"n": 1, "nested": {"é": [1, 2.5, None]}})
+    emit(TEST_EVENT, {"n": 2}, target_url=receiver.url, target_schedule=(0, 10))
+    _, claimed = claims.claim(None, 10, lease=60)
+    assert len(claimed) == 3
+    for d in claimed:
+        fresh = Delivery.objects.get(pk=d.pk)
+        for field in Delivery._meta.concrete_fields:
+            assert getattr(d, field.attname) == getattr(fresh, field.attname), field.name
+        event = Event.objects.get(pk=d.event_id)
+        for field in Event._meta.concrete_fields:
+            assert getattr(d.event, field.attname) == getattr(event, field.attname), field.name
+        if d.webhook_id:
+            for field in Webhook._meta.concrete_fields:
+                assert getattr(d.webhook, field.attname) == getattr(hook, field.attname), field.name
+        else:
+            assert d.webhook is None and d.retry_schedule == [0, 10]
+    with_webhook = [d for d in claimed if d.webhook_id]
+    assert with_webhook[0].webhook is with_webhook[1].webhook  # one shared instance
