@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.sql.subqueries import UpdateQuery
 from django.utils import timezone
 
 from hooks import rows
@@ -85,18 +86,24 @@ def claim(
     candidates = due(now).filter(_sendable())
     if exclude_webhooks:
         candidates = candidates.exclude(webhook_id__in=exclude_webhooks)
-    with transaction.atomic(savepoint=False):  # FOR UPDATE needs one
-        if ids is not None and len(ids := list(ids)) <= limit:
-            # Known ids: claim them straight away (one round trip less on the way to a
-            # first byte); the conditions still decide which are due and unclaimed.
-            targets = candidates.filter(pk__in=ids)
-        else:
-            if ids is not None:
-                candidates = candidates.filter(pk__in=ids)
-            # Rows another worker is claiming right now are skipped, not waited for: on
-            # PostgreSQL, pumps that all picked the oldest due rows would queue behind
-            # each other's transactions and come back empty (SQLite ignores this; it
-            # has one writer at a time anyway).
+    values = {
+        "claim_token": token,
+        "claimed_until": now + timedelta(seconds=lease),
+        "attempts": F("attempts") + 1,
+        "enqueued_until": None,
+    }
+    if ids is not None and len(ids := list(ids)) <= limit:
+        # Known ids: claim them straight away (the first byte goes out sooner); the
+        # conditions still decide which are due and unclaimed.
+        claimed = _claim(candidates.filter(pk__in=ids), values, token)
+    else:
+        if ids is not None:
+            candidates = candidates.filter(pk__in=ids)
+        with transaction.atomic(savepoint=False):  # FOR UPDATE needs one
+            # Rows another worker is claiming right now are skipped, not waited for:
+            # on PostgreSQL, pumps that all picked the oldest due rows would queue
+            # behind each other's transactions and come back empty (SQLite ignores
+            # this; it has one writer at a time anyway).
             pks = list(
                 candidates.order_by("next_attempt_at")
                 .select_for_update(skip_locked=True)
@@ -104,14 +111,7 @@ def claim(
             )
             if not pks:
                 return token, []
-            targets = due(now).filter(pk__in=pks)
-        targets.update(
-            claim_token=token,
-            claimed_until=now + timedelta(seconds=lease),
-            attempts=F("attempts") + 1,
-            enqueued_until=None,
-        )
-    claimed = _fetch(token)
+            claimed = _claim(due(now).filter(pk__in=pks), values, token)
     stopped = [d for d in claimed if _stopped_now(d)]
     if stopped:
         _skip(stopped, token, now)
@@ -124,19 +124,34 @@ _events = rows.Loader(Event, "e")
 _webhooks = rows.Loader(Webhook, "w")
 
 
-def _fetch(token: uuid.UUID) -> list[Delivery]:
-    """The claimed deliveries with their events, and one shared instance per webhook
+def _claim(targets: QuerySet, values: dict, token: uuid.UUID) -> list[Delivery]:
+    """Mark `targets` as ours and read them back with their events and webhooks: on
+    PostgreSQL in one statement (`UPDATE … RETURNING` inside a join), elsewhere in two."""
+    if connection.vendor != "postgresql":
+        targets.update(**values)
+        token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
+        return _joined(Delivery._meta.db_table, "WHERE d.claim_token = %s", [token_value])
+    query = targets.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    update_sql, params = query.get_compiler(connection.alias).as_sql()
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    quote = connection.ops.quote_name
+    returning = ", ".join(f"{table}.{quote(f.column)}" for f in Delivery._meta.concrete_fields)
+    with_claimed = f"WITH claimed AS ({update_sql} RETURNING {returning}) "
+    return _joined("claimed", "", list(params), prefix=with_claimed)
+
+
+def _joined(source: str, where: str, params: list, prefix: str = "") -> list[Delivery]:
+    """Deliveries from `source` with their events, and one shared instance per webhook
     (a batch is often many deliveries to a few webhooks), in one statement."""
     columns = _deliveries.columns + _events.columns + _webhooks.columns
     sql = (
-        f"SELECT {', '.join(columns)} FROM {Delivery._meta.db_table} AS d "
+        f"{prefix}SELECT {', '.join(columns)} FROM {source} AS d "
         f"JOIN {Event._meta.db_table} AS e ON e.id = d.event_id "
-        f"LEFT JOIN {Webhook._meta.db_table} AS w ON w.id = d.webhook_id "
-        "WHERE d.claim_token = %s"
+        f"LEFT JOIN {Webhook._meta.db_table} AS w ON w.id = d.webhook_id {where}"
     )
-    token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [token_value])
+        cursor.execute(sql, params)
         found = cursor.fetchall()
     claimed, webhooks = [], {}
     split_e, split_w = _deliveries.width, _deliveries.width + _events.width

@@ -18,10 +18,11 @@ import logging
 import time
 from collections import Counter, defaultdict, deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import nullcontext
 from datetime import timedelta
 from functools import partial
 
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from hooks import claims, conf, delivery, outbox, transport, writelock
@@ -181,6 +182,15 @@ class Pump:
         if self.finished and (force or due or len(self.finished) >= FLUSH_SIZE):
             self.write()
 
+    @staticmethod
+    def _transaction(batch: list):
+        """Recording and claiming share one transaction. With nothing to record, a
+        claim on PostgreSQL is one statement and needs none (two round trips fewer on
+        the way to a first byte); SQLite keeps it, to take the write lock once."""
+        if batch or connection.vendor != "postgresql":
+            return transaction.atomic(savepoint=False)
+        return nullcontext()
+
     def write(self, claim: int = 0, ids: list | None = None) -> tuple:
         """Record the finished attempts and claim up to `claim` more, in one write
         transaction (SQLite has one writer at a time: fewer, shorter write transactions
@@ -190,7 +200,7 @@ class Pump:
         claimed: tuple = (None, [])
         try:
             for attempt in retrying():
-                with attempt, writelock.serialized(), transaction.atomic(savepoint=False):
+                with attempt, writelock.serialized(), self._transaction(batch):
                     delivery.record_many(batch)
                     if claim > 0:
                         claimed = claims.claim(
