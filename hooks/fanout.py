@@ -15,8 +15,6 @@ from datetime import datetime
 from functools import cache
 
 from django.db import connection
-from django.db.backends.signals import connection_created
-from django.dispatch import receiver
 
 from hooks import catalog
 from hooks.models import ALL_EVENTS, Delivery, Event, Scope, Webhook
@@ -25,9 +23,9 @@ Status = Delivery.Status
 SQLITE_UUID = "hooks_uuid4"
 
 
-@receiver(connection_created)
-def _sqlite_functions(sender, connection, **kwargs) -> None:
-    """SQLite has no UUID function: give it Python's (PostgreSQL has gen_random_uuid)."""
+def add_sqlite_functions(sender, connection, **kwargs) -> None:
+    """SQLite has no UUID function: give it Python's (PostgreSQL has gen_random_uuid).
+    Connected to `connection_created` in HooksConfig.ready, before any connection."""
     if connection.vendor == "sqlite":
         connection.connection.create_function(SQLITE_UUID, 0, lambda: uuid.uuid4().hex)
 

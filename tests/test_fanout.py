@@ -91,3 +91,35 @@ def test_each_delivery_row_gets_the_model_defaults_and_a_fresh_id(receiver):
         assert d.max_attempts == 10 and d.created_at == event.created_at
         assert d.id.version == 4
     assert pending.id != skipped.id
+
+
+def test_sqlite_connections_opened_before_the_first_emit_can_make_delivery_ids(tmp_path):
+    """A process that used the database before its first emit (a web request, a
+    command) must still find SQLite's UUID function on that connection."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = (
+        "import django\n"
+        "django.setup()\n"
+        "import sys\n"
+        "from django.db import connection\n"
+        "connection.ensure_connection()\n"
+        "with connection.cursor() as cursor:\n"
+        "    cursor.execute('SELECT hooks_uuid4()')\n"
+        "    print(len(cursor.fetchone()[0]))\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "webhookhub.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "REDIS_URL": "",
+        "SECRET_KEY": "test",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "32"
