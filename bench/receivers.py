@@ -43,7 +43,12 @@ def slow(request: Received) -> Reply:
 def main() -> None:
     servers = {"fast": Receiver(respond=fast), "slow": Receiver(respond=slow)}
     dead = Receiver()
-    dead.respond = lambda request: dead.released.wait(60) and None
+
+    def hang(request: Received) -> None:
+        dead.released.wait(60)
+        return None  # then drop the connection without an answer
+
+    dead.respond = hang
     servers["dead"] = dead
 
     def control(request: Received) -> Reply:

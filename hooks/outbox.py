@@ -77,17 +77,6 @@ def forget_slots() -> None:
     _slots_synced = False
 
 
-def subscribers(
-    event_type: catalog.EventType,
-    user=None,
-    namespace: str = "",
-    audience: tuple[str, ...] | None = None,
-) -> list[Webhook]:
-    """Active webhooks that receive this event: server ones, the user's, the namespace's
-    (those of `audience` scopes only, when given)."""
-    return fanout.subscribers(event_type, _user_id(user), namespace, audience)
-
-
 def _user_id(user) -> Any:
     return getattr(user, "pk", user)
 
@@ -237,7 +226,8 @@ def send_now(
     now = timezone.now()
     token = uuid.uuid4()
     namespace_key = _namespace_key(namespace)
-    targets = webhooks if webhooks is not None else subscribers(spec, user, namespace_key)
+    if webhooks is None:
+        webhooks = fanout.subscribers(spec, _user_id(user), namespace_key)
     lease = now + timedelta(seconds=settings.claim_lease)
     claimed = dict(
         status=Delivery.Status.PENDING,
@@ -252,7 +242,7 @@ def send_now(
         event = Event.objects.create(
             type=event_type, payload=payload, user=user, namespace=namespace_key, created_at=now
         )
-        rows = [Delivery(event=event, webhook=w, **claimed) for w in targets]
+        rows = [Delivery(event=event, webhook=w, **claimed) for w in webhooks]
         if target_url:
             rows.append(Delivery(event=event, target_url=target_url, **claimed))
         Delivery.objects.bulk_create(rows)
