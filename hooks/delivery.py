@@ -246,12 +246,21 @@ _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
 
+def stall_reserve(threads: int) -> int:
+    """Sender threads kept apart for endpoints that stall (no answer), so that they do
+    not take threads from the healthy ones."""
+    return max(1, threads // 4)
+
+
 def executor(threads: int) -> ThreadPoolExecutor:
-    """The process's sender threads (created after django-q2 forks its workers)."""
+    """The process's sender threads (created after django-q2 forks its workers):
+    `threads` for endpoints that answer, plus the reserve for those that stall."""
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hooks-send")
+            _executor = ThreadPoolExecutor(
+                max_workers=threads + stall_reserve(threads), thread_name_prefix="hooks-send"
+            )
         return _executor
 
 

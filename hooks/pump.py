@@ -40,11 +40,14 @@ FIRST_BOUND = 2  # slow start: an endpoint we know nothing about gets this many 
 
 # endpoint -> current bound on requests in flight, in this process
 _bounds: dict[object, int] = {}
+# endpoints whose last request got no answer: they send on the stall reserve's threads
+_stalling: set = set()
 
 
 def forget_endpoints() -> None:
     """Drop what this process learnt about endpoints (tests start from scratch)."""
     _bounds.clear()
+    _stalling.clear()
 
 
 def endpoint(d: Delivery):
@@ -88,6 +91,7 @@ class Pump:
     def __init__(self, settings: conf.HookSettings | None = None):
         self.settings = settings or conf.get()
         self.threads = self.settings.send_threads
+        self.reserve = delivery.stall_reserve(self.threads)
         self.capacity = WINDOW * self.threads  # claimed and held here, sent or waiting
         self.max_bound = self.settings.max_in_flight_per_endpoint
         self.send = partial(
@@ -98,6 +102,7 @@ class Pump:
         self.in_flight: dict[Future, tuple] = {}
         self.waiting: dict[object, deque] = defaultdict(deque)
         self.flying = Counter()  # endpoint -> requests in flight
+        self.on_reserve: set[Future] = set()  # in flight to stalling endpoints
         self.finished: list[Sent] = []
         self.recorded = 0
         self.last_flush = time.monotonic()
@@ -136,23 +141,33 @@ class Pump:
         return len(batch)
 
     # -- sending --------------------------------------------------------------
+    def has_thread(self, key) -> bool:
+        """A stalling endpoint sends on the reserve, the others on the main threads."""
+        if key in _stalling:
+            return len(self.on_reserve) < self.reserve
+        return len(self.in_flight) - len(self.on_reserve) < self.threads
+
     def launch(self) -> None:
         pool = delivery.executor(self.settings.send_threads)
         for key, queue in self.waiting.items():
-            while (
-                queue and self.flying[key] < self.bound(key) and len(self.in_flight) < self.threads
-            ):
+            while queue and self.flying[key] < self.bound(key) and self.has_thread(key):
                 d, token, request = queue.popleft()
                 self.flying[key] += 1
-                self.in_flight[pool.submit(self.send, request)] = (d, token, request)
+                future = pool.submit(self.send, request)
+                self.in_flight[future] = (d, token, request)
+                if key in _stalling:
+                    self.on_reserve.add(future)
 
     def learn(self, key, result: transport.Result) -> None:
         if stalled(result):
             if self.bound(key) > 1:
                 log.info("Endpoint %s stalls; one request at a time until it answers.", key)
             _bounds[key] = 1
+            _stalling.add(key)
             self.release(key)
-        elif self.bound(key) < self.max_bound:
+            return
+        _stalling.discard(key)
+        if self.bound(key) < self.max_bound:
             _bounds[key] = min(self.bound(key) * 2, self.max_bound)
 
     def release(self, key) -> None:
@@ -167,6 +182,7 @@ class Pump:
         done, _ = wait(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
             d, token, request = self.in_flight.pop(future)
+            self.on_reserve.discard(future)
             key = endpoint(d)
             self.flying[key] -= 1
             if not self.flying[key]:

@@ -151,3 +151,33 @@ def test_a_write_that_keeps_failing_keeps_its_batch_and_raises(receiver, monkeyp
     with pytest.raises(OperationalError):
         pump.flush(force=True)
     assert len(pump.finished) == 1  # still there for the next try
+
+
+def test_stalling_endpoints_send_on_their_own_reserve_of_threads(settings):
+    """Endpoints that gave no answer wait for the reserve; the endpoints that answer keep
+    all of the main threads."""
+    from concurrent.futures import wait as wait_all
+
+    from hooks import delivery, pump, transport
+    from hooks.models import Delivery as Row
+
+    settings.WEBHOOK_SEND_THREADS = 4  # reserve: 1
+    gate = threading.Event()
+    p = Pump()
+    p.send = lambda request: gate.wait(10) and transport.Result(status=200)
+    for key in (1, 2):  # two endpoints known to stall, one request at a time each
+        pump._bounds[key] = 1
+        pump._stalling.add(key)
+    pump._bounds[3] = 16
+    request = transport.OutgoingRequest("http://127.0.0.1:9/", {}, b"", 1, 1)
+    for key, count in ((1, 3), (2, 3), (3, 10)):
+        for _ in range(count):
+            p.waiting[key].append((Row(webhook_id=key), None, request))
+    try:
+        p.launch()
+        assert p.flying[1] + p.flying[2] == delivery.stall_reserve(4) == 1
+        assert p.flying[3] == 4  # all main threads, none taken by the stalling ones
+    finally:
+        gate.set()
+        wait_all(list(p.in_flight), timeout=10)
+        pump.forget_endpoints()
