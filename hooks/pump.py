@@ -174,7 +174,10 @@ class Pump:
         """Give back what waits here for a stalling endpoint: others may go first."""
         queue = self.waiting.pop(key, None)
         if queue:
-            claims.release([(d.pk, token) for d, token, _ in queue], timezone.now() + RELEASE_DELAY)
+            with writelock.serialized():
+                claims.release(
+                    [(d.pk, token) for d, token, _ in queue], timezone.now() + RELEASE_DELAY
+                )
 
     def collect(self, timeout: float) -> int:
         if not self.in_flight:
