@@ -134,8 +134,8 @@ def _claim(targets: QuerySet, values: dict, token: uuid.UUID) -> list[Delivery]:
     query = targets.query.chain(UpdateQuery)
     query.add_update_values(values)
     update_sql, params = query.get_compiler(connection.alias).as_sql()
-    table = connection.ops.quote_name(Delivery._meta.db_table)
     quote = connection.ops.quote_name
+    table = quote(Delivery._meta.db_table)
     returning = ", ".join(f"{table}.{quote(f.column)}" for f in Delivery._meta.concrete_fields)
     with_claimed = f"WITH claimed AS ({update_sql} RETURNING {returning}) "
     return _joined("claimed", "", list(params), prefix=with_claimed)

@@ -4,8 +4,8 @@ emit() is on the caller's request path, so it must cost little: instead of readi
 the subscribing webhooks into model instances and inserting a row per instance, the
 database picks the subscribers and writes their deliveries in one statement
 (`RETURNING` hands back the ids to enqueue; on PostgreSQL the event row goes in
-the same statement). The subscriber condition is written
-once, here, and serves both that statement and `subscribers()`.
+the same statement). The subscriber condition is written once, here, and serves
+both that statement and `subscribers()`.
 """
 
 from __future__ import annotations

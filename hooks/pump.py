@@ -59,34 +59,6 @@ def stalled(result: transport.Result) -> bool:
     return result.status is None
 
 
-class _Attempt:
-    """One try of a write transaction; a transient database error (deadlock, lock
-    timeout, serialization failure) is swallowed unless it was the last try."""
-
-    def __init__(self, last: bool) -> None:
-        self.last, self.failed = last, False
-
-    def __enter__(self) -> _Attempt:
-        return self
-
-    def __exit__(self, kind, error, tb) -> bool:
-        if kind is not None and issubclass(kind, OperationalError) and not self.last:
-            log.warning("Write transaction failed (%s); trying again.", error)
-            self.failed = True
-            return True
-        return False
-
-
-def retrying(tries: int = WRITE_TRIES):
-    """`for attempt in retrying(): with attempt, transaction.atomic(): ...` runs the block
-    until it commits, at most `tries` times."""
-    for n in range(tries):
-        attempt = _Attempt(last=n == tries - 1)
-        yield attempt
-        if not attempt.failed:
-            return
-
-
 class Pump:
     def __init__(self, settings: conf.HookSettings | None = None):
         self.settings = settings or conf.get()
@@ -216,21 +188,32 @@ class Pump:
         keep workers moving), tried again after a transient error. What could not be
         recorded stays in `finished`."""
         batch, self.finished = self.finished, []
-        claimed: tuple = (None, [])
         try:
-            for attempt in retrying():
-                with attempt, writelock.serialized(), self._transaction(batch):
-                    delivery.record_many(batch)
-                    if claim > 0:
-                        claimed = claims.claim(
-                            ids, claim, self.settings.claim_lease, exclude_webhooks=self.saturated()
-                        )
+            claimed = self._write_once_or_again(batch, claim, ids)
         except BaseException:
             self.finished = batch + self.finished
             raise
         self.recorded += len(batch)
         self.last_flush = time.monotonic()
         return claimed
+
+    def _write_once_or_again(self, batch: list, claim: int, ids: list | None) -> tuple:
+        """A transient database error (deadlock, lock timeout, serialization failure)
+        rolls the whole transaction back: try it again, at most WRITE_TRIES times."""
+        for attempt in range(1, WRITE_TRIES + 1):
+            try:
+                with writelock.serialized(), self._transaction(batch):
+                    delivery.record_many(batch)
+                    if claim <= 0:
+                        return None, []
+                    return claims.claim(
+                        ids, claim, self.settings.claim_lease, exclude_webhooks=self.saturated()
+                    )
+            except OperationalError as exc:
+                if attempt == WRITE_TRIES:
+                    raise
+                log.warning("Write transaction failed (%s); trying again.", exc)
+        return None, []  # not reached: the last try returns or raises
 
     # -- the loop -------------------------------------------------------------
     def idle(self) -> bool:
