@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from hooks import conf
+from hooks import conf, rows
 from hooks.models import Webhook
 
 log = logging.getLogger("hooks.health")
@@ -31,8 +31,8 @@ class Outcome:
 
 def after_attempts(webhook: Webhook, outcomes: list[Outcome], now: datetime) -> None:
     """Update the failure counters after attempts (in completion order), and disable the
-    webhook when a rule says so. One query when all went well and nothing was failing."""
-    rows = Webhook.objects.filter(pk=webhook.pk)
+    webhook when a rule says so. No query when all went well and nothing was failing;
+    one for failures (the counters come back with the update)."""
     last_ok = max((i for i, o in enumerate(outcomes) if o.ok), default=-1)
     failures = outcomes[last_ok + 1 :]
     if last_ok >= 0 and (
@@ -40,28 +40,59 @@ def after_attempts(webhook: Webhook, outcomes: list[Outcome], now: datetime) -> 
         or webhook.failing_since
         or webhook.consecutive_failed_deliveries
     ):
-        rows.update(consecutive_failures=0, failing_since=None, consecutive_failed_deliveries=0)
+        Webhook.objects.filter(pk=webhook.pk).update(
+            consecutive_failures=0, failing_since=None, consecutive_failed_deliveries=0
+        )
         webhook.consecutive_failures, webhook.failing_since = 0, None
         webhook.consecutive_failed_deliveries = 0
     if not failures:
         return
-    rows.update(
-        consecutive_failures=F("consecutive_failures") + len(failures),
-        failing_since=Coalesce(F("failing_since"), Value(now)),
-        consecutive_failed_deliveries=F("consecutive_failed_deliveries")
-        + sum(o.delivery_failed for o in failures),
-    )
+    _count_failures(webhook, failures, now)
     if webhook.is_disabled:
         return
     if any(o.status == 410 for o in failures):
         disable(webhook, "The receiver answered 410 Gone.", now)
         return
-    webhook.refresh_from_db(
-        fields=["consecutive_failures", "failing_since", "consecutive_failed_deliveries"]
-    )
     reason = _rule_broken(webhook, now)
     if reason:
         disable(webhook, reason, now)
+
+
+_COUNTED = ("consecutive_failures", "failing_since", "consecutive_failed_deliveries", "disabled_at")
+
+
+def _count_failures(webhook: Webhook, failures: list[Outcome], now: datetime) -> None:
+    """Add the failures to the webhook's counters (other workers add theirs at the same
+    time, so the increments happen in the database) and read the new values back into
+    `webhook`: with RETURNING in the same statement where the database has it."""
+    failed = sum(o.delivery_failed for o in failures)
+    if not rows.can_return_from_update():
+        Webhook.objects.filter(pk=webhook.pk).update(
+            consecutive_failures=F("consecutive_failures") + len(failures),
+            failing_since=Coalesce(F("failing_since"), Value(now)),
+            consecutive_failed_deliveries=F("consecutive_failed_deliveries") + failed,
+        )
+        webhook.refresh_from_db(fields=list(_COUNTED))
+        return
+    q = connection.ops.quote_name
+
+    def col(name: str) -> str:
+        return q(Webhook._meta.get_field(name).column)
+
+    sql = (
+        f"UPDATE {q(Webhook._meta.db_table)} SET "
+        f"{col('consecutive_failures')} = {col('consecutive_failures')} + %s, "
+        f"{col('failing_since')} = COALESCE({col('failing_since')}, %s), "
+        f"{col('consecutive_failed_deliveries')} = {col('consecutive_failed_deliveries')} + %s "
+        f"WHERE {col('id')} = %s RETURNING {', '.join(col(c) for c in _COUNTED)}"
+    )
+    when = Webhook._meta.get_field("failing_since").get_db_prep_value(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [len(failures), when, failed, webhook.pk])
+        row = cursor.fetchone()
+    if row:
+        for name, value in zip(_COUNTED, row, strict=True):
+            setattr(webhook, name, rows.convert(Webhook, name, value))
 
 
 def _rule_broken(webhook: Webhook, now: datetime) -> str:

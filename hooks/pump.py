@@ -87,15 +87,20 @@ class Pump:
         """Claimed here and not yet landed (waiting for a stalling endpoint is given back)."""
         return len(self.in_flight) + sum(len(queue) for queue in self.waiting.values())
 
+    def held(self, key) -> int:
+        """What this pump may hold for an endpoint, in flight or waiting: a full bound and
+        as many again; a stalling endpoint only its one request (what waits behind it
+        would be given back when it times out)."""
+        return self.bound(key) if key in _stalling else WINDOW * self.bound(key)
+
     def saturated(self) -> list:
-        """Webhooks with a full bound in flight and as many again waiting here: claiming
-        more for them would only make them wait longer."""
+        """Webhooks this pump holds enough for: claiming more for them would only make
+        them wait longer."""
         keys = set(self.flying) | {key for key, queue in self.waiting.items() if queue}
         return [
             key
             for key in keys
-            if isinstance(key, int)
-            and self.flying[key] + len(self.waiting[key]) >= WINDOW * self.bound(key)
+            if isinstance(key, int) and self.flying[key] + len(self.waiting[key]) >= self.held(key)
         ]
 
     def refill(self, ids: list | None) -> int:

@@ -6,7 +6,8 @@ statement (on PostgreSQL, one with the claim itself) and needs no query compilat
 
 from __future__ import annotations
 
-from functools import cached_property
+import sqlite3
+from functools import cache, cached_property
 
 from django.db import connection, models
 
@@ -42,3 +43,24 @@ class Loader:
             for convert in converters:
                 values[i] = convert(values[i], column, connection)
         return self.model.from_db(connection.alias, None, values)
+
+
+def can_return_from_update() -> bool:
+    """`UPDATE … RETURNING`: PostgreSQL, and SQLite from 3.35."""
+    if connection.vendor == "postgresql":
+        return True
+    return connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
+
+
+@cache
+def _field_converters(model: type[models.Model], name: str) -> tuple[list, object]:
+    column = model._meta.get_field(name).get_col(model._meta.db_table)
+    return connection.ops.get_db_converters(column) + column.get_db_converters(connection), column
+
+
+def convert(model: type[models.Model], name: str, value):
+    """A value of `model.name` as read from the database, converted as the ORM would."""
+    converters, column = _field_converters(model, name)
+    for converter in converters:
+        value = converter(value, column, connection)
+    return value

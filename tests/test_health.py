@@ -8,13 +8,24 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from hooks import emit, health
+from hooks import emit, health, rows
 from hooks.models import Delivery, Event, Webhook
 from hooks.receiver import Reply
 from hooks.tasks import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True, params=["update returning", "update, then read"])
+def counting(request, monkeypatch):
+    """Every rule holds both where the counters come back with the update and where
+    they are read after it."""
+    if request.param == "update, then read":
+        monkeypatch.setattr(rows, "can_return_from_update", lambda: False)
+    elif not rows.can_return_from_update():
+        pytest.skip("this database cannot return rows from an UPDATE")
+    return request.param
 
 
 @pytest.fixture
@@ -84,3 +95,18 @@ def test_enable_clears_the_state(receiver):
     health.disable(webhook, "test")
     health.enable(webhook)
     assert not webhook.is_disabled and webhook.disabled_reason == ""
+
+
+def test_failures_counted_by_two_workers_at_once_add_up(receiver):
+    """Each worker adds its failures to what the database holds, not to its own stale
+    copy, and gets the sum back."""
+    webhook = make_webhook(receiver.url)
+    stale = [Webhook.objects.get(pk=webhook.pk) for _ in range(2)]
+    now = timezone.now()
+    first = health.Outcome(ok=False, status=500, delivery_failed=False)
+    health.after_attempts(stale[0], [first, first], now)
+    health.after_attempts(stale[1], [health.Outcome(False, None, True)], now + timedelta(1))
+    assert (stale[1].consecutive_failures, stale[1].consecutive_failed_deliveries) == (3, 1)
+    assert stale[1].failing_since == now  # kept from the first failure, as a datetime
+    webhook.refresh_from_db()
+    assert (webhook.consecutive_failures, webhook.failing_since) == (3, now)

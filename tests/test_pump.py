@@ -181,3 +181,21 @@ def test_stalling_endpoints_send_on_their_own_reserve_of_threads(settings):
         gate.set()
         wait_all(list(p.in_flight), timeout=10)
         pump.forget_endpoints()
+
+
+def test_a_stalling_endpoint_with_a_request_in_flight_is_left_out_of_claims():
+    """Whatever a pump claimed for a stalling endpoint beyond its one request would only
+    wait and be given back when that request times out: it is not claimed at all."""
+    from hooks import pump
+    from hooks.models import Delivery as Row
+
+    p = Pump()
+    pump._bounds.update({1: 1, 2: 2})
+    pump._stalling.add(1)
+    try:
+        p.flying.update({1: 1, 2: 1})
+        assert p.saturated() == [1]  # the answering endpoint may have more waiting
+        p.waiting[2].extend([(Row(webhook_id=2), None, None)] * 3)
+        assert sorted(p.saturated()) == [1, 2]
+    finally:
+        pump.forget_endpoints()
