@@ -76,6 +76,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         ("isolation: healthy with 10 of 100 dead (deliveries/s)", f"{r['isolation_healthy']:.0f}",
          f"{r['isolation_healthy'] / r['isolation_all']:.2f}×", "≥ 0.8× all-healthy"),
         ("  all healthy (deliveries/s)", f"{r['isolation_all']:.0f}", "", ""),
+        ("  each round: with dead / all healthy", " · ".join(f"{a} / {b}" for a, b in r["isolation_runs"]), "", ""),
         ("fan-out: one event to many webhooks (deliveries/s)", f"{r['fanout']:.0f}", "", ""),
         ("emit() with 3 subscribers (events/s)", f"{r['emit_rate']:.0f}", f"{r['emit_rate'] / r['plain_rate']:.2f}×", ""),
         ("  plain insert of one row (events/s)", f"{r['plain_rate']:.0f}", f"+{emit_extra_ms:.2f} ms", "≤ +2 ms"),
@@ -84,6 +85,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         ("worker RSS at 20 % / at the end (MB)", f"{r['rss_early_mb']:.0f} / {r['rss_end_mb']:.0f}",
          f"{r['rss_end_mb'] / max(r['rss_early_mb'], 1):.2f}×", "flat"),
         ("peak worker RSS (MB)", f"{r['peak_mb']:.0f}", "", ""),
+        ("CPU time stolen by the hypervisor during the run", f"{r['stolen_pct']:.1f} %", "", ""),
     ]  # fmt: skip
 
 

@@ -258,6 +258,23 @@ def isolation(rx: Receivers, events: int, dead: int) -> float:
         cluster.stop()
 
 
+def isolation_pairs(rx: Receivers, events: int, repeat: int) -> dict:
+    """Runs with dead endpoints and all-healthy runs take turns, so that a slow spell of
+    the shared machine falls on both alike; the best of each counts."""
+    pairs = [(isolation(rx, events, dead=10), isolation(rx, events, dead=0)) for _ in range(repeat)]
+    return {
+        "isolation_healthy": max(with_dead for with_dead, _ in pairs),
+        "isolation_all": max(all_healthy for _, all_healthy in pairs),
+        "isolation_runs": [[round(a), round(b)] for a, b in pairs],
+    }
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(stolen, total) CPU ticks so far: the hypervisor's share on a shared machine."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return fields[7], sum(fields)
+
+
 def fanout(url: str, subscribers: int) -> float:
     reset_db()
     webhooks([url] * subscribers)
@@ -348,10 +365,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         "limit_slow": lambda: {"limit_slow": best(k, lambda: limit_rate(slow, n, threads=32))},
         # At 50 ms a delivery, the usual way needs a minute for 5,000: a fifth will do.
         "usual_slow": lambda: {"usual_slow": best(k, lambda: usual_rate(slow, max(n // 5, 20)))},
-        "isolation": lambda: {
-            "isolation_healthy": best(k, lambda: isolation(rx, events, dead=10)),
-            "isolation_all": best(k, lambda: isolation(rx, events, dead=0)),
-        },
+        "isolation": lambda: isolation_pairs(rx, events, k),
         "fanout": lambda: {"fanout": best(k, lambda: fanout(fast, 1000 if not quick else 100))},
         "emit": emit,
         "latency": lambda: {"latency": latency(rx, 200 if not quick else 20)},
@@ -374,12 +388,15 @@ def main() -> None:
         "n": args.n,
         "repeat": args.repeat,
     }
+    stolen, total = cpu_ticks()
     try:
         for name, measure in measures(rx, args.n, args.repeat, args.quick).items():
             if not args.only or name in args.only:
                 results.update(measure())
     finally:
         rx.stop()
+    stolen_now, total_now = cpu_ticks()
+    results["stolen_pct"] = 100 * (stolen_now - stolen) / max(total_now - total, 1)
     print("RESULTS " + json.dumps(results))
 
 
