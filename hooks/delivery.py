@@ -160,19 +160,46 @@ def _attempt_row(sent: Sent) -> Attempt:
     )
 
 
-def record_many(batch: list[Sent]) -> list[Attempt]:
-    """Write the attempts and move each delivery on (if this worker still holds it), in
-    one transaction: one INSERT for the attempts, one UPDATE per group of deliveries that
-    end alike, one per retried delivery, and health updates per webhook."""
+@dataclass
+class Recorded:
+    """Attempts written and deliveries moved on; what is left to do with them."""
+
+    batch: list[Sent]
+    attempts: list[Attempt]
+    outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
+    now: datetime
+
+    def update_health(self) -> None:
+        """Failure counters and disabling. Webhook rows are shared by every worker: they
+        are locked in one order (by id), so two workers cannot deadlock, and best as the
+        last thing before the commit, so the others wait on them the least."""
+        for webhook_id in sorted(self.outcomes):
+            webhook, outcomes = self.outcomes[webhook_id]
+            health.after_attempts(webhook, outcomes, self.now)
+
+    def log_failures(self) -> None:
+        for sent, attempt in zip(self.batch, self.attempts, strict=True):
+            if not sent.result.ok:
+                log.info(
+                    "Delivery %s attempt %s failed: %s",
+                    sent.delivery.pk,
+                    attempt.number,
+                    sent.result.error or f"HTTP {sent.result.status}",
+                )
+
+
+def write_records(batch: list[Sent]) -> Recorded:
+    """Write the attempts and move each delivery on (if this worker still holds it): one
+    INSERT for the attempts, one UPDATE per group of deliveries that end alike, one per
+    retried delivery. Run inside the caller's transaction; health is left to the caller."""
     if not batch:
-        return []
+        return Recorded([], [], {}, timezone.now())
     settings = conf.get()
     now = timezone.now()
     attempts = [_attempt_row(sent) for sent in batch]
     finished: dict[tuple, list] = defaultdict(list)
     retried: list[tuple[Sent, dict]] = []
-    by_webhook: dict[int, list[health.Outcome]] = defaultdict(list)
-    webhooks: dict[int, Webhook] = {}
+    outcomes: dict[int, tuple[Webhook, list[health.Outcome]]] = {}
     for sent in batch:
         step = _next_step(sent.delivery, sent.result, settings, now)
         result = sent.result
@@ -183,36 +210,33 @@ def record_many(batch: list[Sent]) -> list[Attempt]:
                 sent.delivery.pk
             )
         if sent.delivery.webhook_id:
-            webhooks[sent.delivery.webhook_id] = sent.delivery.webhook
-            by_webhook[sent.delivery.webhook_id].append(
-                health.Outcome(result.ok, result.status, step["status"] == Status.FAILED)
-            )
+            webhook = sent.delivery.webhook
+            outcome = health.Outcome(result.ok, result.status, step["status"] == Status.FAILED)
+            outcomes.setdefault(webhook.pk, (webhook, []))[1].append(outcome)
     released = {"claim_token": None, "claimed_until": None, "manual": False}
+    Attempt.objects.bulk_create(attempts)
+    for (token, status, code, error), pks in finished.items():
+        Delivery.objects.filter(pk__in=pks, claim_token=token).update(
+            status=status, completed_at=now, next_attempt_at=None,
+            last_response_status=code, last_error=error, **released,
+        )  # fmt: skip
+    for sent, step in retried:
+        Delivery.objects.filter(pk=sent.delivery.pk, claim_token=sent.token).update(
+            last_response_status=sent.result.status, last_error=sent.result.error,
+            **step, **released,
+        )  # fmt: skip
+    return Recorded(batch, attempts, outcomes, now)
+
+
+def record_many(batch: list[Sent]) -> list[Attempt]:
+    """Record finished attempts and update the webhooks' health, in one transaction."""
+    if not batch:
+        return []
     with transaction.atomic(savepoint=False):
-        Attempt.objects.bulk_create(attempts)
-        for (token, status, code, error), pks in finished.items():
-            Delivery.objects.filter(pk__in=pks, claim_token=token).update(
-                status=status, completed_at=now, next_attempt_at=None,
-                last_response_status=code, last_error=error, **released,
-            )  # fmt: skip
-        for sent, step in retried:
-            Delivery.objects.filter(pk=sent.delivery.pk, claim_token=sent.token).update(
-                last_response_status=sent.result.status, last_error=sent.result.error,
-                **step, **released,
-            )  # fmt: skip
-        # Webhook rows are shared by every worker: lock them in one order (by id), so
-        # two workers recording for the same webhooks cannot deadlock.
-        for webhook_id in sorted(by_webhook):
-            health.after_attempts(webhooks[webhook_id], by_webhook[webhook_id], now)
-    for sent, attempt in zip(batch, attempts, strict=True):
-        if not sent.result.ok:
-            log.info(
-                "Delivery %s attempt %s failed: %s",
-                sent.delivery.pk,
-                attempt.number,
-                sent.result.error or f"HTTP {sent.result.status}",
-            )
-    return attempts
+        recorded = write_records(batch)
+        recorded.update_health()
+    recorded.log_failures()
+    return recorded.attempts
 
 
 def record(

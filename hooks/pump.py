@@ -84,8 +84,11 @@ class Pump:
 
     # -- claiming -------------------------------------------------------------
     def holding(self) -> int:
-        """Claimed here and not yet landed (waiting for a stalling endpoint is given back)."""
-        return len(self.in_flight) + sum(len(queue) for queue in self.waiting.values())
+        """Claimed here and not yet landed, leaving out the requests out on the stall
+        reserve: they have threads of their own, and a pump that counted them would
+        keep fewer requests going to the endpoints that answer."""
+        waiting = sum(len(queue) for queue in self.waiting.values())
+        return len(self.in_flight) - len(self.on_reserve) + waiting
 
     def held(self, key) -> int:
         """What this pump may hold for an endpoint, in flight or waiting: a full bound and
@@ -147,14 +150,32 @@ class Pump:
         if self.bound(key) < self.max_bound:
             _bounds[key] = min(self.bound(key) * 2, self.max_bound)
 
-    def release(self, key) -> None:
-        """Give back what waits here for a stalling endpoint: others may go first."""
-        queue = self.waiting.pop(key, None)
-        if queue:
+    def release(self, *keys) -> None:
+        """Give back what waits here for stalling endpoints: others may go first."""
+        held = [(d.pk, token) for key in keys for d, token, _ in self.waiting.pop(key, ())]
+        if held:
             with writelock.serialized():
-                claims.release(
-                    [(d.pk, token) for d, token, _ in queue], timezone.now() + RELEASE_DELAY
-                )
+                claims.release(held, timezone.now() + RELEASE_DELAY)
+
+    def surplus(self, claimed: list[Delivery]) -> list[Delivery]:
+        """What a claim brought for stalling endpoints beyond their one request. Once
+        every pump leaves a stalling endpoint out of its claims, its deliveries are the
+        oldest due, so the next claim that may take them takes many: they go back at
+        once, in the claim's transaction, rather than wait here for a timeout."""
+        room: dict = {}
+        back = []
+        for d in claimed:
+            key = endpoint(d)
+            if key not in _stalling:
+                continue
+            if key not in room:
+                held = self.flying[key] + len(self.waiting.get(key, ()))
+                room[key] = self.bound(key) - held
+            if room[key] > 0:
+                room[key] -= 1
+            else:
+                back.append(d)
+        return back
 
     def collect(self, timeout: float) -> int:
         if not self.in_flight:
@@ -208,17 +229,30 @@ class Pump:
         for attempt in range(1, WRITE_TRIES + 1):
             try:
                 with writelock.serialized(), self._transaction(batch):
-                    delivery.record_many(batch)
-                    if claim <= 0:
-                        return None, []
-                    return claims.claim(
-                        ids, claim, self.settings.claim_lease, exclude_webhooks=self.saturated()
-                    )
+                    recorded = delivery.write_records(batch)
+                    token, claimed = None, []
+                    if claim > 0:
+                        token, claimed = self._claim(claim, ids)
+                    recorded.update_health()  # last: other pumps wait on these rows
+                recorded.log_failures()
+                return token, claimed
             except OperationalError as exc:
                 if attempt == WRITE_TRIES:
                     raise
                 log.warning("Write transaction failed (%s); trying again.", exc)
         return None, []  # not reached: the last try returns or raises
+
+    def _claim(self, limit: int, ids: list | None) -> tuple:
+        """Claim, leaving out what this pump holds enough for, and give back the surplus
+        for stalling endpoints."""
+        lease = self.settings.claim_lease
+        token, claimed = claims.claim(ids, limit, lease, exclude_webhooks=self.saturated())
+        back = self.surplus(claimed)
+        if back:
+            claims.release([(d.pk, token) for d in back], timezone.now() + RELEASE_DELAY)
+            given_back = {d.pk for d in back}
+            claimed = [d for d in claimed if d.pk not in given_back]
+        return token, claimed
 
     # -- the loop -------------------------------------------------------------
     def idle(self) -> bool:

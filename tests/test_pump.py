@@ -199,3 +199,34 @@ def test_a_stalling_endpoint_with_a_request_in_flight_is_left_out_of_claims():
         assert sorted(p.saturated()) == [1, 2]
     finally:
         pump.forget_endpoints()
+
+
+def test_a_claim_gives_back_at_once_what_a_stalling_endpoint_cannot_send(receiver):
+    """Its deliveries are the oldest due once every pump leaves it out: a claim that may
+    take them takes them all, keeps the one request and hands the rest back in its own
+    transaction, unattempted."""
+    from concurrent.futures import wait as wait_all
+
+    from django.utils import timezone
+
+    from hooks import pump, transport
+
+    gate = threading.Event()
+    stalling = make_webhook(receiver.url, name="stalling")
+    make_webhook(receiver.url, name="fine")
+    for n in range(5):
+        emit(TEST_EVENT, {"n": n})
+    pump._bounds[stalling.pk] = 1
+    pump._stalling.add(stalling.pk)
+    p = Pump()
+    p.send = lambda request: gate.wait(10) and transport.Result(status=200)
+    try:
+        assert p.refill(None) == 6  # five for the one answering, one for the stalling one
+        assert p.flying[stalling.pk] == 1 and not p.waiting.get(stalling.pk)
+        back = Delivery.objects.filter(webhook=stalling, claim_token__isnull=True)
+        assert back.count() == 4
+        assert all(d.attempts == 0 and d.next_attempt_at > timezone.now() for d in back)
+    finally:
+        gate.set()
+        wait_all(list(p.in_flight), timeout=10)
+        pump.forget_endpoints()
