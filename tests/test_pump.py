@@ -230,3 +230,17 @@ def test_a_claim_gives_back_at_once_what_a_stalling_endpoint_cannot_send(receive
         gate.set()
         wait_all(list(p.in_flight), timeout=10)
         pump.forget_endpoints()
+
+
+def test_requests_out_on_the_stall_reserve_do_not_count_against_the_capacity():
+    """Dead endpoints' requests have threads of their own; a pump that counted them as
+    held would keep fewer requests going to the endpoints that answer."""
+    from concurrent.futures import Future
+
+    p = Pump()
+    for _ in range(p.reserve):
+        future = Future()
+        p.in_flight[future] = (None, None, None)
+        p.on_reserve.add(future)
+    p.in_flight[Future()] = (None, None, None)  # one to an endpoint that answers
+    assert p.holding() == 1
