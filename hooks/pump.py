@@ -7,8 +7,12 @@ A slow or dead endpoint cannot hold up the rest:
   WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT, and drops to one while the endpoint times out
   or refuses connections (kept per worker process, so it carries over from one
   pump task to the next);
-- an endpoint at its bound is left out of further claims, and what this pump had
-  claimed for it beyond the bound goes back to the table, due a little later;
+- an endpoint at its bound is left out of further claims (a stalling one as soon as
+  its one request is out); what a claim brings for a stalling endpoint beyond that
+  request, and what waits here for it when it times out, goes back to the table, due
+  a little later, with no attempt counted;
+- a stalling endpoint's request runs on a reserve of threads and does not count
+  against the pump's capacity, so the endpoints that answer keep all of it;
 - results are recorded as they arrive, in small batches.
 """
 
