@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,29 @@ def test_event_type():
             example={"thing": 1},
         )
     yield TEST_EVENT
+
+
+@pytest.fixture(autouse=True, scope="session")
+def workers_gone_before_teardown(django_db_setup, django_db_blocker):
+    """Worker processes started by end-to-end tests close their database sessions a
+    moment after they exit; PostgreSQL will not drop the test database while they are
+    still there. Wait for them (at most 15 s) before it is dropped."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    others = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    deadline = time.monotonic() + 15
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(others)
+            if not cursor.fetchone()[0]:
+                return
+            time.sleep(0.1)
 
 
 @pytest.fixture
