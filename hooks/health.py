@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -61,6 +62,23 @@ def after_attempts(webhook: Webhook, outcomes: list[Outcome], now: datetime) -> 
 _COUNTED = ("consecutive_failures", "failing_since", "consecutive_failed_deliveries", "disabled_at")
 
 
+@cache
+def _count_sql() -> str:
+    """Add to the counters and return them (the statement is the same every time)."""
+    q = connection.ops.quote_name
+
+    def col(name: str) -> str:
+        return q(Webhook._meta.get_field(name).column)
+
+    return (
+        f"UPDATE {q(Webhook._meta.db_table)} SET "
+        f"{col('consecutive_failures')} = {col('consecutive_failures')} + %s, "
+        f"{col('failing_since')} = COALESCE({col('failing_since')}, %s), "
+        f"{col('consecutive_failed_deliveries')} = {col('consecutive_failed_deliveries')} + %s "
+        f"WHERE {col('id')} = %s RETURNING {', '.join(col(c) for c in _COUNTED)}"
+    )
+
+
 def _count_failures(webhook: Webhook, failures: list[Outcome], now: datetime) -> None:
     """Add the failures to the webhook's counters (other workers add theirs at the same
     time, so the increments happen in the database) and read the new values back into
@@ -74,21 +92,9 @@ def _count_failures(webhook: Webhook, failures: list[Outcome], now: datetime) ->
         )
         webhook.refresh_from_db(fields=list(_COUNTED))
         return
-    q = connection.ops.quote_name
-
-    def col(name: str) -> str:
-        return q(Webhook._meta.get_field(name).column)
-
-    sql = (
-        f"UPDATE {q(Webhook._meta.db_table)} SET "
-        f"{col('consecutive_failures')} = {col('consecutive_failures')} + %s, "
-        f"{col('failing_since')} = COALESCE({col('failing_since')}, %s), "
-        f"{col('consecutive_failed_deliveries')} = {col('consecutive_failed_deliveries')} + %s "
-        f"WHERE {col('id')} = %s RETURNING {', '.join(col(c) for c in _COUNTED)}"
-    )
     when = Webhook._meta.get_field("failing_since").get_db_prep_value(now, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [len(failures), when, failed, webhook.pk])
+        cursor.execute(_count_sql(), [len(failures), when, failed, webhook.pk])
         row = cursor.fetchone()
     if row:
         for name, value in zip(_COUNTED, row, strict=True):

@@ -154,32 +154,38 @@ class Pump:
         if self.bound(key) < self.max_bound:
             _bounds[key] = min(self.bound(key) * 2, self.max_bound)
 
-    def release(self, *keys) -> None:
-        """Give back what waits here for stalling endpoints: others may go first."""
-        held = [(d.pk, token) for key in keys for d, token, _ in self.waiting.pop(key, ())]
-        if held:
-            with writelock.serialized():
-                claims.release(held, timezone.now() + RELEASE_DELAY)
+    def release(self, key) -> None:
+        """Give back what waits here for a stalling endpoint: others may go first."""
+        queue = self.waiting.pop(key, ())
+        self.give_back([(d.pk, token) for d, token, _ in queue])
 
-    def surplus(self, claimed: list[Delivery]) -> list[Delivery]:
-        """What a claim brought for stalling endpoints beyond their one request. Once
-        every pump leaves a stalling endpoint out of its claims, its deliveries are the
-        oldest due, so the next claim that may take them takes many: they go back at
-        once, in the claim's transaction, rather than wait here for a timeout."""
+    @staticmethod
+    def give_back(claimed: list[tuple]) -> None:
+        """Hand (delivery id, claim token) pairs back to the table, due a little later."""
+        if claimed:
+            with writelock.serialized():
+                claims.release(claimed, timezone.now() + RELEASE_DELAY)
+
+    def surplus(self, claimed: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+        """Split a claim into what to keep and what it brought for stalling endpoints
+        beyond their one request. Once every pump leaves a stalling endpoint out of its
+        claims, its deliveries are the oldest due, so the next claim that may take them
+        takes many: they go back at once, in the claim's transaction, rather than wait
+        here for a timeout."""
         room: dict = {}
-        back = []
+        keep, back = [], []
         for d in claimed:
             key = endpoint(d)
-            if key not in _stalling:
-                continue
-            if key not in room:
-                held = self.flying[key] + len(self.waiting.get(key, ()))
-                room[key] = self.bound(key) - held
-            if room[key] > 0:
+            if key in _stalling:
+                if key not in room:
+                    held = self.flying[key] + len(self.waiting.get(key, ()))
+                    room[key] = self.bound(key) - held
                 room[key] -= 1
-            else:
-                back.append(d)
-        return back
+                if room[key] < 0:
+                    back.append(d)
+                    continue
+            keep.append(d)
+        return keep, back
 
     def collect(self, timeout: float) -> int:
         if not self.in_flight:
@@ -251,12 +257,9 @@ class Pump:
         for stalling endpoints."""
         lease = self.settings.claim_lease
         token, claimed = claims.claim(ids, limit, lease, exclude_webhooks=self.saturated())
-        back = self.surplus(claimed)
-        if back:
-            claims.release([(d.pk, token) for d in back], timezone.now() + RELEASE_DELAY)
-            given_back = {d.pk for d in back}
-            claimed = [d for d in claimed if d.pk not in given_back]
-        return token, claimed
+        keep, back = self.surplus(claimed)
+        self.give_back([(d.pk, token) for d in back])
+        return token, keep
 
     # -- the loop -------------------------------------------------------------
     def idle(self) -> bool:

@@ -30,9 +30,7 @@ class Loader:
         found = []
         for i, field in enumerate(self.fields):
             column = field.get_col(self.alias)
-            converters = connection.ops.get_db_converters(column) + column.get_db_converters(
-                connection
-            )
+            converters = _converters_of(column)
             if converters:
                 found.append((i, converters, column))
         return found
@@ -40,9 +38,18 @@ class Loader:
     def load(self, values: tuple | list) -> models.Model:
         values = list(values)
         for i, converters, column in self._converters:
-            for convert in converters:
-                values[i] = convert(values[i], column, connection)
+            values[i] = _apply(converters, column, values[i])
         return self.model.from_db(connection.alias, None, values)
+
+
+def _converters_of(column) -> list:
+    return connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+
+
+def _apply(converters: list, column, value):
+    for converter in converters:
+        value = converter(value, column, connection)
+    return value
 
 
 def can_return_from_update() -> bool:
@@ -55,12 +62,10 @@ def can_return_from_update() -> bool:
 @cache
 def _field_converters(model: type[models.Model], name: str) -> tuple[list, object]:
     column = model._meta.get_field(name).get_col(model._meta.db_table)
-    return connection.ops.get_db_converters(column) + column.get_db_converters(connection), column
+    return _converters_of(column), column
 
 
 def convert(model: type[models.Model], name: str, value):
     """A value of `model.name` as read from the database, converted as the ORM would."""
     converters, column = _field_converters(model, name)
-    for converter in converters:
-        value = converter(value, column, connection)
-    return value
+    return _apply(converters, column, value)
