@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-import time
+import threading
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from hooks import catalog
@@ -46,27 +47,18 @@ def test_event_type():
     yield TEST_EVENT
 
 
-@pytest.fixture(autouse=True, scope="session")
-def workers_gone_before_teardown(django_db_setup, django_db_blocker):
-    """Worker processes started by end-to-end tests close their database sessions a
-    moment after they exit; PostgreSQL will not drop the test database while they are
-    still there. Wait for them (at most 15 s) before it is dropped."""
-    yield
-    from django.db import connection
+def db_thread(target, *args) -> threading.Thread:
+    """A thread that uses the database like a worker would, and closes its own
+    connection when done (Django's connections are per thread: one left open keeps
+    PostgreSQL from dropping the test database at the end)."""
 
-    if connection.vendor != "postgresql":
-        return
-    others = (
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
-    deadline = time.monotonic() + 15
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(others)
-            if not cursor.fetchone()[0]:
-                return
-            time.sleep(0.1)
+    def run() -> None:
+        try:
+            target(*args)
+        finally:
+            connection.close()
+
+    return threading.Thread(target=run)
 
 
 @pytest.fixture

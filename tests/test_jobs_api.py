@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from hooks.models import Delivery, Event
 from hooks.tasks import deliver_due
 from jobs import lifecycle, runner
 from jobs.models import Endpoint, Job
+from tests.conftest import db_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 User = get_user_model()
@@ -171,7 +171,7 @@ def test_cancel_queued_and_running_jobs(api):
     assert runner.run(queued) is None  # nothing left to run
     running = submit(api, endpoint="sleep", input={"seconds": 30})
     outcome = []
-    worker = threading.Thread(target=lambda: outcome.append(runner.run(running)))
+    worker = db_thread(lambda: outcome.append(runner.run(running)))
     worker.start()
     import time
 

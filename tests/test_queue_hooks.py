@@ -17,6 +17,7 @@ from hooks.receiver import Receiver, Reply
 from hooks.tasks import deliver_due
 from jobs import lifecycle, runner
 from jobs.models import Endpoint, Job, QueueState
+from tests.conftest import db_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 User = get_user_model()
@@ -29,7 +30,7 @@ def user():
 
 def run_all(jobs: list[Job]) -> None:
     """Each job on a worker thread of its own, all at once."""
-    workers = [threading.Thread(target=runner.run, args=(j.id,)) for j in jobs]
+    workers = [db_thread(runner.run, j.id) for j in jobs]
     for w in workers:
         w.start()
     for w in workers:
@@ -54,7 +55,7 @@ def test_queue_start_blocks_the_job_until_the_hook_returns(user, fast_end):
         slots.save("queue_start", start_rx.url)
         slots.save("queue_end", end_rx.url)
         job = new_job(user)
-        worker = threading.Thread(target=runner.run, args=(job.id,))
+        worker = db_thread(runner.run, job.id)
         worker.start()
         assert start_rx.wait_for(1)
         time.sleep(0.3)  # the hook is being held: the job must not start meanwhile
