@@ -6,8 +6,8 @@ from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 
+import hooks
 from accounts.models import ApiToken
-from hooks.forms import validate_target_url
 
 User = get_user_model()
 
@@ -97,4 +97,4 @@ class NotificationWebhookForm(forms.Form):
 
     def clean_url(self) -> str:
         url = self.cleaned_data.get("url", "").strip()
-        return validate_target_url(url) if url else ""
+        return hooks.validate_target_url(url) if url else ""

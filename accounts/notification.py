@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from accounts.events import JOB_FINISHED
-from hooks.models import Delivery, Scope, Webhook
-from hooks.signing import generate_secret
+import hooks
+from hooks.models import ALL_EVENTS, Delivery, Scope, Webhook
 
 NAME = "Notification webhook"
 
@@ -22,11 +21,13 @@ def save(user, url: str, signed: bool) -> tuple[Webhook | None, str]:
             hook.delete()
         return None, ""
     if hook is None:
-        hook = Webhook(scope=Scope.USER, owner=user, name=NAME, event_types=[JOB_FINISHED])
+        # Every event another app addresses to this user (notify_user), as Open WebUI's
+        # notification webhook gets every notification; today that is job.finished.
+        hook = Webhook(scope=Scope.USER, owner=user, name=NAME, event_types=[ALL_EVENTS])
     hook.url = url
     new_secret = ""
     if signed and not hook.secret:
-        hook.secret = new_secret = generate_secret()
+        hook.secret = new_secret = hooks.generate_secret()
     elif not signed:
         hook.secret = hook.previous_secret = ""
     hook.save()

@@ -10,11 +10,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+import hooks
 from accounts import notification
 from accounts.events import user_webhooks_enabled
 from accounts.forms import NotificationWebhookForm, ProfileForm, SignupForm, TokenForm
 from accounts.models import ApiToken
-from hooks import ping, redelivery
 from hooks.models import Delivery
 
 
@@ -127,7 +127,7 @@ def test_webhook(request: HttpRequest) -> HttpResponse:
     if hook is None:
         messages.error(request, "Save a notification webhook URL first.")
         return redirect("accounts:settings")
-    result = ping.ping(hook)
+    result = hooks.send_test(hook)
     request.session["notification_test"] = {
         "ok": result.ok,
         "summary": result.summary(),
@@ -144,6 +144,6 @@ def redeliver(request: HttpRequest, pk) -> HttpResponse:
         Delivery, pk=pk, webhook__owner=request.user, webhook__scope="user"
     )
     with transaction.atomic():
-        redelivery.request(Delivery.objects.filter(pk=delivery.pk))
+        hooks.redeliver(Delivery.objects.filter(pk=delivery.pk))
     messages.success(request, "Queued for redelivery.")
     return redirect("accounts:settings")

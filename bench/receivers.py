@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from hooks.receiver import Received, Receiver, Reply
+from hooks.tools.receiver import Received, Receiver, Reply
 
 arrivals: dict[int, float] = {}
 lock = threading.Lock()

@@ -1,33 +1,96 @@
-"""webhookhub's delivery engine. Other apps import only what is named here."""
+"""webhookhub's delivery engine. Other apps import only what is named here (and
+`hooks.models`); nothing outside `hooks/` knows about HTTP, signing, retries or
+django-q2.
 
-__version__ = "0.1.0"
-__all__ = ["emit", "send_now", "register_event_type", "UnknownEventType", "__version__"]
+Sending:      emit, send_now, send_to_slot
+Registering:  register_event_type, Slot, register_slot, SlotSetting,
+              register_slot_setting, SERVER, USER, NAMESPACE, SCOPES
+Validating:   validate_target_url, generate_secret
+Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
+Operating:    send_test, redeliver
+Errors:       UnknownEventType, PayloadTooLarge, UnsafeURL
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from hooks.catalog import NAMESPACE, SCOPES, SERVER, USER, UnknownEventType
+from hooks.catalog import register as register_event_type
+from hooks.conf import DEFAULT_RETRY_SCHEDULE, VERSION
+from hooks.conf import DEFAULTS as SETTING_DEFAULTS
+from hooks.conf import get as settings
+
+if TYPE_CHECKING:
+    from hooks.outbox.event import PayloadTooLarge, emit
+    from hooks.outgoing.signing import generate_secret
+    from hooks.outgoing.ssrf import UnsafeURL
+    from hooks.slots import Setting as SlotSetting
+    from hooks.slots import Slot
+    from hooks.slots import register as register_slot
+    from hooks.slots import register_setting as register_slot_setting
+    from hooks.tools.forms import validate_target_url
+    from hooks.tools.ping import ping as send_test
+    from hooks.tools.redelivery import request as redeliver
+    from hooks.worker.send_now import send_now, send_to_slot
+
+__version__ = VERSION
+
+# Public name -> (module, name there). These modules import models, which do not exist
+# while Django loads this app, so they are imported on first use (PEP 562).
+_LAZY = {
+    "emit": ("hooks.outbox.event", "emit"),
+    "PayloadTooLarge": ("hooks.outbox.event", "PayloadTooLarge"),
+    "send_now": ("hooks.worker.send_now", "send_now"),
+    "send_to_slot": ("hooks.worker.send_now", "send_to_slot"),
+    "generate_secret": ("hooks.outgoing.signing", "generate_secret"),
+    "UnsafeURL": ("hooks.outgoing.ssrf", "UnsafeURL"),
+    "Slot": ("hooks.slots", "Slot"),
+    "SlotSetting": ("hooks.slots", "Setting"),
+    "register_slot": ("hooks.slots", "register"),
+    "register_slot_setting": ("hooks.slots", "register_setting"),
+    "validate_target_url": ("hooks.tools.forms", "validate_target_url"),
+    "send_test": ("hooks.tools.ping", "ping"),
+    "redeliver": ("hooks.tools.redelivery", "request"),
+}
+
+__all__ = [
+    "DEFAULT_RETRY_SCHEDULE",
+    "NAMESPACE",
+    "SCOPES",
+    "SERVER",
+    "SETTING_DEFAULTS",
+    "USER",
+    "PayloadTooLarge",
+    "Slot",
+    "SlotSetting",
+    "UnknownEventType",
+    "UnsafeURL",
+    "__version__",
+    "emit",
+    "generate_secret",
+    "redeliver",
+    "register_event_type",
+    "register_slot",
+    "register_slot_setting",
+    "send_now",
+    "send_test",
+    "send_to_slot",
+    "settings",
+    "validate_target_url",
+]
 
 
-def emit(event_type, payload, **scope):
-    """Record an event and its deliveries in the caller's transaction; see hooks.outbox.emit."""
-    from hooks.outbox import emit as _emit
-
-    return _emit(event_type, payload, **scope)
-
-
-def send_now(event_type, payload, **options):
-    """Deliver an event synchronously, once (blocking hooks); see hooks.outbox.send_now."""
-    from hooks.outbox import send_now as _send_now
-
-    return _send_now(event_type, payload, **options)
+def __getattr__(name: str):
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'hooks' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
-def register_event_type(name, description, **options):
-    """Add an event type to the catalog (call from an AppConfig.ready)."""
-    from hooks.catalog import register
-
-    return register(name, description, **options)
-
-
-def __getattr__(name):
-    if name == "UnknownEventType":
-        from hooks.catalog import UnknownEventType
-
-        return UnknownEventType
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted(__all__)

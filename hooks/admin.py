@@ -1,4 +1,7 @@
-"""Admin: webhooks, events, and deliveries with their attempts (request beside response)."""
+"""Admin: webhooks, events, and deliveries with their attempts (request beside response).
+
+The operators' main tool; it sits here, not in hooks/tools/, because Django's admin
+looks for `<app>.admin`. Its extra pages are in hooks/tools/admin_views.py."""
 
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from hooks import admin_views, catalog, delivery
-from hooks.forms import WebhookForm
+from hooks import catalog
 from hooks.models import Attempt, Delivery, Event, Webhook
+from hooks.outgoing.body import body_for
+from hooks.tools import admin_views
+from hooks.tools.forms import WebhookForm
 
 
 @admin.register(Webhook)
@@ -82,7 +87,7 @@ class WebhookAdmin(admin.ModelAdmin):
         blocks = []
         for spec in types:
             event = Event(type=spec.name, payload=spec.example, created_at=timezone.now())
-            body = delivery.body_for(Delivery(event=event, webhook=obj))
+            body = body_for(Delivery(event=event, webhook=obj))
             blocks.append((spec.name, _pretty(body.decode())))
         return format_html_join(
             "", "<p><strong>{}</strong></p><pre style='white-space:pre-wrap'>{}</pre>", blocks

@@ -43,15 +43,16 @@ def register(
     example: dict[str, Any] | None = None,
     summary: str = "",
 ) -> EventType:
-    """Register an event type; registering the same name twice is an error."""
+    """Register an event type. The same definition again is a no-op; another definition
+    under a registered name is an error."""
     if not _NAME.match(name):
         raise ValueError(f"Event type {name!r} must look like 'area.action' (lowercase).")
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f"Unknown scope(s) {sorted(unknown)} for {name!r}.")
-    if name in _registry:
-        raise ValueError(f"Event type {name!r} is already registered.")
     event_type = EventType(name, description, tuple(scopes), example or {}, summary)
+    if name in _registry and _registry[name] != event_type:
+        raise ValueError(f"Event type {name!r} is already registered differently.")
     _registry[name] = event_type
     return event_type
 
@@ -84,23 +85,21 @@ def choices(scope: str | None = None) -> list[tuple[str, str]]:
 
 def register_builtin() -> None:
     """Operational events of the engine itself (called from HooksConfig.ready)."""
-    if "webhook.test" not in _registry:
-        register(
-            "webhook.test",
-            "A test event sent on request to check a receiver.",
-            scopes=SCOPES,
-            example={"event": "test", "webhook": {"id": 1, "name": "My receiver"}},
-            summary="Test event from webhookhub",
-        )
-    if "webhook.disabled" not in _registry:
-        register(
-            "webhook.disabled",
-            "A webhook was disabled because its receiver kept failing or answered 410.",
-            scopes=(SERVER,),
-            example={
-                "event": "webhook_disabled",
-                "webhook": {"id": 7, "name": "CI", "url": "https://ci.example.com/hook"},
-                "reason": "The receiver answered 410 Gone.",
-            },
-            summary="Webhook {webhook[name]} was disabled: {reason}",
-        )
+    register(
+        "webhook.test",
+        "A test event sent on request to check a receiver.",
+        scopes=SCOPES,
+        example={"event": "test", "webhook": {"id": 1, "name": "My receiver"}},
+        summary="Test event from webhookhub",
+    )
+    register(
+        "webhook.disabled",
+        "A webhook was disabled because its receiver kept failing or answered 410.",
+        scopes=(SERVER,),
+        example={
+            "event": "webhook_disabled",
+            "webhook": {"id": 7, "name": "CI", "url": "https://ci.example.com/hook"},
+            "reason": "The receiver answered 410 Gone.",
+        },
+        summary="Webhook {webhook[name]} was disabled: {reason}",
+    )

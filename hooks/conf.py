@@ -1,19 +1,48 @@
-"""The one accessor for webhook settings, with their defaults.
+"""The one accessor for webhook settings, and the one place their defaults are defined.
 
-Values come from Django settings (which read the environment); `hooks.checks`
-reports bad values at start-up, naming the variable.
+`webhookhub/settings.py` reads the environment with these defaults; code reads the
+values through `get()`; `hooks.checks` reports bad values at start-up, naming the
+variable. Nothing here touches Django settings at import time, so the settings module
+may import it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
-DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+VERSION = "0.1.0"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Setting name -> default. The environment variable of the same name overrides it
+# (webhookhub/settings.py), except WEBHOOK_MAX_TIMEOUT, which is fixed.
+DEFAULTS: dict[str, Any] = {
+    "WEBHOOK_ALLOWED_NETWORKS": (),
+    "WEBHOOK_TIMEOUT": 15.0,
+    "WEBHOOK_CONNECT_TIMEOUT": 5.0,
+    # Standard Webhooks' example schedule, about three days.
+    "WEBHOOK_RETRY_SCHEDULE": (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400),
+    # Blocking server hooks may wait up to 10 minutes, as SwarmUI does.
+    "WEBHOOK_MAX_TIMEOUT": 600.0,
+    "WEBHOOK_SEND_THREADS": 32,
+    "WEBHOOK_BATCH_SIZE": 32,
+    "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": 16,
+    "WEBHOOK_PUMP_SECONDS": 30.0,
+    "WEBHOOK_MAX_PAYLOAD_BYTES": 256 * 1024,
+    "WEBHOOK_SWEEP_SECONDS": 50.0,
+    "WEBHOOK_DISABLE_AFTER_DAYS": 5.0,
+    "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES": 20,
+    "WEBHOOK_HISTORY_DAYS": 30,
+}
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = DEFAULTS["WEBHOOK_RETRY_SCHEDULE"]
+RESPONSE_BODY_CAP = 64 * 1024
+# A claimed delivery is sent within one (longest) request timeout; the lease beyond it
+# only matters when a worker dies mid-request.
+CLAIM_LEASE_MARGIN = 60.0
 
 
 @dataclass(frozen=True)
@@ -37,49 +66,44 @@ class HookSettings:
     history_days: int
 
 
+def value(name: str) -> Any:
+    """The setting as configured, or its default."""
+    return getattr(settings, name, DEFAULTS[name])
+
+
 def parse_networks(values: list[str] | tuple[str, ...]) -> tuple[IPNetwork, ...]:
     """CIDRs (or single addresses) to networks; raises ValueError naming the bad one."""
     networks = []
-    for value in values:
-        value = value.strip()
-        if not value:
+    for item in values:
+        item = item.strip()
+        if not item:
             continue
         try:
-            networks.append(ipaddress.ip_network(value, strict=False))
+            networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError as exc:
-            raise ValueError(f"{value!r} is not a CIDR network ({exc})") from None
+            raise ValueError(f"{item!r} is not a CIDR network ({exc})") from None
     return tuple(networks)
 
 
 def get() -> HookSettings:
     """Current settings. Cheap enough to call per delivery; tests override settings."""
-    from hooks import __version__
-
-    timeout = float(getattr(settings, "WEBHOOK_TIMEOUT", 15.0))
-    batch = int(getattr(settings, "WEBHOOK_BATCH_SIZE", 32))
-    max_timeout = float(getattr(settings, "WEBHOOK_MAX_TIMEOUT", 600.0))
+    max_timeout = float(value("WEBHOOK_MAX_TIMEOUT"))
     return HookSettings(
-        allowed_networks=parse_networks(getattr(settings, "WEBHOOK_ALLOWED_NETWORKS", [])),
-        timeout=timeout,
-        connect_timeout=float(getattr(settings, "WEBHOOK_CONNECT_TIMEOUT", 5.0)),
+        allowed_networks=parse_networks(value("WEBHOOK_ALLOWED_NETWORKS")),
+        timeout=float(value("WEBHOOK_TIMEOUT")),
+        connect_timeout=float(value("WEBHOOK_CONNECT_TIMEOUT")),
         max_timeout=max_timeout,
-        retry_schedule=tuple(
-            float(s) for s in getattr(settings, "WEBHOOK_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE)
-        ),
-        send_threads=int(getattr(settings, "WEBHOOK_SEND_THREADS", 32)),
-        batch_size=batch,
-        # A claimed batch finishes within one (longest) request timeout; the lease
-        # only matters when a worker dies mid-batch.
-        claim_lease=max_timeout + 60,
-        response_body_cap=64 * 1024,
-        max_payload_bytes=int(getattr(settings, "WEBHOOK_MAX_PAYLOAD_BYTES", 256 * 1024)),
-        sweep_seconds=float(getattr(settings, "WEBHOOK_SWEEP_SECONDS", 50.0)),
-        user_agent=f"webhookhub/{__version__}",
-        max_in_flight_per_endpoint=int(getattr(settings, "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", 16)),
-        pump_seconds=float(getattr(settings, "WEBHOOK_PUMP_SECONDS", 30.0)),
-        disable_after_days=float(getattr(settings, "WEBHOOK_DISABLE_AFTER_DAYS", 5)),
-        disable_after_failed_deliveries=int(
-            getattr(settings, "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES", 20)
-        ),
-        history_days=int(getattr(settings, "WEBHOOK_HISTORY_DAYS", 30)),
+        retry_schedule=tuple(float(s) for s in value("WEBHOOK_RETRY_SCHEDULE")),
+        send_threads=int(value("WEBHOOK_SEND_THREADS")),
+        batch_size=int(value("WEBHOOK_BATCH_SIZE")),
+        claim_lease=max_timeout + CLAIM_LEASE_MARGIN,
+        response_body_cap=RESPONSE_BODY_CAP,
+        max_payload_bytes=int(value("WEBHOOK_MAX_PAYLOAD_BYTES")),
+        sweep_seconds=float(value("WEBHOOK_SWEEP_SECONDS")),
+        user_agent=f"webhookhub/{VERSION}",
+        max_in_flight_per_endpoint=int(value("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT")),
+        pump_seconds=float(value("WEBHOOK_PUMP_SECONDS")),
+        disable_after_days=float(value("WEBHOOK_DISABLE_AFTER_DAYS")),
+        disable_after_failed_deliveries=int(value("WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES")),
+        history_days=int(value("WEBHOOK_HISTORY_DAYS")),
     )

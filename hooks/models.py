@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from hooks import catalog
+from hooks.outgoing.signing import generate_secret
 
 
 class Scope(models.TextChoices):
@@ -118,8 +119,6 @@ class Webhook(models.Model):
 
     def rotate_secret(self, now: datetime | None = None) -> str:
         """Put a new secret in place; the old one keeps signing for ROTATION_GRACE."""
-        from hooks.signing import generate_secret
-
         now = now or timezone.now()
         if self.secret:
             self.previous_secret = self.secret

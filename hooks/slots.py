@@ -16,8 +16,9 @@ from typing import Any
 from django import forms
 from django.db import transaction
 
+from hooks import process
 from hooks.models import Scope, Webhook
-from hooks.signing import generate_secret
+from hooks.outgoing.signing import generate_secret
 
 ADMIN, ENV = "admin", "env"
 
@@ -97,9 +98,24 @@ def sync_env(name: str) -> None:
         hook.save(update_fields=["url", "updated_at"])
 
 
-def sync_all_env() -> None:
+def sync_all_env(**signal_kwargs) -> None:
+    """Every env-fed slot in line with its variable (also run after each migrate)."""
     for slot in all_slots():
         sync_env(slot.name)
+
+
+def sync_env_once(**signal_kwargs) -> None:
+    """Bring env-fed slots in line once per process, in a transaction of their own.
+
+    Connected to `request_started` (web processes; `post_migrate` syncs too), so it runs
+    before any view and never inside a caller's transaction: a rollback there could
+    otherwise undo the sync while the process believed it done. The slot's own sends
+    (`send_to_slot`) and the Server configuration page sync again each time.
+    """
+    state = process.current()
+    if not state.env_slots_synced:
+        sync_all_env()
+        state.env_slots_synced = True
 
 
 @transaction.atomic

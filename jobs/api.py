@@ -8,14 +8,15 @@ import time
 from functools import wraps
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+import hooks
 from accounts.models import ApiToken
-from hooks import conf, ssrf
 from jobs import lifecycle
 from jobs.models import Endpoint, Job
 
@@ -90,20 +91,17 @@ def parse_submission(body: dict) -> dict:
     if not isinstance(body["input"], dict):
         raise ApiError("'input' must be a JSON object.", "input")
     size = len(json.dumps(body["input"]))
-    if size > conf.get().max_payload_bytes:
-        raise ApiError(
-            f"'input' is {size} bytes; the limit is {conf.get().max_payload_bytes}.", "input"
-        )
+    limit = hooks.settings().max_payload_bytes
+    if size > limit:
+        raise ApiError(f"'input' is {size} bytes; the limit is {limit}.", "input")
     webhook = body.get("webhook") or ""
     if not isinstance(webhook, str):
         raise ApiError("'webhook' must be a URL string.", "webhook")
     if webhook:
         try:
-            refusal = ssrf.literal_refusal(webhook, conf.get().allowed_networks)
-        except ssrf.UnsafeURL as exc:
-            raise ApiError(str(exc), "webhook") from None
-        if refusal:
-            raise ApiError(f"This address is not allowed: {refusal}.", "webhook")
+            hooks.validate_target_url(webhook)
+        except ValidationError as exc:
+            raise ApiError(exc.messages[0], "webhook") from None
     policy = body.get("policy")
     policy = {} if policy is None else policy
     if not isinstance(policy, dict):

@@ -7,6 +7,7 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported here: they import models, which exist only once apps are loaded.
         from jobs import events, maintenance
 
         events.register()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 import hooks
-from hooks import catalog, slots
+from hooks import SCOPES, SERVER
+from jobs.models import QueueState
 
 SUBMITTED, STARTED, FINISHED, TAGGED = "job.submitted", "job.started", "job.finished", "job.tagged"
 CALLBACK = "job.callback"
@@ -13,6 +15,11 @@ QUEUE_START, QUEUE_END = "swarm.queue_start", "swarm.queue_end"
 EVERY_JOB, MANUAL_JOB = "swarm.every_job", "swarm.manual_job"
 SERVER_START, SERVER_SHUTDOWN = "swarm.server_start", "swarm.server_shutdown"
 
+FINISHED_EXAMPLE = {
+    "event": "job_finished",
+    "job": {"id": "8f2c…", "name": "render", "status": "COMPLETED",
+            "url": "https://hub.example.com/jobs/8f2c…"},
+}  # fmt: skip
 JOB_EXAMPLE = {
     "event": "job_submitted",
     "job": {"id": "5f1c…", "endpoint": "echo", "status": "IN_QUEUE", "tags": [], "user": 1},
@@ -25,22 +32,24 @@ FLAT_EXAMPLE = {"id": "5f1c…", "status": "COMPLETED", "endpoint": "echo", "out
                 "prompt": "hi", "input": {"prompt": "hi"}}  # fmt: skip
 
 TYPES = [
-    (SUBMITTED, "A job was submitted.", catalog.SCOPES, JOB_EXAMPLE, "Job {job[id]} submitted to {job[endpoint]}"),
-    (STARTED, "A job started running.", catalog.SCOPES, {**JOB_EXAMPLE, "event": "job_started"}, "Job {job[id]} started"),
-    (TAGGED, "A tag was added to a job after its submission.", catalog.SCOPES,
+    (FINISHED, "A job finished (completed, failed, cancelled or timed out).", SCOPES,
+     FINISHED_EXAMPLE, "{job[name]} finished: {job[status]} — {job[url]}"),
+    (SUBMITTED, "A job was submitted.", SCOPES, JOB_EXAMPLE, "Job {job[id]} submitted to {job[endpoint]}"),
+    (STARTED, "A job started running.", SCOPES, {**JOB_EXAMPLE, "event": "job_started"}, "Job {job[id]} started"),
+    (TAGGED, "A tag was added to a job after its submission.", SCOPES,
      {**JOB_EXAMPLE, "event": "job_tagged", "tag": "urgent"}, "Job {job[id]} tagged {tag}"),
     (CALLBACK, "RunPod's per-job webhook: the job's status JSON, sent to the URL given with the job.",
-     (catalog.SERVER,), STATUS_EXAMPLE, "Job {id} {status}"),
-    (QUEUE_START, "The hub went from idle to having work (blocking).", (catalog.SERVER,),
+     (SERVER,), STATUS_EXAMPLE, "Job {id} {status}"),
+    (QUEUE_START, "The hub went from idle to having work (blocking).", (SERVER,),
      {"event": "queue_start"}, "Queue started"),
-    (QUEUE_END, "The queue emptied and nothing ran for the Queue End Delay (blocking).", (catalog.SERVER,),
+    (QUEUE_END, "The queue emptied and nothing ran for the Queue End Delay (blocking).", (SERVER,),
      {"event": "queue_end"}, "Queue ended"),
-    (EVERY_JOB, "Any job finished (SwarmUI's Every Gen).", (catalog.SERVER,), FLAT_EXAMPLE,
+    (EVERY_JOB, "Any job finished (SwarmUI's Every Gen).", (SERVER,), FLAT_EXAMPLE,
      "Job {id} on {endpoint}: {status}"),
     (MANUAL_JOB, "A job whose request asked for the manual hook finished (SwarmUI's Manual Gen).",
-     (catalog.SERVER,), FLAT_EXAMPLE, "Job {id} on {endpoint}: {status}"),
-    (SERVER_START, "The job worker cluster came up.", (catalog.SERVER,), {"event": "server_start"}, "Server started"),
-    (SERVER_SHUTDOWN, "The job worker cluster is stopping (waited for at most 2 minutes).", (catalog.SERVER,),
+     (SERVER,), FLAT_EXAMPLE, "Job {id} on {endpoint}: {status}"),
+    (SERVER_START, "The job worker cluster came up.", (SERVER,), {"event": "server_start"}, "Server started"),
+    (SERVER_SHUTDOWN, "The job worker cluster is stopping (waited for at most 2 minutes).", (SERVER,),
      {"event": "server_shutdown"}, "Server shutting down"),
 ]  # fmt: skip
 
@@ -57,20 +66,18 @@ SLOTS = [
 
 
 def register() -> None:
-    known = {t.name for t in catalog.all_types()}
     for name, description, scopes, example, summary in TYPES:
-        if name not in known:
-            hooks.register_event_type(
-                name, description, scopes=tuple(scopes), example=example, summary=summary
-            )
+        hooks.register_event_type(
+            name, description, scopes=tuple(scopes), example=example, summary=summary
+        )
     for name, label, event_type, help_text in SLOTS:
-        slots.register(
-            slots.Slot(
+        hooks.register_slot(
+            hooks.Slot(
                 name=name, label=label, event_type=event_type, help=help_text, blank_data="{}"
             )
         )
-    slots.register_setting(
-        slots.Setting(
+    hooks.register_slot_setting(
+        hooks.SlotSetting(
             name="queue_end_delay",
             label="Queue End Delay (seconds)",
             field=lambda: forms.FloatField(
@@ -86,14 +93,10 @@ def register() -> None:
 
 
 def _state():
-    from jobs.models import QueueState
-
     return QueueState.load()
 
 
 def _set_delay(value: float | None) -> None:
-    from jobs.models import QueueState
-
     if value is None:
         return  # left blank: unchanged
     QueueState.load()
@@ -112,3 +115,11 @@ def flat(job) -> dict:
     values["endpoint"] = job.endpoint.name
     values.setdefault("output", None)
     return values
+
+
+def finished_payload(job_id: str, name: str, status: str, path: str) -> dict:
+    """`job.finished`, as Open WebUI's notification: what finished and where to look."""
+    return {
+        "event": "job_finished",
+        "job": {"id": job_id, "name": name, "status": status, "url": settings.SITE_URL + path},
+    }

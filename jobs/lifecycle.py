@@ -4,26 +4,23 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django_q.tasks import async_task
 
 import hooks
-from accounts.events import job_finished_payload, wants_notification
+from accounts.events import wants_notification
 from accounts.notification import webhook_of
-from hooks import catalog
-from hooks.conf import DEFAULT_RETRY_SCHEDULE
 from jobs import events
 from jobs.models import Job
 
 Status = Job.Status
-SERVER_AND_NAMESPACE = (catalog.SERVER, catalog.NAMESPACE)
+SERVER_AND_NAMESPACE = (hooks.SERVER, hooks.NAMESPACE)
 # RunPod retries a failed callback twice, 10 s apart; after that the hub's schedule.
-CALLBACK_SCHEDULE = (0, 10, 10) + tuple(DEFAULT_RETRY_SCHEDULE[2:])
+CALLBACK_SCHEDULE = (0, 10, 10) + tuple(hooks.DEFAULT_RETRY_SCHEDULE[2:])
 TASK = "jobs.runner.run"
 CLUSTER = "jobs"
 
 
 def enqueue(job_id: str) -> None:
-    from django_q.tasks import async_task
-
     async_task(TASK, job_id, cluster=CLUSTER, task_name="jobs.run")
 
 
@@ -76,25 +73,36 @@ def finish(job: Job, status: str, *, output=None, error: str = "") -> bool:
 
 def _final_events(job: Job) -> None:
     path = f"/v2/{job.endpoint.name}/status/{job.id}"
-    payload = job_finished_payload(job.id, job.endpoint.name, job.status, path)
+    payload = events.finished_payload(job.id, job.endpoint.name, job.status, path)
     # One event: the server's (and namespace's) subscribers, and the owner's
     # notification webhook when they are away.
-    audience = SERVER_AND_NAMESPACE + ((catalog.USER,) if wants_notification(job.user) else ())
+    audience = SERVER_AND_NAMESPACE + ((hooks.USER,) if wants_notification(job.user) else ())
     hooks.emit(events.FINISHED, payload, user=job.user, audience=audience)
     if job.webhook:
-        notification = webhook_of(job.user)
         hooks.emit(
             events.CALLBACK,
             job.status_json(with_input=True),
             target_url=job.webhook,
-            target_secret=notification.secret if notification else "",
+            target_secret=callback_secret(job.user),
             target_schedule=CALLBACK_SCHEDULE,
             audience=(),
         )
     if job.webhooks_mode != Job.Webhooks.NONE:
-        hooks.emit(events.EVERY_JOB, events.flat(job), audience=(catalog.SERVER,))
+        hooks.emit(events.EVERY_JOB, events.flat(job), audience=(hooks.SERVER,))
     if job.webhooks_mode == Job.Webhooks.MANUAL:
-        hooks.emit(events.MANUAL_JOB, events.flat(job), audience=(catalog.SERVER,))
+        hooks.emit(events.MANUAL_JOB, events.flat(job), audience=(hooks.SERVER,))
+
+
+def callback_secret(user) -> str:
+    """The secret a job's callback is signed with: its owner's notification-webhook
+    secret, or none (unsigned, as RunPod sends it).
+
+    By design: RunPod signs nothing, and a job's callback URL is given per request,
+    with no place for a secret. A user who turned on signing for their notification
+    webhook already verifies that secret, so their callbacks become verifiable with
+    it too; someone who did not gets RunPod's unsigned callback."""
+    notification = webhook_of(user)
+    return notification.secret if notification else ""
 
 
 def cancel(job: Job) -> bool:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from jobs import lifecycle
-from jobs.models import Job
+from jobs.models import Endpoint, Job
 
 Status = Job.Status
 LOST_AFTER = timedelta(seconds=60)
@@ -54,8 +54,6 @@ BUILTIN_ENDPOINTS = [
 
 def ensure_endpoints(**kwargs) -> None:
     """A fresh install (and every migrate) has the built-in endpoints."""
-    from jobs.models import Endpoint
-
     for name, handler, description in BUILTIN_ENDPOINTS:
         Endpoint.objects.get_or_create(
             name=name, defaults={"handler": handler, "description": description}

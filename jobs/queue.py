@@ -14,9 +14,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from hooks import conf, slots
-from hooks.outbox import send_now
-from jobs.events import QUEUE_END, QUEUE_START
+import hooks
 from jobs.models import Job, QueueState
 
 log = logging.getLogger("jobs.queue")
@@ -25,24 +23,8 @@ POLL = 0.05  # seconds between looks at the state while another worker sends a h
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def send_slot(
-    name: str, event_type: str, payload: dict | None = None, timeout: float | None = None
-):
-    """Send a slot's hook synchronously, if the slot is set; its outcome is recorded."""
-    slots.sync_env(name)
-    hook = slots.webhook(name)
-    if hook is None or not hook.active or not hook.url:
-        return None
-    if timeout is not None:
-        hook.timeout = min(hook.timeout or conf.get().timeout, timeout)
-    attempts = send_now(
-        event_type, payload or {"event": event_type.split(".", 1)[1]}, webhooks=[hook]
-    )
-    return attempts[0] if attempts else None
-
-
 def _lease() -> timedelta:
-    return timedelta(seconds=conf.get().max_timeout + 30)
+    return timedelta(seconds=hooks.settings().max_timeout + 30)
 
 
 def _take(state: QueueState, to: str, now) -> None:
@@ -65,7 +47,7 @@ def enter() -> None:
                 _take(state, State.STARTING, now)
         if starting:
             log.info("Queue start (worker %s)", WORKER)
-            send_slot("queue_start", QUEUE_START)
+            hooks.send_to_slot("queue_start")
             QueueState.objects.filter(pk=1, owner=WORKER, state=State.STARTING).update(
                 state=State.BUSY, lease_until=None, changed_at=timezone.now()
             )
@@ -94,7 +76,7 @@ def leave() -> None:
             return  # someone else's turn, or work came back
         _take(state, State.ENDING, now)  # idle for new work only once the hook returns
     log.info("Queue end (worker %s)", WORKER)
-    send_slot("queue_end", QUEUE_END)
+    hooks.send_to_slot("queue_end")
     QueueState.objects.filter(pk=1, owner=WORKER, state=State.ENDING).update(
         state=State.IDLE, owner="", lease_until=None, changed_at=timezone.now()
     )

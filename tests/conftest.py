@@ -7,10 +7,10 @@ import pytest
 from django.db import connection
 from standardwebhooks.webhooks import Webhook as Verifier
 
-from hooks import catalog
+from hooks import catalog, process
 from hooks.models import Scope, Webhook
-from hooks.receiver import Received, Receiver
-from hooks.signing import generate_secret
+from hooks.outgoing.signing import generate_secret
+from hooks.tools.receiver import Received, Receiver
 
 TEST_EVENT = "test.happened"
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
@@ -25,14 +25,10 @@ def allow_loopback(settings):
 
 
 @pytest.fixture(autouse=True)
-def fresh_endpoint_bounds():
-    from hooks.claims import forget_stopped
-    from hooks.outbox import forget_slots
-    from hooks.pump import forget_endpoints
-
-    forget_endpoints()
-    forget_stopped()
-    forget_slots()
+def fresh_process_state():
+    """What this process learnt (endpoint bounds, stopped webhooks, env slots) is
+    forgotten between cases."""
+    process.reset()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -14,7 +14,7 @@ from accounts import activity
 from accounts.models import ApiToken, hash_token
 from hooks import slots
 from hooks.models import Event, Webhook
-from hooks.tasks import deliver_due
+from hooks.worker.attempt import deliver_due
 from tests.conftest import verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,7 +94,7 @@ def test_webhook_url_alone_works(client, receiver, monkeypatch):
 
 
 def test_a_url_saved_in_the_admin_wins_over_webhook_url(admin_client, receiver, monkeypatch):
-    from hooks.receiver import Receiver
+    from hooks.tools.receiver import Receiver
 
     with Receiver() as env_receiver:
         monkeypatch.setenv("WEBHOOK_URL", env_receiver.url)

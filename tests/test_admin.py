@@ -7,8 +7,8 @@ from django.urls import reverse
 
 from hooks import emit
 from hooks.models import Attempt, Delivery, Webhook
-from hooks.receiver import Reply
-from hooks.tasks import deliver_due
+from hooks.tools.receiver import Reply
+from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db

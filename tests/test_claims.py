@@ -10,9 +10,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from hooks import claims, emit
+from hooks import emit
 from hooks.models import Delivery
-from hooks.tasks import deliver_due, fail_abandoned
+from hooks.worker import claims
+from hooks.worker.attempt import deliver_due
+from hooks.worker.sweeper import fail_abandoned
 from tests.conftest import TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)

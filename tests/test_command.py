@@ -16,10 +16,12 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from hooks import emit, retention, signing
+from hooks import emit
 from hooks.models import Attempt, Delivery, Event
-from hooks.receiver import Reply
-from hooks.tasks import deliver_due
+from hooks.outgoing import signing
+from hooks.tools import retention
+from hooks.tools.receiver import Reply
+from hooks.worker.attempt import deliver_due
 from tests.conftest import ROOT, TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,10 @@ import itertools
 import pytest
 from django.utils import timezone
 
-from hooks import emit, fanout
+from hooks import emit
 from hooks.catalog import NAMESPACE, SCOPES, SERVER, USER, EventType
 from hooks.models import Delivery, Scope, Webhook
+from hooks.outbox import fanout
 from tests.conftest import TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db

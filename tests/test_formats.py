@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from hooks import catalog, emit, formats, templating
+from hooks import catalog, emit
 from hooks.models import BodyFormat
-from hooks.tasks import deliver_due
+from hooks.outgoing import formats, templating
+from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from hooks import emit, health, rows
+from hooks import emit
 from hooks.models import Delivery, Event, Webhook
-from hooks.receiver import Reply
-from hooks.tasks import deliver_due
+from hooks.tools.receiver import Reply
+from hooks.worker import health, rows
+from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)

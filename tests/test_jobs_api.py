@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from accounts import notification
 from accounts.models import ApiToken
 from hooks.models import Delivery, Event
-from hooks.tasks import deliver_due
+from hooks.worker.attempt import deliver_due
 from jobs import lifecycle, runner
 from jobs.models import Endpoint, Job
 from tests.conftest import db_thread
@@ -132,7 +132,7 @@ def test_per_job_webhook_gets_the_runpod_callback_signed_with_the_users_secret(a
 
 
 def test_a_failed_callback_is_retried_after_10_seconds(api, receiver):
-    from hooks.receiver import Reply
+    from hooks.tools.receiver import Reply
 
     receiver.respond = lambda request: Reply(500)
     job_id = submit(api, webhook=receiver.url)

@@ -13,7 +13,7 @@ from django.db import connection
 
 from accounts.models import ApiToken
 from hooks import slots
-from hooks.receiver import Receiver
+from hooks.tools.receiver import Receiver
 from jobs.models import Job, QueueState
 from tests.conftest import ROOT
 from tests.test_e2e_qcluster import wait_until, worker_env

@@ -11,11 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import notification
-from accounts.events import JOB_FINISHED, job_finished_payload, notify_user
+from accounts.events import notify_user
 from accounts.models import ApiToken, SiteConfig
 from hooks.models import Delivery
-from hooks.receiver import Reply
-from hooks.tasks import deliver_due
+from hooks.tools.receiver import Reply
+from hooks.worker.attempt import deliver_due
+from jobs.events import FINISHED as JOB_FINISHED
+from jobs.events import finished_payload as job_finished_payload
 from tests.conftest import make_webhook
 
 pytestmark = pytest.mark.django_db

@@ -9,10 +9,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from hooks import emit, health
+from hooks import emit
 from hooks.models import Delivery, Webhook
-from hooks.receiver import Receiver, Reply
-from hooks.tasks import deliver_due
+from hooks.tools.receiver import Receiver, Reply
+from hooks.worker import health
+from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook, verify
 
 pytestmark = pytest.mark.django_db

@@ -6,13 +6,10 @@ import pytest
 from django.db import transaction
 from django_q.brokers import get_broker
 
-from hooks import emit
-from hooks.catalog import UnknownEventType
+from hooks import PayloadTooLarge, UnknownEventType, UnsafeURL, emit
 from hooks.models import Delivery, Event
-from hooks.outbox import PayloadTooLarge
-from hooks.receiver import Reply
-from hooks.ssrf import UnsafeURL
-from hooks.tasks import deliver_due
+from hooks.tools.receiver import Reply
+from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook, verify
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,10 +9,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from hooks import emit, retry
+from hooks import emit
 from hooks.models import Delivery, Event, Webhook
-from hooks.receiver import Receiver, Reply
-from hooks.tasks import deliver_due, skip_unsendable
+from hooks.tools.receiver import Receiver, Reply
+from hooks.worker import retry
+from hooks.worker.attempt import deliver_due
+from hooks.worker.sweeper import skip_unsendable
 from tests.conftest import TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +70,7 @@ def test_pending_deliveries_of_a_webhook_disabled_later_are_skipped(receiver):
 
 
 def test_a_delivery_claimed_just_as_its_webhook_stops_is_skipped(receiver):
-    from hooks import claims
+    from hooks.worker import claims
 
     webhook = make_webhook(receiver.url)
     emit(TEST_EVENT, {"n": 1})

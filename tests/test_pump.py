@@ -8,10 +8,11 @@ import time
 import pytest
 from django.db import transaction
 
-from hooks import emit, outbox
+from hooks import emit
 from hooks.models import Delivery
-from hooks.pump import Pump
-from hooks.receiver import Receiver, Reply
+from hooks.outbox import handover
+from hooks.tools.receiver import Receiver, Reply
+from hooks.worker.pump import Pump
 from tests.conftest import TEST_EVENT, make_webhook
 from tests.test_sweeper import broker_task_ids
 
@@ -25,7 +26,7 @@ def test_one_transaction_hands_over_once(receiver):
         for n in range(200):
             emit(TEST_EVENT, {"n": n})
     tasks = broker_task_ids()
-    assert 1 <= len(tasks) <= outbox.MAX_TASKS_PER_ENQUEUE
+    assert 1 <= len(tasks) <= handover.MAX_TASKS_PER_ENQUEUE
     assert Pump().drain(tasks[0]) == 200  # the pump goes on past its own ids
     assert len(receiver.requests) == 200
     assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
@@ -110,8 +111,8 @@ def test_a_write_transaction_that_deadlocks_is_tried_again_and_nothing_is_lost(
     claim; the pump keeps the finished attempts and writes them again."""
     from django.db import OperationalError
 
-    from hooks import health
     from hooks.models import Attempt
+    from hooks.worker import health
 
     make_webhook(receiver.url)
     for n in range(40):
@@ -135,7 +136,7 @@ def test_a_write_transaction_that_deadlocks_is_tried_again_and_nothing_is_lost(
 def test_a_write_that_keeps_failing_keeps_its_batch_and_raises(receiver, monkeypatch):
     from django.db import OperationalError
 
-    from hooks import health
+    from hooks.worker import health
 
     make_webhook(receiver.url)
     emit(TEST_EVENT, {"n": 1})
@@ -158,47 +159,45 @@ def test_stalling_endpoints_send_on_their_own_reserve_of_threads(settings):
     all of the main threads."""
     from concurrent.futures import wait as wait_all
 
-    from hooks import delivery, pump, transport
     from hooks.models import Delivery as Row
+    from hooks.outgoing import transport
+    from hooks.worker import threads
+    from hooks.worker.recording import Sent
 
     settings.WEBHOOK_SEND_THREADS = 4  # reserve: 1
     gate = threading.Event()
     p = Pump()
-    p.send = lambda request: gate.wait(10) and transport.Result(status=200)
-    for key in (1, 2):  # two endpoints known to stall, one request at a time each
-        pump._bounds[key] = 1
-        pump._stalling.add(key)
-    pump._bounds[3] = 16
     request = transport.OutgoingRequest("http://127.0.0.1:9/", {}, b"", 1, 1)
+    ok = transport.Result(status=200)
+    p.attempt = lambda d, token: gate.wait(10) and Sent(d, token, request, ok)
+    for key in (1, 2):  # two endpoints known to stall, one request at a time each
+        p.bounds[key] = 1
+        p.stalling.add(key)
+    p.bounds[3] = 16
     for key, count in ((1, 3), (2, 3), (3, 10)):
         for _ in range(count):
-            p.waiting[key].append((Row(webhook_id=key), None, request))
+            p.waiting[key].append((Row(webhook_id=key), None))
     try:
         p.launch()
-        assert p.flying[1] + p.flying[2] == delivery.stall_reserve(4) == 1
+        assert p.flying[1] + p.flying[2] == threads.stall_reserve(4) == 1
         assert p.flying[3] == 4  # all main threads, none taken by the stalling ones
     finally:
         gate.set()
         wait_all(list(p.in_flight), timeout=10)
-        pump.forget_endpoints()
 
 
 def test_a_stalling_endpoint_with_a_request_in_flight_is_left_out_of_claims():
     """Whatever a pump claimed for a stalling endpoint beyond its one request would only
     wait and be given back when that request times out: it is not claimed at all."""
-    from hooks import pump
     from hooks.models import Delivery as Row
 
     p = Pump()
-    pump._bounds.update({1: 1, 2: 2})
-    pump._stalling.add(1)
-    try:
-        p.flying.update({1: 1, 2: 1})
-        assert p.saturated() == [1]  # the answering endpoint may have more waiting
-        p.waiting[2].extend([(Row(webhook_id=2), None, None)] * 3)
-        assert sorted(p.saturated()) == [1, 2]
-    finally:
-        pump.forget_endpoints()
+    p.bounds.update({1: 1, 2: 2})
+    p.stalling.add(1)
+    p.flying.update({1: 1, 2: 1})
+    assert p.saturated() == [1]  # the answering endpoint may have more waiting
+    p.waiting[2].extend([(Row(webhook_id=2), None)] * 3)
+    assert sorted(p.saturated()) == [1, 2]
 
 
 def test_a_claim_gives_back_at_once_what_a_stalling_endpoint_cannot_send(receiver):
@@ -209,16 +208,16 @@ def test_a_claim_gives_back_at_once_what_a_stalling_endpoint_cannot_send(receive
 
     from django.utils import timezone
 
-    from hooks import pump, transport
+    from hooks.outgoing import transport
 
     gate = threading.Event()
     stalling = make_webhook(receiver.url, name="stalling")
     make_webhook(receiver.url, name="fine")
     for n in range(5):
         emit(TEST_EVENT, {"n": n})
-    pump._bounds[stalling.pk] = 1
-    pump._stalling.add(stalling.pk)
     p = Pump()
+    p.bounds[stalling.pk] = 1
+    p.stalling.add(stalling.pk)
     p.send = lambda request: gate.wait(10) and transport.Result(status=200)
     try:
         assert p.refill(None) == 6  # five for the one answering, one for the stalling one
@@ -229,7 +228,6 @@ def test_a_claim_gives_back_at_once_what_a_stalling_endpoint_cannot_send(receive
     finally:
         gate.set()
         wait_all(list(p.in_flight), timeout=10)
-        pump.forget_endpoints()
 
 
 def test_requests_out_on_the_stall_reserve_do_not_count_against_the_capacity():

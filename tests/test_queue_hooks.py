@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from hooks import slots
 from hooks.models import Delivery
-from hooks.receiver import Receiver, Reply
-from hooks.tasks import deliver_due
+from hooks.tools.receiver import Receiver, Reply
+from hooks.worker.attempt import deliver_due
 from jobs import lifecycle, runner
 from jobs.models import Endpoint, Job, QueueState
 from tests.conftest import db_thread

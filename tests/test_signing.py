@@ -11,8 +11,9 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from hooks import emit, signing
-from hooks.tasks import deliver_due
+from hooks import emit
+from hooks.outgoing import signing
+from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook, verify
 
 pytestmark = pytest.mark.django_db

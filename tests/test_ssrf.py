@@ -6,9 +6,10 @@ import ipaddress
 
 import pytest
 
-from hooks import emit, ssrf
+from hooks import emit
 from hooks.models import Delivery
-from hooks.tasks import deliver_due
+from hooks.outgoing import ssrf
+from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db

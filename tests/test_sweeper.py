@@ -10,9 +10,11 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import Schedule
 
-from hooks import emit, schedules
+from hooks import emit
 from hooks.models import Delivery
-from hooks.tasks import deliver, enqueue_due, sweep, sweep_once
+from hooks.worker import schedules
+from hooks.worker.sweeper import enqueue_due, sweep, sweep_once
+from hooks.worker.tasks import deliver
 from tests.conftest import TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,8 +74,9 @@ def test_migrate_keeps_the_sweep_schedule():
     Schedule.objects.filter(name=schedules.SWEEP).delete()
     call_command("migrate", verbosity=0)
     schedule = Schedule.objects.get(name=schedules.SWEEP)
-    assert schedule.func == "hooks.tasks.sweep" and schedule.minutes == 1
+    assert schedule.func == "hooks.worker.tasks.sweep" and schedule.minutes == 1
     prune = Schedule.objects.get(name=schedules.PRUNE)
     assert (
-        prune.func == "hooks.retention.prune_by_setting" and prune.schedule_type == Schedule.DAILY
+        prune.func == "hooks.tools.retention.prune_by_setting"
+        and prune.schedule_type == Schedule.DAILY
     )

@@ -6,10 +6,11 @@ import threading
 
 import pytest
 
-from hooks import emit, send_now, transport
+from hooks import emit, send_now
 from hooks.models import Delivery
-from hooks.receiver import Receiver, Reply
-from hooks.tasks import deliver_due
+from hooks.outgoing import transport
+from hooks.tools.receiver import Receiver, Reply
+from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook, verify
 
 pytestmark = pytest.mark.django_db
@@ -100,19 +101,18 @@ def tls_receiver(ca):
 
 
 @pytest.fixture
-def trust(ca):
+def trust(ca, monkeypatch):
     """Trust the test CA, as an operator would with an internal CA."""
     import ssl
 
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    saved = transport._contexts.get(True)
-    transport._contexts[True] = context
+    shared = transport._ssl_context
+    monkeypatch.setattr(
+        transport, "_ssl_context", lambda verify: context if verify else shared(verify)
+    )
     transport.close_pools()
     yield
-    transport._contexts.pop(True)
-    if saved:
-        transport._contexts[True] = saved
     transport.close_pools()
 
 

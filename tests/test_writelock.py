@@ -9,7 +9,7 @@ import sys
 import pytest
 from django.db import connection
 
-from hooks import writelock
+from hooks.worker import writelock
 
 
 def _free_elsewhere(path: str) -> bool:

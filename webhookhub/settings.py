@@ -8,6 +8,8 @@ from pathlib import Path
 
 import environ
 
+from hooks import SETTING_DEFAULTS as HOOKS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -147,41 +149,45 @@ LOGGING = {
     },
 }
 
-# --- Webhook delivery (read through hooks.conf, checked by hooks.checks) ---
-WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
-WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=15.0)
-WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)
+# --- Webhook delivery: defaults are defined once, in hooks.conf (read through it,
+# checked by hooks.checks); each variable set in the environment overrides its default.
+WEBHOOK_ALLOWED_NETWORKS = env.list(
+    "WEBHOOK_ALLOWED_NETWORKS", default=HOOKS["WEBHOOK_ALLOWED_NETWORKS"]
+)
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=HOOKS["WEBHOOK_TIMEOUT"])
+WEBHOOK_CONNECT_TIMEOUT = env.float(
+    "WEBHOOK_CONNECT_TIMEOUT", default=HOOKS["WEBHOOK_CONNECT_TIMEOUT"]
+)
 WEBHOOK_RETRY_SCHEDULE = env.list(
-    "WEBHOOK_RETRY_SCHEDULE",
-    cast=float,
-    default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+    "WEBHOOK_RETRY_SCHEDULE", cast=float, default=HOOKS["WEBHOOK_RETRY_SCHEDULE"]
 )
-# Blocking server hooks may wait up to 10 minutes, as SwarmUI does.
-WEBHOOK_MAX_TIMEOUT = 600.0
-WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=32)
-WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=32)
-# One endpoint (webhook) never has more requests in flight than this per worker process.
-WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=16)
-# A worker task keeps claiming due deliveries for up to this long, then hands over.
-WEBHOOK_PUMP_SECONDS = env.float("WEBHOOK_PUMP_SECONDS", default=30.0)
-WEBHOOK_MAX_PAYLOAD_BYTES = env.int("WEBHOOK_MAX_PAYLOAD_BYTES", default=256 * 1024)
-WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=50.0)
-# A failing endpoint is disabled after this many days of failing (0: never) ...
-WEBHOOK_DISABLE_AFTER_DAYS = env.float("WEBHOOK_DISABLE_AFTER_DAYS", default=5.0)
-# ... or after this many deliveries in a row failed for good (0: never).
+WEBHOOK_MAX_TIMEOUT = HOOKS["WEBHOOK_MAX_TIMEOUT"]
+WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=HOOKS["WEBHOOK_SEND_THREADS"])
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=HOOKS["WEBHOOK_BATCH_SIZE"])
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int(
+    "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=HOOKS["WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT"]
+)
+WEBHOOK_PUMP_SECONDS = env.float("WEBHOOK_PUMP_SECONDS", default=HOOKS["WEBHOOK_PUMP_SECONDS"])
+WEBHOOK_MAX_PAYLOAD_BYTES = env.int(
+    "WEBHOOK_MAX_PAYLOAD_BYTES", default=HOOKS["WEBHOOK_MAX_PAYLOAD_BYTES"]
+)
+WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=HOOKS["WEBHOOK_SWEEP_SECONDS"])
+WEBHOOK_DISABLE_AFTER_DAYS = env.float(
+    "WEBHOOK_DISABLE_AFTER_DAYS", default=HOOKS["WEBHOOK_DISABLE_AFTER_DAYS"]
+)
 WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES = env.int(
-    "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES", default=20
+    "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES",
+    default=HOOKS["WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES"],
 )
-# Delivery history older than this is pruned daily (0: keep forever).
-WEBHOOK_HISTORY_DAYS = env.int("WEBHOOK_HISTORY_DAYS", default=30)
+WEBHOOK_HISTORY_DAYS = env.int("WEBHOOK_HISTORY_DAYS", default=HOOKS["WEBHOOK_HISTORY_DAYS"])
 ADMINS = [("", email) for email in env.list("ADMIN_EMAILS", default=[])]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webhookhub@localhost")
 
 # --- django-q2 -----------------------------------------------------------
-# A task runs a batch of at most WEBHOOK_BATCH_SIZE deliveries concurrently, so it
-# lasts at most about one request timeout; the sweeper task loops for under a
-# minute. `retry` (the broker's visibility timeout) must exceed what a task can
-# wait in the cluster's local queue plus its own run time, or it runs twice.
+# A pump task claims due deliveries for up to WEBHOOK_PUMP_SECONDS, then lets what it
+# has in flight land (each request at most WEBHOOK_MAX_TIMEOUT); the sweeper task
+# loops for under a minute. `retry` (the broker's visibility timeout) must exceed what
+# a task can wait in the cluster's local queue plus its own run time, or it runs twice.
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_WORKERS = env.int("Q_WORKERS", default=4)
 Q_TASK_TIMEOUT = int(WEBHOOK_MAX_TIMEOUT + WEBHOOK_PUMP_SECONDS) + 60

@@ -9,8 +9,12 @@ from django.core.management import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from hooks import catalog, redelivery, retention, signing, stats
+from hooks import catalog
 from hooks.models import Webhook
+from hooks.outgoing import signing
+from hooks.tools import redelivery, retention, stats
+from hooks.tools.ping import ping
+from hooks.tools.receiver import Receiver, Reply
 
 STATUSES = ["failed", "skipped", "succeeded", "pending"]
 
@@ -117,8 +121,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"      disabled: {webhook.disabled_reason}")
 
     def do_test(self, webhook: str, **options) -> None:
-        from hooks.ping import ping
-
         result = ping(find_webhook(webhook))
         self.stdout.write(result.summary())
         if result.body_preview:
@@ -160,8 +162,6 @@ class Command(BaseCommand):
     def do_receive(
         self, port: int, host: str, secret: str | None, status_code: int, **options
     ) -> None:
-        from hooks.receiver import Receiver, Reply
-
         if secret:
             try:
                 signing.secret_key(secret)

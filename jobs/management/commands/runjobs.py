@@ -10,9 +10,8 @@ import sys
 
 from django.core.management import BaseCommand
 
-from jobs.events import SERVER_SHUTDOWN, SERVER_START
+import hooks
 from jobs.lifecycle import CLUSTER
-from jobs.queue import send_slot
 
 SHUTDOWN_WAIT = 120.0
 
@@ -35,12 +34,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         self.stdout.write(f"Job workers running (cluster {CLUSTER!r}).")
-        send_slot("server_start", SERVER_START)
+        hooks.send_to_slot("server_start")
         try:
             cluster.wait()
         finally:
             if cluster.poll() is None:
                 cluster.send_signal(signal.SIGTERM)
                 cluster.wait(120)
-            send_slot("server_shutdown", SERVER_SHUTDOWN, timeout=SHUTDOWN_WAIT)
+            hooks.send_to_slot("server_shutdown", timeout=SHUTDOWN_WAIT)
             self.stdout.write("Job workers stopped.")

@@ -1,4 +1,5 @@
-"""The retry schedule, as data, and the rules that pick the next attempt time.
+"""Deciding what follows an attempt: success, a retry on the schedule (the schedule is
+data), or failure for good.
 
 Long waits are rows with `next_attempt_at`, picked up by the sweeper, not broker
 countdowns: a broker's visibility timeout would re-run or lose a task that waits
@@ -12,6 +13,12 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from django.utils import timezone
+
+from hooks.conf import HookSettings
+from hooks.models import Delivery
+from hooks.outgoing.transport import Result
+
+Status = Delivery.Status
 
 JITTER = 0.2
 RETRY_AFTER_MAX = 24 * 3600.0
@@ -62,3 +69,23 @@ def next_attempt_at(
     if retry_after is not None:
         delay = max(delay, retry_after)
     return (now or timezone.now()) + timedelta(seconds=delay)
+
+
+def next_step(delivery: Delivery, result: Result, settings: HookSettings, now: datetime) -> dict:
+    """The delivery's new state after this attempt: 2xx succeeds, 410 fails for good,
+    anything else is retried on the delivery's schedule (or the hub's) until it is
+    spent; 429/503 wait at least their Retry-After."""
+    if result.ok:
+        return {"status": Status.SUCCEEDED, "completed_at": now, "next_attempt_at": None}
+    if result.status == 410:
+        return {"status": Status.FAILED, "completed_at": now, "next_attempt_at": None}
+    retry_after = None
+    if result.status in (429, 503):
+        retry_after = parse_retry_after(result.headers.get("Retry-After"), now)
+    next_at = None
+    if delivery.attempts < delivery.max_attempts:
+        schedule = tuple(delivery.retry_schedule or settings.retry_schedule)
+        next_at = next_attempt_at(delivery.attempts, schedule, retry_after, now)
+    if next_at is None:
+        return {"status": Status.FAILED, "completed_at": now, "next_attempt_at": None}
+    return {"status": Status.PENDING, "next_attempt_at": next_at}

@@ -7,9 +7,10 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from hooks import catalog, conf, signing, ssrf, templating
-from hooks.delivery import MASK
+from hooks import catalog, conf
 from hooks.models import ALL_EVENTS, Scope, Webhook
+from hooks.outgoing import signing, ssrf, templating
+from hooks.outgoing.request import MASK
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 RESERVED_HEADERS = {

@@ -1,6 +1,10 @@
 """The pump: one worker task keeps many deliveries in flight and keeps claiming more
 until nothing is due, so throughput does not hinge on one broker task per delivery.
 
+It only schedules: each attempt is `attempt.attempt()` (build → send) on a sender
+thread, and `recording.write()` (record → decide) in the pump's write transaction,
+together with its next claim.
+
 A slow or dead endpoint cannot hold up the rest:
 - each endpoint (webhook, or explicit URL) has a bound on requests in flight per
   process: it starts small, doubles with each answer up to
@@ -29,9 +33,13 @@ from functools import partial
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from hooks import claims, conf, delivery, outbox, transport, writelock
-from hooks.delivery import Sent
+from hooks import conf, process
 from hooks.models import Delivery
+from hooks.outbox.handover import enqueue_pump
+from hooks.outgoing import transport
+from hooks.worker import claims, recording, threads, writelock
+from hooks.worker.attempt import attempt, send
+from hooks.worker.recording import Sent
 
 log = logging.getLogger("hooks.pump")
 
@@ -41,17 +49,6 @@ RELEASE_DELAY = timedelta(seconds=5)  # released deliveries of a stalling endpoi
 WINDOW = 2  # claim up to this many times what can be in flight: bigger, fewer batches
 WRITE_TRIES = 3  # a write transaction that deadlocks is tried again this often
 FIRST_BOUND = 2  # slow start: an endpoint we know nothing about gets this many at first
-
-# endpoint -> current bound on requests in flight, in this process
-_bounds: dict[object, int] = {}
-# endpoints whose last request got no answer: they send on the stall reserve's threads
-_stalling: set = set()
-
-
-def forget_endpoints() -> None:
-    """Drop what this process learnt about endpoints (tests start from scratch)."""
-    _bounds.clear()
-    _stalling.clear()
 
 
 def endpoint(d: Delivery):
@@ -64,17 +61,19 @@ def stalled(result: transport.Result) -> bool:
 
 
 class Pump:
+    """Schedules attempts; `attempt()` and `recording.write()` do the work."""
+
     def __init__(self, settings: conf.HookSettings | None = None):
         self.settings = settings or conf.get()
         self.threads = self.settings.send_threads
-        self.reserve = delivery.stall_reserve(self.threads)
+        self.reserve = threads.stall_reserve(self.threads)
         self.capacity = WINDOW * self.threads  # claimed and held here, sent or waiting
         self.max_bound = self.settings.max_in_flight_per_endpoint
-        self.send = partial(
-            transport.send,
-            allowed=self.settings.allowed_networks,
-            body_cap=self.settings.response_body_cap,
-        )
+        self.send = partial(send, settings=self.settings)
+        # What this process learnt about endpoints outlives one pump task.
+        state = process.current()
+        self.bounds: dict[object, int] = state.endpoint_bounds
+        self.stalling: set = state.stalling
         self.in_flight: dict[Future, tuple] = {}
         self.waiting: dict[object, deque] = defaultdict(deque)
         self.flying = Counter()  # endpoint -> requests in flight
@@ -84,7 +83,7 @@ class Pump:
         self.last_flush = time.monotonic()
 
     def bound(self, key) -> int:
-        return min(_bounds.get(key, FIRST_BOUND), self.max_bound)
+        return min(self.bounds.get(key, FIRST_BOUND), self.max_bound)
 
     # -- claiming -------------------------------------------------------------
     def holding(self) -> int:
@@ -98,7 +97,7 @@ class Pump:
         """What this pump may hold for an endpoint, in flight or waiting: a full bound and
         as many again; a stalling endpoint only its one request (what waits behind it
         would be given back when it times out)."""
-        return self.bound(key) if key in _stalling else WINDOW * self.bound(key)
+        return self.bound(key) if key in self.stalling else WINDOW * self.bound(key)
 
     def saturated(self) -> list:
         """Webhooks this pump holds enough for: claiming more for them would only make
@@ -117,47 +116,49 @@ class Pump:
             self.write()
             return 0
         token, batch = self.write(claim=room, ids=ids)
-        ready, broken = delivery.prepare(batch, token, self.settings, timezone.now())
-        self.finished.extend(broken)
-        for d, request in ready:
-            self.waiting[endpoint(d)].append((d, token, request))
+        for d in batch:
+            self.waiting[endpoint(d)].append((d, token))
         self.launch()
         return len(batch)
 
     # -- sending --------------------------------------------------------------
     def has_thread(self, key) -> bool:
         """A stalling endpoint sends on the reserve, the others on the main threads."""
-        if key in _stalling:
+        if key in self.stalling:
             return len(self.on_reserve) < self.reserve
         return len(self.in_flight) - len(self.on_reserve) < self.threads
 
     def launch(self) -> None:
-        pool = delivery.executor(self.settings.send_threads)
+        pool = threads.executor(self.settings.send_threads)
         for key, queue in self.waiting.items():
             while queue and self.flying[key] < self.bound(key) and self.has_thread(key):
-                d, token, request = queue.popleft()
+                d, token = queue.popleft()
                 self.flying[key] += 1
-                future = pool.submit(self.send, request)
-                self.in_flight[future] = (d, token, request)
-                if key in _stalling:
+                future = pool.submit(self.attempt, d, token)
+                self.in_flight[future] = d
+                if key in self.stalling:
                     self.on_reserve.add(future)
+
+    def attempt(self, d: Delivery, token) -> Sent:
+        """On a sender thread: build and send (`attempt.attempt`)."""
+        return attempt(d, token, self.settings, self.send)
 
     def learn(self, key, result: transport.Result) -> None:
         if stalled(result):
             if self.bound(key) > 1:
                 log.info("Endpoint %s stalls; one request at a time until it answers.", key)
-            _bounds[key] = 1
-            _stalling.add(key)
+            self.bounds[key] = 1
+            self.stalling.add(key)
             self.release(key)
             return
-        _stalling.discard(key)
+        self.stalling.discard(key)
         if self.bound(key) < self.max_bound:
-            _bounds[key] = min(self.bound(key) * 2, self.max_bound)
+            self.bounds[key] = min(self.bound(key) * 2, self.max_bound)
 
     def release(self, key) -> None:
         """Give back what waits here for a stalling endpoint: others may go first."""
         queue = self.waiting.pop(key, ())
-        self.give_back([(d.pk, token) for d, token, _ in queue])
+        self.give_back([(d.pk, token) for d, token in queue])
 
     @staticmethod
     def give_back(claimed: list[tuple]) -> None:
@@ -176,7 +177,7 @@ class Pump:
         keep, back = [], []
         for d in claimed:
             key = endpoint(d)
-            if key in _stalling:
+            if key in self.stalling:
                 if key not in room:
                     held = self.flying[key] + len(self.waiting.get(key, ()))
                     room[key] = self.bound(key) - held
@@ -192,15 +193,16 @@ class Pump:
             return 0
         done, _ = wait(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
-            d, token, request = self.in_flight.pop(future)
+            d = self.in_flight.pop(future)
             self.on_reserve.discard(future)
             key = endpoint(d)
             self.flying[key] -= 1
             if not self.flying[key]:
                 del self.flying[key]
-            result = future.result()
-            self.learn(key, result)
-            self.finished.append(Sent(d, token, request, result))
+            sent: Sent = future.result()
+            if sent.built:
+                self.learn(key, sent.result)
+            self.finished.append(sent)
         self.launch()
         return len(done)
 
@@ -236,10 +238,10 @@ class Pump:
     def _write_once_or_again(self, batch: list, claim: int, ids: list | None) -> tuple:
         """A transient database error (deadlock, lock timeout, serialization failure)
         rolls the whole transaction back: try it again, at most WRITE_TRIES times."""
-        for attempt in range(1, WRITE_TRIES + 1):
+        for try_number in range(1, WRITE_TRIES + 1):
             try:
                 with writelock.serialized(), self._transaction(batch):
-                    recorded = delivery.write_records(batch)
+                    recorded = recording.write(batch)
                     token, claimed = None, []
                     if claim > 0:
                         token, claimed = self._claim(claim, ids)
@@ -247,7 +249,7 @@ class Pump:
                 recorded.log_failures()
                 return token, claimed
             except OperationalError as exc:
-                if attempt == WRITE_TRIES:
+                if try_number == WRITE_TRIES:
                     raise
                 log.warning("Write transaction failed (%s); trying again.", exc)
         return None, []  # not reached: the last try returns or raises
@@ -279,7 +281,7 @@ class Pump:
             ):
                 got = self.refill(ids)
                 if first and got >= self.capacity:
-                    outbox.enqueue_pump()  # more work than one pump: bring a helper
+                    enqueue_pump()  # more work than one pump: bring a helper
                 ids, first = None, False
                 claiming = got > 0 or bool(self.saturated())
                 changed = got > 0  # an empty claim is not repeated until something lands
@@ -291,5 +293,5 @@ class Pump:
             self.flush()
         self.flush(force=True)
         if claiming and claims.due(timezone.now()).exists():
-            outbox.enqueue_pump()  # budget spent with work left: continue in a fresh task
+            enqueue_pump()  # budget spent with work left: continue in a fresh task
         return self.recorded

@@ -10,7 +10,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from hooks import stats
+from hooks.tools import stats
 
 CHART_WIDTH, CHART_HEIGHT = 720, 180
 

@@ -8,12 +8,13 @@ PRUNE = "webhookhub: prune history"
 
 def ensure(**kwargs) -> None:
     """Create or correct the schedules (idempotent; runs on post_migrate)."""
+    # Imported here: this module is wired up while apps load, before models can be.
     from django_q.models import Schedule
 
     Schedule.objects.update_or_create(
         name=SWEEP,
         defaults={
-            "func": "hooks.tasks.sweep",
+            "func": "hooks.worker.tasks.sweep",
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
             "repeats": -1,
@@ -22,7 +23,7 @@ def ensure(**kwargs) -> None:
     Schedule.objects.update_or_create(
         name=PRUNE,
         defaults={
-            "func": "hooks.retention.prune_by_setting",
+            "func": "hooks.tools.retention.prune_by_setting",
             "schedule_type": Schedule.DAILY,
             "repeats": -1,
         },

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hooks import health
 from hooks.models import Attempt, Webhook
-from hooks.outbox import send_now
+from hooks.worker import health
+from hooks.worker.send_now import send_now
 
 PREVIEW_LINES = 5
 PREVIEW_CHARS = 500

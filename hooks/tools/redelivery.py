@@ -8,8 +8,8 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from hooks import outbox
 from hooks.models import Delivery, Webhook
+from hooks.outbox.handover import ENQUEUE_GRACE, enqueue_on_commit
 
 Status = Delivery.Status
 
@@ -22,7 +22,7 @@ def request(deliveries: QuerySet[Delivery]) -> int:
     Deliveries a worker is sending right now are left alone.
     """
     now = timezone.now()
-    grace = now + outbox.ENQUEUE_GRACE
+    grace = now + ENQUEUE_GRACE
     idle = deliveries.filter(claim_token__isnull=True)
     finished = list(idle.exclude(status=Status.PENDING).values_list("pk", flat=True))
     pending = list(idle.filter(status=Status.PENDING).values_list("pk", flat=True))
@@ -39,7 +39,7 @@ def request(deliveries: QuerySet[Delivery]) -> int:
     )
     ids = finished + pending
     if ids:
-        outbox.enqueue_on_commit(ids)
+        enqueue_on_commit(ids)
     return len(ids)
 
 

@@ -19,8 +19,9 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.sql.subqueries import UpdateQuery
 from django.utils import timezone
 
-from hooks import rows
+from hooks import process
 from hooks.models import Delivery, Event, Webhook
+from hooks.worker import rows
 
 Status = Delivery.Status
 
@@ -29,28 +30,22 @@ def _unclaimed(now: datetime) -> Q:
     return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
 
 
-_stopped_cache: tuple[float, list[int]] = (0.0, [])
 STOPPED_TTL = 1.0  # seconds a worker trusts its list of stopped webhooks
 
 
 def _stopped() -> list[int]:
     """Disabled or inactive webhooks; read at most once a second per process (a
     delivery that slips through in that second is skipped right after its claim)."""
-    global _stopped_cache
-    checked, ids = _stopped_cache
+    state = process.current()
+    checked, ids = state.stopped_webhooks
     if time.monotonic() - checked > STOPPED_TTL:
         ids = list(
             Webhook.objects.filter(Q(active=False) | Q(disabled_at__isnull=False)).values_list(
                 "pk", flat=True
             )
         )
-        _stopped_cache = (time.monotonic(), ids)
+        state.stopped_webhooks = (time.monotonic(), ids)
     return ids
-
-
-def forget_stopped() -> None:
-    global _stopped_cache
-    _stopped_cache = (0.0, [])
 
 
 def _sendable() -> Q:

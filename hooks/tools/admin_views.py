@@ -3,7 +3,8 @@ and the redelivery confirmation."""
 
 from __future__ import annotations
 
-from django.contrib import messages
+from django import forms
+from django.contrib import admin, messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -12,9 +13,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from hooks import health, ping, redelivery
-from hooks.forms import ReplayForm
+from hooks import slots
 from hooks.models import Webhook
+from hooks.tools import ping, redelivery
+from hooks.tools.forms import ReplayForm, SlotForm
+from hooks.worker import health
 
 
 def _change_url(webhook: Webhook) -> str:
@@ -132,8 +135,6 @@ def confirm_redeliver(model_admin, request: HttpRequest, queryset) -> HttpRespon
 
 
 def _extras_form(extras, data):
-    from django import forms
-
     form = forms.Form(data, initial={s.name: s.get() for s in extras}, prefix="settings")
     for setting in extras:
         form.fields[setting.name] = setting.field()
@@ -143,26 +144,21 @@ def _extras_form(extras, data):
 
 def server_configuration(request: HttpRequest) -> HttpResponse:
     """The named server hooks (signup, queue start, ...): a URL and JSON data each."""
-    from django.contrib import admin
-
-    from hooks import slots
-    from hooks.forms import SlotForm
-
     if not request.user.has_perm("hooks.change_webhook"):
         return HttpResponseRedirect(reverse("admin:index"))
     slots.sync_all_env()
-    forms = []
+    slot_forms = []
     for slot in slots.all_slots():
         hook = slots.webhook(slot.name)
         initial = {"url": hook.url if hook and hook.slot_source == slots.ADMIN else "",
                    "data": hook.data_template if hook else slot.blank_data}  # fmt: skip
         data = request.POST if request.method == "POST" else None
-        forms.append((slot, SlotForm(data, initial=initial, prefix=slot.name), hook))
+        slot_forms.append((slot, SlotForm(data, initial=initial, prefix=slot.name), hook))
     extras = slots.all_settings()
     extra_form = _extras_form(extras, request.POST if request.method == "POST" else None)
     valid = extra_form.is_valid() if request.method == "POST" else False
-    if request.method == "POST" and valid and all(form.is_valid() for _, form, _ in forms):
-        for slot, form, _ in forms:
+    if request.method == "POST" and valid and all(form.is_valid() for _, form, _ in slot_forms):
+        for slot, form, _ in slot_forms:
             if form.has_changed():
                 slots.save(slot.name, form.cleaned_data["url"], form.cleaned_data["data"])
         for setting in extras:
@@ -170,7 +166,7 @@ def server_configuration(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Server configuration saved.")
         return HttpResponseRedirect(reverse("hooks_server_configuration"))
     rows = []
-    for slot, form, _ in forms:
+    for slot, form, _ in slot_forms:
         url, source = slots.effective(slot.name)
         rows.append({"slot": slot, "form": form, "hook": slots.webhook(slot.name),
                      "url": url, "source": source})  # fmt: skip

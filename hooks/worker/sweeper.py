@@ -1,34 +1,23 @@
-"""django-q2 glue: the tasks the cluster runs. The work itself lives elsewhere."""
+"""The safety net, run every minute: deliveries of stopped webhooks are kept as skipped,
+deliveries whose last attempt died with its worker are failed, and due deliveries that
+no broker task holds are handed to the broker again. The Delivery table, not the
+broker, is the source of truth."""
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from hooks import claims, conf, delivery, outbox
+from hooks import conf
 from hooks.models import Delivery
-from hooks.pump import Pump
+from hooks.outbox.handover import ENQUEUE_GRACE, enqueue
+from hooks.worker import claims
 
-log = logging.getLogger("hooks.tasks")
 Status = Delivery.Status
 TICK = 1.0
-
-
-def deliver(ids: list[str]) -> int:
-    """The pump task: send these deliveries (those still due and unclaimed), then keep
-    claiming whatever else is due until nothing is left or its time is up."""
-    return Pump().drain(ids or None)
-
-
-def deliver_due(limit: int | None = None) -> int:
-    """Claim and send whatever is due now, in this process (used by tests and tools)."""
-    settings = conf.get()
-    token, batch = claims.claim(None, limit or settings.batch_size, settings.claim_lease)
-    return len(delivery.run(token, batch))
 
 
 def skip_unsendable(now=None) -> int:
@@ -45,8 +34,6 @@ def skip_unsendable(now=None) -> int:
 def fail_abandoned(now=None) -> int:
     """Deliveries whose last permitted attempt was cut short (worker died) are failed."""
     now = now or timezone.now()
-    from django.db.models import F
-
     return Delivery.objects.filter(
         status=Status.PENDING, claimed_until__lt=now, attempts__gte=F("max_attempts")
     ).update(
@@ -70,8 +57,8 @@ def enqueue_due(now=None, limit: int = 1000) -> int:
     )
     if not ids:
         return 0
-    claims.due(now).filter(unqueued, pk__in=ids).update(enqueued_until=now + outbox.ENQUEUE_GRACE)
-    outbox.enqueue(ids)
+    claims.due(now).filter(unqueued, pk__in=ids).update(enqueued_until=now + ENQUEUE_GRACE)
+    enqueue(ids)
     return len(ids)
 
 
@@ -83,9 +70,9 @@ def sweep_once(now=None) -> int:
 
 
 def sweep() -> int:
-    """Scheduled every minute. Keeps ticking while retries fall due within the minute,
-    so a 5-second retry is not held back to the next schedule run; an idle hub
-    returns at once (a long-running task would delay a cluster's shutdown)."""
+    """Keeps ticking while retries fall due within the minute, so a 5-second retry is
+    not held back to the next schedule run; an idle hub returns at once (a
+    long-running task would delay a cluster's shutdown)."""
     settings = conf.get()
     started = time.monotonic()
     total = sweep_once()

@@ -74,20 +74,24 @@ def subscribers(
 
 
 @cache
-def _columns(vendor: str) -> tuple[list[str], list]:
-    """Delivery columns, and the fixed value of those that take their default."""
+def _defaulted_fields(vendor: str) -> tuple:
+    """The Delivery fields the statement fills with their defaults (the others it sets)."""
     chosen = {"id", "event", "webhook", "status", "max_attempts", "next_attempt_at"}
     chosen |= {"enqueued_until", "created_at"}
-    names, defaults = [], []
-    for field in Delivery._meta.concrete_fields:
-        if field.name not in chosen:
-            names.append(field.column)
-            defaults.append(field.get_db_prep_save(field.get_default(), connection))
-    return names, defaults
+    return tuple(f for f in Delivery._meta.concrete_fields if f.name not in chosen)
+
+
+def _defaults() -> list:
+    """Their default values, evaluated per statement (a callable default gives each
+    event its own value)."""
+    return [
+        f.get_db_prep_save(f.get_default(), connection)
+        for f in _defaulted_fields(connection.vendor)
+    ]
 
 
 def _insert_sql(where: str) -> str:
-    names, _ = _columns(connection.vendor)
+    names = [f.column for f in _defaulted_fields(connection.vendor)]
     new_id = "gen_random_uuid()" if connection.vendor == "postgresql" else f"{SQLITE_UUID}()"
     own = "id, event_id, webhook_id, status, max_attempts, next_attempt_at, enqueued_until"
     return (
@@ -124,7 +128,7 @@ def write(
     """
     sql_where, where_params = where
     prep = connection.ops.adapt_datetimefield_value
-    _, defaults = _columns(connection.vendor)
+    defaults = _defaults()
     params = [
         Delivery._meta.get_field("event").get_db_prep_save(event.pk, connection),
         Status.PENDING.value,

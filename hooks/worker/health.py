@@ -17,8 +17,10 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from hooks import conf, rows
+from hooks import conf
 from hooks.models import Webhook
+from hooks.outbox.event import emit
+from hooks.worker import rows
 
 log = logging.getLogger("hooks.health")
 
@@ -113,9 +115,10 @@ def _rule_broken(webhook: Webhook, now: datetime) -> str:
 
 
 def disable(webhook: Webhook, reason: str, now: datetime | None = None) -> bool:
-    """Disable the webhook, announce it (`webhook.disabled`) and email its owner."""
-    from hooks.outbox import emit
+    """Disable the webhook, announce it (`webhook.disabled`) and email its owner.
 
+    Called inside the worker's write transaction: the announcement is an ordinary
+    outbox event in that transaction, so it is sent only if the disabling commits."""
     now = now or timezone.now()
     changed = Webhook.objects.filter(pk=webhook.pk, disabled_at__isnull=True).update(
         disabled_at=now, disabled_reason=reason[:500]

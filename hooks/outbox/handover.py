@@ -1,0 +1,76 @@
+"""Handing deliveries to the broker: one pump task per batch of ids, sent once the
+transaction that wrote them commits. The Delivery table stays the source of truth; a
+task the broker loses is made good by the sweeper after ENQUEUE_GRACE."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from django.db import transaction
+from django_q.brokers import get_broker
+from django_q.tasks import async_task
+
+from hooks import conf, process
+
+# The broker has this long to start a delivery before the sweeper enqueues it again.
+ENQUEUE_GRACE = timedelta(seconds=60)
+TASK = "hooks.worker.tasks.deliver"
+MAX_TASKS_PER_ENQUEUE = 4
+
+
+def enqueue(ids: list) -> None:
+    """Hand deliveries to the broker: a pump task per batch, at most a few per call.
+
+    Pumps keep claiming whatever is due, so the ids beyond the first batches need no
+    task of their own; a lost task is made good by the sweeper.
+    """
+    size = conf.get().batch_size
+    for start in range(0, min(len(ids), size * MAX_TASKS_PER_ENQUEUE), size):
+        _async([str(i) for i in ids[start : start + size]])
+
+
+def enqueue_pump() -> None:
+    """One more pump with no ids of its own: it claims whatever is due."""
+    _async([])
+
+
+def _broker():
+    """One broker client per process (and per fork): django-q2 otherwise builds a new
+    one, with a new Redis connection, for every task it enqueues."""
+    state = process.current()
+    if state.broker is None:
+        state.broker = get_broker()
+    return state.broker
+
+
+def _async(ids: list) -> None:
+    async_task(TASK, ids, task_name="hooks.deliver", broker=_broker())
+
+
+class _Pending:
+    """Delivery ids written in one transaction, enqueued together when it commits."""
+
+    def __init__(self) -> None:
+        self.ids: list = []
+
+    def __call__(self) -> None:
+        ids, self.ids = self.ids, []
+        enqueue(ids)
+
+
+_local = threading.local()  # this thread's _Pending, while its transaction is open
+
+
+def enqueue_on_commit(ids: list) -> None:
+    """Enqueue after the current transaction commits, one hand-over per transaction
+    however many events it emits (a rolled-back one enqueues nothing)."""
+    connection = transaction.get_connection()
+    pending = getattr(_local, "pending", None)
+    registered = pending is not None and any(
+        entry[1] is pending for entry in connection.run_on_commit
+    )
+    if not registered:
+        pending = _local.pending = _Pending()
+        transaction.on_commit(pending, robust=True)
+    pending.ids.extend(ids)

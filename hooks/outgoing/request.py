@@ -1,0 +1,68 @@
+"""The request for one attempt: body, Standard Webhooks headers and signatures, basic
+auth and the webhook's own headers, the timeout; and the same headers as stored and
+shown, with credentials masked."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from hooks.conf import HookSettings
+from hooks.models import Delivery, Webhook
+from hooks.outgoing import signing
+from hooks.outgoing.body import body_for
+from hooks.outgoing.transport import OutgoingRequest
+
+MASK = "********"
+ALWAYS_MASKED = {"authorization", "proxy-authorization", "cookie"}
+
+
+def build(delivery: Delivery, settings: HookSettings, now: datetime) -> OutgoingRequest:
+    """The signed request for `delivery` at `now`. A delivery without a webhook (a job's
+    callback URL) is signed with its own `target_secret`, when it has one."""
+    webhook: Webhook | None = delivery.webhook
+    body = body_for(delivery)
+    timestamp = int(now.timestamp())
+    headers: dict[str, str] = dict(webhook.headers) if webhook else {}
+    headers.update(
+        {
+            "Content-Type": "application/json",
+            "User-Agent": settings.user_agent,
+            "webhook-id": str(delivery.id),
+            "webhook-timestamp": str(timestamp),
+            "X-Webhookhub-Event": delivery.event.type,
+        }
+    )
+    active_secrets = webhook.signing_secrets(now) if webhook else []
+    if not webhook and delivery.target_secret:
+        active_secrets = [delivery.target_secret]
+    if active_secrets:
+        headers["webhook-signature"] = signing.signature_header(
+            active_secrets, str(delivery.id), timestamp, body
+        )
+    if webhook:
+        headers["X-Webhookhub-Hook"] = str(webhook.pk)
+        if active_secrets and webhook.github_signature:
+            headers["X-Hub-Signature-256"] = signing.github_signature(webhook.secret, body)
+        if webhook.basic_auth_username:
+            token = f"{webhook.basic_auth_username}:{webhook.basic_auth_password}"
+            headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+    timeout = (
+        min(webhook.timeout or settings.timeout, settings.max_timeout)
+        if webhook
+        else settings.timeout
+    )
+    return OutgoingRequest(
+        url=delivery.url,
+        headers=headers,
+        body=body,
+        timeout=timeout,
+        connect_timeout=min(settings.connect_timeout, timeout),
+        verify_tls=webhook.verify_tls if webhook else True,
+    )
+
+
+def masked(headers: dict[str, str], webhook: Webhook | None) -> dict[str, str]:
+    """Request headers as stored and shown: credentials and custom values hidden."""
+    secret_names = ALWAYS_MASKED | {n.lower() for n in (webhook.headers if webhook else {})}
+    return {k: (MASK if k.lower() in secret_names else v) for k, v in headers.items()}

@@ -1,0 +1,57 @@
+"""What one process has learnt and holds, in one place: the engine's only mutable
+module-level state.
+
+- what the pump learnt about endpoints (in-flight bounds, which ones stall);
+- the claims' short-lived list of stopped webhooks;
+- whether environment-fed slots were brought in line;
+- the broker client, the sender threads and the HTTP connection pools, which must
+  not cross a fork: django-q2
+  forks its workers, so each process (pid) gets its own.
+
+Registries filled at start-up (event types, slots) are configuration, not state, and
+live with their modules. `reset()` is what tests call between cases.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ProcessState:
+    pid: int = field(default_factory=os.getpid)
+    # endpoint (webhook id or URL) -> current bound on requests in flight
+    endpoint_bounds: dict[Any, int] = field(default_factory=dict)
+    # endpoints whose last request got no answer: they send on the stall reserve
+    stalling: set = field(default_factory=set)
+    # (monotonic time read, ids of disabled or inactive webhooks)
+    stopped_webhooks: tuple[float, list[int]] = (0.0, [])
+    env_slots_synced: bool = False
+    broker: Any = None
+    executor: ThreadPoolExecutor | None = None
+    # (scheme, address, port, host, verify) -> urllib3 connection pool
+    pools: dict[tuple, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_state = ProcessState()
+
+
+def current() -> ProcessState:
+    """This process's state; a forked child starts from scratch."""
+    global _state
+    if _state.pid != os.getpid():
+        _state = ProcessState()
+    return _state
+
+
+def reset() -> None:
+    """Forget everything learnt (tests start each case from scratch). Sender threads
+    and connection pools are kept: they hold no knowledge, only resources."""
+    global _state
+    old = current()
+    _state = ProcessState(executor=old.executor, pools=old.pools, lock=old.lock)

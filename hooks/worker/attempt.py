@@ -1,0 +1,80 @@
+"""One delivery attempt, top to bottom: build the request → send it through the SSRF
+guard → record the attempt → decide the delivery's next step.
+
+`attempt()` is the first half (no database, so it runs on a sender thread);
+`recording.write()` the second (in a write transaction, for many attempts at once).
+`deliver()` is the whole path in one place; the pump runs the same two halves, only
+scheduling them (many in flight, recorded in batches with its next claim).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import as_completed
+
+from django.utils import timezone
+
+from hooks import conf
+from hooks.models import Attempt, Delivery
+from hooks.outgoing import transport
+from hooks.outgoing.request import build
+from hooks.worker import claims, recording, threads
+from hooks.worker.recording import Sent
+
+log = logging.getLogger("hooks.attempt")
+
+
+def send(request: transport.OutgoingRequest, settings: conf.HookSettings) -> transport.Result:
+    """POST through the SSRF guard (checked again at every attempt); never raises."""
+    return transport.send(
+        request, allowed=settings.allowed_networks, body_cap=settings.response_body_cap
+    )
+
+
+Sender = Callable[[transport.OutgoingRequest], transport.Result]
+
+
+def attempt(
+    delivery: Delivery,
+    token: uuid.UUID,
+    settings: conf.HookSettings,
+    sender: Sender | None = None,
+) -> Sent:
+    """Build the request and send it (with `sender`, by default `send`). A request that
+    cannot be built (a bad stored template or secret) is a failed attempt, not an
+    exception that sinks the batch."""
+    now = timezone.now()
+    try:
+        request = build(delivery, settings, now)
+    except Exception as exc:
+        log.exception("Could not build delivery %s", delivery.pk)
+        empty = transport.OutgoingRequest(delivery.url, {}, b"", 0, 0)
+        failed = transport.Result(error=f"Could not build the request: {exc}", started_at=now)
+        return Sent(delivery, token, empty, failed, built=False)
+    result = sender(request) if sender else send(request, settings)
+    return Sent(delivery, token, request, result)
+
+
+def deliver(token: uuid.UUID, deliveries: list[Delivery]) -> list[Attempt]:
+    """Attempt claimed deliveries now (concurrently on the sender threads), then record
+    the attempts and decide each delivery's next step, in one transaction."""
+    if not deliveries:
+        return []
+    settings = conf.get()
+    if len(deliveries) == 1:
+        sent = [attempt(deliveries[0], token, settings)]
+    else:
+        pool = threads.executor(settings.send_threads)
+        futures = [pool.submit(attempt, d, token, settings) for d in deliveries]
+        sent = [future.result() for future in as_completed(futures)]
+    return recording.record(sent)
+
+
+def deliver_due(limit: int | None = None) -> int:
+    """Claim and deliver whatever is due now, in this process (tests and tools); returns
+    how many attempts were made."""
+    settings = conf.get()
+    token, batch = claims.claim(None, limit or settings.batch_size, settings.claim_lease)
+    return len(deliver(token, batch))

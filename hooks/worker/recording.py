@@ -1,0 +1,138 @@
+"""Recording finished attempts: one Attempt row each (secrets masked, response capped),
+the delivery moved on to the step `retry.next_step` decides, and the webhook's health
+updated, in the caller's write transaction."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from hooks import conf
+from hooks.models import Attempt, Delivery, Webhook
+from hooks.outgoing.request import masked
+from hooks.outgoing.transport import OutgoingRequest, Result
+from hooks.worker import health
+from hooks.worker.retry import next_step
+
+log = logging.getLogger("hooks.recording")
+Status = Delivery.Status
+
+
+@dataclass
+class Sent:
+    """One finished attempt, waiting to be recorded."""
+
+    delivery: Delivery
+    token: uuid.UUID
+    request: OutgoingRequest
+    result: Result
+    built: bool = True  # False: the request could not be built, nothing went out
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _attempt_row(sent: Sent) -> Attempt:
+    d, request, result = sent.delivery, sent.request, sent.result
+    return Attempt(
+        delivery=d,
+        number=d.attempts,
+        trigger=Attempt.Trigger.MANUAL if d.manual else Attempt.Trigger.AUTOMATIC,
+        started_at=result.started_at or timezone.now(),
+        duration_ms=round(result.duration_ms, 2),
+        url=request.url,
+        request_headers=masked(request.headers, d.webhook),
+        request_body=_text(request.body),
+        response_status=result.status,
+        response_headers=result.headers,
+        response_body=_text(result.body),
+        error=result.error,
+        succeeded=result.ok,
+    )
+
+
+@dataclass
+class Recorded:
+    """Attempts written and deliveries moved on; what is left to do with them."""
+
+    batch: list[Sent]
+    attempts: list[Attempt]
+    outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
+    now: datetime
+
+    def update_health(self) -> None:
+        """Failure counters and disabling. Webhook rows are shared by every worker: they
+        are locked in one order (by id), so two workers cannot deadlock, and best as the
+        last thing before the commit, so the others wait on them the least."""
+        for webhook_id in sorted(self.outcomes):
+            webhook, outcomes = self.outcomes[webhook_id]
+            health.after_attempts(webhook, outcomes, self.now)
+
+    def log_failures(self) -> None:
+        for sent, attempt in zip(self.batch, self.attempts, strict=True):
+            if not sent.result.ok:
+                log.info(
+                    "Delivery %s attempt %s failed: %s",
+                    sent.delivery.pk,
+                    attempt.number,
+                    sent.result.error or f"HTTP {sent.result.status}",
+                )
+
+
+def write(batch: list[Sent]) -> Recorded:
+    """Record each attempt and move its delivery to the decided step (if this worker
+    still holds it): one INSERT for the attempts, one UPDATE per group of deliveries
+    that end alike, one per retried delivery. Runs inside the caller's transaction;
+    health is left to the caller (`Recorded.update_health`), to be done last."""
+    if not batch:
+        return Recorded([], [], {}, timezone.now())
+    settings = conf.get()
+    now = timezone.now()
+    attempts = [_attempt_row(sent) for sent in batch]
+    finished: dict[tuple, list] = defaultdict(list)
+    retried: list[tuple[Sent, dict]] = []
+    outcomes: dict[int, tuple[Webhook, list[health.Outcome]]] = {}
+    for sent in batch:
+        step = next_step(sent.delivery, sent.result, settings, now)
+        result = sent.result
+        if step["status"] == Status.PENDING:
+            retried.append((sent, step))
+        else:
+            finished[(sent.token, step["status"], result.status, result.error)].append(
+                sent.delivery.pk
+            )
+        if sent.delivery.webhook_id:
+            webhook = sent.delivery.webhook
+            outcome = health.Outcome(result.ok, result.status, step["status"] == Status.FAILED)
+            outcomes.setdefault(webhook.pk, (webhook, []))[1].append(outcome)
+    released = {"claim_token": None, "claimed_until": None, "manual": False}
+    Attempt.objects.bulk_create(attempts)
+    for (token, status, code, error), pks in finished.items():
+        Delivery.objects.filter(pk__in=pks, claim_token=token).update(
+            status=status, completed_at=now, next_attempt_at=None,
+            last_response_status=code, last_error=error, **released,
+        )  # fmt: skip
+    for sent, step in retried:
+        Delivery.objects.filter(pk=sent.delivery.pk, claim_token=sent.token).update(
+            last_response_status=sent.result.status, last_error=sent.result.error,
+            **step, **released,
+        )  # fmt: skip
+    return Recorded(batch, attempts, outcomes, now)
+
+
+def record(batch: list[Sent]) -> list[Attempt]:
+    """Record finished attempts and update the webhooks' health, in one transaction."""
+    if not batch:
+        return []
+    with transaction.atomic(savepoint=False):
+        recorded = write(batch)
+        recorded.update_health()
+    recorded.log_failures()
+    return recorded.attempts

@@ -1,0 +1,198 @@
+"""The project's import rules, read from the source (no code is run):
+
+- other apps reach the engine only through `hooks` (its public API) and `hooks.models`;
+- no import circle anywhere, counting imports inside functions too;
+- an import inside a function says why in a comment (app loading, usually).
+
+`python tests/test_layout.py [ROOT]` prints the violations found under ROOT.
+Tests and the benchmark are harnesses: they may reach into the engine's modules.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESSES = {"tests", "bench"}
+ENGINE = "hooks"
+OPEN_TO_APPS = {"hooks", "hooks.models"}
+
+
+@dataclass(frozen=True)
+class Import:
+    source: str  # the importing module
+    target: str  # the imported module
+    line: int
+    in_function: bool
+    commented: bool
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def first_party(root: Path) -> dict[str, Path]:
+    """Every module of the project's packages (folders with an __init__.py), migrations
+    left out."""
+    modules = {}
+    for init in sorted(root.glob("*/__init__.py")):
+        package = init.parent
+        if package.name.startswith("."):
+            continue
+        for path in package.rglob("*.py"):
+            if "migrations" in path.parts or ".venv" in path.parts:
+                continue
+            modules[_module_name(path, root)] = path
+    return modules
+
+
+def _resolve(module: str, names: list[str], known: dict[str, Path]) -> list[str]:
+    """`from module import a, b`: the submodules a and b when they are modules, else
+    the module itself."""
+    targets = {f"{module}.{n}" if f"{module}.{n}" in known else module for n in names}
+    return sorted(targets)
+
+
+def _has_comment(lines: list[str], node: ast.stmt) -> bool:
+    """A comment on the import's line(s), or just above the block of imports it is in."""
+    span = lines[node.lineno - 1 : (node.end_lineno or node.lineno)]
+    above = node.lineno - 2
+    while above >= 0 and lines[above].strip().startswith(("from ", "import ")):
+        above -= 1
+    return any("#" in line for line in span) or (
+        above >= 0 and lines[above].strip().startswith("#")
+    )
+
+
+def imports_of(module: str, path: Path, known: dict[str, Path]) -> list[Import]:
+    text = path.read_text()
+    lines = text.splitlines()
+    found: list[Import] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inside = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+            targets: list[str] = []
+            if isinstance(child, ast.Import):
+                targets = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
+                targets = _resolve(child.module, [a.name for a in child.names], known)
+            for target in targets:
+                if target.split(".")[0] in {m.split(".")[0] for m in known}:
+                    found.append(
+                        Import(
+                            module, target, child.lineno, in_function, _has_comment(lines, child)
+                        )
+                    )
+            visit(child, inside)
+
+    visit(ast.parse(text), False)
+    return found
+
+
+def all_imports(root: Path) -> list[Import]:
+    known = first_party(root)
+    return [imp for module, path in known.items() for imp in imports_of(module, path, known)]
+
+
+def private_engine_imports(root: Path) -> list[str]:
+    """Modules outside hooks/ (harnesses aside) importing hooks.<x> other than models."""
+    return [
+        f"{imp.source}:{imp.line} imports {imp.target}"
+        for imp in all_imports(root)
+        if imp.source.split(".")[0] not in {ENGINE, *HARNESSES}
+        and imp.target.split(".")[0] == ENGINE
+        and imp.target not in OPEN_TO_APPS
+    ]
+
+
+def circles(root: Path) -> list[list[str]]:
+    """Import circles between modules (strongly connected components, Tarjan)."""
+    graph: dict[str, set[str]] = {}
+    for imp in all_imports(root):
+        if imp.target != imp.source:
+            graph.setdefault(imp.source, set()).add(imp.target)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return found
+
+
+def unexplained_function_imports(root: Path) -> list[str]:
+    return [
+        f"{imp.source}:{imp.line} imports {imp.target} inside a function without saying why"
+        for imp in all_imports(root)
+        if imp.in_function and not imp.commented and imp.source.split(".")[0] not in HARNESSES
+    ]
+
+
+def test_other_apps_use_only_the_public_api_and_models():
+    assert private_engine_imports(ROOT) == []
+
+
+def test_no_import_circle():
+    assert circles(ROOT) == []
+
+
+def test_imports_inside_functions_say_why():
+    assert unexplained_function_imports(ROOT) == []
+
+
+def test_the_checker_sees_a_circle_and_a_private_import(tmp_path):
+    """The rules are not vacuous: a small tree that breaks both is caught."""
+    for package, files in {
+        "hooks": {"__init__.py": "", "a.py": "from hooks import b\n", "b.py": "def f():\n    from hooks import a\n"},
+        "jobs": {"__init__.py": "", "x.py": "from hooks.a import thing\nfrom hooks.models import M\n"},
+    }.items():  # fmt: skip
+        (tmp_path / package).mkdir()
+        for name, text in files.items():
+            (tmp_path / package / name).write_text(text)
+    assert circles(tmp_path) == [["hooks.a", "hooks.b"]]
+    assert private_engine_imports(tmp_path) == ["jobs.x:1 imports hooks.a"]
+    assert unexplained_function_imports(tmp_path) == [
+        "hooks.b:2 imports hooks.a inside a function without saying why"
+    ]
+
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT
+    problems = [
+        *private_engine_imports(root),
+        *(" → ".join(c) + " (circle)" for c in circles(root)),
+        *unexplained_function_imports(root),
+    ]
+    print("\n".join(problems) or "No violations.")
+    sys.exit(1 if problems else 0)
