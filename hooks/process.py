@@ -44,8 +44,9 @@ _state = ProcessState()
 def current() -> ProcessState:
     """This process's state; a forked child starts from scratch."""
     global _state
-    if _state.pid != os.getpid():
-        _state = ProcessState()
+    pid = os.getpid()
+    if _state.pid != pid:
+        _state = ProcessState(pid=pid)
     return _state
 
 

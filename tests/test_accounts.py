@@ -93,6 +93,24 @@ def test_webhook_url_alone_works(client, receiver, monkeypatch):
     assert slots.effective("signup") == (receiver.url, "env")
 
 
+def test_emit_writes_no_webhook_rows_in_the_callers_transaction(receiver, monkeypatch):
+    """Env-fed slots are not synced by emit(): a write there would ride on the caller's
+    transaction (and vanish with its rollback while the process believed it done)."""
+    monkeypatch.setenv("WEBHOOK_URL", receiver.url)
+    before = Webhook.objects.count()
+    User.objects.create_user("z", "z@example.com", "pw")  # emits user.signup
+    assert Webhook.objects.count() == before
+
+
+def test_a_web_request_brings_env_fed_slots_in_line_before_its_view(client, receiver, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_URL", receiver.url)
+    client.get("/")  # any page: the sync runs on request_started, outside any transaction
+    assert slots.webhook("signup").url == receiver.url
+    monkeypatch.delenv("WEBHOOK_URL")
+    call_command("migrate", verbosity=0)  # and after every migrate
+    assert slots.webhook("signup") is None
+
+
 def test_a_url_saved_in_the_admin_wins_over_webhook_url(admin_client, receiver, monkeypatch):
     from hooks.tools.receiver import Receiver
 

@@ -28,3 +28,36 @@ def test_bad_settings_fail_the_system_check(settings, name, value, message):
 
 def test_default_settings_pass_the_check():
     call_command("check")
+
+
+def test_every_webhook_default_is_defined_once_in_hooks_conf():
+    """settings.py takes each WEBHOOK_* default from hooks' SETTING_DEFAULTS, never a
+    literal of its own, so the code, the checks and the environment agree."""
+    import ast
+    from pathlib import Path
+
+    import hooks
+
+    source = Path(__file__).resolve().parent.parent / "webhookhub" / "settings.py"
+    read = []
+    for node in ast.walk(ast.parse(source.read_text())):
+        if not (isinstance(node, ast.Call) and node.args):
+            continue
+        name = node.args[0]
+        if isinstance(name, ast.Constant) and str(name.value).startswith("WEBHOOK_"):
+            default = next(k.value for k in node.keywords if k.arg == "default")
+            assert isinstance(default, ast.Subscript), f"{name.value} has a literal default"
+            assert default.slice.value == name.value
+            read.append(name.value)
+    settable = set(hooks.SETTING_DEFAULTS) - {"WEBHOOK_MAX_TIMEOUT"}
+    assert sorted(read) == sorted(settable)
+
+
+def test_a_setting_left_out_is_checked_and_used_at_the_same_default(settings):
+    from hooks import conf
+
+    del settings.WEBHOOK_RETRY_SCHEDULE
+    del settings.WEBHOOK_TIMEOUT
+    call_command("check")
+    assert conf.get().retry_schedule == conf.DEFAULT_RETRY_SCHEDULE
+    assert conf.get().timeout == conf.DEFAULTS["WEBHOOK_TIMEOUT"]

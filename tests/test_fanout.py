@@ -124,3 +124,16 @@ def test_sqlite_connections_opened_before_the_first_emit_can_make_delivery_ids(t
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "32"
+
+
+def test_a_field_default_is_evaluated_for_every_event(monkeypatch, receiver):
+    """The INSERT … SELECT fills the columns it does not set with their defaults; a
+    callable default gives each event's deliveries their own value, not one value
+    frozen at the first emit() of the process."""
+    field = Delivery._meta.get_field("last_error")
+    values = iter(["first", "second"])
+    monkeypatch.setattr(field, "_get_default", lambda: next(values))
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    emit(TEST_EVENT, {"n": 2})
+    assert sorted(Delivery.objects.values_list("last_error", flat=True)) == ["first", "second"]

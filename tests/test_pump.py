@@ -242,3 +242,27 @@ def test_requests_out_on_the_stall_reserve_do_not_count_against_the_capacity():
         p.on_reserve.add(future)
     p.in_flight[Future()] = (None, None, None)  # one to an endpoint that answers
     assert p.holding() == 1
+
+
+def test_a_request_that_cannot_be_built_is_a_failed_attempt_on_every_path(receiver, monkeypatch):
+    """The pump and send_now run the same attempt: a delivery whose request cannot be
+    built is recorded as a failed attempt (and retried), never lost, and its endpoint is
+    not taken for one that stalls."""
+    from hooks import send_now
+    from hooks.worker import attempt
+
+    def broken(*args):
+        raise ValueError("bad stored template")
+
+    monkeypatch.setattr(attempt, "build", broken)
+    hook = make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    pump = Pump()
+    assert pump.drain() == 1
+    delivery = Delivery.objects.get()
+    assert delivery.status == "pending" and delivery.attempts == 1
+    assert "Could not build the request: bad stored template" in delivery.last_error
+    assert hook.pk not in pump.stalling
+    [now] = send_now(TEST_EVENT, {"n": 2}, webhooks=[hook])
+    assert not now.succeeded and "Could not build the request" in now.error
+    assert receiver.requests == []

@@ -14,7 +14,7 @@ from hooks import emit
 from hooks.models import Delivery
 from hooks.worker import schedules
 from hooks.worker.sweeper import enqueue_due, sweep, sweep_once
-from hooks.worker.tasks import deliver
+from hooks.worker.tasks import pump
 from tests.conftest import TEST_EVENT, make_webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,7 +43,7 @@ def test_a_lost_enqueue_is_found_by_the_sweeper(receiver):
     assert enqueue_due(later) == 1
     [[delivery_id]] = broker_task_ids()
     assert delivery_id == str(delivery.pk)
-    assert deliver([delivery_id]) == 1 and len(receiver.requests) == 1
+    assert pump([delivery_id]) == 1 and len(receiver.requests) == 1
     assert enqueue_due(later + timedelta(minutes=2)) == 0  # delivered: nothing left
 
 
@@ -62,7 +62,7 @@ def test_deliver_ignores_ids_that_are_not_due_or_done(receiver):
     emit(TEST_EVENT, {"n": 1})
     delivery = Delivery.objects.get()
     Delivery.objects.update(next_attempt_at=timezone.now() + timedelta(hours=1))
-    assert deliver([str(delivery.pk)]) == 0
+    assert pump([str(delivery.pk)]) == 0
     assert receiver.requests == []
 
 

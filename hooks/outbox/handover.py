@@ -15,7 +15,7 @@ from hooks import conf, process
 
 # The broker has this long to start a delivery before the sweeper enqueues it again.
 ENQUEUE_GRACE = timedelta(seconds=60)
-TASK = "hooks.worker.tasks.deliver"
+TASK = "hooks.worker.tasks.pump"
 MAX_TASKS_PER_ENQUEUE = 4
 
 
@@ -45,7 +45,7 @@ def _broker():
 
 
 def _async(ids: list) -> None:
-    async_task(TASK, ids, task_name="hooks.deliver", broker=_broker())
+    async_task(TASK, ids, task_name="hooks.pump", broker=_broker())
 
 
 class _Pending:

@@ -6,7 +6,7 @@ from hooks.worker import sweeper
 from hooks.worker.pump import Pump
 
 
-def deliver(ids: list[str]) -> int:
+def pump(ids: list[str]) -> int:
     """The pump task: send these deliveries (those still due and unclaimed), then keep
     claiming whatever else is due until nothing is left or its time is up."""
     return Pump().drain(ids or None)
