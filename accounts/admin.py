@@ -41,7 +41,7 @@ class SiteConfigAdmin(admin.ModelAdmin):
         return "on" if user_webhooks_enabled() else "off"
 
     def has_add_permission(self, request) -> bool:
-        return not SiteConfig.objects.exists()
+        return super().has_add_permission(request) and not SiteConfig.objects.exists()
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -49,6 +49,7 @@ class WebhookAdmin(admin.ModelAdmin):
             wrapped = self.admin_site.admin_view(partial(func, model_admin=self))
             return path(f"<int:pk>/{path_suffix}/", wrapped, name=f"hooks_webhook_{name_suffix}")
 
+        # Each view checks the webhook's view or change permission itself (admin_views).
         return [
             view(admin_views.send_test, "test", "test"),
             view(admin_views.rotate_secret, "rotate", "rotate-secret"),

@@ -1,10 +1,15 @@
 """Admin pages beyond the model admin: test ping, secret rotation, re-enable, replay,
-and the redelivery confirmation."""
+and the redelivery confirmation.
+
+Each checks the same model permission as the page it belongs to: looking needs the
+webhook's view permission, acting (sending, rotating, enabling, replaying) its change
+permission; without it the answer is 403 and nothing happens."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -20,6 +25,19 @@ from hooks.tools.forms import ReplayForm, SlotForm
 from hooks.worker import health
 
 
+def _webhook(request: HttpRequest, model_admin, pk: int, *, change: bool) -> Webhook:
+    """The webhook, if the user may see it (and change it, when `change`)."""
+    webhook = get_object_or_404(Webhook, pk=pk)
+    allowed = (
+        model_admin.has_change_permission(request, webhook)
+        if change
+        else model_admin.has_view_permission(request, webhook)
+    )
+    if not allowed:
+        raise PermissionDenied
+    return webhook
+
+
 def _change_url(webhook: Webhook) -> str:
     return reverse("admin:hooks_webhook_change", args=[webhook.pk])
 
@@ -30,7 +48,7 @@ def _replay_url(webhook: Webhook) -> str:
 
 @require_POST
 def send_test(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
-    webhook = get_object_or_404(Webhook, pk=pk)
+    webhook = _webhook(request, model_admin, pk, change=True)
     since = webhook.failing_since or webhook.disabled_at
     result = ping.ping(webhook)
     level = messages.SUCCESS if result.ok else messages.ERROR
@@ -55,7 +73,7 @@ def send_test(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
 
 @require_POST
 def rotate_secret(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
-    webhook = get_object_or_404(Webhook, pk=pk)
+    webhook = _webhook(request, model_admin, pk, change=True)
     secret = webhook.rotate_secret()
     model_admin.message_user(
         request,
@@ -71,7 +89,7 @@ def rotate_secret(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
 
 @require_POST
 def enable(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
-    webhook = get_object_or_404(Webhook, pk=pk)
+    webhook = _webhook(request, model_admin, pk, change=True)
     since = webhook.failing_since or webhook.disabled_at
     health.enable(webhook)
     model_admin.message_user(request, f"“{webhook.name}” is enabled again.", messages.SUCCESS)
@@ -80,8 +98,9 @@ def enable(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
 
 
 def replay(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
-    """GET: choose a period and see how many; POST with confirm: queue them."""
-    webhook = get_object_or_404(Webhook, pk=pk)
+    """GET: choose a period and see how many (view permission); POST with confirm: queue
+    them (change permission)."""
+    webhook = _webhook(request, model_admin, pk, change=request.method == "POST")
     data = request.POST if request.method == "POST" else (request.GET or None)
     form = ReplayForm(data)
     count = None
@@ -145,7 +164,7 @@ def _extras_form(extras, data):
 def server_configuration(request: HttpRequest) -> HttpResponse:
     """The named server hooks (signup, queue start, ...): a URL and JSON data each."""
     if not request.user.has_perm("hooks.change_webhook"):
-        return HttpResponseRedirect(reverse("admin:index"))
+        raise PermissionDenied
     slots.sync_all_env()
     slot_forms = []
     for slot in slots.all_slots():

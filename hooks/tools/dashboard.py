@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -55,6 +56,7 @@ def bars(summary: stats.Summary) -> list[Bar]:
 
 
 @staff_member_required
+@permission_required("hooks.view_delivery", raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
     period = request.GET.get("period", "24h")
     if period not in stats.PERIODS:
