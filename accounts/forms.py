@@ -97,4 +97,4 @@ class NotificationWebhookForm(forms.Form):
 
     def clean_url(self) -> str:
         url = self.cleaned_data.get("url", "").strip()
-        return hooks.validate_target_url(url) if url else ""
+        return hooks.validate_target_url(url, user_supplied=True) if url else ""

@@ -6,18 +6,23 @@ same default the code uses.
 
 from __future__ import annotations
 
+import os
+
 from django.core.checks import Error, register
 
+from hooks import slots
 from hooks.conf import parse_networks, value
+from hooks.outgoing import ssrf
 
 
 @register()
 def webhook_settings(app_configs=None, **kwargs) -> list[Error]:
     errors: list[Error] = []
-    try:
-        parse_networks(value("WEBHOOK_ALLOWED_NETWORKS"))
-    except ValueError as exc:
-        errors.append(Error(f"WEBHOOK_ALLOWED_NETWORKS: {exc}.", id="hooks.E001"))
+    for name in ("WEBHOOK_ALLOWED_NETWORKS", "WEBHOOK_USER_ALLOWED_NETWORKS"):
+        try:
+            parse_networks(value(name))
+        except ValueError as exc:
+            errors.append(Error(f"{name}: {exc}.", id="hooks.E001"))
     max_timeout = value("WEBHOOK_MAX_TIMEOUT")
     if not 0 < value("WEBHOOK_TIMEOUT") <= max_timeout:
         errors.append(
@@ -36,4 +41,26 @@ def webhook_settings(app_configs=None, **kwargs) -> list[Error]:
     for name in ("WEBHOOK_SEND_THREADS", "WEBHOOK_BATCH_SIZE"):
         if value(name) < 1:
             errors.append(Error(f"{name} must be at least 1.", id="hooks.E004"))
+    return errors
+
+
+@register()
+def slot_urls_from_environment(app_configs=None, **kwargs) -> list[Error]:
+    """A slot's URL from the environment (WEBHOOK_URL) follows the same rules as one
+    saved in the admin."""
+    errors: list[Error] = []
+    try:
+        allowed = parse_networks(value("WEBHOOK_ALLOWED_NETWORKS"))
+    except ValueError:
+        return []  # reported by webhook_settings
+    for slot in slots.all_slots():
+        url = os.environ.get(slot.env_var, "") if slot.env_var else ""
+        if not url:
+            continue
+        try:
+            refusal = ssrf.literal_refusal(url, allowed)
+        except ssrf.UnsafeURL as exc:
+            refusal = str(exc).rstrip(".")
+        if refusal:
+            errors.append(Error(f"{slot.env_var}: {refusal}.", id="hooks.E005"))
     return errors

@@ -21,7 +21,11 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Setting name -> default. The environment variable of the same name overrides it
 # (webhookhub/settings.py), except WEBHOOK_MAX_TIMEOUT, which is fixed.
 DEFAULTS: dict[str, Any] = {
+    # Exempt from the SSRF guard: for webhooks staff configure (server scope) ...
     "WEBHOOK_ALLOWED_NETWORKS": (),
+    # ... and for URLs users supply (their notification webhook, a job's callback URL,
+    # namespace webhooks): separate, so the operator's exemption is not theirs.
+    "WEBHOOK_USER_ALLOWED_NETWORKS": (),
     "WEBHOOK_TIMEOUT": 15.0,
     "WEBHOOK_CONNECT_TIMEOUT": 5.0,
     # Standard Webhooks' example schedule, about three days.
@@ -48,6 +52,7 @@ CLAIM_LEASE_MARGIN = 60.0
 @dataclass(frozen=True)
 class HookSettings:
     allowed_networks: tuple[IPNetwork, ...]
+    user_allowed_networks: tuple[IPNetwork, ...]
     timeout: float
     connect_timeout: float
     max_timeout: float
@@ -71,6 +76,11 @@ def value(name: str) -> Any:
     return getattr(settings, name, DEFAULTS[name])
 
 
+def exempt_networks(settings: HookSettings, user_supplied: bool) -> tuple[IPNetwork, ...]:
+    """The SSRF guard's exemptions for a URL staff configured, or one a user supplied."""
+    return settings.user_allowed_networks if user_supplied else settings.allowed_networks
+
+
 def parse_networks(values: list[str] | tuple[str, ...]) -> tuple[IPNetwork, ...]:
     """CIDRs (or single addresses) to networks; raises ValueError naming the bad one."""
     networks = []
@@ -90,6 +100,7 @@ def get() -> HookSettings:
     max_timeout = float(value("WEBHOOK_MAX_TIMEOUT"))
     return HookSettings(
         allowed_networks=parse_networks(value("WEBHOOK_ALLOWED_NETWORKS")),
+        user_allowed_networks=parse_networks(value("WEBHOOK_USER_ALLOWED_NETWORKS")),
         timeout=float(value("WEBHOOK_TIMEOUT")),
         connect_timeout=float(value("WEBHOOK_CONNECT_TIMEOUT")),
         max_timeout=max_timeout,

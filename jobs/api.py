@@ -99,7 +99,7 @@ def parse_submission(body: dict) -> dict:
         raise ApiError("'webhook' must be a URL string.", "webhook")
     if webhook:
         try:
-            hooks.validate_target_url(webhook)
+            hooks.validate_target_url(webhook, user_supplied=True)
         except ValidationError as exc:
             raise ApiError(exc.messages[0], "webhook") from None
     policy = body.get("policy")

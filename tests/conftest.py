@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def allow_loopback(settings):
     """Receivers run on 127.0.0.1; the default (refusing it) is proven in test_ssrf."""
     settings.WEBHOOK_ALLOWED_NETWORKS = LOOPBACK
+    settings.WEBHOOK_USER_ALLOWED_NETWORKS = LOOPBACK
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed
 
 

@@ -39,6 +39,7 @@ def worker_env() -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": database_url(),
         "WEBHOOK_ALLOWED_NETWORKS": ",".join(LOOPBACK),
+        "WEBHOOK_USER_ALLOWED_NETWORKS": ",".join(LOOPBACK),
         "REDIS_URL": getattr(settings, "REDIS_URL", ""),
         "Q_WORKERS": "2",
         "JOB_WORKERS": "2",

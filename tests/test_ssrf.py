@@ -41,6 +41,7 @@ REFUSED_HOSTS = [
 @pytest.fixture
 def default_settings(settings):
     settings.WEBHOOK_ALLOWED_NETWORKS = []
+    settings.WEBHOOK_USER_ALLOWED_NETWORKS = []
 
 
 @pytest.mark.parametrize("host", REFUSED_HOSTS)

@@ -24,12 +24,16 @@ def validate(
     event_type: str, payload: dict, target_url: str | None
 ) -> tuple[catalog.EventType, conf.HookSettings]:
     """Everything about an event that can be refused, checked before anything is written:
-    UnknownEventType, TypeError / PayloadTooLarge, or ssrf.UnsafeURL."""
+    UnknownEventType, TypeError / PayloadTooLarge, or ssrf.UnsafeURL. A `target_url`
+    (a job's callback) is a URL a user supplied: a loopback, private or metadata
+    address written as such is refused now, not retried at send time."""
     spec = catalog.get(event_type)
     settings = conf.get()
     _check_payload(payload, settings)
     if target_url:
-        ssrf.parse(target_url)
+        refusal = ssrf.literal_refusal(target_url, settings.user_allowed_networks)
+        if refusal:
+            raise ssrf.UnsafeURL(f"This address is not allowed: {refusal}.")
     return spec, settings
 
 

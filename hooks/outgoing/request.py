@@ -8,7 +8,7 @@ import base64
 from datetime import datetime
 
 from hooks.conf import HookSettings
-from hooks.models import Delivery, Webhook
+from hooks.models import Delivery, Scope, Webhook
 from hooks.outgoing import signing
 from hooks.outgoing.body import body_for
 from hooks.outgoing.transport import OutgoingRequest
@@ -59,7 +59,15 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
         timeout=timeout,
         connect_timeout=min(settings.connect_timeout, timeout),
         verify_tls=webhook.verify_tls if webhook else True,
+        user_supplied=user_supplied(delivery),
     )
+
+
+def user_supplied(delivery: Delivery) -> bool:
+    """A URL a user gave (a user or namespace webhook, a job's callback), as opposed to
+    a server webhook staff configured."""
+    webhook = delivery.webhook
+    return webhook is None or webhook.scope != Scope.SERVER
 
 
 def masked(headers: dict[str, str], webhook: Webhook | None) -> dict[str, str]:

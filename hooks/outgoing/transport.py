@@ -38,6 +38,9 @@ class OutgoingRequest:
     timeout: float
     connect_timeout: float
     verify_tls: bool = True
+    # Supplied by a user (their webhook, a job's callback URL), not configured by staff:
+    # the SSRF guard applies WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's.
+    user_supplied: bool = False
 
 
 @dataclass

@@ -19,10 +19,12 @@ RESERVED_HEADERS = {
 }  # fmt: skip
 
 
-def validate_target_url(url: str) -> str:
-    """URL rules shared by every form that takes a webhook URL."""
+def validate_target_url(url: str, *, user_supplied: bool = False) -> str:
+    """URL rules shared by every form that takes a webhook URL. A URL a user supplies
+    (not staff) is held to WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's
+    exemptions."""
     try:
-        refusal = ssrf.literal_refusal(url, conf.get().allowed_networks)
+        refusal = ssrf.literal_refusal(url, conf.exempt_networks(conf.get(), user_supplied))
     except ssrf.UnsafeURL as exc:
         raise ValidationError(str(exc)) from None
     if refusal:
@@ -112,7 +114,7 @@ class WebhookForm(forms.ModelForm):
         )
 
     def clean_url(self) -> str:
-        return validate_target_url(self.cleaned_data["url"].strip())
+        return self.cleaned_data["url"].strip()
 
     def clean_data_template(self) -> str:
         return validate_template(self.cleaned_data.get("data_template", ""))
@@ -143,6 +145,11 @@ class WebhookForm(forms.ModelForm):
             self.add_error("owner", "A user webhook needs its user.")
         if scope == Scope.NAMESPACE and not data.get("namespace"):
             self.add_error("namespace", "A namespace webhook needs its namespace.")
+        if data.get("url"):  # a user's or namespace's webhook follows their rules
+            try:
+                validate_target_url(data["url"], user_supplied=scope != Scope.SERVER)
+            except ValidationError as exc:
+                self.add_error("url", exc)
         for field in ("name", "basic_auth_username"):
             if any(c in data.get(field, "") for c in "\r\n"):
                 self.add_error(field, "This may not contain line breaks.")

@@ -28,9 +28,8 @@ log = logging.getLogger("hooks.attempt")
 
 def send(request: transport.OutgoingRequest, settings: conf.HookSettings) -> transport.Result:
     """POST through the SSRF guard (checked again at every attempt); never raises."""
-    return transport.send(
-        request, allowed=settings.allowed_networks, body_cap=settings.response_body_cap
-    )
+    allowed = conf.exempt_networks(settings, request.user_supplied)
+    return transport.send(request, allowed=allowed, body_cap=settings.response_body_cap)
 
 
 Sender = Callable[[transport.OutgoingRequest], transport.Result]
