@@ -173,8 +173,15 @@ class Delivery(models.Model):
     target_url = models.CharField(
         max_length=2000, blank=True, help_text="Explicit URL of a delivery without a webhook."
     )
-    target_secret = models.CharField(
-        max_length=200, blank=True, help_text="Signing secret of a delivery without a webhook."
+    # A delivery without a webhook is signed with this webhook's secrets (read at each
+    # attempt, never copied here); none: unsigned.
+    signed_by = models.ForeignKey(
+        Webhook,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Whose secret signs a delivery without a webhook (a job's callback).",
     )
     retry_schedule = models.JSONField(
         null=True, blank=True, help_text="Seconds before each attempt, when not the hub's."

@@ -83,7 +83,7 @@ def _final_events(job: Job) -> None:
             events.CALLBACK,
             job.status_json(with_input=True),
             target_url=job.webhook,
-            target_secret=callback_secret(job.user),
+            target_signer=callback_signer(job.user),
             target_schedule=CALLBACK_SCHEDULE,
             audience=(),
         )
@@ -93,16 +93,17 @@ def _final_events(job: Job) -> None:
         hooks.emit(events.MANUAL_JOB, events.flat(job), audience=(hooks.SERVER,))
 
 
-def callback_secret(user) -> str:
-    """The secret a job's callback is signed with: its owner's notification-webhook
-    secret, or none (unsigned, as RunPod sends it).
+def callback_signer(user):
+    """Whose secret signs a job's callback: its owner's notification webhook when it
+    signs, or nobody (unsigned, as RunPod sends it). The hub reads the secret at each
+    attempt; it is never copied into the delivery.
 
     By design: RunPod signs nothing, and a job's callback URL is given per request,
     with no place for a secret. A user who turned on signing for their notification
     webhook already verifies that secret, so their callbacks become verifiable with
     it too; someone who did not gets RunPod's unsigned callback."""
     notification = webhook_of(user)
-    return notification.secret if notification else ""
+    return notification if notification and notification.secret else None
 
 
 def cancel(job: Job) -> bool:

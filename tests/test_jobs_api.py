@@ -131,6 +131,40 @@ def test_per_job_webhook_gets_the_runpod_callback_signed_with_the_users_secret(a
     assert callback.retry_schedule[:3] == [0, 10, 10]  # RunPod: two retries 10 s apart
 
 
+def test_the_users_secret_is_never_copied_into_the_callback_or_shown(
+    api, ann, receiver, admin_client
+):
+    """The callback names the notification webhook whose secret signs it; the secret
+    stays in that one place, and a rotation applies to pending callbacks too."""
+    hook, _ = notification.save(ann, "https://example.com/notify", signed=True)
+    job_id = submit(api, input={"prompt": "x"}, webhook=receiver.url)
+    runner.run(job_id)
+    callback = Delivery.objects.get(target_url=receiver.url)
+    assert callback.signed_by_id == hook.pk
+    stored = json.dumps(list(Delivery.objects.filter(pk=callback.pk).values()), default=str)
+    assert hook.secret not in stored and "whsec_" not in stored
+    page = admin_client.get(f"/admin/hooks/delivery/{callback.pk}/change/").content.decode()
+    assert page.count("whsec_") == 0
+    old = hook.secret
+    new = hook.rotate_secret()
+    deliver_due()
+    [request] = receiver.requests
+    Verifier(new).verify(request.body, request.headers)  # the current secret signs
+    Verifier(old).verify(request.body, request.headers)  # and the old one, for a day
+    page = admin_client.get(f"/admin/hooks/delivery/{callback.pk}/change/").content.decode()
+    assert new not in page and old not in page
+
+
+def test_a_callback_without_a_signing_notification_webhook_is_unsigned(api, ann, receiver):
+    notification.save(ann, "https://example.com/notify", signed=False)
+    job_id = submit(api, webhook=receiver.url)
+    runner.run(job_id)
+    deliver_due()
+    [request] = receiver.requests
+    assert "webhook-signature" not in {k.lower() for k in request.headers}
+    assert Delivery.objects.get(target_url=receiver.url).signed_by_id is None
+
+
 def test_a_failed_callback_is_retried_after_10_seconds(api, receiver):
     from hooks.tools.receiver import Reply
 

@@ -9,10 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from hooks import catalog, conf
-from hooks.models import Delivery, Event
+from hooks.models import Delivery, Event, Webhook
 from hooks.outbox import fanout
 from hooks.outbox.handover import ENQUEUE_GRACE, enqueue_on_commit
-from hooks.outgoing import signing, ssrf
+from hooks.outgoing import ssrf
 from hooks.outgoing.body import encode_json
 
 
@@ -67,7 +67,7 @@ def emit(
     user=None,
     namespace: Any = None,
     target_url: str | None = None,
-    target_secret: str = "",
+    target_signer: Webhook | None = None,
     target_schedule: tuple[float, ...] | None = None,
     audience: tuple[str, ...] | None = None,
 ) -> Event:
@@ -77,14 +77,13 @@ def emit(
     `user` and `namespace` scope the event (their webhooks receive it as well as
     the server's); `audience` limits it to webhooks of those scopes (e.g. ("user",));
     `target_url` adds one delivery to that URL (a per-job callback), signed with
-    `target_secret` when given and retried on `target_schedule` (seconds before each
-    attempt) instead of the hub's schedule.
-    Raises UnknownEventType, TypeError / PayloadTooLarge, ssrf.UnsafeURL or (for a
-    malformed `target_secret`) ValueError — and then writes nothing.
+    `target_signer`'s secrets when given (read at each attempt, never copied) and
+    retried on `target_schedule` (seconds before each attempt) instead of the hub's
+    schedule.
+    Raises UnknownEventType, TypeError / PayloadTooLarge or ssrf.UnsafeURL — and then
+    writes nothing.
     """
     spec, settings = validate(event_type, payload, target_url)
-    if target_secret:
-        signing.secret_key(target_secret)  # ValueError for a malformed secret
     now = timezone.now()
     namespace = namespace_key(namespace)
     attempts = len(settings.retry_schedule)
@@ -101,7 +100,7 @@ def emit(
             callback = Delivery.objects.create(
                 event=event,
                 target_url=target_url,
-                target_secret=target_secret,
+                signed_by=target_signer,
                 retry_schedule=schedule,
                 max_attempts=len(schedule) if schedule else attempts,
                 next_attempt_at=now,

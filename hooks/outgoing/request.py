@@ -19,7 +19,8 @@ ALWAYS_MASKED = {"authorization", "proxy-authorization", "cookie"}
 
 def build(delivery: Delivery, settings: HookSettings, now: datetime) -> OutgoingRequest:
     """The signed request for `delivery` at `now`. A delivery without a webhook (a job's
-    callback URL) is signed with its own `target_secret`, when it has one."""
+    callback URL) is signed with the secrets of the webhook it names in `signed_by`
+    (loaded with it by the claim), when it names one."""
     webhook: Webhook | None = delivery.webhook
     body = body_for(delivery)
     timestamp = int(now.timestamp())
@@ -33,9 +34,8 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
             "X-Webhookhub-Event": delivery.event.type,
         }
     )
-    active_secrets = webhook.signing_secrets(now) if webhook else []
-    if not webhook and delivery.target_secret:
-        active_secrets = [delivery.target_secret]
+    signer = webhook or (delivery.signed_by if delivery.signed_by_id else None)
+    active_secrets = signer.signing_secrets(now) if signer else []
     if active_secrets:
         headers["webhook-signature"] = signing.signature_header(
             active_secrets, str(delivery.id), timestamp, body

@@ -138,12 +138,17 @@ def _claim(targets: QuerySet, values: dict, token: uuid.UUID) -> list[Delivery]:
 
 def _joined(source: str, where: str, params: list, prefix: str = "") -> list[Delivery]:
     """Deliveries from `source` with their events, and one shared instance per webhook
-    (a batch is often many deliveries to a few webhooks), in one statement."""
+    (a batch is often many deliveries to a few webhooks), in one statement. The webhook
+    is the delivery's own, or for a delivery without one (a job's callback) the webhook
+    whose secret signs it."""
     columns = _deliveries.columns + _events.columns + _webhooks.columns
+    webhook_id = connection.ops.quote_name(Delivery._meta.get_field("webhook").column)
+    signer_id = connection.ops.quote_name(Delivery._meta.get_field("signed_by").column)
     sql = (
         f"{prefix}SELECT {', '.join(columns)} FROM {source} AS d "
         f"JOIN {Event._meta.db_table} AS e ON e.id = d.event_id "
-        f"LEFT JOIN {Webhook._meta.db_table} AS w ON w.id = d.webhook_id {where}"
+        f"LEFT JOIN {Webhook._meta.db_table} AS w "
+        f"ON w.id = COALESCE(d.{webhook_id}, d.{signer_id}) {where}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -153,12 +158,13 @@ def _joined(source: str, where: str, params: list, prefix: str = "") -> list[Del
     for row in found:
         d = _deliveries.load(row[:split_e])
         d.event = _events.load(row[split_e:split_w])
-        if d.webhook_id is None:
-            d.webhook = None
-        else:
-            if d.webhook_id not in webhooks:
-                webhooks[d.webhook_id] = _webhooks.load(row[split_w:])
-            d.webhook = webhooks[d.webhook_id]
+        own, signer = d.webhook_id, d.signed_by_id
+        joined = own or signer
+        if joined is not None and joined not in webhooks:
+            webhooks[joined] = _webhooks.load(row[split_w:])
+        # Assigning None to a relation clears its id too: each is set to what it is.
+        d.webhook = webhooks[own] if own else None
+        d.signed_by = webhooks[signer] if signer and not own else None
         claimed.append(d)
     return claimed
 

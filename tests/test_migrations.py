@@ -1,0 +1,40 @@
+"""Data migrations, run backwards and forwards on the test database."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+pytestmark = pytest.mark.django_db(transaction=True)
+BEFORE, AFTER = [("hooks", "0001_initial")], [("hooks", "0002_delivery_signed_by")]
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def test_a_stored_callback_secret_becomes_a_reference_to_its_webhook():
+    old = migrate(BEFORE)
+    try:
+        Webhook, Event = old.get_model("hooks", "Webhook"), old.get_model("hooks", "Event")
+        Delivery = old.get_model("hooks", "Delivery")
+        secret = "whsec_" + "A" * 44
+        hook = Webhook.objects.create(name="n", url="https://example.com/", scope="user",
+                                      secret=secret)  # fmt: skip
+        event = Event.objects.create(type="job.callback", payload={}, created_at=timezone.now())
+        for target_secret in (secret, "whsec_gone" + "B" * 40, ""):
+            Delivery.objects.create(event=event, target_url="https://example.com/cb",
+                                    target_secret=target_secret)  # fmt: skip
+    finally:
+        new = migrate(AFTER)
+    rows = sorted(new.get_model("hooks", "Delivery").objects.values_list("signed_by_id", flat=True),
+                  key=lambda v: v or 0)  # fmt: skip
+    assert rows == [None, None, hook.pk]
+    columns = [c.name for c in connection.introspection.get_table_description(
+        connection.cursor(), "hooks_delivery")]  # fmt: skip
+    assert "target_secret" not in columns
