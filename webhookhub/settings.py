@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "webhookhub.security.ContentSecurityPolicyMiddleware",
     "accounts.activity.ActivityMiddleware",
 ]
 
@@ -143,11 +144,38 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"without_debug": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # With DEBUG on, Django prints these itself.
+        "errors": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["without_debug"],
+            "level": "ERROR",
+        },
+    },
     "loggers": {
         "hooks": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+        # Unhandled errors in views, with their traceback, on stderr for the operator.
+        "django.request": {"handlers": ["errors"], "level": "ERROR"},
     },
 }
+
+# --- Deployment security (README "Security") ------------------------------------
+# Cookies only over HTTPS: on by default when SITE_URL is https.
+SECURE_COOKIES = env.bool("SECURE_COOKIES", default=SITE_URL.startswith("https://"))
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+# The hub's pages load nothing from elsewhere and run no inline script; blank turns
+# the header off (webhookhub.security).
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
 
 # --- Webhook delivery: defaults are defined once, in hooks.conf (read through it,
 # checked by hooks.checks); each variable set in the environment overrides its default.
