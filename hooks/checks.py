@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 
 from django.core.checks import Error, register
+from django.core.exceptions import ImproperlyConfigured
 
-from hooks import slots
+from hooks import encryption, slots
 from hooks.conf import parse_networks, value
 from hooks.outgoing import ssrf
 
@@ -64,3 +65,12 @@ def slot_urls_from_environment(app_configs=None, **kwargs) -> list[Error]:
         if refusal:
             errors.append(Error(f"{slot.env_var}: {refusal}.", id="hooks.E005"))
     return errors
+
+
+@register()
+def encryption_keys(app_configs=None, **kwargs) -> list[Error]:
+    try:
+        encryption.cipher()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="hooks.E006")]
+    return []

@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from hooks import catalog
+from hooks.encryption import EncryptedJSONField, EncryptedTextField
 from hooks.outgoing.signing import generate_secret
 
 
@@ -53,17 +54,18 @@ class Webhook(models.Model):
     event_types = models.JSONField(
         default=list, blank=True, help_text="Event types it receives; '*' means all of its scope."
     )
-    secret = models.CharField(max_length=200, blank=True)
-    previous_secret = models.CharField(max_length=200, blank=True)
+    # Stored encrypted (hooks.encryption), like the password and the header values.
+    secret = EncryptedTextField(max_length=200, blank=True)
+    previous_secret = EncryptedTextField(max_length=200, blank=True)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     github_signature = models.BooleanField(
         "GitHub-style signature",
         default=False,
         help_text="Also send X-Hub-Signature-256: sha256=<hex HMAC of the body>.",
     )
-    headers = models.JSONField("custom headers", default=dict, blank=True)
+    headers = EncryptedJSONField("custom headers", default=dict, blank=True)
     basic_auth_username = models.CharField(max_length=200, blank=True)
-    basic_auth_password = models.CharField(max_length=200, blank=True)
+    basic_auth_password = EncryptedTextField(max_length=200, blank=True)
     data_template = models.TextField(
         "JSON data template", blank=True, help_text="Blank sends the event payload."
     )

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BEFORE, AFTER = [("hooks", "0001_initial")], [("hooks", "0002_delivery_signed_by")]
+ENCRYPTED = [("hooks", "0003_encrypt_secrets")]
 
 
 def migrate(targets):
@@ -16,6 +17,14 @@ def migrate(targets):
     executor.loader.build_graph()
     executor.migrate(targets)
     return executor.loader.project_state(targets).apps
+
+
+@pytest.fixture(autouse=True)
+def back_to_the_latest():
+    """Later tests need the whole schema again."""
+    yield
+    executor = MigrationExecutor(connection)
+    migrate(executor.loader.graph.leaf_nodes())
 
 
 def test_a_stored_callback_secret_becomes_a_reference_to_its_webhook():
@@ -38,3 +47,20 @@ def test_a_stored_callback_secret_becomes_a_reference_to_its_webhook():
     columns = [c.name for c in connection.introspection.get_table_description(
         connection.cursor(), "hooks_delivery")]  # fmt: skip
     assert "target_secret" not in columns
+
+
+def test_secrets_stored_before_encryption_are_encrypted_by_the_migration():
+    old = migrate(AFTER)
+    Webhook = old.get_model("hooks", "Webhook")
+    secret = "whsec_" + "C" * 44
+    Webhook.objects.create(name="n", url="https://example.com/", secret=secret,
+                           headers={"X-Api-Key": "key-9"}, basic_auth_password="pw-9")  # fmt: skip
+    new = migrate(ENCRYPTED)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret, headers, basic_auth_password FROM hooks_webhook")
+        raw = " ".join(cursor.fetchone())
+    assert secret not in raw and "key-9" not in raw and "pw-9" not in raw
+    hook = new.get_model("hooks", "Webhook").objects.get()
+    assert (hook.secret, hook.headers, hook.basic_auth_password) == (
+        secret, {"X-Api-Key": "key-9"}, "pw-9"
+    )  # fmt: skip

@@ -3,6 +3,8 @@
 Every variable is documented in README.md under "Configuration".
 """
 
+import base64
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -19,17 +21,37 @@ if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
 
 
-def _local_secret_key() -> str:
-    """A per-installation key kept in var/, so `make run` needs no configuration."""
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
+def _private_var_dir() -> None:
+    """var/ holds keys and the database: only its owner may enter it."""
+    VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    VAR_DIR.chmod(0o700)
+
+
+def _private_file(path: Path, content: str = "") -> None:
+    """Create `path` readable by its owner only (never world-readable, not even briefly);
+    an existing one is made so."""
+    if path.exists():
         path.chmod(0o600)
-    return path.read_text().strip()
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(content)
 
 
-SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+def _local_key(name: str, new: str) -> str:
+    """A per-installation key kept in var/, so `make run` needs no configuration."""
+    _private_var_dir()
+    _private_file(VAR_DIR / name, new)
+    return (VAR_DIR / name).read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", default="") or _local_key(
+    "secret_key", secrets.token_urlsafe(50)
+)
+# Fernet keys for secrets at rest (hooks.encryption): the first encrypts, all decrypt.
+ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[]) or [
+    _local_key("encryption_key", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+]
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 SITE_URL = env.str(
@@ -86,9 +108,15 @@ TEMPLATES = [
 
 
 def _database() -> dict:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _private_var_dir()
     db = env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
     if db["ENGINE"] == "django.db.backends.sqlite3":
+        name = str(db["NAME"])
+        if name and name != ":memory:" and not name.startswith("file:"):
+            # SQLite gives the -wal and -shm files it creates the database file's mode.
+            for path in (Path(name), Path(f"{name}-wal"), Path(f"{name}-shm")):
+                if path == Path(name) or path.exists():
+                    _private_file(path)
         # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
         # BEGIN so two writers queue on the busy timeout instead of failing with
         # "database is locked" half-way through a transaction.

@@ -1,4 +1,4 @@
-"""`manage.py webhooks`: list, status, test, redeliver, prune, receive."""
+"""`manage.py webhooks`: list, status, test, redeliver, prune, receive, reencrypt."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from hooks import catalog
 from hooks.models import Webhook
 from hooks.outgoing import signing
-from hooks.tools import redelivery, retention, stats
+from hooks.tools import redelivery, reencryption, retention, stats
 from hooks.tools.ping import ping
 from hooks.tools.receiver import Receiver, Reply
 
@@ -60,7 +60,7 @@ class Progress:
 
 
 class Command(BaseCommand):
-    help = "Operate webhooks: list, status, test, redeliver, prune, receive."
+    help = "Operate webhooks: list, status, test, redeliver, prune, receive, reencrypt."
 
     def add_arguments(self, parser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -84,6 +84,10 @@ class Command(BaseCommand):
         again.add_argument("--dry-run", action="store_true", help="Only count.")
         prune = sub.add_parser("prune", help="Delete history older than N days.")
         prune.add_argument("--days", type=int, required=True)
+        sub.add_parser(
+            "reencrypt",
+            help="Encrypt every stored secret again with the first ENCRYPTION_KEYS key.",
+        )
         receive = sub.add_parser("receive", help="A local receiver that prints requests.")
         receive.add_argument("--port", type=int, required=True)
         receive.add_argument("--host", default="127.0.0.1")
@@ -157,6 +161,12 @@ class Command(BaseCommand):
         deleted = retention.prune(timezone.now() - timedelta(days=days))
         self.stdout.write(
             f"Pruned {deleted} events older than {days} days (with their deliveries)."
+        )
+
+    def do_reencrypt(self, **options) -> None:
+        count = reencryption.reencrypt()
+        self.stdout.write(
+            f"Secrets of {count} webhooks encrypted with the first key; older keys may go."
         )
 
     def do_receive(
