@@ -18,7 +18,9 @@ def email_taken(email: str, exclude_pk=None) -> bool:
 
 class SignupForm(forms.Form):
     name = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"}))
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = forms.EmailField(
+        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
     password = forms.CharField(
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=password_validation.password_validators_help_text_html(),

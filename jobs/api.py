@@ -4,16 +4,15 @@ health, purge-queue (and tag, the hub's addition). Bearer API tokens; JSON error
 from __future__ import annotations
 
 import json
+import math
 import time
 from functools import wraps
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import HttpRequest, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 import hooks
 from accounts.models import ApiToken
@@ -24,6 +23,9 @@ Status = Job.Status
 MIN_TIMEOUT_MS, MAX_MS = 5_000, 7 * 24 * 3600 * 1000
 MIN_TTL_MS = 10_000
 WAIT_DEFAULT_MS, WAIT_MIN_MS, WAIT_MAX_MS = 90_000, 1_000, 300_000
+MAX_TAGS_PER_CALL, MAX_TAGS_PER_JOB = 20, 100
+WEBHOOK_URL_MAX = Job._meta.get_field("webhook").max_length
+BODY_OVERHEAD = 64 * 1024  # a body may exceed the input limit by this much (policy, tags, …)
 
 
 class ApiError(Exception):
@@ -38,12 +40,20 @@ class ApiError(Exception):
         return JsonResponse(body, status=self.status)
 
 
-def api(view):
-    """Bearer-token auth, the endpoint lookup, and ApiError → JSON."""
+def api(method: str):
+    """The method, bearer-token auth, the endpoint lookup, and ApiError → JSON: every
+    refusal of the job API is JSON."""
+    return lambda view: _api(view, method)
 
+
+def _api(view, method: str):
     @csrf_exempt
     @wraps(view)
     def wrapped(request: HttpRequest, endpoint: str, *args, **kwargs):
+        if request.method != method:
+            response = JsonResponse({"error": f"Use {method} here."}, status=405)
+            response["Allow"] = method
+            return response
         header = request.headers.get("Authorization", "")
         scheme, _, raw = header.partition(" ")
         token = ApiToken.objects.authenticate(raw.strip()) if scheme.lower() == "bearer" else None
@@ -65,11 +75,36 @@ def api(view):
     return wrapped
 
 
+def _not_a_number(constant: str):
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def _body(request: HttpRequest) -> dict:
+    """The JSON object of the body: strict JSON (no NaN or infinities), nested no deeper
+    than Python's parser allows, text without lone surrogates, within the size limit."""
+    limit = hooks.settings().max_payload_bytes + BODY_OVERHEAD
     try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("The request body is not valid JSON.") from None
+        raw = request.body
+    except RequestDataTooBig:
+        raw = None
+    if raw is None or len(raw) > limit:
+        raise ApiError(f"The request body is larger than {limit} bytes.", status=413)
+    try:
+        body = json.loads(raw or b"{}", parse_constant=_not_a_number, parse_float=_finite)
+        json.dumps(body, ensure_ascii=False).encode()  # lone surrogates cannot be stored
+    except RecursionError:
+        raise ApiError("The request body is nested too deeply.") from None
+    except UnicodeError:
+        raise ApiError("The request body holds text that is not valid Unicode.") from None
+    except ValueError as exc:
+        raise ApiError(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise ApiError("The request body must be a JSON object.")
     return body
@@ -97,6 +132,8 @@ def parse_submission(body: dict) -> dict:
     webhook = body.get("webhook") or ""
     if not isinstance(webhook, str):
         raise ApiError("'webhook' must be a URL string.", "webhook")
+    if len(webhook) > WEBHOOK_URL_MAX:
+        raise ApiError(f"'webhook' is longer than {WEBHOOK_URL_MAX} characters.", "webhook")
     if webhook:
         try:
             hooks.validate_target_url(webhook, user_supplied=True)
@@ -115,6 +152,8 @@ def parse_submission(body: dict) -> dict:
     tags = body.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in tags):
         raise ApiError("'tags' must be a list of short strings.", "tags")
+    if len(tags) > MAX_TAGS_PER_CALL:
+        raise ApiError(f"At most {MAX_TAGS_PER_CALL} tags per request.", "tags")
     return {
         "input": body["input"],
         "webhook": webhook,
@@ -135,18 +174,19 @@ def _own(request: HttpRequest, endpoint: Endpoint, job_id: str) -> Job:
     jobs = Job.objects.select_related("endpoint", "user").filter(endpoint=endpoint)
     if not request.user.is_staff:
         jobs = jobs.filter(user=request.user)
-    return get_object_or_404(jobs, pk=job_id)
+    job = jobs.filter(pk=job_id).first()
+    if job is None:  # someone else's job is not found either
+        raise ApiError(f"No job {job_id!r} on endpoint {endpoint.name!r}.", "id", status=404)
+    return job
 
 
-@require_POST
-@api
+@api("POST")
 def run(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
     job = _submit(request, endpoint)
     return JsonResponse({"id": job.id, "status": job.status})
 
 
-@require_POST
-@api
+@api("POST")
 def runsync(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
     raw_wait = request.GET.get("wait", str(WAIT_DEFAULT_MS))
     if not raw_wait.isdigit() or not WAIT_MIN_MS <= int(raw_wait) <= WAIT_MAX_MS:
@@ -161,14 +201,12 @@ def runsync(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
     return JsonResponse(job.status_json())
 
 
-@require_GET
-@api
+@api("GET")
 def status(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
     return JsonResponse(_own(request, endpoint, job_id).status_json())
 
 
-@require_POST
-@api
+@api("POST")
 def cancel(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
     job = _own(request, endpoint, job_id)
     lifecycle.cancel(job)
@@ -176,8 +214,7 @@ def cancel(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonRespons
     return JsonResponse({"id": job.id, "status": job.status})
 
 
-@require_POST
-@api
+@api("POST")
 def retry(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
     job = _own(request, endpoint, job_id)
     if not lifecycle.retry(job):
@@ -187,8 +224,7 @@ def retry(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse
     return JsonResponse({"id": job.id, "status": Status.IN_QUEUE})
 
 
-@require_POST
-@api
+@api("POST")
 def tag(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
     job = _own(request, endpoint, job_id)
     tags = _body(request).get("tags")
@@ -198,15 +234,21 @@ def tag(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
         or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in tags)
     ):
         raise ApiError("'tags' must be a non-empty list of short strings.", "tags")
+    if len(tags) > MAX_TAGS_PER_CALL:
+        raise ApiError(f"At most {MAX_TAGS_PER_CALL} tags per request.", "tags")
+    if len(set(job.tags) | set(tags)) > MAX_TAGS_PER_JOB:
+        raise ApiError(f"A job has at most {MAX_TAGS_PER_JOB} tags.", "tags")
     added = lifecycle.tag(job, tags)
     job.refresh_from_db()
     return JsonResponse({"id": job.id, "tags": job.tags, "added": added})
 
 
-@require_GET
-@api
+@api("GET")
 def health(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
+    """The caller's own jobs (staff: everyone's)."""
     jobs = Job.objects.filter(endpoint=endpoint)
+    if not request.user.is_staff:
+        jobs = jobs.filter(user=request.user)
     count = {s: jobs.filter(status=s).count() for s in Status.values}
     return JsonResponse(
         {
@@ -221,8 +263,7 @@ def health(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
     )  # fmt: skip
 
 
-@require_POST
-@api
+@api("POST")
 def purge_queue(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
     queued = Job.objects.select_related("endpoint", "user").filter(
         endpoint=endpoint, status=Status.IN_QUEUE
@@ -231,3 +272,8 @@ def purge_queue(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
         queued = queued.filter(user=request.user)
     removed = sum(lifecycle.cancel(job) for job in queued)
     return JsonResponse({"removed": removed, "status": "completed"})
+
+
+@csrf_exempt
+def no_such_route(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"error": f"No job API route {request.path!r}."}, status=404)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.utils import timezone
@@ -9,31 +10,50 @@ from django.utils import timezone
 from jobs import lifecycle
 from jobs.models import Endpoint, Job
 
+log = logging.getLogger("jobs.maintenance")
 Status = Job.Status
 LOST_AFTER = timedelta(seconds=60)
 SCHEDULE = "webhookhub: sweep jobs"
 
 
 def sweep() -> dict:
+    """Each job on its own: one that cannot be handled is logged and the others go on."""
     now = timezone.now()
-    expired = 0
+    expired = vanished = 0
     for job in Job.objects.select_related("endpoint", "user").filter(status=Status.IN_QUEUE):
-        if now > job.created_at + timedelta(milliseconds=job.ttl_ms):
-            expired += lifecycle.finish(
-                job, Status.TIMED_OUT, error="The job's ttl expired before it started."
-            )
-        elif job.created_at < now - LOST_AFTER:
-            lifecycle.enqueue(job.id)  # harmless if its task is still on its way
-    vanished = 0
+        expired += _isolated(_queued, job, now)
     running = Job.objects.select_related("endpoint", "user").filter(status=Status.IN_PROGRESS)
     for job in running:
-        if job.heartbeat_at and job.heartbeat_at < now - LOST_AFTER:
-            vanished += lifecycle.finish(
-                job, Status.FAILED, error="The worker running this job stopped."
-            )
-        elif job.started_at + timedelta(milliseconds=job.execution_timeout_ms) + LOST_AFTER < now:
-            vanished += lifecycle.finish(job, Status.TIMED_OUT, error="Execution timeout exceeded.")
+        vanished += _isolated(_running, job, now)
     return {"expired": expired, "vanished": vanished}
+
+
+def _isolated(step, job: Job, now) -> int:
+    try:
+        return int(step(job, now))
+    except Exception:
+        log.exception(
+            "The jobs sweeper could not handle job %s; it goes on with the others.", job.pk
+        )
+        return 0
+
+
+def _queued(job: Job, now) -> bool:
+    if now > job.created_at + timedelta(milliseconds=job.ttl_ms):
+        return lifecycle.finish(
+            job, Status.TIMED_OUT, error="The job's ttl expired before it started."
+        )
+    if job.created_at < now - LOST_AFTER:
+        lifecycle.enqueue(job.id)  # harmless if its task is still on its way
+    return False
+
+
+def _running(job: Job, now) -> bool:
+    if job.heartbeat_at and job.heartbeat_at < now - LOST_AFTER:
+        return lifecycle.finish(job, Status.FAILED, error="The worker running this job stopped.")
+    if job.started_at + timedelta(milliseconds=job.execution_timeout_ms) + LOST_AFTER < now:
+        return lifecycle.finish(job, Status.TIMED_OUT, error="Execution timeout exceeded.")
+    return False
 
 
 def ensure_schedule(**kwargs) -> None:

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from jobs import api
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("<slug:endpoint>/tag/<str:job_id>", api.tag, name="tag"),
     path("<slug:endpoint>/health", api.health, name="health"),
     path("<slug:endpoint>/purge-queue", api.purge_queue, name="purge_queue"),
+    re_path(r"", api.no_such_route),  # anything else under /v2/: a JSON 404 too
 ]
