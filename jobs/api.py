@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 import hooks
 from accounts.models import ApiToken
-from jobs import lifecycle
+from jobs import lifecycle, waiters
 from jobs.models import Endpoint, Job
 
 Status = Job.Status
@@ -191,13 +191,20 @@ def runsync(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
     raw_wait = request.GET.get("wait", str(WAIT_DEFAULT_MS))
     if not raw_wait.isdigit() or not WAIT_MIN_MS <= int(raw_wait) <= WAIT_MAX_MS:
         raise ApiError(f"?wait must be between {WAIT_MIN_MS} and {WAIT_MAX_MS} ms.", "wait")
-    job = _submit(request, endpoint)
-    deadline = time.monotonic() + int(raw_wait) / 1000
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.is_final:
-            break
-        time.sleep(getattr(settings, "RUNSYNC_POLL", 0.05))
+    try:
+        with waiters.slot(request.user.pk):  # before submitting: a refusal queues nothing
+            job = _submit(request, endpoint)
+            deadline = time.monotonic() + int(raw_wait) / 1000
+            while time.monotonic() < deadline:
+                job.refresh_from_db()
+                if job.is_final:
+                    break
+                time.sleep(getattr(settings, "RUNSYNC_POLL", 0.05))
+    except waiters.Busy as exc:
+        response = ApiError(f"{exc}; use /run and /status, or try again shortly.", status=429)
+        response = response.response()
+        response["Retry-After"] = "1"
+        return response
     return JsonResponse(job.status_json())
 
 

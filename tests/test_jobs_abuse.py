@@ -130,3 +130,21 @@ def test_a_signup_email_longer_than_the_column_is_refused(client):
     response = client.post("/accounts/signup/", {"name": "A", "email": email,
                                                  "password": "a long and unusual passphrase"})  # fmt: skip
     assert response.status_code in (200, 400) and not User.objects.filter(email=email).exists()
+
+
+def test_runsync_long_polls_are_bounded_per_user_and_per_process(call, ann, settings):
+    """Beyond the bounds a runsync call is a 429 at once and queues nothing, so long polls
+    cannot hold every thread of a web process."""
+    from jobs import waiters
+
+    settings.RUNSYNC_WAITERS, settings.RUNSYNC_WAITERS_PER_USER = 2, 1
+    settings.RUNSYNC_POLL = 0.01
+    with waiters.slot(ann.pk):  # ann already waits once
+        response = call("POST", "/v2/echo/runsync?wait=1000", '{"input": {}}')
+        assert "one user" in refused(response, 429)["error"] and response["Retry-After"] == "1"
+    with waiters.slot(-1), waiters.slot(-2):  # the process is full
+        response = call("POST", "/v2/echo/runsync?wait=1000", '{"input": {}}')
+        assert "on this server" in refused(response, 429)["error"]
+    assert not Job.objects.exists()
+    response = call("POST", "/v2/echo/runsync?wait=1000", '{"input": {}}')  # room again
+    assert response.status_code == 200 and Job.objects.count() == 1

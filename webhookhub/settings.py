@@ -282,6 +282,10 @@ Q_CLUSTER = {
 # delivery. Handlers are stopped by the runner at their executionTimeout (up to 7
 # days); the broker timeouts only need to stay out of its way.
 JOB_WORKERS = env.int("JOB_WORKERS", default=2)
+# runsync long polls waiting at once per web process, and per user (jobs.waiters): the
+# process's other threads stay free for pages and the rest of the API.
+RUNSYNC_WAITERS = env.int("RUNSYNC_WAITERS", default=2)
+RUNSYNC_WAITERS_PER_USER = env.int("RUNSYNC_WAITERS_PER_USER", default=1)
 JOB_TASK_TIMEOUT = 7 * 24 * 3600 + 600
 Q_CLUSTER["ALT_CLUSTERS"] = {
     "jobs": {
