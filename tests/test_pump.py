@@ -266,3 +266,29 @@ def test_a_request_that_cannot_be_built_is_a_failed_attempt_on_every_path(receiv
     [now] = send_now(TEST_EVENT, {"n": 2}, webhooks=[hook])
     assert not now.succeeded and "Could not build the request" in now.error
     assert receiver.requests == []
+
+
+def test_emit_never_raises_after_commit_when_the_broker_is_down(receiver, monkeypatch, caplog):
+    """The rows are committed: the caller succeeds, its other on-commit hooks run, the
+    failure is logged once, and the sweeper delivers once the broker is back."""
+    from hooks.worker.sweeper import sweep_once
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    make_webhook(receiver.url)
+    monkeypatch.setattr(handover, "_async", broker_down)
+    after = []
+    with transaction.atomic():
+        emit(TEST_EVENT, {"n": 1})
+        emit(TEST_EVENT, {"n": 2})
+        transaction.on_commit(lambda: after.append("ran"))
+    assert after == ["ran"]
+    assert Delivery.objects.filter(status="pending").count() == 2
+    failures = [r for r in caplog.records if "Could not hand" in r.getMessage()]
+    assert len(failures) == 1 and "Connection refused" in failures[0].getMessage()
+    monkeypatch.undo()
+    broker_task_ids()
+    Delivery.objects.update(enqueued_until=None)  # the grace period has passed
+    assert sweep_once() == 2
+    assert Pump().drain(broker_task_ids()[0]) == 2 and len(receiver.requests) == 2

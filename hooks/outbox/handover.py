@@ -4,6 +4,7 @@ task the broker loses is made good by the sweeper after ENQUEUE_GRACE."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 
@@ -12,6 +13,8 @@ from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from hooks import conf, process
+
+log = logging.getLogger("hooks.handover")
 
 # The broker has this long to start a delivery before the sweeper enqueues it again.
 ENQUEUE_GRACE = timedelta(seconds=60)
@@ -49,14 +52,27 @@ def _async(ids: list) -> None:
 
 
 class _Pending:
-    """Delivery ids written in one transaction, enqueued together when it commits."""
+    """Delivery ids written in one transaction, enqueued together when it commits.
+
+    The rows are committed by then, so a broker that is down must not turn the caller's
+    success into an error (nor stop the transaction's other on-commit hooks): the
+    failure is logged and the sweeper hands the deliveries over once the broker is
+    back (their `enqueued_until` runs out after ENQUEUE_GRACE)."""
+
+    __qualname__ = "hooks.outbox.handover.hand_over"  # how Django names a failed hook
 
     def __init__(self) -> None:
         self.ids: list = []
 
     def __call__(self) -> None:
         ids, self.ids = self.ids, []
-        enqueue(ids)
+        try:
+            enqueue(ids)
+        except Exception as exc:
+            log.warning(
+                "Could not hand %d deliveries to the broker (%s: %s); the sweeper will.",
+                len(ids), type(exc).__name__, exc,
+            )  # fmt: skip
 
 
 _local = threading.local()  # this thread's _Pending, while its transaction is open
