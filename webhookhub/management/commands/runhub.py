@@ -1,13 +1,55 @@
-"""Run the web server and one task cluster together; Ctrl-C stops both."""
+"""Run the web server, the delivery workers and the job workers together (`make run`).
+
+- SIGINT (Ctrl-C), SIGTERM (systemd, Docker, `kill`) and SIGHUP (a closed terminal) stop
+  every child gracefully: each gets SIGTERM and up to GRACE seconds, then its whole
+  process group is killed.
+- If runhub itself dies, even by `kill -9`, the kernel sends each child SIGTERM
+  (PR_SET_PDEATHSIG); runhub asks the same of its own parent (`make`), so stopping
+  `make run` stops everything.
+- If one child exits, runhub says which and stops the others.
+- A busy port is refused at once, before anything starts.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 
-from django.core.management import BaseCommand
+from django.core.management import BaseCommand, CommandError
+
+GRACE = 30.0  # seconds a child has to stop before its process group is killed
+PR_SET_PDEATHSIG = 1
+
+
+class Stop(Exception):
+    """A stopping signal arrived."""
+
+
+def die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the parent process dies (Linux; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError:
+            return True
+    return False
+
+
+def _raise_stop(signum, frame) -> None:
+    raise Stop(signal.Signals(signum).name)
 
 
 class Command(BaseCommand):
@@ -18,46 +60,65 @@ class Command(BaseCommand):
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
 
     def handle(self, *args, host: str, port: str, **options) -> None:
-        manage = [sys.executable, "manage.py"]
-        # Own sessions: Ctrl-C reaches only this process, which then stops each
-        # child's main process with SIGTERM (signalling qcluster's whole process
-        # group can leave it hanging).
-        children = [
-            subprocess.Popen([*manage, "qcluster"], start_new_session=True),
-            subprocess.Popen([*manage, "runjobs"], start_new_session=True),
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "webhookhub.wsgi",
-                    "--bind",
-                    f"{host}:{port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                    "--access-logfile",
-                    "-",
-                ],
-                start_new_session=True,
-            ),
-        ]
+        if port_in_use(host, int(port)):
+            raise CommandError(
+                f"{host}:{port} is already in use (is webhookhub already running?); "
+                "stop it, or start this one with another PORT."
+            )
+        die_with_parent()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _raise_stop)
+        children = self.start(host, port)
         self.stdout.write(f"webhookhub is running on http://{host}:{port}/admin/ (Ctrl-C stops it)")
+        failed = ""
         try:
-            while all(child.poll() is None for child in children):
-                try:
-                    children[0].wait(timeout=1)
-                except subprocess.TimeoutExpired:
-                    pass
-        except KeyboardInterrupt:
+            failed = self.watch(children)
+        except (KeyboardInterrupt, Stop):
             self.stdout.write("Stopping…")
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            self.stop(children)
+        if failed:
+            raise CommandError(failed)
+
+    def start(self, host: str, port: str) -> dict[str, subprocess.Popen]:
+        """Each child in a session of its own, so Ctrl-C reaches only runhub, which then
+        stops each child's main process (signalling qcluster's whole group can leave it
+        hanging)."""
+        manage = [sys.executable, "manage.py"]
+        web = [sys.executable, "-m", "gunicorn", "webhookhub.wsgi", "--bind", f"{host}:{port}",
+               "--workers", "2", "--threads", "4", "--access-logfile", "-"]  # fmt: skip
+        commands = {
+            "delivery workers (qcluster)": [*manage, "qcluster"],
+            "job workers (runjobs)": [*manage, "runjobs"],
+            "web server (gunicorn)": web,
+        }
+        return {
+            name: subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent)
+            for name, command in commands.items()
+        }
+
+    def watch(self, children: dict[str, subprocess.Popen]) -> str:
+        """Wait until a child exits; returns what happened."""
+        while True:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    message = f"The {name} exited with code {child.returncode}; stopping the rest."
+                    self.stderr.write(message)
+                    return message
+            time.sleep(0.5)
+
+    def stop(self, children: dict[str, subprocess.Popen]) -> None:
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + GRACE
+        for name, child in children.items():
+            try:
+                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"The {name} did not stop within {GRACE:g} s; killing it.")
+            try:
+                os.killpg(child.pid, signal.SIGKILL)  # its workers too, whatever is left
+            except ProcessLookupError:
+                pass
+            child.wait()
