@@ -59,11 +59,9 @@ def slot_urls_from_environment(app_configs=None, **kwargs) -> list[Error]:
         if not url:
             continue
         try:
-            refusal = ssrf.literal_refusal(url, allowed)
+            ssrf.check_target(url, allowed)
         except ssrf.UnsafeURL as exc:
-            refusal = str(exc).rstrip(".")
-        if refusal:
-            errors.append(Error(f"{slot.env_var}: {refusal}.", id="hooks.E005"))
+            errors.append(Error(f"{slot.env_var}: {exc}", id="hooks.E005"))
     return errors
 
 

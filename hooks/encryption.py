@@ -58,10 +58,9 @@ def is_current(stored: str) -> bool:
         return True
     if not stored.startswith(PREFIX):
         return False
-    token = stored[len(PREFIX) :].encode()
-    first = cipher()._fernets[0]
+    first = Fernet(settings.ENCRYPTION_KEYS[0].strip().encode())
     try:
-        first.decrypt(token)
+        first.decrypt(stored[len(PREFIX) :].encode())
     except InvalidToken:
         return False
     return True

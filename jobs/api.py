@@ -201,8 +201,8 @@ def runsync(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
                     break
                 time.sleep(getattr(settings, "RUNSYNC_POLL", 0.05))
     except waiters.Busy as exc:
-        response = ApiError(f"{exc}; use /run and /status, or try again shortly.", status=429)
-        response = response.response()
+        busy = ApiError(f"{exc}; use /run and /status, or try again shortly.", status=429)
+        response = busy.response()
         response["Retry-After"] = "1"
         return response
     return JsonResponse(job.status_json())

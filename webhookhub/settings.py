@@ -113,10 +113,12 @@ def _database() -> dict:
     if db["ENGINE"] == "django.db.backends.sqlite3":
         name = str(db["NAME"])
         if name and name != ":memory:" and not name.startswith("file:"):
-            # SQLite gives the -wal and -shm files it creates the database file's mode.
-            for path in (Path(name), Path(f"{name}-wal"), Path(f"{name}-shm")):
-                if path == Path(name) or path.exists():
-                    _private_file(path)
+            # SQLite gives the -wal and -shm files it creates the database file's mode;
+            # ones left from before are made private like it.
+            _private_file(Path(name))
+            for leftover in (Path(f"{name}-wal"), Path(f"{name}-shm")):
+                if leftover.exists():
+                    leftover.chmod(0o600)
         # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
         # BEGIN so two writers queue on the busy timeout instead of failing with
         # "database is locked" half-way through a transaction.

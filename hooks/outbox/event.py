@@ -31,9 +31,7 @@ def validate(
     settings = conf.get()
     _check_payload(payload, settings)
     if target_url:
-        refusal = ssrf.literal_refusal(target_url, settings.user_allowed_networks)
-        if refusal:
-            raise ssrf.UnsafeURL(f"This address is not allowed: {refusal}.")
+        ssrf.check_target(target_url, settings.user_allowed_networks)
     return spec, settings
 
 

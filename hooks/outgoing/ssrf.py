@@ -144,3 +144,12 @@ def literal_refusal(url: str, allowed: tuple[IPNetwork, ...]) -> str | None:
         except OSError:
             return None
     return refusal(ip, allowed)
+
+
+def check_target(url: str, allowed: tuple[IPNetwork, ...]) -> None:
+    """The rules for a URL when it is given (forms, the job API, `emit(target_url=…)`,
+    WEBHOOK_URL): syntax, and no internal address written as such. Raises UnsafeURL
+    saying why; the full check (DNS included) runs again at every attempt."""
+    refusal = literal_refusal(url, allowed)
+    if refusal:
+        raise UnsafeURL(f"This address is not allowed: {refusal}.")

@@ -24,11 +24,9 @@ def validate_target_url(url: str, *, user_supplied: bool = False) -> str:
     (not staff) is held to WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's
     exemptions."""
     try:
-        refusal = ssrf.literal_refusal(url, conf.exempt_networks(conf.get(), user_supplied))
+        ssrf.check_target(url, conf.exempt_networks(conf.get(), user_supplied))
     except ssrf.UnsafeURL as exc:
         raise ValidationError(str(exc)) from None
-    if refusal:
-        raise ValidationError(f"This address is not allowed: {refusal}.")
     return url
 
 

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
@@ -136,20 +137,27 @@ def _claim(targets: QuerySet, values: dict, token: uuid.UUID) -> list[Delivery]:
     return _joined("claimed", "", list(params), prefix=with_claimed)
 
 
+@cache
+def _join_sql(vendor: str) -> tuple[str, str]:
+    """The read-back's column list and joins, around its source (built once per process)."""
+    columns = _deliveries.columns + _events.columns + _webhooks.columns
+    webhook_id = connection.ops.quote_name(Delivery._meta.get_field("webhook").column)
+    signer_id = connection.ops.quote_name(Delivery._meta.get_field("signed_by").column)
+    joins = (
+        f" AS d JOIN {Event._meta.db_table} AS e ON e.id = d.event_id "
+        f"LEFT JOIN {Webhook._meta.db_table} AS w "
+        f"ON w.id = COALESCE(d.{webhook_id}, d.{signer_id}) "
+    )
+    return f"SELECT {', '.join(columns)} FROM ", joins
+
+
 def _joined(source: str, where: str, params: list, prefix: str = "") -> list[Delivery]:
     """Deliveries from `source` with their events, and one shared instance per webhook
     (a batch is often many deliveries to a few webhooks), in one statement. The webhook
     is the delivery's own, or for a delivery without one (a job's callback) the webhook
     whose secret signs it."""
-    columns = _deliveries.columns + _events.columns + _webhooks.columns
-    webhook_id = connection.ops.quote_name(Delivery._meta.get_field("webhook").column)
-    signer_id = connection.ops.quote_name(Delivery._meta.get_field("signed_by").column)
-    sql = (
-        f"{prefix}SELECT {', '.join(columns)} FROM {source} AS d "
-        f"JOIN {Event._meta.db_table} AS e ON e.id = d.event_id "
-        f"LEFT JOIN {Webhook._meta.db_table} AS w "
-        f"ON w.id = COALESCE(d.{webhook_id}, d.{signer_id}) {where}"
-    )
+    select, joins = _join_sql(connection.vendor)
+    sql = f"{prefix}{select}{source}{joins}{where}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()
