@@ -15,6 +15,8 @@ from hooks import encryption, slots
 from hooks.conf import parse_networks, value
 from hooks.outgoing import ssrf
 
+MIN_CLAIM_LEASE = 5.0  # shorter, and a busy worker's renewals could come too late
+
 
 @register()
 def webhook_settings(app_configs=None, **kwargs) -> list[Error]:
@@ -42,6 +44,14 @@ def webhook_settings(app_configs=None, **kwargs) -> list[Error]:
     for name in ("WEBHOOK_SEND_THREADS", "WEBHOOK_BATCH_SIZE"):
         if value(name) < 1:
             errors.append(Error(f"{name} must be at least 1.", id="hooks.E004"))
+    if not MIN_CLAIM_LEASE <= value("WEBHOOK_CLAIM_LEASE") <= max_timeout:
+        errors.append(
+            Error(
+                f"WEBHOOK_CLAIM_LEASE must be between {MIN_CLAIM_LEASE:g} and {max_timeout:g} "
+                "seconds (workers renew their claims every fifth of it).",
+                id="hooks.E007",
+            )
+        )
     return errors
 
 

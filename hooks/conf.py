@@ -37,16 +37,19 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": 16,
     "WEBHOOK_PUMP_SECONDS": 30.0,
     "WEBHOOK_MAX_PAYLOAD_BYTES": 256 * 1024,
-    "WEBHOOK_SWEEP_SECONDS": 50.0,
+    # A worker's claim on a delivery lasts this long unless the worker renews it (it
+    # does, while it holds the delivery): a worker that dies gives its deliveries up
+    # this soon, and the ticker hands them to another within a second.
+    "WEBHOOK_CLAIM_LEASE": 25.0,
     "WEBHOOK_DISABLE_AFTER_DAYS": 5.0,
     "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES": 20,
     "WEBHOOK_HISTORY_DAYS": 30,
 }
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = DEFAULTS["WEBHOOK_RETRY_SCHEDULE"]
 RESPONSE_BODY_CAP = 64 * 1024
-# A claimed delivery is sent within one (longest) request timeout; the lease beyond it
-# only matters when a worker dies mid-request.
-CLAIM_LEASE_MARGIN = 60.0
+# A synchronous send (`send_now`: blocking server hooks, test pings) holds its delivery
+# for one (longest) request timeout and this margin; nothing renews it.
+SYNC_LEASE_MARGIN = 60.0
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,9 @@ class HookSettings:
     send_threads: int
     batch_size: int
     claim_lease: float
+    sync_lease: float
     response_body_cap: int
     max_payload_bytes: int
-    sweep_seconds: float
     user_agent: str
     disable_after_days: float
     max_in_flight_per_endpoint: int
@@ -107,10 +110,10 @@ def get() -> HookSettings:
         retry_schedule=tuple(float(s) for s in value("WEBHOOK_RETRY_SCHEDULE")),
         send_threads=int(value("WEBHOOK_SEND_THREADS")),
         batch_size=int(value("WEBHOOK_BATCH_SIZE")),
-        claim_lease=max_timeout + CLAIM_LEASE_MARGIN,
+        claim_lease=float(value("WEBHOOK_CLAIM_LEASE")),
+        sync_lease=max_timeout + SYNC_LEASE_MARGIN,
         response_body_cap=RESPONSE_BODY_CAP,
         max_payload_bytes=int(value("WEBHOOK_MAX_PAYLOAD_BYTES")),
-        sweep_seconds=float(value("WEBHOOK_SWEEP_SECONDS")),
         user_agent=f"webhookhub/{VERSION}",
         max_in_flight_per_endpoint=int(value("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT")),
         pump_seconds=float(value("WEBHOOK_PUMP_SECONDS")),

@@ -66,10 +66,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before django_q: its `qcluster` command is replaced by hooks' (the stop flag
+    # its workers share, and the ticker).
+    "hooks",
     "django_q",
     "axes",
     "webhookhub",
-    "hooks",
     "accounts",
     "jobs",
 ]
@@ -248,7 +250,7 @@ WEBHOOK_PUMP_SECONDS = env.float("WEBHOOK_PUMP_SECONDS", default=HOOKS["WEBHOOK_
 WEBHOOK_MAX_PAYLOAD_BYTES = env.int(
     "WEBHOOK_MAX_PAYLOAD_BYTES", default=HOOKS["WEBHOOK_MAX_PAYLOAD_BYTES"]
 )
-WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=HOOKS["WEBHOOK_SWEEP_SECONDS"])
+WEBHOOK_CLAIM_LEASE = env.float("WEBHOOK_CLAIM_LEASE", default=HOOKS["WEBHOOK_CLAIM_LEASE"])
 WEBHOOK_DISABLE_AFTER_DAYS = env.float(
     "WEBHOOK_DISABLE_AFTER_DAYS", default=HOOKS["WEBHOOK_DISABLE_AFTER_DAYS"]
 )

@@ -13,6 +13,7 @@ from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from hooks import conf, process
+from hooks.models import Delivery
 
 log = logging.getLogger("hooks.handover")
 
@@ -31,6 +32,12 @@ def enqueue(ids: list) -> None:
     size = conf.get().batch_size
     for start in range(0, min(len(ids), size * MAX_TASKS_PER_ENQUEUE), size):
         _async([str(i) for i in ids[start : start + size]])
+
+
+def unmark(ids: list) -> None:
+    """The broker did not take these: mark them unqueued, so the next look at the table
+    (the ticker's, every second) hands them over, not only after ENQUEUE_GRACE."""
+    Delivery.objects.filter(pk__in=ids, claim_token__isnull=True).update(enqueued_until=None)
 
 
 def enqueue_pump() -> None:
@@ -56,8 +63,8 @@ class _Pending:
 
     The rows are committed by then, so a broker that is down must not turn the caller's
     success into an error (nor stop the transaction's other on-commit hooks): the
-    failure is logged and the sweeper hands the deliveries over once the broker is
-    back (their `enqueued_until` runs out after ENQUEUE_GRACE)."""
+    failure is logged, the deliveries are marked unqueued, and the ticker hands them
+    over within a second of the broker's return."""
 
     __qualname__ = "hooks.outbox.handover.hand_over"  # how Django names a failed hook
 
@@ -70,9 +77,13 @@ class _Pending:
             enqueue(ids)
         except Exception as exc:
             log.warning(
-                "Could not hand %d deliveries to the broker (%s: %s); the sweeper will.",
+                "Could not hand %d deliveries to the broker (%s: %s); the ticker will.",
                 len(ids), type(exc).__name__, exc,
             )  # fmt: skip
+            try:
+                unmark(ids)
+            except Exception:  # the database too: they are found after ENQUEUE_GRACE
+                log.warning("Could not mark them unqueued either; the sweeper will.")
 
 
 _local = threading.local()  # this thread's _Pending, while its transaction is open

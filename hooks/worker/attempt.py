@@ -75,5 +75,5 @@ def deliver_due(limit: int | None = None) -> int:
     """Claim and deliver whatever is due now, in this process (tests and tools); returns
     how many attempts were made."""
     settings = conf.get()
-    token, batch = claims.claim(None, limit or settings.batch_size, settings.claim_lease)
+    token, batch = claims.claim(None, limit or settings.batch_size, settings.sync_lease)
     return len(deliver(token, batch))

@@ -207,3 +207,12 @@ def release(claimed: list[tuple], due_at: datetime) -> int:
             next_attempt_at=due_at,
         )
     return released
+
+
+def renew(tokens: Iterable[uuid.UUID], until: datetime) -> int:
+    """Extend a live worker's claims: what it still holds under `tokens` stays its own
+    until `until` (rows already recorded or given back no longer carry the token)."""
+    tokens = list(tokens)
+    if not tokens:
+        return 0
+    return Delivery.objects.filter(claim_token__in=tokens).update(claimed_until=until)

@@ -18,6 +18,12 @@ A slow or dead endpoint cannot hold up the rest:
 - a stalling endpoint's request runs on a reserve of threads and does not count
   against the pump's capacity, so the endpoints that answer keep all of it;
 - results are recorded as they arrive, in small batches.
+
+It holds its claims on a short lease (WEBHOOK_CLAIM_LEASE) and renews them while it
+holds the deliveries, so a pump that dies gives them up within the lease. It rides out
+a database outage (writes are retried with backoff for up to WRITE_OUTAGE seconds),
+and when its cluster stops it claims nothing more, lets what is in flight land and
+gives back what has not gone out.
 """
 
 from __future__ import annotations
@@ -30,14 +36,14 @@ from contextlib import nullcontext
 from datetime import timedelta
 from functools import partial
 
-from django.db import OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from hooks import conf, process
 from hooks.models import Delivery
-from hooks.outbox.handover import enqueue_pump
+from hooks.outbox.handover import enqueue_pump, unmark
 from hooks.outgoing import transport
-from hooks.worker import claims, recording, threads, writelock
+from hooks.worker import claims, recording, stopping, threads, writelock
 from hooks.worker.attempt import attempt, send
 from hooks.worker.recording import Sent
 
@@ -47,7 +53,12 @@ FLUSH_EVERY = 0.2  # seconds: the longest a finished attempt waits to be recorde
 FLUSH_SIZE = 128
 RELEASE_DELAY = timedelta(seconds=5)  # released deliveries of a stalling endpoint wait this long
 WINDOW = 2  # claim up to this many times what can be in flight: bigger, fewer batches
-WRITE_TRIES = 3  # a write transaction that deadlocks is tried again this often
+# A write that fails for a transient reason (deadlock, lock timeout, the database
+# restarting) is tried again, backing off from the first to the last delay, for up to
+# WRITE_OUTAGE seconds in all; then the pump gives up and its claims lapse.
+WRITE_BACKOFF = (0.05, 2.0)
+WRITE_OUTAGE = 60.0
+RENEWALS_PER_LEASE = 5  # a live pump renews its claims this often per lease
 FIRST_BOUND = 2  # slow start: an endpoint we know nothing about gets this many at first
 
 
@@ -81,6 +92,9 @@ class Pump:
         self.finished: list[Sent] = []
         self.recorded = 0
         self.last_flush = time.monotonic()
+        self.renew_every = self.settings.claim_lease / RENEWALS_PER_LEASE
+        self.last_renewal = time.monotonic()
+        self.stopped = False
 
     def bound(self, key) -> int:
         return min(self.bounds.get(key, FIRST_BOUND), self.max_bound)
@@ -135,7 +149,7 @@ class Pump:
                 d, token = queue.popleft()
                 self.flying[key] += 1
                 future = pool.submit(self.attempt, d, token)
-                self.in_flight[future] = d
+                self.in_flight[future] = (d, token)
                 if key in self.stalling:
                     self.on_reserve.add(future)
 
@@ -161,11 +175,46 @@ class Pump:
         self.give_back([(d.pk, token) for d, token in queue])
 
     @staticmethod
-    def give_back(claimed: list[tuple]) -> None:
-        """Hand (delivery id, claim token) pairs back to the table, due a little later."""
+    def give_back(claimed: list[tuple], delay: timedelta = RELEASE_DELAY) -> None:
+        """Hand (delivery id, claim token) pairs back to the table, due after `delay`."""
         if claimed:
             with writelock.serialized():
-                claims.release(claimed, timezone.now() + RELEASE_DELAY)
+                claims.release(claimed, timezone.now() + delay)
+
+    def give_back_waiting(self) -> None:
+        """Everything claimed here that has not gone out goes back, due now, for
+        another worker (best effort: if the database is gone, the lease lapses)."""
+        claimed = [(d.pk, token) for queue in self.waiting.values() for d, token in queue]
+        self.waiting.clear()
+        try:
+            self.give_back(claimed, timedelta(0))
+        except (OperationalError, InterfaceError) as exc:
+            log.warning(
+                "Could not give back %d deliveries (%s); their claims lapse.", len(claimed), exc
+            )
+
+    # -- the lease ------------------------------------------------------------
+    def tokens(self) -> set:
+        """The claim tokens of everything held here: waiting, in flight, or landed and
+        not yet recorded."""
+        held = {token for queue in self.waiting.values() for _, token in queue}
+        held.update(token for _, token in self.in_flight.values())
+        held.update(sent.token for sent in self.finished)
+        return held
+
+    def renew(self) -> None:
+        """Keep the lease on what this pump holds; a failure is only logged (the write
+        that follows backs off and tries again)."""
+        if time.monotonic() - self.last_renewal < self.renew_every:
+            return
+        self.last_renewal = time.monotonic()
+        until = timezone.now() + timedelta(seconds=self.settings.claim_lease)
+        try:
+            with writelock.serialized():
+                claims.renew(self.tokens(), until)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("Could not renew claims (%s); trying again.", exc)
+            _reconnect_if_broken()
 
     def surplus(self, claimed: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
         """Split a claim into what to keep and what it brought for stalling endpoints
@@ -193,7 +242,7 @@ class Pump:
             return 0
         done, _ = wait(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
-            d = self.in_flight.pop(future)
+            d, _ = self.in_flight.pop(future)
             self.on_reserve.discard(future)
             key = endpoint(d)
             self.flying[key] -= 1
@@ -236,23 +285,31 @@ class Pump:
         return claimed
 
     def _write_once_or_again(self, batch: list, claim: int, ids: list | None) -> tuple:
-        """A transient database error (deadlock, lock timeout, serialization failure)
-        rolls the whole transaction back: try it again, at most WRITE_TRIES times."""
-        for try_number in range(1, WRITE_TRIES + 1):
+        """A transient database error (deadlock, lock timeout, serialization failure, a
+        restart) rolls the whole transaction back: try it again with backoff, for up to
+        WRITE_OUTAGE seconds. A stop requested meanwhile claims nothing more."""
+        give_up = time.monotonic() + WRITE_OUTAGE
+        delay, longest = WRITE_BACKOFF
+        while True:
             try:
                 with writelock.serialized(), self._transaction(batch):
                     recorded = recording.write(batch)
                     token, claimed = None, []
-                    if claim > 0:
+                    if claim > 0 and not stopping.requested():
                         token, claimed = self._claim(claim, ids)
                     recorded.update_health()  # last: other pumps wait on these rows
                 recorded.log_failures()
                 return token, claimed
-            except OperationalError as exc:
-                if try_number == WRITE_TRIES:
+            except (OperationalError, InterfaceError) as exc:
+                if time.monotonic() + delay > give_up:
+                    log.error(
+                        "Write transaction failed for %g s (%s); giving up.", WRITE_OUTAGE, exc
+                    )
                     raise
-                log.warning("Write transaction failed (%s); trying again.", exc)
-        return None, []  # not reached: the last try returns or raises
+                log.warning("Write transaction failed (%s); trying again in %.2f s.", exc, delay)
+                _reconnect_if_broken()
+                time.sleep(delay)
+                delay = min(delay * 2, longest)
 
     def _claim(self, limit: int, ids: list | None) -> tuple:
         """Claim, leaving out what this pump holds enough for, and give back the surplus
@@ -267,12 +324,38 @@ class Pump:
     def idle(self) -> bool:
         return not self.in_flight and not any(self.waiting.values())
 
+    def stop_claiming(self) -> None:
+        """The cluster is stopping: claim nothing more, give back what waits here."""
+        if not self.stopped:
+            self.stopped = True
+            log.info(
+                "Stopping: %d deliveries in flight land, the rest go back.", len(self.in_flight)
+            )
+            self.give_back_waiting()
+
     def drain(self, ids: list | None = None, budget: float | None = None) -> int:
-        """Deliver `ids` and whatever else falls due, until nothing is left or the budget
-        is spent; then let what is in flight land. Returns how many were recorded."""
+        """Deliver `ids` and whatever else falls due, until nothing is left, the budget
+        is spent or the cluster stops; then let what is in flight land. Returns how many
+        were recorded. If it fails (the database stayed away), what has not gone out is
+        given back if it can be, and the rest of its claims lapse with their lease."""
+        if stopping.requested():
+            if ids:
+                unmark(ids)  # the next look at the table hands them to another worker
+            return 0
+        try:
+            return self._drain(ids, budget)
+        except BaseException:
+            self.give_back_waiting()
+            raise
+
+    def _drain(self, ids: list | None, budget: float | None) -> int:
         deadline = time.monotonic() + (budget if budget is not None else self.settings.pump_seconds)
         claiming, first, changed = True, True, True
         while True:
+            self.renew()
+            if claiming and stopping.requested():
+                self.stop_claiming()
+                claiming = False
             if (
                 claiming
                 and changed
@@ -295,3 +378,10 @@ class Pump:
         if claiming and claims.due(timezone.now()).exists():
             enqueue_pump()  # budget spent with work left: continue in a fresh task
         return self.recorded
+
+
+def _reconnect_if_broken() -> None:
+    """After a connection error, a broken connection is dropped, so the next statement
+    connects again (a merely locked SQLite database keeps its connection)."""
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()

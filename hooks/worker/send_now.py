@@ -47,7 +47,7 @@ def send_now(
     namespace = namespace_key(namespace)
     if webhooks is None:
         webhooks = fanout.subscribers(spec, user_id(user), namespace)
-    lease = now + timedelta(seconds=settings.claim_lease)
+    lease = now + timedelta(seconds=settings.sync_lease)
     claimed = dict(
         status=Delivery.Status.PENDING,
         attempts=1,

@@ -1,23 +1,18 @@
 """The safety net, run every minute: deliveries of stopped webhooks are kept as skipped,
 deliveries whose last attempt died with its worker are failed, and due deliveries that
-no broker task holds are handed to the broker again. The Delivery table, not the
-broker, is the source of truth."""
+no broker task holds are handed to the broker again (that last part also every second,
+by the cluster's ticker). The Delivery table, not the broker, is the source of truth."""
 
 from __future__ import annotations
-
-import time
-from datetime import timedelta
 
 from django.db.models import F, Q
 from django.utils import timezone
 
-from hooks import conf
 from hooks.models import Delivery
-from hooks.outbox.handover import ENQUEUE_GRACE, enqueue
+from hooks.outbox.handover import ENQUEUE_GRACE, enqueue, unmark
 from hooks.worker import claims
 
 Status = Delivery.Status
-TICK = 1.0
 
 
 def skip_unsendable(now=None) -> int:
@@ -46,7 +41,9 @@ def fail_abandoned(now=None) -> int:
 
 
 def enqueue_due(now=None, limit: int = 1000) -> int:
-    """Hand due deliveries that no broker task holds to the broker again."""
+    """Hand due deliveries that no broker task holds to the broker again. If the broker
+    refuses them, they are marked unqueued again, so the next look hands them over
+    (rather than waiting out ENQUEUE_GRACE)."""
     now = now or timezone.now()
     unqueued = Q(enqueued_until__isnull=True) | Q(enqueued_until__lt=now)
     ids = list(
@@ -58,7 +55,11 @@ def enqueue_due(now=None, limit: int = 1000) -> int:
     if not ids:
         return 0
     claims.due(now).filter(unqueued, pk__in=ids).update(enqueued_until=now + ENQUEUE_GRACE)
-    enqueue(ids)
+    try:
+        enqueue(ids)
+    except Exception:
+        unmark(ids)
+        raise
     return len(ids)
 
 
@@ -70,18 +71,6 @@ def sweep_once(now=None) -> int:
 
 
 def sweep() -> int:
-    """Keeps ticking while retries fall due within the minute, so a 5-second retry is
-    not held back to the next schedule run; an idle hub returns at once (a
-    long-running task would delay a cluster's shutdown)."""
-    settings = conf.get()
-    started = time.monotonic()
-    total = sweep_once()
-    while time.monotonic() - started < settings.sweep_seconds:
-        horizon = timezone.now() + timedelta(seconds=settings.sweep_seconds)
-        if not Delivery.objects.filter(
-            status=Status.PENDING, next_attempt_at__lte=horizon
-        ).exists():
-            break
-        time.sleep(TICK)
-        total += sweep_once()
-    return total
+    """Scheduled every minute (one pass): the cluster's ticker (hooks.worker.ticker)
+    hands due deliveries over every second; this is the safety net behind it."""
+    return sweep_once()
