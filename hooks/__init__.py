@@ -8,6 +8,7 @@ Registering:  register_event_type, Slot, register_slot, SlotSetting,
 Validating:   validate_target_url, generate_secret
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
 Operating:    send_test, redeliver
+Workers:      cluster_stopping() (this worker's cluster was asked to stop)
 Errors:       UnknownEventType, PayloadTooLarge, UnsafeURL
 """
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from hooks.tools.ping import ping as send_test
     from hooks.tools.redelivery import request as redeliver
     from hooks.worker.send_now import send_now, send_to_slot
+    from hooks.worker.stopping import requested as cluster_stopping
 
 __version__ = VERSION
 
@@ -53,6 +55,7 @@ _LAZY = {
     "validate_target_url": ("hooks.tools.forms", "validate_target_url"),
     "send_test": ("hooks.tools.ping", "ping"),
     "redeliver": ("hooks.tools.redelivery", "request"),
+    "cluster_stopping": ("hooks.worker.stopping", "requested"),
 }
 
 __all__ = [
@@ -68,6 +71,7 @@ __all__ = [
     "UnknownEventType",
     "UnsafeURL",
     "__version__",
+    "cluster_stopping",
     "emit",
     "generate_secret",
     "redeliver",

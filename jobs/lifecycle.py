@@ -106,6 +106,18 @@ def callback_signer(user):
     return notification if notification and notification.secret else None
 
 
+def requeue(job: Job) -> bool:
+    """A running job that a stopping worker gives back: queued again with the same id
+    (its ttl still counts from submission), for the next worker to run from the start."""
+    with transaction.atomic():
+        moved = Job.objects.filter(pk=job.pk, status=Status.IN_PROGRESS).update(
+            status=Status.IN_QUEUE, started_at=None, heartbeat_at=None
+        )
+        if moved:
+            transaction.on_commit(lambda: enqueue(job.id), robust=True)
+    return bool(moved)
+
+
 def cancel(job: Job) -> bool:
     return finish(job, Status.CANCELLED)
 

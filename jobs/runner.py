@@ -19,12 +19,17 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+import hooks
 from jobs import lifecycle, queue
 from jobs.models import Job
 
 log = logging.getLogger("jobs.runner")
 Status = Job.Status
 HEARTBEAT = 5.0  # seconds between heartbeats of a running job
+# When the jobs cluster stops, a running job has this long to finish; then its handler
+# is stopped and the job goes back to the queue (run again from the start).
+JOB_STOP_GRACE = 10.0
+GIVEN_BACK = "GIVEN_BACK"  # execute()'s status for a job the stopping worker gave back
 CANCEL_CHECK = 0.5  # seconds between looks for a cancellation
 POLL = 0.02
 
@@ -66,12 +71,18 @@ def execute(job: Job) -> tuple[str, object, str]:
     deadline = time.monotonic() + job.execution_timeout_ms / 1000
     next_beat = time.monotonic() + HEARTBEAT
     next_check = time.monotonic() + CANCEL_CHECK
+    stop_by = None  # set when the cluster is asked to stop
     with os.fdopen(read_fd) as pipe:
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 return _result(pipe.read(), status)
             now = time.monotonic()
+            if stop_by is None and hooks.cluster_stopping():
+                stop_by = now + JOB_STOP_GRACE
+            if stop_by is not None and now > stop_by:
+                _kill(pid)
+                return GIVEN_BACK, None, ""
             if now > deadline:
                 _kill(pid)
                 return (
@@ -132,7 +143,10 @@ def run(job_id: str) -> str | None:
         if not started:
             return None  # cancelled or taken meanwhile
         status, output, error = execute(job)
-        if status != Status.CANCELLED:
+        if status == GIVEN_BACK:
+            lifecycle.requeue(job)
+            log.info("The jobs cluster is stopping: job %s goes back to the queue.", job.pk)
+        elif status != Status.CANCELLED:
             lifecycle.finish(job, status, output=output, error=error)
         return status
     finally:

@@ -1,19 +1,29 @@
 """Run the job workers: `Server Start` hook, a qcluster for the `jobs` queue, and the
-`Server Shutdown` hook (waited for at most 2 minutes) when it stops."""
+`Server Shutdown` hook when it stops.
+
+SIGTERM, SIGINT or SIGHUP stop the cluster: a running job gets JOB_STOP_GRACE seconds
+to finish and is then given back to the queue (jobs.runner); the cluster's whole
+process group is killed if it is not gone CLUSTER_GRACE seconds after the signal. If
+runjobs itself dies, the kernel sends the cluster SIGTERM.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
+import time
 
 from django.core.management import BaseCommand
 
 import hooks
 from jobs.lifecycle import CLUSTER
+from jobs.runner import JOB_STOP_GRACE
+from webhookhub import children
 
-SHUTDOWN_WAIT = 120.0
+SHUTDOWN_WAIT = 120.0  # SwarmUI waits this long for its Server Shutdown hook
+CLUSTER_GRACE = JOB_STOP_GRACE + 5.0
+POLL = 0.2  # seconds between looks at the cluster and the signals
 
 
 class Command(BaseCommand):
@@ -21,25 +31,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         env = {**os.environ, "Q_CLUSTER_NAME": CLUSTER}
-        cluster = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], env=env, start_new_session=True
-        )
-        stopping = []
+        cluster = children.start([sys.executable, "manage.py", "qcluster"], env=env)
 
-        def stop(signum, frame) -> None:
-            stopping.append(signum)
-            if cluster.poll() is None:
-                cluster.send_signal(signal.SIGTERM)
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        stopping: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda signum, frame: stopping.append(signum))
         self.stdout.write(f"Job workers running (cluster {CLUSTER!r}).")
         hooks.send_to_slot("server_start")
         try:
-            cluster.wait()
+            while not stopping and cluster.poll() is None:
+                time.sleep(POLL)
         finally:
-            if cluster.poll() is None:
-                cluster.send_signal(signal.SIGTERM)
-                cluster.wait(120)
+            if not children.stop(cluster, CLUSTER_GRACE):
+                self.stderr.write(
+                    f"The jobs cluster did not stop within {CLUSTER_GRACE:g} s; killed it."
+                )
             hooks.send_to_slot("server_shutdown", timeout=SHUTDOWN_WAIT)
             self.stdout.write("Job workers stopped.")

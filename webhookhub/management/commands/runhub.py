@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -22,20 +21,14 @@ import time
 
 from django.core.management import BaseCommand, CommandError
 
+from webhookhub import children as child_processes
+from webhookhub.children import die_with_parent
+
 GRACE = 30.0  # seconds a child has to stop before its process group is killed
-PR_SET_PDEATHSIG = 1
 
 
 class Stop(Exception):
     """A stopping signal arrived."""
-
-
-def die_with_parent() -> None:
-    """Ask the kernel for SIGTERM when the parent process dies (Linux; elsewhere a no-op)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -81,9 +74,7 @@ class Command(BaseCommand):
             raise CommandError(failed)
 
     def start(self, host: str, port: str) -> dict[str, subprocess.Popen]:
-        """Each child in a session of its own, so Ctrl-C reaches only runhub, which then
-        stops each child's main process (signalling qcluster's whole group can leave it
-        hanging)."""
+        """Each child in a session of its own, so Ctrl-C reaches only runhub."""
         manage = [sys.executable, "manage.py"]
         web = [sys.executable, "-m", "gunicorn", "webhookhub.wsgi", "--bind", f"{host}:{port}",
                "--workers", "2", "--threads", "4", "--access-logfile", "-"]  # fmt: skip
@@ -92,10 +83,7 @@ class Command(BaseCommand):
             "job workers (runjobs)": [*manage, "runjobs"],
             "web server (gunicorn)": web,
         }
-        return {
-            name: subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent)
-            for name, command in commands.items()
-        }
+        return {name: child_processes.start(command) for name, command in commands.items()}
 
     def watch(self, children: dict[str, subprocess.Popen]) -> str:
         """Wait until a child exits; returns what happened."""
@@ -113,12 +101,5 @@ class Command(BaseCommand):
                 child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + GRACE
         for name, child in children.items():
-            try:
-                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                self.stderr.write(f"The {name} did not stop within {GRACE:g} s; killing it.")
-            try:
-                os.killpg(child.pid, signal.SIGKILL)  # its workers too, whatever is left
-            except ProcessLookupError:
-                pass
-            child.wait()
+            if not child_processes.stop(child, max(deadline - time.monotonic(), 0.1)):
+                self.stderr.write(f"The {name} did not stop within {GRACE:g} s; killed it.")
