@@ -18,6 +18,7 @@ from hooks.tools.receiver import Reply
 from hooks.worker import stopping
 from hooks.worker.pump import Pump
 from tests.conftest import TEST_EVENT, db_thread, make_webhook
+from tests.test_e2e_qcluster import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,15 +34,6 @@ def drain_in_thread(result: list) -> threading.Thread:
     thread = db_thread(lambda: result.append(Pump().drain(None, budget=30)))
     thread.start()
     return thread
-
-
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_a_live_pump_renews_the_short_lease_on_what_it_holds(receiver, settings):
