@@ -149,3 +149,21 @@ def test_the_pump_rides_out_a_database_outage_and_sends_nothing_twice(receiver, 
     assert len(ids) == 300 and max(ids.values()) == 1  # none lost, none twice
     assert Delivery.objects.filter(status="succeeded").count() == 300
     assert Attempt.objects.count() == 300
+
+
+def test_a_pump_goes_on_alone_when_the_broker_refuses_a_helper(receiver, monkeypatch, caplog):
+    """More due than one pump holds: it asks the broker for a helper; a broker that is
+    down must not end the drain (which would leave its answers unrecorded)."""
+    from hooks.outbox import handover
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    make_webhook(receiver.url)
+    with transaction.atomic():
+        for n in range(150):
+            emit(TEST_EVENT, {"n": n})
+    monkeypatch.setattr(handover, "_async", broker_down)
+    assert Pump().drain(None, budget=30) == 150
+    assert Delivery.objects.filter(status="succeeded").count() == 150
+    assert any("another pump" in r.getMessage() for r in caplog.records)

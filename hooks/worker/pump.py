@@ -364,7 +364,7 @@ class Pump:
             ):
                 got = self.refill(ids)
                 if first and got >= self.capacity:
-                    enqueue_pump()  # more work than one pump: bring a helper
+                    bring_helper()  # more work than one pump
                 ids, first = None, False
                 claiming = got > 0 or bool(self.saturated())
                 changed = got > 0  # an empty claim is not repeated until something lands
@@ -376,8 +376,17 @@ class Pump:
             self.flush()
         self.flush(force=True)
         if claiming and claims.due(timezone.now()).exists():
-            enqueue_pump()  # budget spent with work left: continue in a fresh task
+            bring_helper()  # budget spent with work left: continue in a fresh task
         return self.recorded
+
+
+def bring_helper() -> None:
+    """One more pump task; with the broker down this pump goes on alone (the ticker
+    hands due deliveries over once the broker is back)."""
+    try:
+        enqueue_pump()
+    except Exception as exc:  # the broker's client raises its own errors
+        log.warning("Could not ask the broker for another pump (%s: %s).", type(exc).__name__, exc)
 
 
 def _reconnect_if_broken() -> None:
