@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 import hooks
 from accounts.models import ApiToken
 from jobs import lifecycle, waiters
-from jobs.models import Endpoint, Job
+from jobs.models import Endpoint, Job, new_sync_job_id
 
 Status = Job.Status
 MIN_TIMEOUT_MS, MAX_MS = 5_000, 7 * 24 * 3600 * 1000
@@ -54,13 +54,12 @@ def _api(view, method: str):
             response = JsonResponse({"error": f"Use {method} here."}, status=405)
             response["Allow"] = method
             return response
-        header = request.headers.get("Authorization", "")
-        scheme, _, raw = header.partition(" ")
-        token = ApiToken.objects.authenticate(raw.strip()) if scheme.lower() == "bearer" else None
+        token = _token(request.headers.get("Authorization", ""))
         if token is None:
             return JsonResponse(
-                {"error": "Unauthorized: send Authorization: Bearer <API token>."}, status=401
-            )
+                {"error": "Unauthorized: send Authorization: Bearer <API token> (or the bare "
+                          "token, as RunPod's examples do)."}, status=401,
+            )  # fmt: skip
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         request.user = token.user
         request.skip_activity = True  # a script with a token is not the person being there
@@ -73,6 +72,14 @@ def _api(view, method: str):
             return exc.response()
 
     return wrapped
+
+
+def _token(header: str) -> ApiToken | None:
+    """`Bearer <token>`, or the bare token as RunPod's own curl examples send it."""
+    scheme, _, raw = header.strip().partition(" ")
+    if not raw:
+        return ApiToken.objects.authenticate(scheme) if scheme else None
+    return ApiToken.objects.authenticate(raw.strip()) if scheme.lower() == "bearer" else None
 
 
 def _not_a_number(constant: str):
@@ -165,8 +172,8 @@ def parse_submission(body: dict) -> dict:
     }
 
 
-def _submit(request: HttpRequest, endpoint: Endpoint) -> Job:
-    fields = parse_submission(_body(request))
+def _submit(request: HttpRequest, endpoint: Endpoint, **fields) -> Job:
+    fields.update(parse_submission(_body(request)))
     return lifecycle.submit(Job(endpoint=endpoint, user=request.user, **fields))
 
 
@@ -193,7 +200,7 @@ def runsync(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
         raise ApiError(f"?wait must be between {WAIT_MIN_MS} and {WAIT_MAX_MS} ms.", "wait")
     try:
         with waiters.slot(request.user.pk):  # before submitting: a refusal queues nothing
-            job = _submit(request, endpoint)
+            job = _submit(request, endpoint, id=new_sync_job_id())
             deadline = time.monotonic() + int(raw_wait) / 1000
             while time.monotonic() < deadline:
                 job.refresh_from_db()

@@ -8,7 +8,7 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here: they import models, which exist only once apps are loaded.
-        from jobs import events, maintenance
+        from jobs import checks, events, maintenance  # noqa: F401 (checks registers itself)
 
         events.register()
         post_migrate.connect(maintenance.ensure_schedule, sender=self)

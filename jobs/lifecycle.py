@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -14,10 +15,15 @@ from jobs.models import Job
 
 Status = Job.Status
 SERVER_AND_NAMESPACE = (hooks.SERVER, hooks.NAMESPACE)
-# RunPod retries a failed callback twice, 10 s apart; after that the hub's schedule.
-CALLBACK_SCHEDULE = (0, 10, 10) + tuple(hooks.DEFAULT_RETRY_SCHEDULE[2:])
 TASK = "jobs.runner.run"
 CLUSTER = "jobs"
+
+
+def callback_schedule() -> tuple[float, ...]:
+    """Seconds before each attempt of a job's callback (JOB_CALLBACK_SCHEDULE): RunPod
+    retries twice, 10 s apart; by default the hub then goes on with its own schedule,
+    and "0,10,10" is RunPod's exact policy (three attempts, then failed)."""
+    return tuple(settings.JOB_CALLBACK_SCHEDULE)
 
 
 def enqueue(job_id: str) -> None:
@@ -84,7 +90,7 @@ def _final_events(job: Job) -> None:
             job.status_json(with_input=True),
             target_url=job.webhook,
             target_signer=callback_signer(job.user),
-            target_schedule=CALLBACK_SCHEDULE,
+            target_schedule=callback_schedule(),
             audience=(),
         )
     if job.webhooks_mode != Job.Webhooks.NONE:

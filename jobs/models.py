@@ -13,6 +13,11 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
+def new_sync_job_id() -> str:
+    """A `/runsync` job's id: RunPod starts these with `sync-`."""
+    return f"sync-{uuid.uuid4()}"
+
+
 class Endpoint(models.Model):
     """A named endpoint whose jobs run `handler(job) -> output` (RunPod's contract)."""
 
@@ -99,9 +104,9 @@ class Job(models.Model):
         }
         if with_input:
             body["input"] = self.input
-        if self.status == self.Status.COMPLETED:
-            body["output"] = self.output
-        elif self.error:
+        if self.status == self.Status.COMPLETED or self.output is not None:
+            body["output"] = self.output  # a failed handler's other keys too (RunPod)
+        if self.status != self.Status.COMPLETED and self.error:
             body["error"] = self.error
         if with_input and self.webhook:
             body["webhook"] = self.webhook

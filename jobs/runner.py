@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 import traceback
 from datetime import timedelta
@@ -32,6 +33,7 @@ JOB_STOP_GRACE = 10.0
 GIVEN_BACK = "GIVEN_BACK"  # execute()'s status for a job the stopping worker gave back
 CANCEL_CHECK = 0.5  # seconds between looks for a cancellation
 POLL = 0.02
+TRACEBACK_LIMIT = 4000  # characters of a handler's traceback kept in its error
 
 
 def load_handler(path: str):
@@ -42,19 +44,39 @@ def load_handler(path: str):
     return handler
 
 
+def outcome(output) -> dict:
+    """What a handler returned, as RunPod's worker reads it: a dict's `error` fails the
+    job and its other keys stay the output (an empty rest is no output)."""
+    result: dict = {"output": output}
+    if isinstance(output, dict) and "error" in output:
+        rest = {key: value for key, value in output.items() if key != "error"}
+        error = output["error"]
+        result = {"output": rest} if rest else {}
+        if error:
+            result["error"] = error if isinstance(error, str) else json.dumps(error)
+    return result
+
+
+def error_info(exc: BaseException) -> str:
+    """A handler's exception as RunPod reports it: a JSON string of these six fields."""
+    return json.dumps(
+        {
+            "error_type": str(type(exc)),
+            "error_message": str(exc),
+            "error_traceback": traceback.format_exc()[-TRACEBACK_LIMIT:],
+            "hostname": socket.gethostname(),
+            "worker_id": f"{socket.gethostname()}:{os.getppid()}",
+            "runpod_version": f"webhookhub-{hooks.__version__}",
+        }
+    )
+
+
 def _child(handler_path: str, job: dict, write_fd: int) -> None:
     """In the forked child: run the handler, write one JSON result, exit at once."""
     try:
-        output = load_handler(handler_path)(job)
-        if isinstance(output, dict) and "error" in output:
-            result = {"error": str(output["error"])}
-        else:
-            result = {"output": output}
-        data = json.dumps(result)
+        data = json.dumps(outcome(load_handler(handler_path)(job)))
     except BaseException as exc:  # the handler's failure is the job's failure
-        data = json.dumps(
-            {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-4000:]}
-        )
+        data = json.dumps({"error": error_info(exc)})
     with os.fdopen(write_fd, "w") as pipe:
         pipe.write(data)
     os._exit(0)  # no cleanup: the parent's database connection must stay untouched
@@ -113,8 +135,8 @@ def _result(data: str, wait_status: int) -> tuple[str, object, str]:
     if not data:
         return Status.FAILED, None, f"The handler process died (wait status {wait_status})."
     result = json.loads(data)
-    if "error" in result:
-        return Status.FAILED, None, result["error"]
+    if result.get("error"):
+        return Status.FAILED, result.get("output"), result["error"]
     return Status.COMPLETED, result.get("output"), ""
 
 

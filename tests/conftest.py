@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from standardwebhooks.webhooks import Webhook as Verifier
 
+from accounts.models import ApiToken
 from hooks import catalog, process
 from hooks.models import Scope, Webhook
 from hooks.outgoing.signing import generate_secret
@@ -62,6 +65,30 @@ def db_thread(target, *args) -> threading.Thread:
 def receiver():
     with Receiver() as r:
         yield r
+
+
+@pytest.fixture
+def ann():
+    """A user of the job API (modules with their own `ann` keep theirs)."""
+    return get_user_model().objects.create_user(
+        "ann@example.com", "ann@example.com", "pw", name="Ann"
+    )
+
+
+@pytest.fixture
+def api(client, ann):
+    _, raw = ApiToken.issue(ann, "tests")
+
+    def call(
+        method: str, path: str, body=None, token: str | None = raw, raw_body: bytes | None = None
+    ):
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+        data = raw_body if raw_body is not None else json.dumps(body or {})
+        if method == "GET":
+            return client.get(path, **headers)
+        return client.post(path, data=data, content_type="application/json", **headers)
+
+    return call
 
 
 def make_webhook(url: str, **fields) -> Webhook:

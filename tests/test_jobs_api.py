@@ -11,7 +11,6 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from accounts import notification
-from accounts.models import ApiToken
 from hooks.models import Delivery, Event
 from hooks.worker.attempt import deliver_due
 from jobs import lifecycle, runner
@@ -20,27 +19,6 @@ from tests.conftest import db_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 User = get_user_model()
-
-
-@pytest.fixture
-def ann():
-    return User.objects.create_user("ann@example.com", "ann@example.com", "pw", name="Ann")
-
-
-@pytest.fixture
-def api(client, ann):
-    _, raw = ApiToken.issue(ann, "tests")
-
-    def call(
-        method: str, path: str, body=None, token: str | None = raw, raw_body: bytes | None = None
-    ):
-        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-        data = raw_body if raw_body is not None else json.dumps(body or {})
-        if method == "GET":
-            return client.get(path, **headers)
-        return client.post(path, data=data, content_type="application/json", **headers)
-
-    return call
 
 
 def submit(api, endpoint="echo", **body) -> str:

@@ -290,6 +290,13 @@ JOB_WORKERS = env.int("JOB_WORKERS", default=2)
 # process's other threads stay free for pages and the rest of the API.
 RUNSYNC_WAITERS = env.int("RUNSYNC_WAITERS", default=2)
 RUNSYNC_WAITERS_PER_USER = env.int("RUNSYNC_WAITERS_PER_USER", default=1)
+# Seconds before each attempt of a job's callback: by default RunPod's two retries 10 s
+# apart, then the hub's schedule; "0,10,10" is RunPod's exact policy (3 attempts).
+JOB_CALLBACK_SCHEDULE = env.list(
+    "JOB_CALLBACK_SCHEDULE",
+    cast=float,
+    default=[0, 10, 10, *HOOKS["WEBHOOK_RETRY_SCHEDULE"][2:]],
+)
 JOB_TASK_TIMEOUT = 7 * 24 * 3600 + 600
 Q_CLUSTER["ALT_CLUSTERS"] = {
     "jobs": {

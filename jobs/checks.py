@@ -1,0 +1,19 @@
+"""System checks of the job settings: a bad value stops start-up, naming the variable."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+
+@register()
+def job_settings(app_configs=None, **kwargs) -> list[Error]:
+    schedule = settings.JOB_CALLBACK_SCHEDULE
+    if not schedule or any(s < 0 for s in schedule) or len(schedule) > 100:
+        return [
+            Error(
+                "JOB_CALLBACK_SCHEDULE must list 1 to 100 non-negative delays in seconds.",
+                id="jobs.E001",
+            )
+        ]
+    return []
