@@ -31,6 +31,9 @@ class Slot:
     env_var: str = ""
     help: str = ""
     blank_data: str = ""  # the data template of a new slot webhook ("{}": SwarmUI's blank)
+    # Seconds a send waits for the receiver, unless the slot's webhook sets its own
+    # (SwarmUI's blocking hooks wait up to 10 minutes); None: WEBHOOK_TIMEOUT.
+    timeout: float | None = None
 
 
 _slots: dict[str, Slot] = {}
@@ -74,6 +77,7 @@ def _new(slot: Slot, url: str, source: str) -> Webhook:
         event_types=[slot.event_type],
         secret=generate_secret(),
         data_template=slot.blank_data,
+        timeout=slot.timeout,
     )
 
 

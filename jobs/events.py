@@ -44,24 +44,34 @@ TYPES = [
      {"event": "queue_start"}, "Queue started"),
     (QUEUE_END, "The queue emptied and nothing ran for the Queue End Delay (blocking).", (SERVER,),
      {"event": "queue_end"}, "Queue ended"),
-    (EVERY_JOB, "Any job finished (SwarmUI's Every Gen).", (SERVER,), FLAT_EXAMPLE,
+    (EVERY_JOB, "A job completed (SwarmUI's Every Gen: never for a failed or cancelled one).",
+     (SERVER,), FLAT_EXAMPLE,
      "Job {id} on {endpoint}: {status}"),
-    (MANUAL_JOB, "A job whose request asked for the manual hook finished (SwarmUI's Manual Gen).",
+    (MANUAL_JOB, "A job whose request asked for the manual hook completed (SwarmUI's Manual Gen).",
      (SERVER,), FLAT_EXAMPLE, "Job {id} on {endpoint}: {status}"),
     (SERVER_START, "The job worker cluster came up.", (SERVER,), {"event": "server_start"}, "Server started"),
     (SERVER_SHUTDOWN, "The job worker cluster is stopping (waited for at most 2 minutes).", (SERVER,),
      {"event": "server_shutdown"}, "Server shutting down"),
 ]  # fmt: skip
 
+# SwarmUI's HTTP client waits up to 10 minutes for its blocking hooks (a receiver may
+# unload models before the queue starts) and 2 minutes for Server Shutdown.
+BLOCKING_WAIT, SHUTDOWN_WAIT = 600.0, 120.0
 SLOTS = [
     ("queue_start", "Queue Start", QUEUE_START,
-     "Blocks: no job starts anywhere until its request completes."),
+     "Blocks: no job starts anywhere until its request completes (waited for up to 10 minutes).",
+     BLOCKING_WAIT),
     ("queue_end", "Queue End", QUEUE_END,
-     "Blocks: sent once nothing is queued or running for the Queue End Delay; no job starts until it returns."),
-    ("every_job", "Every Job", EVERY_JOB, "For every finished job; %tag%s: %id%, %status%, %endpoint%, %output%, input fields."),
-    ("manual_job", "Manual Job", MANUAL_JOB, "For finished jobs whose request set policy.webhooks to 'manual'."),
-    ("server_start", "Server Start", SERVER_START, "When the job workers come up."),
-    ("server_shutdown", "Server Shutdown", SERVER_SHUTDOWN, "When the job workers stop (waited for at most 2 minutes)."),
+     "Blocks: sent once nothing is queued or running for the Queue End Delay; no job starts until "
+     "it returns (waited for up to 10 minutes).", BLOCKING_WAIT),
+    ("every_job", "Every Job", EVERY_JOB,
+     "For every completed job (never a failed or cancelled one); %tag%s: %id%, %status%, %endpoint%, "
+     "%output%, input fields.", None),
+    ("manual_job", "Manual Job", MANUAL_JOB,
+     "For completed jobs whose request set policy.webhooks to 'manual'.", None),
+    ("server_start", "Server Start", SERVER_START, "When the job workers come up.", None),
+    ("server_shutdown", "Server Shutdown", SERVER_SHUTDOWN,
+     "When the job workers stop (waited for at most 2 minutes).", SHUTDOWN_WAIT),
 ]  # fmt: skip
 
 
@@ -70,12 +80,11 @@ def register() -> None:
         hooks.register_event_type(
             name, description, scopes=tuple(scopes), example=example, summary=summary
         )
-    for name, label, event_type, help_text in SLOTS:
+    for name, label, event_type, help_text, timeout in SLOTS:
         hooks.register_slot(
-            hooks.Slot(
-                name=name, label=label, event_type=event_type, help=help_text, blank_data="{}"
-            )
-        )
+            hooks.Slot(name=name, label=label, event_type=event_type, help=help_text,
+                       blank_data="{}", timeout=timeout)
+        )  # fmt: skip
     hooks.register_slot_setting(
         hooks.SlotSetting(
             name="queue_end_delay",

@@ -93,6 +93,8 @@ def _final_events(job: Job) -> None:
             target_schedule=callback_schedule(),
             audience=(),
         )
+    if job.status != Status.COMPLETED:
+        return  # SwarmUI's Every Gen and Manual Gen are for produced outputs only
     if job.webhooks_mode != Job.Webhooks.NONE:
         hooks.emit(events.EVERY_JOB, events.flat(job), audience=(hooks.SERVER,))
     if job.webhooks_mode == Job.Webhooks.MANUAL:

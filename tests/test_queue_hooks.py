@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+import hooks
 from hooks import slots
 from hooks.models import Delivery
 from hooks.tools.receiver import Receiver, Reply
@@ -144,3 +145,43 @@ def test_server_configuration_shows_the_six_hooks_and_the_delay(admin_client):
     assert QueueState.load().queue_end_delay == 1.0  # nothing saved
     admin_client.post(reverse("hooks_server_configuration"), {"settings-queue_end_delay": "2.5"})
     assert QueueState.load().queue_end_delay == 2.5
+
+
+def test_every_job_and_manual_job_fire_only_for_completed_jobs(user, receiver):
+    slots.save("every_job", receiver.url, '{"id": "%id%", "status": "%status%"}')
+    slots.save("manual_job", receiver.url, '{"manual": "%id%"}')
+    failed = new_job(user, endpoint="sleep", input={"seconds": -1}, webhooks_mode="manual")
+    assert runner.run(failed.id) == "FAILED"
+    cancelled = new_job(user, webhooks_mode="manual")
+    lifecycle.cancel(cancelled)
+    done = new_job(user, webhooks_mode="manual")
+    assert runner.run(done.id) == "COMPLETED"
+    deliver_due()
+    bodies = [json.loads(r.body) for r in receiver.requests]
+    assert sorted(bodies, key=str) == [{"id": done.id, "status": "COMPLETED"}, {"manual": done.id}]
+
+
+@pytest.mark.parametrize(
+    "name, timeout", [("queue_start", 600), ("queue_end", 600), ("server_shutdown", 120)]
+)
+def test_blocking_hooks_wait_as_long_as_swarmui_does(name, timeout, settings):
+    """SwarmUI waits up to 10 minutes for Queue Start/End and 2 for Server Shutdown:
+    those are the slots' defaults (a slot webhook may set its own), not WEBHOOK_TIMEOUT."""
+    from jobs.events import SHUTDOWN_WAIT
+
+    settings.WEBHOOK_TIMEOUT = 0.5
+    with Receiver() as slow:
+        slow.respond = lambda request: time.sleep(1.5) or Reply(200)
+        hook = slots.save(name, slow.url)
+        assert hook.timeout == timeout
+        hook.timeout = None  # a slot webhook saved before the defaults existed
+        hook.save()
+        cap = SHUTDOWN_WAIT if name == "server_shutdown" else None  # as runjobs sends it
+        attempt = hooks.send_to_slot(name, timeout=cap)
+    assert attempt.succeeded, attempt.error  # waited 1.5 s, beyond WEBHOOK_TIMEOUT
+
+
+def test_the_slot_form_says_what_blank_data_sends(admin_client):
+    page = admin_client.get(reverse("hooks_server_configuration")).content.decode()
+    assert "Blank sends {}" in page  # SwarmUI's hooks
+    assert "Blank sends the event&#x27;s own payload" in page  # the signup webhook

@@ -172,7 +172,8 @@ def server_configuration(request: HttpRequest) -> HttpResponse:
         initial = {"url": hook.url if hook and hook.slot_source == slots.ADMIN else "",
                    "data": hook.data_template if hook else slot.blank_data}  # fmt: skip
         data = request.POST if request.method == "POST" else None
-        slot_forms.append((slot, SlotForm(data, initial=initial, prefix=slot.name), hook))
+        form = SlotForm(data, initial=initial, prefix=slot.name, blank_data=slot.blank_data)
+        slot_forms.append((slot, form, hook))
     extras = slots.all_settings()
     extra_form = _extras_form(extras, request.POST if request.method == "POST" else None)
     valid = extra_form.is_valid() if request.method == "POST" else False

@@ -212,8 +212,12 @@ class SlotForm(forms.Form):
         label="JSON data",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Blank sends the event's own payload; %tag% placeholders are filled in.",
     )
+
+    def __init__(self, *args, blank_data: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        sends = f"sends {blank_data}" if blank_data else "sends the event's own payload"
+        self.fields["data"].help_text = f"Blank {sends}; %tag% placeholders are filled in."
 
     def clean_url(self) -> str:
         url = self.cleaned_data.get("url", "").strip()

@@ -71,16 +71,18 @@ def send_now(
 def send_to_slot(name: str, payload: dict | None = None, timeout: float | None = None):
     """Send a named server hook synchronously, if its slot is set (the attempt, or None).
 
-    `timeout` caps the wait for this send (the slot's own timeout, or the default,
-    when shorter); the payload defaults to `{"event": "<action>"}`.
+    The wait is the slot webhook's own timeout, else the slot's default, else
+    WEBHOOK_TIMEOUT; `timeout` caps it for this send. The payload defaults to
+    `{"event": "<action>"}`.
     """
     slot = slots.get(name)
     slots.sync_env(name)
     hook = slots.webhook(name)
     if hook is None or not hook.active or not hook.url:
         return None
+    hook.timeout = hook.timeout or slot.timeout or conf.get().timeout
     if timeout is not None:
-        hook.timeout = min(hook.timeout or conf.get().timeout, timeout)
+        hook.timeout = min(hook.timeout, timeout)
     action = slot.event_type.split(".", 1)[1]
     attempts = send_now(slot.event_type, payload or {"event": action}, webhooks=[hook])
     return attempts[0] if attempts else None

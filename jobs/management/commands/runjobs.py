@@ -17,11 +17,11 @@ import time
 from django.core.management import BaseCommand
 
 import hooks
+from jobs.events import SHUTDOWN_WAIT
 from jobs.lifecycle import CLUSTER
 from jobs.runner import JOB_STOP_GRACE
 from webhookhub import children
 
-SHUTDOWN_WAIT = 120.0  # SwarmUI waits this long for its Server Shutdown hook
 CLUSTER_GRACE = JOB_STOP_GRACE + 5.0
 POLL = 0.2  # seconds between looks at the cluster and the signals
 
