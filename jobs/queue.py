@@ -80,3 +80,22 @@ def leave() -> None:
     QueueState.objects.filter(pk=1, owner=WORKER, state=State.ENDING).update(
         state=State.IDLE, owner="", lease_until=None, changed_at=timezone.now()
     )
+
+
+def shut_down() -> bool:
+    """The job workers stop: a busy queue ends, as SwarmUI sends Queue End when its
+    backends shut down (before Server Shutdown). Not while a job still runs elsewhere:
+    another machine's workers keep the queue busy. Returns whether Queue End was sent."""
+    QueueState.load()
+    with transaction.atomic():
+        state = QueueState.objects.select_for_update().get(pk=1)
+        running = Job.objects.filter(status=Job.Status.IN_PROGRESS).exists()
+        if state.state != State.BUSY or running:
+            return False
+        _take(state, State.ENDING, timezone.now())
+    log.info("Queue end at shutdown (worker %s)", WORKER)
+    hooks.send_to_slot("queue_end")
+    QueueState.objects.filter(pk=1, owner=WORKER, state=State.ENDING).update(
+        state=State.IDLE, owner="", lease_until=None, changed_at=timezone.now()
+    )
+    return True

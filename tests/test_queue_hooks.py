@@ -185,3 +185,21 @@ def test_the_slot_form_says_what_blank_data_sends(admin_client):
     page = admin_client.get(reverse("hooks_server_configuration")).content.decode()
     assert "Blank sends {}" in page  # SwarmUI's hooks
     assert "Blank sends the event&#x27;s own payload" in page  # the signup webhook
+
+
+def test_stopping_job_workers_end_a_busy_queue_once_and_not_while_others_run(user):
+    from jobs import queue
+
+    with Receiver() as rx:
+        slots.save("queue_end", rx.url)
+        QueueState.load()
+        QueueState.objects.filter(pk=1).update(state="busy")
+        elsewhere = new_job(user)
+        Job.objects.filter(pk=elsewhere.pk).update(status="IN_PROGRESS")
+        assert not queue.shut_down()  # another machine's worker still runs a job
+        assert QueueState.load().state == "busy" and rx.requests == []
+        Job.objects.filter(pk=elsewhere.pk).update(status="IN_QUEUE")  # given back
+        assert queue.shut_down()
+        assert not queue.shut_down()  # idle now: sent once
+    assert QueueState.load().state == "idle"
+    assert [r.headers["X-Webhookhub-Event"] for r in rx.requests] == ["swarm.queue_end"]

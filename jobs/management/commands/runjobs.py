@@ -1,5 +1,5 @@
-"""Run the job workers: `Server Start` hook, a qcluster for the `jobs` queue, and the
-`Server Shutdown` hook when it stops.
+"""Run the job workers: `Server Start` hook, a qcluster for the `jobs` queue, and when it
+stops `Queue End` (if the queue was busy) and the `Server Shutdown` hook.
 
 SIGTERM, SIGINT or SIGHUP stop the cluster: a running job gets JOB_STOP_GRACE seconds
 to finish and is then given back to the queue (jobs.runner); the cluster's whole
@@ -17,6 +17,7 @@ import time
 from django.core.management import BaseCommand
 
 import hooks
+from jobs import queue
 from jobs.events import SHUTDOWN_WAIT
 from jobs.lifecycle import CLUSTER
 from jobs.runner import JOB_STOP_GRACE
@@ -46,5 +47,6 @@ class Command(BaseCommand):
                 self.stderr.write(
                     f"The jobs cluster did not stop within {CLUSTER_GRACE:g} s; killed it."
                 )
+            queue.shut_down()  # Queue End first, if the queue was busy
             hooks.send_to_slot("server_shutdown", timeout=SHUTDOWN_WAIT)
             self.stdout.write("Job workers stopped.")
