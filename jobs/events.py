@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 
 import hooks
 from hooks import SCOPES, SERVER
@@ -29,7 +32,9 @@ STATUS_EXAMPLE = {
     "input": {"prompt": "hi"}, "output": {"prompt": "hi"}, "webhook": "https://example.com/done",
 }  # fmt: skip
 FLAT_EXAMPLE = {"id": "5f1c…", "status": "COMPLETED", "endpoint": "echo", "output": {"prompt": "hi"},
-                "prompt": "hi", "input": {"prompt": "hi"}}  # fmt: skip
+                "prompt": "hi", "input": {"prompt": "hi"}, "user_name": "Ann", "year": "2026",
+                "month": "12", "month_name": "December", "day": "02", "day_name": "Wednesday",
+                "hour": "05", "minute": "49", "second": "07", "millisecond": "123"}  # fmt: skip
 
 TYPES = [
     (FINISHED, "A job finished (completed, failed, cancelled or timed out).", SCOPES,
@@ -66,7 +71,7 @@ SLOTS = [
      "it returns (waited for up to 10 minutes).", BLOCKING_WAIT),
     ("every_job", "Every Job", EVERY_JOB,
      "For every completed job (never a failed or cancelled one); %tag%s: %id%, %status%, %endpoint%, "
-     "%output%, input fields.", None),
+     "%output%, %user_name%, %year% … %millisecond%, input fields.", None),
     ("manual_job", "Manual Job", MANUAL_JOB,
      "For completed jobs whose request set policy.webhooks to 'manual'.", None),
     ("server_start", "Server Start", SERVER_START, "When the job workers come up.", None),
@@ -118,12 +123,27 @@ def job_summary(job) -> dict:
 
 
 def flat(job) -> dict:
-    """SwarmUI-style template values: the job's fields, then its input fields."""
+    """SwarmUI-style template values: its input fields (the request's parameters), then
+    the job's own fields, `user_name`, and the parts of the time it finished."""
     values = {key: value for key, value in (job.input or {}).items() if isinstance(key, str)}
     values.update(job.status_json(with_input=True))
     values["endpoint"] = job.endpoint.name
     values.setdefault("output", None)
+    values["user_name"] = job.user.display_name
+    values.update(time_tags(job.completed_at or timezone.now()))
     return values
+
+
+def time_tags(moment: datetime) -> dict[str, str]:
+    """SwarmUI's date and time tags, in TIME_ZONE, zero-padded as its formats write them."""
+    local = timezone.localtime(moment)
+    return {
+        "year": f"{local.year:04d}", "month": f"{local.month:02d}",
+        "month_name": local.strftime("%B"), "day": f"{local.day:02d}",
+        "day_name": local.strftime("%A"), "hour": f"{local.hour:02d}",
+        "minute": f"{local.minute:02d}", "second": f"{local.second:02d}",
+        "millisecond": f"{local.microsecond // 1000:03d}",
+    }  # fmt: skip
 
 
 def finished_payload(job_id: str, name: str, status: str, path: str) -> dict:

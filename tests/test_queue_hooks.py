@@ -203,3 +203,24 @@ def test_stopping_job_workers_end_a_busy_queue_once_and_not_while_others_run(use
         assert not queue.shut_down()  # idle now: sent once
     assert QueueState.load().state == "idle"
     assert [r.headers["X-Webhookhub-Event"] for r in rx.requests] == ["swarm.queue_end"]
+
+
+def test_every_job_has_swarmuis_user_name_and_time_tags(user, receiver, settings):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    settings.TIME_ZONE = "Europe/Berlin"
+    User.objects.filter(pk=user.pk).update(name="Ann Artist")
+    template = ('{"who": "%user_name%", "when": "%year%-%month%-%day% %hour%:%minute%:%second%.'
+                '%millisecond%", "names": "%day_name%, %month_name%", "odd": "%nope%"}')  # fmt: skip
+    slots.save("every_job", receiver.url, template)
+    job = new_job(user)
+    assert runner.run(job.id) == "COMPLETED"
+    finished = datetime(2026, 12, 2, 4, 5, 6, 789000, tzinfo=ZoneInfo("UTC"))
+    Job.objects.filter(pk=job.pk).update(completed_at=finished)
+    Delivery.objects.all().delete()  # sent again below with the known time
+    lifecycle._final_events(Job.objects.get(pk=job.pk))
+    deliver_due()
+    body = json.loads(receiver.requests[-1].body)
+    assert body == {"who": "Ann Artist", "when": "2026-12-02 05:05:06.789",
+                    "names": "Wednesday, December", "odd": "%nope%"}  # fmt: skip
