@@ -82,6 +82,25 @@ def _child(handler_path: str, job: dict, write_fd: int) -> None:
     os._exit(0)  # no cleanup: the parent's database connection must stay untouched
 
 
+def _deadline(job: Job) -> tuple[float, str]:
+    """When the running handler is stopped (monotonic clock), and why: its execution
+    timeout, or its ttl if that runs out first (the ttl covers the job's whole life,
+    queue and execution, as RunPod's does)."""
+    execution = job.execution_timeout_ms / 1000
+    ttl_left = (
+        job.created_at + timedelta(milliseconds=job.ttl_ms) - timezone.now()
+    ).total_seconds()
+    if ttl_left < execution:
+        return (
+            time.monotonic() + ttl_left,
+            f"The job's ttl of {job.ttl_ms} ms expired while it ran.",
+        )
+    return (
+        time.monotonic() + execution,
+        f"Execution timeout of {job.execution_timeout_ms} ms exceeded.",
+    )
+
+
 def execute(job: Job) -> tuple[str, object, str]:
     """(status, output, error) of running the job's handler under its timeout."""
     read_fd, write_fd = os.pipe()
@@ -90,7 +109,7 @@ def execute(job: Job) -> tuple[str, object, str]:
         os.close(read_fd)
         _child(job.endpoint.handler, {"id": job.id, "input": job.input}, write_fd)
     os.close(write_fd)
-    deadline = time.monotonic() + job.execution_timeout_ms / 1000
+    deadline, why = _deadline(job)
     next_beat = time.monotonic() + HEARTBEAT
     next_check = time.monotonic() + CANCEL_CHECK
     stop_by = None  # set when the cluster is asked to stop
@@ -107,11 +126,7 @@ def execute(job: Job) -> tuple[str, object, str]:
                 return GIVEN_BACK, None, ""
             if now > deadline:
                 _kill(pid)
-                return (
-                    Status.TIMED_OUT,
-                    None,
-                    f"Execution timeout of {job.execution_timeout_ms} ms exceeded.",
-                )
+                return Status.TIMED_OUT, None, why
             if now > next_beat:
                 next_beat = now + HEARTBEAT
                 Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())

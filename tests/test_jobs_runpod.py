@@ -80,3 +80,17 @@ def test_the_callback_follows_runpods_retries_or_the_hubs_schedule(
     callback = Delivery.objects.get(target_url=receiver.url)
     assert callback.max_attempts == attempts
     assert list(callback.retry_schedule[:3]) == [0, 10, 10]
+
+
+def test_the_ttl_covers_the_whole_life_of_a_job_that_runs(api):
+    """A job whose ttl runs out while it runs is stopped and reported TIMED_OUT, as
+    RunPod does; its execution timeout alone would have let it go on."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job_id = submit(api, endpoint="sleep", input={"seconds": 30}, policy={"ttl": 10_000})
+    Job.objects.filter(pk=job_id).update(created_at=timezone.now() - timedelta(seconds=9.5))
+    assert runner.run(job_id) == "TIMED_OUT"
+    job = Job.objects.get(pk=job_id)
+    assert "ttl of 10000 ms expired while it ran" in job.error and job.execution_ms() < 5000
