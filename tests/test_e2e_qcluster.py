@@ -89,3 +89,18 @@ def test_qcluster_delivers_a_committed_event(receiver, qcluster):
     assert attempt.response_status == 200 and attempt.succeeded
     assert receiver.requests[0].headers["webhook-id"] == str(delivery.pk)
     assert len(receiver.requests) == 1
+
+
+def test_events_emitted_in_the_jobs_cluster_go_to_the_delivery_queue():
+    """A job worker's process has Q_CLUSTER_NAME=jobs; its events' pump tasks must still
+    go to the delivery cluster's queue, not keep a job worker busy."""
+    probe = (
+        "import django; django.setup(); "
+        "from hooks.outbox.handover import _broker; print(_broker().list_key)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**worker_env(), "Q_CLUSTER_NAME": "jobs", "DJANGO_SETTINGS_MODULE": "webhookhub.settings"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == settings.Q_CLUSTER["name"]

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.db import transaction
 from django_q.brokers import get_broker
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from hooks import conf, process
@@ -47,10 +48,13 @@ def enqueue_pump() -> None:
 
 def _broker():
     """One broker client per process (and per fork): django-q2 otherwise builds a new
-    one, with a new Redis connection, for every task it enqueues."""
+    one, with a new Redis connection, for every task it enqueues. It is the delivery
+    cluster's queue (Q_CLUSTER's name) wherever the event is emitted: django-q2's
+    default is the queue of the process's own cluster, so events emitted by a job
+    would otherwise be pumped by the job workers."""
     state = process.current()
     if state.broker is None:
-        state.broker = get_broker()
+        state.broker = get_broker(Conf.PREFIX)
     return state.broker
 
 
