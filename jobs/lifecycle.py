@@ -117,13 +117,7 @@ def callback_signer(user):
 def requeue(job: Job) -> bool:
     """A running job that a stopping worker gives back: queued again with the same id
     (its ttl still counts from submission), for the next worker to run from the start."""
-    with transaction.atomic():
-        moved = Job.objects.filter(pk=job.pk, status=Status.IN_PROGRESS).update(
-            status=Status.IN_QUEUE, started_at=None, heartbeat_at=None
-        )
-        if moved:
-            transaction.on_commit(lambda: enqueue(job.id), robust=True)
-    return bool(moved)
+    return _queue_again(job, [Status.IN_PROGRESS], started_at=None, heartbeat_at=None)
 
 
 def cancel(job: Job) -> bool:
@@ -132,11 +126,19 @@ def cancel(job: Job) -> bool:
 
 def retry(job: Job) -> bool:
     """FAILED or TIMED_OUT jobs only: back in the queue, same id."""
+    return _queue_again(
+        job, [Status.FAILED, Status.TIMED_OUT], output=None, error="", started_at=None,
+        completed_at=None, heartbeat_at=None, created_at=timezone.now(), retries=job.retries + 1,
+    )  # fmt: skip
+
+
+def _queue_again(job: Job, statuses: list[str], **fields) -> bool:
+    """Move the job from one of `statuses` back to IN_QUEUE (with `fields`) and enqueue
+    it once that commits."""
     with transaction.atomic():
-        moved = Job.objects.filter(pk=job.pk, status__in=[Status.FAILED, Status.TIMED_OUT]).update(
-            status=Status.IN_QUEUE, output=None, error="", started_at=None, completed_at=None,
-            heartbeat_at=None, created_at=timezone.now(), retries=job.retries + 1,
-        )  # fmt: skip
+        moved = Job.objects.filter(pk=job.pk, status__in=statuses).update(
+            status=Status.IN_QUEUE, **fields
+        )
         if moved:
             transaction.on_commit(lambda: enqueue(job.id), robust=True)
     return bool(moved)

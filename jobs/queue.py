@@ -75,7 +75,12 @@ def leave() -> None:
         if state.state != State.BUSY or recent or work_left():
             return  # someone else's turn, or work came back
         _take(state, State.ENDING, now)  # idle for new work only once the hook returns
-    log.info("Queue end (worker %s)", WORKER)
+    _end("")
+
+
+def _end(why: str) -> None:
+    """Send Queue End, then let new work in (the state was taken as ENDING)."""
+    log.info("Queue end%s (worker %s)", why, WORKER)
     hooks.send_to_slot("queue_end")
     QueueState.objects.filter(pk=1, owner=WORKER, state=State.ENDING).update(
         state=State.IDLE, owner="", lease_until=None, changed_at=timezone.now()
@@ -93,9 +98,5 @@ def shut_down() -> bool:
         if state.state != State.BUSY or running:
             return False
         _take(state, State.ENDING, timezone.now())
-    log.info("Queue end at shutdown (worker %s)", WORKER)
-    hooks.send_to_slot("queue_end")
-    QueueState.objects.filter(pk=1, owner=WORKER, state=State.ENDING).update(
-        state=State.IDLE, owner="", lease_until=None, changed_at=timezone.now()
-    )
+    _end(" at shutdown")
     return True

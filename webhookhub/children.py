@@ -6,6 +6,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import time
 
 PR_SET_PDEATHSIG = 1
 
@@ -26,24 +27,23 @@ def start(command: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent, **kwargs)
 
 
-def stop(child: subprocess.Popen, grace: float) -> bool:
-    """SIGTERM to the child's main process, up to `grace` seconds for it to stop, then
-    SIGKILL to its whole process group (its workers too, whatever is left). Returns
-    whether it stopped in time."""
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-    try:
-        child.wait(timeout=grace)
-        in_time = True
-    except subprocess.TimeoutExpired:
-        in_time = False
-    kill_group(child)
-    return in_time
-
-
-def kill_group(child: subprocess.Popen) -> None:
-    try:
-        os.killpg(child.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    child.wait()
+def stop(children: list[subprocess.Popen], grace: float) -> list[subprocess.Popen]:
+    """SIGTERM to each child's main process at once, up to `grace` seconds in all for
+    them to stop, then SIGKILL to each whole process group (their workers too, whatever
+    is left). Returns the children that did not stop in time."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    late = []
+    for child in children:
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            late.append(child)
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        child.wait()
+    return late

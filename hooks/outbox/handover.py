@@ -8,7 +8,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.tasks import async_task
@@ -33,6 +33,19 @@ def enqueue(ids: list) -> None:
     size = conf.get().batch_size
     for start in range(0, min(len(ids), size * MAX_TASKS_PER_ENQUEUE), size):
         _async([str(i) for i in ids[start : start + size]])
+
+
+def hand_over(ids: list) -> None:
+    """`enqueue`; if the broker refuses, the deliveries are marked unqueued (for the
+    ticker's next look) and the broker's error is raised."""
+    try:
+        enqueue(ids)
+    except Exception:
+        try:
+            unmark(ids)
+        except DatabaseError:  # the database too: the sweeper finds them after ENQUEUE_GRACE
+            log.warning("Could not mark %d deliveries unqueued either.", len(ids))
+        raise
 
 
 def unmark(ids: list) -> None:
@@ -78,16 +91,12 @@ class _Pending:
     def __call__(self) -> None:
         ids, self.ids = self.ids, []
         try:
-            enqueue(ids)
+            hand_over(ids)
         except Exception as exc:
             log.warning(
                 "Could not hand %d deliveries to the broker (%s: %s); the ticker will.",
                 len(ids), type(exc).__name__, exc,
             )  # fmt: skip
-            try:
-                unmark(ids)
-            except Exception:  # the database too: they are found after ENQUEUE_GRACE
-                log.warning("Could not mark them unqueued either; the sweeper will.")
 
 
 _local = threading.local()  # this thread's _Pending, while its transaction is open

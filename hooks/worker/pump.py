@@ -326,12 +326,9 @@ class Pump:
 
     def stop_claiming(self) -> None:
         """The cluster is stopping: claim nothing more, give back what waits here."""
-        if not self.stopped:
-            self.stopped = True
-            log.info(
-                "Stopping: %d deliveries in flight land, the rest go back.", len(self.in_flight)
-            )
-            self.give_back_waiting()
+        self.stopped = True
+        log.info("Stopping: %d deliveries in flight land, the rest go back.", len(self.in_flight))
+        self.give_back_waiting()
 
     def drain(self, ids: list | None = None, budget: float | None = None) -> int:
         """Deliver `ids` and whatever else falls due, until nothing is left, the budget
@@ -353,7 +350,7 @@ class Pump:
         claiming, first, changed = True, True, True
         while True:
             self.renew()
-            if claiming and stopping.requested():
+            if not self.stopped and stopping.requested():
                 self.stop_claiming()
                 claiming = False
             if (

@@ -9,7 +9,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from hooks.models import Delivery
-from hooks.outbox.handover import ENQUEUE_GRACE, enqueue, unmark
+from hooks.outbox.handover import ENQUEUE_GRACE, hand_over
 from hooks.worker import claims
 
 Status = Delivery.Status
@@ -55,11 +55,7 @@ def enqueue_due(now=None, limit: int = 1000) -> int:
     if not ids:
         return 0
     claims.due(now).filter(unqueued, pk__in=ids).update(enqueued_until=now + ENQUEUE_GRACE)
-    try:
-        enqueue(ids)
-    except Exception:
-        unmark(ids)
-        raise
+    hand_over(ids)
     return len(ids)
 
 

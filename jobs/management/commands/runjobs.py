@@ -43,7 +43,7 @@ class Command(BaseCommand):
             while not stopping and cluster.poll() is None:
                 time.sleep(POLL)
         finally:
-            if not children.stop(cluster, CLUSTER_GRACE):
+            if children.stop([cluster], CLUSTER_GRACE):
                 self.stderr.write(
                     f"The jobs cluster did not stop within {CLUSTER_GRACE:g} s; killed it."
                 )

@@ -96,10 +96,7 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
     def stop(self, children: dict[str, subprocess.Popen]) -> None:
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + GRACE
+        late = child_processes.stop(list(children.values()), GRACE)
         for name, child in children.items():
-            if not child_processes.stop(child, max(deadline - time.monotonic(), 0.1)):
+            if child in late:
                 self.stderr.write(f"The {name} did not stop within {GRACE:g} s; killed it.")
