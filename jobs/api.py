@@ -1,4 +1,4 @@
-"""The RunPod-compatible job API: /v2/<endpoint>/run, runsync, status, cancel, retry,
+"""The RunPod-compatible job API: /v2/<endpoint>/run, runsync, status, stream, cancel, retry,
 health, purge-queue (and tag, the hub's addition). Bearer API tokens; JSON errors."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from functools import wraps
 
 from django.conf import settings
@@ -16,8 +17,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 import hooks
 from accounts.models import ApiToken
-from jobs import lifecycle, waiters
-from jobs.models import Endpoint, Job, new_sync_job_id
+from jobs import lifecycle, waiters, workers
+from jobs.models import Chunk, Endpoint, Job, new_sync_job_id
 
 Status = Job.Status
 MIN_TIMEOUT_MS, MAX_MS = 5_000, 7 * 24 * 3600 * 1000
@@ -184,6 +185,11 @@ def _own(request: HttpRequest, endpoint: Endpoint, job_id: str) -> Job:
     job = jobs.filter(pk=job_id).first()
     if job is None:  # someone else's job is not found either
         raise ApiError(f"No job {job_id!r} on endpoint {endpoint.name!r}.", "id", status=404)
+    if job.result_expired():  # the sweeper deletes it soon
+        raise ApiError(
+            f"Job {job_id!r} has expired: results are kept {job.result_kept_for()} s after "
+            "a job finishes.", "id", status=404,
+        )  # fmt: skip
     return job
 
 
@@ -218,6 +224,18 @@ def runsync(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
 @api("GET")
 def status(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
     return JsonResponse(_own(request, endpoint, job_id).status_json())
+
+
+@api("GET")
+def stream(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
+    """The chunks a generator handler yielded since the last call (each is handed out
+    once, as RunPod's /stream does), and the job's status read before them: a final
+    status with no chunks means the stream is over."""
+    job = _own(request, endpoint, job_id)
+    reader = uuid.uuid4()
+    Chunk.objects.filter(job=job, read_by=None).update(read_by=reader)
+    chunks = Chunk.objects.filter(job=job, read_by=reader).values_list("output", flat=True)
+    return JsonResponse({"status": job.status, "stream": [{"output": output} for output in chunks]})
 
 
 @api("POST")
@@ -259,7 +277,8 @@ def tag(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
 
 @api("GET")
 def health(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
-    """The caller's own jobs (staff: everyone's)."""
+    """The caller's own jobs (staff: everyone's), and the hub's job workers: running
+    (jobs being run now, anyone's) and idle (the other live workers)."""
     jobs = Job.objects.filter(endpoint=endpoint)
     if not request.user.is_staff:
         jobs = jobs.filter(user=request.user)
@@ -272,7 +291,7 @@ def health(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
                 "cancelled": count[Status.CANCELLED], "timedOut": count[Status.TIMED_OUT],
                 "retried": jobs.filter(retries__gt=0).count(),
             },
-            "workers": {"running": count[Status.IN_PROGRESS]},
+            "workers": workers.counts(),
         }
     )  # fmt: skip
 

@@ -8,12 +8,17 @@ from django.core.checks import Error, register
 
 @register()
 def job_settings(app_configs=None, **kwargs) -> list[Error]:
+    errors = [
+        Error(f"{name} must be a number of seconds, 0 or more.", id="jobs.E002")
+        for name in ("JOB_RESULT_TTL", "JOB_RESULT_TTL_SYNC")
+        if getattr(settings, name) < 0
+    ]
     schedule = settings.JOB_CALLBACK_SCHEDULE
     if not schedule or any(s < 0 for s in schedule) or len(schedule) > 100:
-        return [
+        errors.append(
             Error(
                 "JOB_CALLBACK_SCHEDULE must list 1 to 100 non-negative delays in seconds.",
                 id="jobs.E001",
             )
-        ]
-    return []
+        )
+    return errors

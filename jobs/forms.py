@@ -8,7 +8,7 @@ from jobs.runner import load_handler
 class EndpointForm(forms.ModelForm):
     class Meta:
         model = Endpoint
-        fields = ["name", "handler", "description", "active"]
+        fields = ["name", "handler", "description", "active", "aggregate_stream"]
 
     def clean_handler(self) -> str:
         path = self.cleaned_data["handler"].strip()

@@ -17,3 +17,12 @@ def sleep(job: dict):
         return {"error": "seconds must not be negative"}
     time.sleep(seconds)
     return {"seconds": seconds}
+
+
+def words(job: dict):
+    """A generator (streaming) handler: yields the words of `input.text`, one per
+    `input.delay` seconds (default 0)."""
+    delay = float(job["input"].get("delay", 0))
+    for word in str(job["input"].get("text", "")).split():
+        time.sleep(delay)
+        yield word

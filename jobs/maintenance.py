@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs import lifecycle
@@ -13,6 +15,7 @@ from jobs.models import Endpoint, Job
 log = logging.getLogger("jobs.maintenance")
 Status = Job.Status
 LOST_AFTER = timedelta(seconds=60)
+PRUNE_BATCH = 1000
 SCHEDULE = "webhookhub: sweep jobs"
 
 
@@ -25,7 +28,20 @@ def sweep() -> dict:
     running = Job.objects.select_related("endpoint", "user").filter(status=Status.IN_PROGRESS)
     for job in running:
         vanished += _isolated(_running, job, now)
-    return {"expired": expired, "vanished": vanished}
+    return {"expired": expired, "vanished": vanished, "pruned": prune_results(now)}
+
+
+def prune_results(now) -> int:
+    """Delete finished jobs whose results are past their retention (JOB_RESULT_TTL,
+    JOB_RESULT_TTL_SYNC for /runsync jobs), in batches so no transaction grows large."""
+    sync = Q(id__startswith="sync-")
+    pruned = 0
+    for kind, ttl in ((~sync, settings.JOB_RESULT_TTL), (sync, settings.JOB_RESULT_TTL_SYNC)):
+        cutoff = now - timedelta(seconds=ttl)
+        old = Job.objects.filter(kind, status__in=Job.FINAL, completed_at__lt=cutoff)
+        while batch := list(old.values_list("pk", flat=True)[:PRUNE_BATCH]):
+            pruned += Job.objects.filter(pk__in=batch).delete()[1].get("jobs.Job", 0)
+    return pruned
 
 
 def _isolated(step, job: Job, now) -> int:
@@ -69,6 +85,7 @@ def ensure_schedule(**kwargs) -> None:
 BUILTIN_ENDPOINTS = [
     ("echo", "jobs.handlers.echo", "Returns its input."),
     ("sleep", "jobs.handlers.sleep", "Sleeps input.seconds, then returns them."),
+    ("words", "jobs.handlers.words", "Streams the words of input.text (a generator handler)."),
 ]
 
 

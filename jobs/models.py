@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -25,6 +26,13 @@ class Endpoint(models.Model):
     handler = models.CharField(max_length=200, help_text="Dotted path, e.g. jobs.handlers.echo")
     description = models.CharField(max_length=300, blank=True)
     active = models.BooleanField(default=True)
+    aggregate_stream = models.BooleanField(
+        "Aggregate the stream",
+        default=True,
+        help_text="For a generator handler: the job's output is the list of its yielded chunks "
+        "(RunPod's return_aggregate_stream). Unticked, the output is [] and the chunks are only "
+        "read through /stream, as RunPod does by default.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -46,7 +54,8 @@ class Job(models.Model):
     class Webhooks(models.TextChoices):
         NONE = "none", "None"
         NORMAL = "normal", "Normal (Every Job hook)"
-        MANUAL = "manual", "Manual (Every Job and Manual Job hooks)"
+        MANUAL = "manual", "Manual (Every Job and Manual Job hooks, per output)"
+        MANUAL_AT_END = "manual_at_end", "Manual At End (Every Job per output, Manual Job once)"
 
     FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT)
 
@@ -64,7 +73,7 @@ class Job(models.Model):
     ttl_ms = models.PositiveBigIntegerField(default=86_400_000)
     low_priority = models.BooleanField(default=False)
     webhooks_mode = models.CharField(
-        max_length=8, choices=Webhooks.choices, default=Webhooks.NORMAL
+        max_length=16, choices=Webhooks.choices, default=Webhooks.NORMAL
     )
     tags = models.JSONField(default=list, blank=True)
     retries = models.PositiveIntegerField(default=0)
@@ -75,14 +84,30 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "low_priority", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "low_priority", "created_at"]),
+            models.Index(fields=["completed_at"], name="job_completed_at"),  # result expiry
+        ]
 
     def __str__(self) -> str:
         return self.id
 
     @property
+    def is_sync(self) -> bool:
+        return self.id.startswith("sync-")
+
+    @property
     def is_final(self) -> bool:
         return self.status in self.FINAL
+
+    def result_kept_for(self) -> int:
+        """Seconds this job's result is kept after it finished (RunPod's retention)."""
+        return settings.JOB_RESULT_TTL_SYNC if self.is_sync else settings.JOB_RESULT_TTL
+
+    def result_expired(self) -> bool:
+        if not self.is_final or self.completed_at is None:
+            return False
+        return timezone.now() - self.completed_at > timedelta(seconds=self.result_kept_for())
 
     def delay_ms(self) -> int:
         end = self.started_at or self.completed_at or timezone.now()
@@ -113,6 +138,24 @@ class Job(models.Model):
         return body
 
 
+class Chunk(models.Model):
+    """One chunk a generator handler yielded, in order. `/stream` hands each chunk out
+    once: a reader claims the unread chunks with its own token in one UPDATE."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.PositiveIntegerField()
+    output = models.JSONField(null=True)
+    read_by = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="chunk_job_seq")]
+        indexes = [models.Index(fields=["job", "read_by"])]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}#{self.seq}"
+
+
 class QueueState(models.Model):
     """The hub's one queue state (SwarmUI): idle → starting (Queue Start hook) → busy →
     ending (Queue End hook) → idle. Changed only under a row lock."""
@@ -138,3 +181,15 @@ class QueueState(models.Model):
     @classmethod
     def load(cls) -> QueueState:
         return cls.objects.get_or_create(pk=1)[0]
+
+
+class WorkerCluster(models.Model):
+    """A running jobs cluster (one `runjobs`), seen by its heartbeat: what `/health`
+    counts as workers."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="host:pid of runjobs")
+    workers = models.PositiveIntegerField()
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name

@@ -8,6 +8,7 @@ events of a final state are emitted once, by whoever got there first."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from django.utils import timezone
 
 import hooks
 from jobs import lifecycle, queue
-from jobs.models import Job
+from jobs.models import Chunk, Job
 
 log = logging.getLogger("jobs.runner")
 Status = Job.Status
@@ -33,6 +34,8 @@ JOB_STOP_GRACE = 10.0
 GIVEN_BACK = "GIVEN_BACK"  # execute()'s status for a job the stopping worker gave back
 CANCEL_CHECK = 0.5  # seconds between looks for a cancellation
 POLL = 0.02
+CHUNK_WRAPPING = len('{"chunk": }')
+OUTPUT_MARGIN = 4096  # bytes of a final event beside the job's input and output
 TRACEBACK_LIMIT = 4000  # characters of a handler's traceback kept in its error
 
 
@@ -72,14 +75,28 @@ def error_info(exc: BaseException) -> str:
 
 
 def _child(handler_path: str, job: dict, write_fd: int) -> None:
-    """In the forked child: run the handler, write one JSON result, exit at once."""
-    try:
-        data = json.dumps(outcome(load_handler(handler_path)(job)))
-    except BaseException as exc:  # the handler's failure is the job's failure
-        data = json.dumps({"error": error_info(exc)})
+    """In the forked child: run the handler and write JSON lines, one per chunk a
+    generator yields (`{"chunk": …}`) and one last with the result; exit at once."""
     with os.fdopen(write_fd, "w") as pipe:
-        pipe.write(data)
+        try:
+            result = load_handler(handler_path)(job)
+            final = _stream(result, pipe) if inspect.isgenerator(result) else outcome(result)
+            line = json.dumps(final)
+        except BaseException as exc:  # the handler's failure is the job's failure
+            line = json.dumps({"error": error_info(exc)})
+        pipe.write(line + "\n")
     os._exit(0)  # no cleanup: the parent's database connection must stay untouched
+
+
+def _stream(chunks, pipe) -> dict:
+    """Pass each yielded chunk on as it comes; a chunk that is a dict with an `error`
+    ends the job as FAILED, as RunPod's worker does."""
+    for chunk in chunks:
+        if isinstance(chunk, dict) and chunk.get("error"):
+            return {"error": str(chunk["error"])}
+        pipe.write(json.dumps({"chunk": chunk}) + "\n")
+        pipe.flush()
+    return {"streamed": True}
 
 
 def _deadline(job: Job) -> tuple[float, str]:
@@ -109,33 +126,111 @@ def execute(job: Job) -> tuple[str, object, str]:
         os.close(read_fd)
         _child(job.endpoint.handler, {"id": job.id, "input": job.input}, write_fd)
     os.close(write_fd)
+    os.set_blocking(read_fd, False)  # the child may write more than a pipe holds
+    reader = _Lines(job, read_fd)
+    try:
+        return _watch(job, pid, reader)
+    finally:
+        os.close(read_fd)
+
+
+def _watch(job: Job, pid: int, reader: _Lines) -> tuple[str, object, str]:
     deadline, why = _deadline(job)
     next_beat = time.monotonic() + HEARTBEAT
     next_check = time.monotonic() + CANCEL_CHECK
     stop_by = None  # set when the cluster is asked to stop
-    with os.fdopen(read_fd) as pipe:
+    while True:
+        reader.read()
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            reader.read()
+            return reader.result(status)
+        now = time.monotonic()
+        if stop_by is None and hooks.cluster_stopping():
+            stop_by = now + JOB_STOP_GRACE
+        if stop_by is not None and now > stop_by:
+            _kill(pid)
+            return GIVEN_BACK, None, ""
+        if now > deadline:
+            _kill(pid)
+            return Status.TIMED_OUT, None, why
+        if now > next_beat:
+            next_beat = now + HEARTBEAT
+            Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+        if now > next_check:
+            next_check = now + CANCEL_CHECK
+            if Job.objects.filter(pk=job.pk, status=Status.CANCELLED).exists():
+                _kill(pid)
+                return Status.CANCELLED, None, ""
+        time.sleep(POLL)
+
+
+class _Lines:
+    """The child's JSON lines as they arrive: chunks are stored at once (so /stream sees
+    them while the job runs), the last line is the result."""
+
+    def __init__(self, job: Job, fd: int):
+        self.job, self.fd = job, fd
+        self.buffer = b""
+        self.chunks: list = []
+        self.final: dict | None = None
+        self.too_big = ""
+        self.limit = hooks.settings().max_payload_bytes
+
+    def read(self) -> None:
         while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return _result(pipe.read(), status)
-            now = time.monotonic()
-            if stop_by is None and hooks.cluster_stopping():
-                stop_by = now + JOB_STOP_GRACE
-            if stop_by is not None and now > stop_by:
-                _kill(pid)
-                return GIVEN_BACK, None, ""
-            if now > deadline:
-                _kill(pid)
-                return Status.TIMED_OUT, None, why
-            if now > next_beat:
-                next_beat = now + HEARTBEAT
-                Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
-            if now > next_check:
-                next_check = now + CANCEL_CHECK
-                if Job.objects.filter(pk=job.pk, status=Status.CANCELLED).exists():
-                    _kill(pid)
-                    return Status.CANCELLED, None, ""
-            time.sleep(POLL)
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        new = []
+        for line in filter(None, lines):
+            message = json.loads(line)
+            if "chunk" not in message:
+                self.final = message
+            elif len(line) > self.limit + CHUNK_WRAPPING:
+                self.too_big = (
+                    self.too_big or f"A streamed chunk is larger than {self.limit} bytes."
+                )
+            elif not self.too_big:
+                new.append(message["chunk"])
+        self._store(new)
+
+    def _store(self, new: list) -> None:
+        if not new:
+            return
+        start = len(self.chunks)
+        Chunk.objects.bulk_create(
+            Chunk(job_id=self.job.pk, seq=start + i, output=out) for i, out in enumerate(new)
+        )
+        self.chunks.extend(new)
+
+    def result(self, wait_status: int) -> tuple[str, object, str]:
+        if self.too_big:
+            return Status.FAILED, None, self.too_big
+        if self.final is None:
+            return Status.FAILED, None, f"The handler process died (wait status {wait_status})."
+        if self.final.get("error"):
+            return Status.FAILED, self.final.get("output"), self.final["error"]
+        if self.final.get("streamed"):
+            output = self.chunks if self.job.endpoint.aggregate_stream else []
+        else:
+            output = self.final.get("output")
+        return _fits(self.job, output)
+
+
+def _fits(job: Job, output) -> tuple[str, object, str]:
+    """COMPLETED with the output, or FAILED when the events of the end could not carry
+    it: the callback holds the input and the output, SwarmUI's Every Job the input twice."""
+    size = len(json.dumps(output))
+    budget = hooks.settings().max_payload_bytes - 2 * len(json.dumps(job.input)) - OUTPUT_MARGIN
+    if size > budget:
+        return Status.FAILED, None, f"The job's output is {size} bytes; at most {budget} fit."
+    return Status.COMPLETED, output, ""
 
 
 def _kill(pid: int) -> None:
@@ -144,15 +239,6 @@ def _kill(pid: int) -> None:
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
-
-
-def _result(data: str, wait_status: int) -> tuple[str, object, str]:
-    if not data:
-        return Status.FAILED, None, f"The handler process died (wait status {wait_status})."
-    result = json.loads(data)
-    if result.get("error"):
-        return Status.FAILED, result.get("output"), result["error"]
-    return Status.COMPLETED, result.get("output"), ""
 
 
 def expired(job: Job) -> bool:
@@ -176,6 +262,7 @@ def run(job_id: str) -> str | None:
             )
             if started:
                 job.refresh_from_db()
+                Chunk.objects.filter(job=job).delete()  # a retried job streams anew
                 lifecycle.started(job)
         if not started:
             return None  # cancelled or taken meanwhile

@@ -8,6 +8,7 @@ urlpatterns = [
     path("<slug:endpoint>/run", api.run, name="run"),
     path("<slug:endpoint>/runsync", api.runsync, name="runsync"),
     path("<slug:endpoint>/status/<str:job_id>", api.status, name="status"),
+    path("<slug:endpoint>/stream/<str:job_id>", api.stream, name="stream"),
     path("<slug:endpoint>/cancel/<str:job_id>", api.cancel, name="cancel"),
     path("<slug:endpoint>/retry/<str:job_id>", api.retry, name="retry"),
     path("<slug:endpoint>/tag/<str:job_id>", api.tag, name="tag"),

@@ -82,6 +82,28 @@ def test_run_and_runsync_with_real_workers(live_server, token, receiver, process
     assert sync.json()["status"] == "COMPLETED" and sync.json()["output"] == {"seconds": 0.2}
 
 
+def test_the_stock_runpod_sdk_runs_streams_and_cancels(live_server, token, processes):
+    """RunPod's own Python client, unchanged, pointed at the hub."""
+    import runpod
+
+    processes("runjobs", name="jobs")
+    runpod.api_key, runpod.endpoint_url_base = token, f"{live_server.url}/v2"
+    echo = runpod.Endpoint("echo")
+    job = echo.run({"prompt": "astronaut"})
+    assert job.output(timeout=60) == {"prompt": "astronaut"}
+    assert job.status() == "COMPLETED"
+    assert echo.run_sync({"prompt": "fast"}, timeout=60) == {"prompt": "fast"}
+    streamed = runpod.Endpoint("words").run({"text": "one small step", "delay": 0.3})
+    assert list(streamed.stream()) == ["one", "small", "step"]
+    assert streamed.output(timeout=30) == ["one", "small", "step"]
+    slow = runpod.Endpoint("sleep").run({"seconds": 60})
+    assert wait_until(lambda: slow.status() == "IN_PROGRESS", timeout=30)
+    assert slow.cancel()["status"] == "CANCELLED"
+    health = runpod.Endpoint("sleep").health()
+    assert health["jobs"]["cancelled"] == 1
+    assert health["workers"] == {"idle": 2, "running": 0}  # JOB_WORKERS=2, all free again
+
+
 def test_server_start_and_shutdown_hooks(processes):
     with Receiver() as rx:
         slots.save("server_start", rx.url)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from hooks.models import Delivery
-from jobs import runner
+from jobs import maintenance, runner
 from jobs.models import Endpoint, Job
 from tests.test_jobs_api import submit
 
@@ -94,3 +94,63 @@ def test_the_ttl_covers_the_whole_life_of_a_job_that_runs(api):
     assert runner.run(job_id) == "TIMED_OUT"
     job = Job.objects.get(pk=job_id)
     assert "ttl of 10000 ms expired while it ran" in job.error and job.execution_ms() < 5000
+
+
+def test_health_counts_the_live_job_workers(api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.models import WorkerCluster
+
+    WorkerCluster.objects.create(name="a:1", workers=2, seen_at=timezone.now())
+    WorkerCluster.objects.create(
+        name="b:2", workers=5, seen_at=timezone.now() - timedelta(minutes=1)
+    )
+    job_id = submit(api)
+    Job.objects.filter(pk=job_id).update(status="IN_PROGRESS")
+    assert api("GET", "/v2/echo/health").json()["workers"] == {"idle": 1, "running": 1}
+
+
+def finished(api, *, ago: float, sync: bool = False) -> str:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job_id = submit(api)
+    if sync:
+        Job.objects.filter(pk=job_id).update(id=f"sync-{job_id}")
+        job_id = f"sync-{job_id}"
+    Job.objects.filter(pk=job_id).update(
+        status="COMPLETED", output={"a": 1}, completed_at=timezone.now() - timedelta(seconds=ago)
+    )
+    return job_id
+
+
+def test_results_expire_as_runpods_do(api):
+    """Kept 30 minutes after a /run job, 1 minute after a /runsync job; then 404 JSON."""
+    fresh, old = finished(api, ago=1790), finished(api, ago=1810)
+    fresh_sync, old_sync = finished(api, ago=50, sync=True), finished(api, ago=70, sync=True)
+    for job_id in (fresh, fresh_sync):
+        assert api("GET", f"/v2/echo/status/{job_id}").json()["output"] == {"a": 1}
+    for job_id in (old, old_sync):
+        response = api("GET", f"/v2/echo/status/{job_id}")
+        assert response.status_code == 404 and "expired" in response.json()["error"]
+        assert api("GET", f"/v2/echo/stream/{job_id}").status_code == 404
+    assert maintenance.sweep()["pruned"] == 2
+    assert set(Job.objects.values_list("pk", flat=True)) == {fresh, fresh_sync}
+
+
+def test_result_retention_follows_the_settings(api, settings):
+    settings.JOB_RESULT_TTL, settings.JOB_RESULT_TTL_SYNC = 7 * 24 * 3600, 300
+    kept, kept_sync = finished(api, ago=1810), finished(api, ago=70, sync=True)
+    assert maintenance.sweep()["pruned"] == 0
+    assert api("GET", f"/v2/echo/status/{kept}").status_code == 200
+    assert api("GET", f"/v2/echo/status/{kept_sync}").status_code == 200
+
+
+def test_a_negative_result_retention_stops_start_up(settings):
+    from jobs.checks import job_settings
+
+    settings.JOB_RESULT_TTL_SYNC = -1
+    assert [e.id for e in job_settings()] == ["jobs.E002"]

@@ -297,6 +297,10 @@ JOB_CALLBACK_SCHEDULE = env.list(
     cast=float,
     default=[0, 10, 10, *HOOKS["WEBHOOK_RETRY_SCHEDULE"][2:]],
 )
+# Seconds a finished job's result is kept (RunPod: 30 minutes for /run, 1 minute for
+# /runsync); after that its status answers 404 and the jobs sweeper deletes it.
+JOB_RESULT_TTL = env.int("JOB_RESULT_TTL", default=1800)
+JOB_RESULT_TTL_SYNC = env.int("JOB_RESULT_TTL_SYNC", default=60)
 JOB_TASK_TIMEOUT = 7 * 24 * 3600 + 600
 Q_CLUSTER["ALT_CLUSTERS"] = {
     "jobs": {

@@ -17,7 +17,7 @@ import time
 from django.core.management import BaseCommand
 
 import hooks
-from jobs import queue
+from jobs import queue, workers
 from jobs.events import SHUTDOWN_WAIT
 from jobs.lifecycle import CLUSTER
 from jobs.runner import JOB_STOP_GRACE
@@ -39,10 +39,15 @@ class Command(BaseCommand):
             signal.signal(signum, lambda signum, frame: stopping.append(signum))
         self.stdout.write(f"Job workers running (cluster {CLUSTER!r}).")
         hooks.send_to_slot("server_start")
+        name, next_beat = workers.this_cluster(), 0.0
         try:
             while not stopping and cluster.poll() is None:
+                if time.monotonic() >= next_beat:
+                    workers.beat(name)
+                    next_beat = time.monotonic() + workers.BEAT
                 time.sleep(POLL)
         finally:
+            workers.gone(name)
             if children.stop([cluster], CLUSTER_GRACE):
                 self.stderr.write(
                     f"The jobs cluster did not stop within {CLUSTER_GRACE:g} s; killed it."
