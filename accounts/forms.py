@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 
 import hooks
+from accounts import notification
 from accounts.models import ApiToken
 
 User = get_user_model()
@@ -96,7 +97,19 @@ class NotificationWebhookForm(forms.Form):
     signed = forms.BooleanField(
         label="Sign requests", required=False, help_text="Adds Standard Webhooks signatures."
     )
+    shape = forms.ChoiceField(
+        label="Payload",
+        choices=notification.SHAPES,
+        initial=notification.SHAPES[0][0],
+        required=False,
+        help_text="Open WebUI's documentation and its code send different JSON; pick what your "
+        "receiver was built for. Chat URLs (Discord, Slack, Google Chat, Teams) get a chat "
+        "message with the first choice.",
+    )
 
     def clean_url(self) -> str:
         url = self.cleaned_data.get("url", "").strip()
         return hooks.validate_target_url(url, user_supplied=True) if url else ""
+
+    def clean_shape(self) -> str | None:
+        return self.cleaned_data.get("shape") or None  # not sent: unchanged

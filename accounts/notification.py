@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hooks
-from hooks.models import ALL_EVENTS, Delivery, Scope, Webhook
+from hooks.models import ALL_EVENTS, BodyFormat, Delivery, Scope, Webhook
 
 NAME = "Notification webhook"
+SHAPES = [
+    (BodyFormat.AUTO, 'As Open WebUI\'s docs: {"event": "job_finished", "job": {…}}'),
+    (BodyFormat.OPEN_WEBUI, 'As Open WebUI\'s code: {"action", "message", "title", "url"}'),
+]
 
 
 def webhook_of(user) -> Webhook | None:
     return Webhook.objects.filter(scope=Scope.USER, owner=user).order_by("pk").first()
 
 
-def save(user, url: str, signed: bool) -> tuple[Webhook | None, str]:
+def save(user, url: str, signed: bool, shape: str | None = None) -> tuple[Webhook | None, str]:
     """Set, change or remove (blank URL) the user's webhook. Returns it and a secret
     that was just generated (to show once), or ''."""
     hook = webhook_of(user)
@@ -25,6 +29,8 @@ def save(user, url: str, signed: bool) -> tuple[Webhook | None, str]:
         # notification webhook gets every notification; today that is job.finished.
         hook = Webhook(scope=Scope.USER, owner=user, name=NAME, event_types=[ALL_EVENTS])
     hook.url = url
+    if shape is not None and shape != shape_of(hook):  # a format staff chose stays otherwise
+        hook.format = shape
     new_secret = ""
     if signed and not hook.secret:
         hook.secret = new_secret = hooks.generate_secret()
@@ -32,6 +38,13 @@ def save(user, url: str, signed: bool) -> tuple[Webhook | None, str]:
         hook.secret = hook.previous_secret = ""
     hook.save()
     return hook, new_secret
+
+
+def shape_of(hook: Webhook | None) -> str:
+    """The settings page's Payload choice for a webhook (a format staff set stays)."""
+    return (
+        BodyFormat.OPEN_WEBUI if hook and hook.format == BodyFormat.OPEN_WEBUI else BodyFormat.AUTO
+    )
 
 
 def recent_deliveries(user, limit: int = 20):

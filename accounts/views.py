@@ -44,7 +44,11 @@ def _settings_context(request, **forms) -> dict:
         "webhook": hook,
         "webhook_form": forms.get("webhook_form")
         or NotificationWebhookForm(
-            initial={"url": hook.url if hook else "", "signed": bool(hook and hook.secret)}
+            initial={
+                "url": hook.url if hook else "",
+                "signed": bool(hook and hook.secret),
+                "shape": notification.shape_of(hook),
+            }
         ),
         "new_secret": request.session.pop("new_webhook_secret", None),
         "test_result": request.session.pop("notification_test", None),
@@ -105,9 +109,8 @@ def save_webhook(request: HttpRequest) -> HttpResponse:
     form = NotificationWebhookForm(request.POST)
     if not form.is_valid():
         return _settings_with_errors(request, webhook_form=form)
-    _, secret = notification.save(
-        request.user, form.cleaned_data["url"], form.cleaned_data["signed"]
-    )
+    data = form.cleaned_data
+    _, secret = notification.save(request.user, data["url"], data["signed"], data["shape"])
     if secret:
         request.session["new_webhook_secret"] = secret
     messages.success(

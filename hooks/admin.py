@@ -89,7 +89,7 @@ class WebhookAdmin(admin.ModelAdmin):
         for spec in types:
             event = Event(type=spec.name, payload=spec.example, created_at=timezone.now())
             body = body_for(Delivery(event=event, webhook=obj))
-            blocks.append((spec.name, _pretty(body.decode())))
+            blocks.append((spec.name, _pretty(body.text())))
         return format_html_join(
             "", "<p><strong>{}</strong></p><pre style='white-space:pre-wrap'>{}</pre>", blocks
         )

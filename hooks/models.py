@@ -30,7 +30,9 @@ class BodyFormat(models.TextChoices):
     DISCORD = "discord", "Discord"
     SLACK = "slack", "Slack"
     GOOGLE_CHAT = "google_chat", "Google Chat"
-    TEAMS = "teams", "Microsoft Teams"
+    TEAMS = "teams", "Microsoft Teams (connector: MessageCard)"
+    TEAMS_WORKFLOW = "teams_workflow", "Microsoft Teams Workflows / Power Automate (Adaptive Card)"
+    OPEN_WEBUI = "open_webui", "Open WebUI's code shape ({action, message, …})"
 
 
 class Webhook(models.Model):

@@ -156,7 +156,10 @@ def parse_submission(body: dict) -> dict:
         raise ApiError("policy.lowPriority must be true or false.", "policy.lowPriority")
     mode = policy.get("webhooks", Job.Webhooks.NORMAL)
     if mode not in Job.Webhooks.values:
-        raise ApiError("policy.webhooks must be 'none', 'normal' or 'manual'.", "policy.webhooks")
+        raise ApiError(
+            "policy.webhooks must be 'none', 'normal', 'manual' or 'manual_at_end'.",
+            "policy.webhooks",
+        )
     tags = body.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in tags):
         raise ApiError("'tags' must be a list of short strings.", "tags")

@@ -34,7 +34,8 @@ STATUS_EXAMPLE = {
 FLAT_EXAMPLE = {"id": "5f1c…", "status": "COMPLETED", "endpoint": "echo", "output": {"prompt": "hi"},
                 "prompt": "hi", "input": {"prompt": "hi"}, "user_name": "Ann", "year": "2026",
                 "month": "12", "month_name": "December", "day": "02", "day_name": "Wednesday",
-                "hour": "05", "minute": "49", "second": "07", "millisecond": "123"}  # fmt: skip
+                "hour": "05", "minute": "49", "second": "07", "millisecond": "123",
+                "batch_id": 0, "number": 1}  # fmt: skip
 
 TYPES = [
     (FINISHED, "A job finished (completed, failed, cancelled or timed out).", SCOPES,
@@ -49,10 +50,12 @@ TYPES = [
      {"event": "queue_start"}, "Queue started"),
     (QUEUE_END, "The queue emptied and nothing ran for the Queue End Delay (blocking).", (SERVER,),
      {"event": "queue_end"}, "Queue ended"),
-    (EVERY_JOB, "A job completed (SwarmUI's Every Gen: never for a failed or cancelled one).",
+    (EVERY_JOB, "Once per output of a completed job: each chunk a generator handler yielded, or the "
+     "one output (SwarmUI's Every Gen: never for a failed or cancelled job).",
      (SERVER,), FLAT_EXAMPLE,
      "Job {id} on {endpoint}: {status}"),
-    (MANUAL_JOB, "A job whose request asked for the manual hook completed (SwarmUI's Manual Gen).",
+    (MANUAL_JOB, "SwarmUI's Manual Gen: per output of a completed job whose request set "
+     "policy.webhooks to 'manual', once per job for 'manual_at_end'.",
      (SERVER,), FLAT_EXAMPLE, "Job {id} on {endpoint}: {status}"),
     (SERVER_START, "The job worker cluster came up.", (SERVER,), {"event": "server_start"}, "Server started"),
     (SERVER_SHUTDOWN, "The job worker cluster is stopping (waited for at most 2 minutes).", (SERVER,),
@@ -70,10 +73,13 @@ SLOTS = [
      "Blocks: sent once nothing is queued or running for the Queue End Delay; no job starts until "
      "it returns (waited for up to 10 minutes).", BLOCKING_WAIT),
     ("every_job", "Every Job", EVERY_JOB,
-     "For every completed job (never a failed or cancelled one); %tag%s: %id%, %status%, %endpoint%, "
-     "%output%, %user_name%, %year% … %millisecond%, input fields.", None),
+     "Once per output of every completed job (never a failed or cancelled one); %tag%s: %id%, "
+     "%status%, %endpoint%, %output%, %batch_id%, %number%, %image%, %user_name%, %year% … "
+     "%millisecond%, input fields. Start the data with [discord_image] to upload the image to "
+     "Discord.", None),
     ("manual_job", "Manual Job", MANUAL_JOB,
-     "For completed jobs whose request set policy.webhooks to 'manual'.", None),
+     "Per output of completed jobs whose request set policy.webhooks to 'manual'; once per job "
+     "(no per-output tags) for 'manual_at_end'.", None),
     ("server_start", "Server Start", SERVER_START, "When the job workers come up.", None),
     ("server_shutdown", "Server Shutdown", SERVER_SHUTDOWN,
      "When the job workers stop (waited for at most 2 minutes).", SHUTDOWN_WAIT),
@@ -117,21 +123,49 @@ def _set_delay(value: float | None) -> None:
     QueueState.objects.filter(pk=1).update(queue_end_delay=value)
 
 
+IMAGE_KEYS = ("image", "image_url", "url")
+
+
 def job_summary(job) -> dict:
     return {"id": job.id, "endpoint": job.endpoint.name, "status": job.status,
             "tags": job.tags, "user": job.user_id}  # fmt: skip
 
 
-def flat(job) -> dict:
+def flat(job, *, output=None, number: int | None = None) -> dict:
     """SwarmUI-style template values: its input fields (the request's parameters), then
-    the job's own fields, `user_name`, and the parts of the time it finished."""
+    the job's own fields, `user_name`, and the parts of the time it finished. For one
+    produced output (Every Job): that output, its `batch_id` (0, 1, …) and `number`
+    (1, 2, …) within the job, and `image` when the output holds one."""
     values = {key: value for key, value in (job.input or {}).items() if isinstance(key, str)}
     values.update(job.status_json(with_input=True))
     values["endpoint"] = job.endpoint.name
     values.setdefault("output", None)
     values["user_name"] = job.user.display_name
     values.update(time_tags(job.completed_at or timezone.now()))
+    if number is not None:
+        values.update(output=output, batch_id=number, number=number + 1)
+        image = image_of(output)
+        if image:
+            values["image"] = image
     return values
+
+
+def image_of(output) -> str | None:
+    """The image an output holds, as SwarmUI's `%image%`: an http(s) or `data:image/` URL,
+    a site path (made absolute with SITE_URL), alone or under `image`, `image_url` or
+    `url`."""
+    if isinstance(output, dict):
+        found = (
+            image_of(output.get(key)) for key in IMAGE_KEYS if isinstance(output.get(key), str)
+        )
+        return next(filter(None, found), None)
+    if not isinstance(output, str):
+        return None
+    if output.startswith(("http://", "https://", "data:image/")):
+        return output
+    if output.startswith("/") and not output.startswith("//"):
+        return settings.SITE_URL + output.replace(" ", "%20")
+    return None
 
 
 def time_tags(moment: datetime) -> dict[str, str]:

@@ -93,12 +93,28 @@ def _final_events(job: Job) -> None:
             target_schedule=callback_schedule(),
             audience=(),
         )
-    if job.status != Status.COMPLETED:
-        return  # SwarmUI's Every Gen and Manual Gen are for produced outputs only
-    if job.webhooks_mode != Job.Webhooks.NONE:
-        hooks.emit(events.EVERY_JOB, events.flat(job), audience=(hooks.SERVER,))
-    if job.webhooks_mode == Job.Webhooks.MANUAL:
+    if job.status == Status.COMPLETED:
+        _swarm_events(job)
+
+
+def _swarm_events(job: Job) -> None:
+    """SwarmUI's Every Gen (and Manual Gen, for `manual`) once per produced output: each
+    chunk a generator handler yielded, or the one output; Manual At End once per job."""
+    mode = job.webhooks_mode
+    if mode == Job.Webhooks.NONE:
+        return
+    for number, output in enumerate(produced_outputs(job)):
+        values = events.flat(job, output=output, number=number)
+        hooks.emit(events.EVERY_JOB, values, audience=(hooks.SERVER,))
+        if mode == Job.Webhooks.MANUAL:
+            hooks.emit(events.MANUAL_JOB, values, audience=(hooks.SERVER,))
+    if mode == Job.Webhooks.MANUAL_AT_END:
         hooks.emit(events.MANUAL_JOB, events.flat(job), audience=(hooks.SERVER,))
+
+
+def produced_outputs(job: Job) -> list:
+    chunks = list(job.chunks.values_list("output", flat=True))
+    return chunks or [job.output]
 
 
 def callback_signer(user):

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.django_db
         ("https://hooks.slack.com/services/T/B/X", BodyFormat.SLACK),
         ("https://chat.googleapis.com/v1/spaces/A/messages?key=k", BodyFormat.GOOGLE_CHAT),
         ("https://acme.webhook.office.com/webhookb2/x", BodyFormat.TEAMS),
+        ("https://prod-1.westus.logic.azure.com/workflows/x", BodyFormat.TEAMS_WORKFLOW),
+        ("https://x.environment.api.powerplatform.com/powerautomate/y", BodyFormat.TEAMS_WORKFLOW),
         ("https://example.com/hook", BodyFormat.JSON),
         ("https://evil-discord.com/api/webhooks/1", BodyFormat.JSON),
     ],
@@ -43,7 +45,7 @@ def summarised_event():
 
 @pytest.mark.parametrize(
     "fmt, key",
-    [("discord", "content"), ("slack", "text"), ("google_chat", "text"), ("teams", "text")],
+    [("discord", "content"), ("slack", "text"), ("google_chat", "text"), ("teams", "title")],
 )
 def test_chat_formats_send_the_one_line_message(receiver, summarised_event, fmt, key):
     make_webhook(receiver.url, format=fmt, event_types=[summarised_event])
@@ -92,3 +94,78 @@ def test_template_tags_follow_swarmui_rules(template, values, expected):
 def test_rendered_templates_stay_valid_json():
     rendered = templating.render('{"a": "%x%"}', {"x": '"}, "injected": {"'})
     assert json.loads(rendered) == {"a": '"}, "injected": {"'}
+
+
+@pytest.fixture
+def job_event():
+    catalog.register(
+        "test.job_done", "A job ended.", example={}, summary="{job[name]} finished: {job[status]}"
+    )
+    yield "test.job_done"
+    catalog.unregister("test.job_done")
+
+
+def job_payload(status: str) -> dict:
+    return {"event": "job_finished",
+            "job": {"id": "j1", "name": "render", "status": status, "url": "https://hub/jobs/j1"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "status, colour", [("COMPLETED", "2EB886"), ("FAILED", "D63333"), ("CANCELLED", "8A8886")]
+)
+def test_teams_gets_a_message_card_with_facts_coloured_by_outcome(
+    receiver, job_event, status, colour
+):
+    make_webhook(receiver.url, format="teams", event_types=[job_event])
+    emit(job_event, job_payload(status))
+    deliver_due()
+    card = json.loads(receiver.requests[0].body)
+    assert card["@type"] == "MessageCard" and card["themeColor"] == colour
+    assert card["title"] == f"render finished: {status}"
+    section = card["sections"][0]
+    assert {"name": "job.status", "value": status} in section["facts"]
+    assert {"name": "job.url", "value": "https://hub/jobs/j1"} in section["facts"]
+
+
+def test_teams_workflows_get_an_adaptive_card(receiver, job_event):
+    make_webhook(receiver.url, format="teams_workflow", event_types=[job_event])
+    emit(job_event, job_payload("FAILED"))
+    deliver_due()
+    message = json.loads(receiver.requests[0].body)
+    assert message["type"] == "message"
+    attachment = message["attachments"][0]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    title, _, fact_set = card["body"]
+    assert title["text"] == "render finished: FAILED" and title["color"] == "Attention"
+    assert {"title": "job.name", "value": "render"} in fact_set["facts"]
+
+
+def test_open_webui_code_shape_of_a_finished_job(receiver, job_event):
+    make_webhook(receiver.url, format="open_webui", event_types=[job_event])
+    emit(job_event, job_payload("COMPLETED"))
+    deliver_due()
+    assert json.loads(receiver.requests[0].body) == {
+        "action": "chat", "message": "render finished: COMPLETED", "title": "render",
+        "url": "https://hub/jobs/j1",
+    }  # fmt: skip
+
+
+def test_open_webui_code_shape_of_a_signup(receiver):
+    from django.contrib.auth import get_user_model
+
+    make_webhook(receiver.url, format="open_webui", event_types=["user.signup"])
+    get_user_model().objects.create_user("tim@example.com", "tim@example.com", "pw", name="Tim")
+    deliver_due()
+    body = json.loads(receiver.requests[0].body)
+    assert body["action"] == "signup" and body["message"] == "New user signed up: Tim"
+    assert json.loads(body["user"])["email"] == "tim@example.com"  # a JSON string, as Open WebUI's
+
+
+def test_a_discord_image_template_is_json_after_its_prefix():
+    templating.validate('[discord_image] {"content": "%prompt%"}')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        templating.validate('[discord_image] {"content": ')
+    assert templating.split_discord_image(' [discord_image]{"a": 1}') == (True, '{"a": 1}')
+    assert templating.split_discord_image('{"a": 1}') == (False, '{"a": 1}')

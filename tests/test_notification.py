@@ -171,3 +171,28 @@ def test_another_users_webhook_and_tokens_are_unreachable(client, ann, receiver)
     assert notification.webhook_of(bob).url == receiver.url
     # Nor can she reach them through the admin.
     assert client.get(reverse("admin:hooks_webhook_changelist")).status_code == 302
+
+
+def test_the_settings_page_offers_open_webuis_code_shape(client, ann, receiver):
+    client.post(reverse("accounts:save_webhook"), {"url": receiver.url, "shape": "open_webui"})
+    assert 'value="open_webui" selected' in client.get(SETTINGS).content.decode()
+    away(ann)
+    notify_user(ann, JOB_FINISHED, payload())
+    deliver_due()
+    assert json.loads(receiver.requests[0].body) == {
+        "action": "chat",
+        "message": "render finished: COMPLETED — http://localhost:8000/jobs/j-1",
+        "title": "render",
+        "url": "http://localhost:8000/jobs/j-1",
+    }
+    client.post(reverse("accounts:save_webhook"), {"url": receiver.url, "shape": "auto"})
+    assert notification.webhook_of(ann).format == "auto"
+
+
+def test_an_unknown_payload_shape_is_refused(client, ann, receiver):
+    response = client.post(reverse("accounts:save_webhook"), {"url": receiver.url, "shape": "xml"})
+    assert (
+        response.status_code == 400
+        and "not one of the available choices" in response.content.decode()
+    )
+    assert notification.webhook_of(ann) is None

@@ -224,3 +224,108 @@ def test_every_job_has_swarmuis_user_name_and_time_tags(user, receiver, settings
     body = json.loads(receiver.requests[-1].body)
     assert body == {"who": "Ann Artist", "when": "2026-12-02 05:05:06.789",
                     "names": "Wednesday, December", "odd": "%nope%"}  # fmt: skip
+
+
+PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
+
+
+def images(job: dict):
+    """A generator handler producing two outputs, as a batch of two images."""
+    import base64
+
+    yield {"image": "data:image/png;base64," + base64.b64encode(PNG).decode(), "seed": 1}
+    yield {"image": "/media/out 2.png", "seed": 2}
+
+
+@pytest.fixture
+def batch_endpoint():
+    return Endpoint.objects.create(name="images", handler=f"{__name__}.images")
+
+
+def bodies_of(receiver, hook) -> list[dict]:
+    return [
+        json.loads(r.body)
+        for r in receiver.requests
+        if r.headers["X-Webhookhub-Hook"] == str(hook.pk)
+    ]
+
+
+def test_every_job_fires_once_per_output_with_batch_tags_and_image(user, receiver, batch_endpoint):
+    every = slots.save(
+        "every_job",
+        receiver.url,
+        '{"n": "%number%", "b": "%batch_id%", "img": "%image%", "seed": "%output.seed%"}',
+    )
+    job = new_job(user, endpoint="images", input={})
+    assert runner.run(job.id) == "COMPLETED"
+    deliver_due()
+    first, second = sorted(bodies_of(receiver, every), key=lambda b: b["n"])
+    assert (first["n"], first["b"], first["seed"]) == ("1", "0", "1")
+    assert first["img"].startswith("data:image/png;base64,")
+    assert (second["n"], second["b"], second["seed"]) == ("2", "1", "2")
+    assert second["img"] == "http://localhost:8000/media/out%202.png"
+
+
+@pytest.mark.parametrize("mode, manual_count", [("manual", 2), ("manual_at_end", 1)])
+def test_manual_fires_per_output_or_once_at_the_end(
+    user, receiver, batch_endpoint, mode, manual_count
+):
+    every = slots.save("every_job", receiver.url, '{"every": "%number%"}')
+    manual = slots.save("manual_job", receiver.url, '{"manual": "%id%", "n": "%number%"}')
+    job = new_job(user, endpoint="images", input={}, webhooks_mode=mode)
+    runner.run(job.id)
+    deliver_due()
+    assert len(bodies_of(receiver, every)) == 2
+    manual_bodies = bodies_of(receiver, manual)
+    assert len(manual_bodies) == manual_count
+    if mode == "manual_at_end":  # no output of its own: per-output tags stay as they are
+        assert manual_bodies == [{"manual": job.id, "n": "%number%"}]
+
+
+def test_the_api_accepts_manual_at_end(api):
+    from tests.test_jobs_api import submit
+
+    job_id = submit(api, policy={"webhooks": "manual_at_end"})
+    assert Job.objects.get(pk=job_id).webhooks_mode == "manual_at_end"
+    refused = api("POST", "/v2/echo/run", {"input": {}, "policy": {"webhooks": "sometimes"}})
+    assert refused.status_code == 400 and "manual_at_end" in refused.json()["error"]
+
+
+def test_discord_image_uploads_the_image_as_multipart(user, receiver, batch_endpoint):
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    from hooks.models import Attempt
+
+    every = slots.save(
+        "every_job", receiver.url, '[discord_image]{"content": "seed %output.seed%"}'
+    )
+    every.secret = hooks.generate_secret()
+    every.save()
+    job = new_job(user, endpoint="images", input={})
+    runner.run(job.id)
+    deliver_due()
+    by_type = {r.headers["Content-Type"].split(";")[0]: r for r in receiver.requests
+               if r.headers["X-Webhookhub-Hook"] == str(every.pk)}  # fmt: skip
+    upload = by_type["multipart/form-data"]
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + upload.headers["Content-Type"].encode() + b"\r\n\r\n" + upload.body
+    )
+    parts = {p.get_param("name", header="content-disposition"): p for p in message.iter_parts()}
+    assert json.loads(parts["payload_json"].get_content()) == {"content": "seed 1"}
+    assert parts["files[0]"].get_content() == PNG
+    assert parts["files[0]"].get_content_type() == "image/png"
+    # Signed over the bytes sent (the spec's formula by hand: the standardwebhooks
+    # library decodes a body as UTF-8 first, which an image is not).
+    import base64
+    import hashlib
+    import hmac
+
+    key = base64.b64decode(every.secret.removeprefix("whsec_"))
+    signed = f"{upload.headers['webhook-id']}.{upload.headers['webhook-timestamp']}.".encode()
+    expected = base64.b64encode(hmac.new(key, signed + upload.body, hashlib.sha256).digest())
+    assert f"v1,{expected.decode()}" in upload.headers["webhook-signature"].split(" ")
+    # The second output's image is a URL, not bytes: plain JSON, as without the prefix.
+    assert json.loads(by_type["application/json"].body) == {"content": "seed 2"}
+    shown = Attempt.objects.filter(delivery__webhook=every).values_list("request_body", flat=True)
+    assert any("[files[0]: image.png, " in text for text in shown)  # history shows no bytes

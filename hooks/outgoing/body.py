@@ -1,31 +1,84 @@
 """The body a receiver gets: the webhook's JSON data template filled from the event, a
-chat message for chat platforms, or the event payload."""
+chat message for chat platforms, or the event payload; and SwarmUI's `[discord_image]`
+templates, sent to Discord as multipart with the event's image attached."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import uuid
+from dataclasses import dataclass
 
 from hooks.models import BodyFormat, Delivery
 from hooks.outgoing import formats, templating
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Body:
+    content: bytes
+    content_type: str = JSON
+    shown: str | None = None  # what history shows instead of the bytes (an attached file)
+
+    def text(self) -> str:
+        return self.shown if self.shown is not None else self.content.decode("utf-8", "replace")
 
 
 def encode_json(data) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def body_for(delivery: Delivery) -> bytes:
+def body_for(delivery: Delivery) -> Body:
     """The webhook's data template filled from the event, a chat message, or the payload."""
     event = delivery.event
     payload = event.payload if isinstance(event.payload, dict) else {}
     webhook = delivery.webhook
     template = webhook.data_template.strip() if webhook else ""
     if template:
+        attach, template = templating.split_discord_image(template)
         values = templating.flatten(payload)
         values.update(
             event_type=event.type, event_id=str(event.id), timestamp=event.created_at.isoformat()
         )
-        return templating.render(template, values).encode()
+        rendered = templating.render(template, values).encode()
+        image = data_url(payload.get("image")) if attach else None
+        return multipart(rendered, *image) if image else Body(rendered)
     fmt = formats.effective(webhook.format, webhook.url) if webhook else BodyFormat.JSON
     if fmt != BodyFormat.JSON:
-        return encode_json(formats.chat_body(fmt, formats.message(event.type, payload)))
-    return encode_json(event.payload)
+        return Body(encode_json(formats.body(fmt, event.type, payload)))
+    return Body(encode_json(event.payload))
+
+
+def data_url(value) -> tuple[bytes, str] | None:
+    """The bytes and media type of a base64 `data:image/…` URL, or None."""
+    if not isinstance(value, str) or not value.startswith("data:image/"):
+        return None
+    head, sep, data = value.partition(",")
+    media_type = head[len("data:") :].split(";")[0]
+    if not sep or not head.endswith(";base64"):
+        return None
+    try:
+        return base64.b64decode(data, validate=True), media_type
+    except (binascii.Error, ValueError):
+        return None
+
+
+def multipart(payload_json: bytes, image: bytes, media_type: str) -> Body:
+    """Discord's upload shape: the message as `payload_json` and the image as `files[0]`."""
+    boundary = uuid.uuid4().hex
+    name = "image." + (media_type.split("/")[1].split("+")[0] or "png")
+    parts = [
+        (f'Content-Disposition: form-data; name="payload_json"\r\nContent-Type: {JSON}', payload_json),
+        (f'Content-Disposition: form-data; name="files[0]"; filename="{name}"\r\n'
+         f"Content-Type: {media_type}", image),
+    ]  # fmt: skip
+    content = (
+        b"".join(
+            f"--{boundary}\r\n{head}\r\n\r\n".encode() + data + b"\r\n" for head, data in parts
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
+    shown = f"{payload_json.decode('utf-8', 'replace')}\n[files[0]: {name}, {len(image)} bytes]"
+    return Body(content, f"multipart/form-data; boundary={boundary}", shown)

@@ -1,25 +1,37 @@
-"""Request bodies for chat platforms (Discord, Slack, Google Chat, Teams).
+"""Request bodies for chat platforms (Discord, Slack, Google Chat, Teams) and for
+receivers built against Open WebUI's code.
 
 Each event type's catalog entry has a one-line summary; chat formats send that
-line in the platform's shape instead of the raw JSON payload.
+line in the platform's shape instead of the raw JSON payload (Teams: a card with the
+payload's fields as facts, coloured by the outcome).
 """
 
 from __future__ import annotations
 
+import json
 import string
 from typing import Any
 from urllib.parse import urlsplit
 
 from hooks import catalog
 from hooks.models import BodyFormat
+from hooks.outgoing import templating
 
 DISCORD_LIMIT = 2000
+# Teams Workflows (Power Automate) URLs take an Adaptive Card, Office connector URLs
+# (webhook.office.com) a MessageCard.
+WORKFLOW_HOSTS = ("logic.azure.com", "powerautomate.com", "powerplatform.com")
+MAX_FACTS, FACT_LENGTH = 20, 300
+# Theme colours by a job's outcome (others: Open WebUI's blue).
+COLOURS = {"COMPLETED": "2EB886", "FAILED": "D63333", "TIMED_OUT": "D63333", "CANCELLED": "8A8886"}
+DEFAULT_COLOUR = "0076D7"
 
 _HOSTS = {
     BodyFormat.DISCORD: ("discord.com", "discordapp.com"),
     BodyFormat.SLACK: ("hooks.slack.com",),
     BodyFormat.GOOGLE_CHAT: ("chat.googleapis.com",),
-    BodyFormat.TEAMS: ("webhook.office.com", "logic.azure.com", "powerautomate.com"),
+    BodyFormat.TEAMS: ("webhook.office.com",),
+    BodyFormat.TEAMS_WORKFLOW: WORKFLOW_HOSTS,
 }
 
 
@@ -56,14 +68,88 @@ def message(event_type: str, payload: dict[str, Any]) -> str:
         return template
 
 
-def chat_body(fmt: str, text: str) -> dict[str, Any]:
+def body(fmt: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The JSON a non-JSON format sends for this event."""
+    text = message(event_type, payload)
+    if fmt == BodyFormat.OPEN_WEBUI:
+        return open_webui(event_type, payload, text)
+    if fmt == BodyFormat.TEAMS:
+        return message_card(event_type, payload, text)
+    if fmt == BodyFormat.TEAMS_WORKFLOW:
+        return adaptive_card(event_type, payload, text)
     if fmt == BodyFormat.DISCORD:
         return {"content": text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 1] + "…"}
-    if fmt == BodyFormat.TEAMS:
-        return {
-            "@type": "MessageCard",
-            "@context": "http://schema.org/extensions",
-            "summary": text[:200],
-            "text": text,
-        }
     return {"text": text}  # Slack, Google Chat
+
+
+def facts(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """The payload's plain values by dotted name, as a card's facts."""
+    found = []
+    for name, value in templating.flatten(payload).items():
+        if isinstance(value, dict) or value is None:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        found.append((name, text[:FACT_LENGTH]))
+    return found[:MAX_FACTS]
+
+
+def outcome_colour(payload: dict[str, Any]) -> str:
+    job = payload.get("job")
+    status = payload.get("status") or (job.get("status") if isinstance(job, dict) else None)
+    return COLOURS.get(status, DEFAULT_COLOUR) if isinstance(status, str) else DEFAULT_COLOUR
+
+
+def message_card(event_type: str, payload: dict[str, Any], text: str) -> dict[str, Any]:
+    """An Office connector MessageCard, as Open WebUI sends to Teams."""
+    return {
+        "@type": "MessageCard",
+        "@context": "http://schema.org/extensions",
+        "themeColor": outcome_colour(payload),
+        "summary": text[:200],
+        "title": text,
+        "sections": [
+            {
+                "activityTitle": text,
+                "activitySubtitle": f"webhookhub - {event_type}",
+                "facts": [{"name": n, "value": v} for n, v in facts(payload)],
+                "markdown": True,
+            }
+        ],
+    }
+
+
+def adaptive_card(event_type: str, payload: dict[str, Any], text: str) -> dict[str, Any]:
+    """The message a Teams Workflows (Power Automate) webhook posts: an Adaptive Card."""
+    colour = {"2EB886": "Good", "D63333": "Attention"}.get(outcome_colour(payload), "Default")
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [
+            {"type": "TextBlock", "text": text, "weight": "Bolder", "size": "Medium",
+             "wrap": True, "color": colour},
+            {"type": "TextBlock", "text": event_type, "isSubtle": True, "spacing": "None"},
+            {"type": "FactSet", "facts": [{"title": n, "value": v} for n, v in facts(payload)]},
+        ],
+    }  # fmt: skip
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
+             "content": card}
+        ],
+    }  # fmt: skip
+
+
+def open_webui(event_type: str, payload: dict[str, Any], text: str) -> dict[str, Any]:
+    """The shapes Open WebUI's code posts (its docs show `{"event": …}` ones): a signup
+    is `{action: signup, message, user: <the user as a JSON string>}`, a finished job
+    is its chat notification `{action: chat, message, title, url}`."""
+    job = payload.get("job") if isinstance(payload.get("job"), dict) else {}
+    if payload.get("event") == "new_user":
+        user = payload.get("user", {})
+        return {"action": "signup", "message": text, "user": json.dumps(user, ensure_ascii=False)}
+    if payload.get("event") == "job_finished":
+        return {"action": "chat", "message": text, "title": job.get("name", ""),
+                "url": job.get("url", "")}  # fmt: skip
+    return {"action": event_type, "message": text}

@@ -23,11 +23,12 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
     (loaded with it by the claim), when it names one."""
     webhook: Webhook | None = delivery.webhook
     body = body_for(delivery)
+    content = body.content
     timestamp = int(now.timestamp())
     headers: dict[str, str] = dict(webhook.headers) if webhook else {}
     headers.update(
         {
-            "Content-Type": "application/json",
+            "Content-Type": body.content_type,
             "User-Agent": settings.user_agent,
             "webhook-id": str(delivery.id),
             "webhook-timestamp": str(timestamp),
@@ -38,12 +39,12 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
     active_secrets = signer.signing_secrets(now) if signer else []
     if active_secrets:
         headers["webhook-signature"] = signing.signature_header(
-            active_secrets, str(delivery.id), timestamp, body
+            active_secrets, str(delivery.id), timestamp, content
         )
     if webhook:
         headers["X-Webhookhub-Hook"] = str(webhook.pk)
         if active_secrets and webhook.github_signature:
-            headers["X-Hub-Signature-256"] = signing.github_signature(webhook.secret, body)
+            headers["X-Hub-Signature-256"] = signing.github_signature(webhook.secret, content)
         if webhook.basic_auth_username:
             token = f"{webhook.basic_auth_username}:{webhook.basic_auth_password}"
             headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
@@ -55,7 +56,8 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
     return OutgoingRequest(
         url=delivery.url,
         headers=headers,
-        body=body,
+        body=content,
+        shown_body=body.shown,
         timeout=timeout,
         connect_timeout=min(settings.connect_timeout, timeout),
         verify_tls=webhook.verify_tls if webhook else True,

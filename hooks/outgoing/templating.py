@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 TAG = re.compile(r"%([^%\"\\\r\n]{1,256})%")
+DISCORD_IMAGE = "[discord_image]"  # SwarmUI: send the event's image to Discord with it
 
 
 def flatten(payload: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -39,10 +40,19 @@ def render(template: str, values: Mapping[str, Any]) -> str:
     return TAG.sub(substitute, template)
 
 
+def split_discord_image(template: str) -> tuple[bool, str]:
+    """(whether the template starts with SwarmUI's `[discord_image]`, the JSON after it)."""
+    template = template.strip()
+    if template.startswith(DISCORD_IMAGE):
+        return True, template[len(DISCORD_IMAGE) :].strip()
+    return False, template
+
+
 def validate(template: str) -> None:
-    """Raise ValueError with a readable message when the template is not JSON."""
+    """Raise ValueError with a readable message when the template (after an optional
+    `[discord_image]` prefix) is not JSON."""
     try:
-        json.loads(template)
+        json.loads(split_discord_image(template)[1])
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"The data template is not valid JSON: {exc.msg} at line {exc.lineno}, "

@@ -41,6 +41,7 @@ class OutgoingRequest:
     # Supplied by a user (their webhook, a job's callback URL), not configured by staff:
     # the SSRF guard applies WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's.
     user_supplied: bool = False
+    shown_body: str | None = None  # history's text of a body that is not all text
 
 
 @dataclass

@@ -49,7 +49,7 @@ def _attempt_row(sent: Sent) -> Attempt:
         duration_ms=round(result.duration_ms, 2),
         url=request.url,
         request_headers=masked(request.headers, d.webhook),
-        request_body=_text(request.body),
+        request_body=_text(request.body) if request.shown_body is None else request.shown_body,
         response_status=result.status,
         response_headers=result.headers,
         response_body=_text(result.body),
