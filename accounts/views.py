@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 import hooks
@@ -64,6 +65,7 @@ def _settings_with_errors(request, **forms) -> HttpResponse:
 
 
 @login_required
+@never_cache  # private, and shows a new token or secret once: never stored by anyone
 def settings_page(request: HttpRequest) -> HttpResponse:
     form = None
     if request.method == "POST":

@@ -85,6 +85,11 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         ("worker RSS at 20 % / at the end (MB)", f"{r['rss_early_mb']:.0f} / {r['rss_end_mb']:.0f}",
          f"{r['rss_end_mb'] / max(r['rss_early_mb'], 1):.2f}×", "flat"),
         ("peak worker RSS (MB)", f"{r['peak_mb']:.0f}", "", ""),
+        ("request with no route events (requests/s)", f"{r['route_none']:.0f}", "", ""),
+        ("  with 20 route events it does not match", f"{r['route_unmatched']:.0f}",
+         f"{r['route_unmatched'] / r['route_none']:.2f}×", "≥ 0.95×"),
+        ("  matching one (its event written)", f"{r['route_matched']:.0f}",
+         f"{r['route_matched'] / r['route_none']:.2f}×", ""),
         ("CPU time stolen by the hypervisor during the run", f"{r['stolen_pct']:.1f} %", "", ""),
     ]  # fmt: skip
 

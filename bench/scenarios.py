@@ -334,6 +334,45 @@ def latency(rx: Receivers, count: int, interval: float = 0.05) -> dict:
     }
 
 
+def request_rate(count: int) -> float:
+    """GET / through the whole middleware stack (Django's test client, in process)."""
+    from django.test import Client  # (Django is set up only now)
+
+    client = Client(HTTP_HOST="localhost")
+    response = client.get("/")  # warm: templates, the route events read once
+    assert response.status_code == 200, response.status_code
+    start = time.monotonic()
+    for _ in range(count):
+        client.get("/")
+    return count / (time.monotonic() - start)
+
+
+def route_costs(rx: Receivers, count: int, k: int) -> dict:
+    """Requests/s with no route events, with 20 that match nothing, and with one that
+    matches (a route webhook listening: one event written per request)."""
+    from routes.matching import matcher  # (Django is set up only now)
+    from routes.models import RouteEvent, RouteWebhook
+
+    reset_db()
+    RouteEvent.objects.all().delete()
+    matcher.invalidate()
+    none = best(k, lambda: request_rate(count))
+    RouteEvent.objects.bulk_create(
+        RouteEvent(label=f"run {i}", method="POST", pattern=rf"^/v2/endpoint{i}/run$")
+        for i in range(20)
+    )
+    matcher.invalidate()
+    unmatched = best(k, lambda: request_rate(count))
+    home = RouteEvent.objects.create(label="home", method="GET", pattern=r"^/$")
+    route = RouteWebhook.objects.create(webhook=webhooks([rx.url("fast")])[0])
+    route.webhook.event_types = ["route.called"]
+    route.webhook.save()
+    route.events.add(home)
+    matched = best(k, lambda: request_rate(count))
+    RouteEvent.objects.all().delete()
+    return {"route_none": none, "route_unmatched": unmatched, "route_matched": matched}
+
+
 def best(repeat: int, measure):
     """The best of `repeat` runs: on a shared machine, the least disturbed one."""
     return max(measure() for _ in range(repeat))
@@ -369,6 +408,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         "fanout": lambda: {"fanout": best(k, lambda: fanout(fast, 1000 if not quick else 100))},
         "emit": emit,
         "latency": lambda: {"latency": latency(rx, 200 if not quick else 20)},
+        "routes": lambda: route_costs(rx, 500 if not quick else 100, k),
     }
 
 

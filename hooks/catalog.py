@@ -7,6 +7,7 @@ instead of silently reaching nobody.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,10 @@ class EventType:
     example: dict[str, Any] = field(default_factory=dict)
     # A one-line human message for chat formats; `{payload}` fields are available.
     summary: str = ""
+    # `personalise(payload, delivery) -> (sent, shown)`: the body of each delivery is
+    # `sent` (e.g. with the delivery's own id or the webhook's secret added at send
+    # time), history shows `shown`. Such events ignore data templates and formats.
+    personalise: Callable[[dict, Any], tuple[dict, dict]] | None = None
 
 
 _registry: dict[str, EventType] = {}
@@ -42,6 +47,7 @@ def register(
     scopes: tuple[str, ...] = (SERVER,),
     example: dict[str, Any] | None = None,
     summary: str = "",
+    personalise: Callable[[dict, Any], tuple[dict, dict]] | None = None,
 ) -> EventType:
     """Register an event type. The same definition again is a no-op; another definition
     under a registered name is an error."""
@@ -50,7 +56,7 @@ def register(
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f"Unknown scope(s) {sorted(unknown)} for {name!r}.")
-    event_type = EventType(name, description, tuple(scopes), example or {}, summary)
+    event_type = EventType(name, description, tuple(scopes), example or {}, summary, personalise)
     if name in _registry and _registry[name] != event_type:
         raise ValueError(f"Event type {name!r} is already registered differently.")
     _registry[name] = event_type

@@ -19,9 +19,10 @@ def test_benchmark_smoke_run_prints_every_measure():
     for measure in (
         "drain, fast receiver", "vs the limit", "vs the usual way", "drain, 50 ms receiver",
         "isolation", "each round", "fan-out", "emit()", "latency", "worker RSS", "peak worker RSS",
-        "stolen by the hypervisor",
+        "stolen by the hypervisor", "no route events", "route events it does not match",
+        "matching one",
     ):  # fmt: skip
         assert measure in table, measure
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 17  # header + 16 measures
+    assert len(rows) == 20  # header + 19 measures
     assert all(re.search(r"\d", row.split("|")[2]) for row in rows[1:])  # every value measured

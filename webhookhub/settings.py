@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "webhookhub",
     "accounts",
     "jobs",
+    "routes",
 ]
 
 MIDDLEWARE = [
@@ -87,6 +88,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "webhookhub.security.ContentSecurityPolicyMiddleware",
     "accounts.activity.ActivityMiddleware",
+    "routes.middleware.RouteEventsMiddleware",  # after auth: sees the final status
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into a 429 page
 ]
 
@@ -297,6 +299,9 @@ JOB_CALLBACK_SCHEDULE = env.list(
     cast=float,
     default=[0, 10, 10, *HOOKS["WEBHOOK_RETRY_SCHEDULE"][2:]],
 )
+# Route webhooks (APIO): request and response bodies in a route event's payload are
+# cut at this many bytes.
+ROUTE_BODY_LIMIT = env.int("ROUTE_BODY_LIMIT", default=16 * 1024)
 # Seconds a finished job's result is kept (RunPod: 30 minutes for /run, 1 minute for
 # /runsync); after that its status answers 404 and the jobs sweeper deletes it.
 JOB_RESULT_TTL = env.int("JOB_RESULT_TTL", default=1800)

@@ -3,6 +3,7 @@ caller's transaction; the broker only hears about them once it commits."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from django.db import transaction
@@ -68,12 +69,15 @@ def emit(
     target_signer: Webhook | None = None,
     target_schedule: tuple[float, ...] | None = None,
     audience: tuple[str, ...] | None = None,
+    webhooks: Collection[int] | None = None,
 ) -> Event:
     """Record an event and a delivery per subscriber, in the caller's transaction; they
     go to the worker when it commits (a rolled-back transaction sends nothing).
 
     `user` and `namespace` scope the event (their webhooks receive it as well as
     the server's); `audience` limits it to webhooks of those scopes (e.g. ("user",));
+    `webhooks` (ids) limits it further to those webhooks (an app's own subscriptions,
+    e.g. route webhooks and their route events);
     `target_url` adds one delivery to that URL (a per-job callback), signed with
     `target_signer`'s secrets when given (read at each attempt, never copied) and
     retried on `target_schedule` (seconds before each attempt) instead of the hub's
@@ -91,7 +95,7 @@ def emit(
         event = Event(
             type=event_type, payload=payload, user=user, namespace=namespace, created_at=now
         )
-        where = fanout.condition(spec, user_id(user), namespace, audience)
+        where = fanout.condition(spec, user_id(user), namespace, audience, webhooks)
         pending = fanout.write(event, where, attempts, now, now + ENQUEUE_GRACE)
         if target_url:
             schedule = list(target_schedule) if target_schedule else None

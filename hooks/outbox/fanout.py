@@ -11,6 +11,7 @@ both that statement and `subscribers()`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from functools import cache
 
@@ -42,9 +43,11 @@ def condition(
     user_id=None,
     namespace: str = "",
     audience: tuple[str, ...] | None = None,
+    webhooks: Collection[int] | None = None,
 ) -> tuple[str, list]:
     """The WHERE clause (over webhook `w`) picking the active webhooks that receive this
-    event: server ones, the user's, the namespace's (only `audience` scopes, when given)."""
+    event: server ones, the user's, the namespace's (only `audience` scopes, when given;
+    only the `webhooks` ids, when given)."""
     allowed = set(event_type.scopes) & set(audience or catalog.SCOPES)
     scopes, params = [], []
     if catalog.SERVER in allowed:
@@ -56,10 +59,15 @@ def condition(
     if namespace and catalog.NAMESPACE in allowed:
         scopes.append("(w.scope = %s AND w.namespace = %s)")
         params += [Scope.NAMESPACE.value, namespace]
-    if not scopes:
+    ids = [int(pk) for pk in webhooks] if webhooks is not None else None
+    if not scopes or ids == []:
         return "1 = 0", []
     where = f"w.active AND ({' OR '.join(scopes)}) AND {_event_type_matches()}"
-    return where, [*params, event_type.name, ALL_EVENTS]
+    params += [event_type.name, ALL_EVENTS]
+    if ids is not None:
+        where += f" AND w.id IN ({', '.join(['%s'] * len(ids))})"
+        params += ids
+    return where, params
 
 
 def subscribers(

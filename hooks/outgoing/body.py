@@ -10,6 +10,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from hooks import catalog
 from hooks.models import BodyFormat, Delivery
 from hooks.outgoing import formats, templating
 
@@ -34,6 +35,10 @@ def body_for(delivery: Delivery) -> Body:
     """The webhook's data template filled from the event, a chat message, or the payload."""
     event = delivery.event
     payload = event.payload if isinstance(event.payload, dict) else {}
+    personalise = _personaliser(event.type)
+    if personalise:
+        sent, shown = personalise(payload, delivery)
+        return Body(encode_json(sent), shown=encode_json(shown).decode())
     webhook = delivery.webhook
     template = webhook.data_template.strip() if webhook else ""
     if template:
@@ -49,6 +54,13 @@ def body_for(delivery: Delivery) -> Body:
     if fmt != BodyFormat.JSON:
         return Body(encode_json(formats.body(fmt, event.type, payload)))
     return Body(encode_json(event.payload))
+
+
+def _personaliser(event_type: str):
+    try:
+        return catalog.get(event_type).personalise
+    except catalog.UnknownEventType:
+        return None  # an event of a type no longer registered: its payload as it is
 
 
 def data_url(value) -> tuple[bytes, str] | None:

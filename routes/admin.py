@@ -1,0 +1,180 @@
+"""Admin: route events, route webhooks (with their history and a test button), and the
+audit of changes to both."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+import hooks
+from hooks.models import Attempt, Delivery
+from routes import audit, events
+from routes.forms import RouteEventForm, RouteWebhookForm
+from routes.models import AuditRecord, RouteEvent, RouteWebhook
+
+HISTORY_ROWS = 20
+BODY_PREVIEW = 300
+SAMPLE_CALL = {
+    "event": {"id": 0, "label": "test event"},
+    "request": {"method": "post", "url": "/api/example/path", "body": {"foo": "bar"},
+                "tag": "test"},
+    "response": {"status": 200, "body": {}},
+}  # fmt: skip
+
+
+class Audited(admin.ModelAdmin):
+    """Changes made through these pages are recorded with the admin user who made them."""
+
+    def changeform_view(self, request, *args, **kwargs):
+        with audit.acting_as(request.user):
+            return super().changeform_view(request, *args, **kwargs)
+
+    def delete_view(self, request, *args, **kwargs):
+        with audit.acting_as(request.user):
+            return super().delete_view(request, *args, **kwargs)
+
+    def changelist_view(self, request, *args, **kwargs):  # bulk delete
+        with audit.acting_as(request.user):
+            return super().changelist_view(request, *args, **kwargs)
+
+
+@admin.register(RouteEvent)
+class RouteEventAdmin(Audited):
+    form = RouteEventForm
+    list_display = ["label", "method", "pattern", "listeners", "updated_at"]
+    search_fields = ["label", "pattern"]
+
+    @admin.display(description="route webhooks")
+    def listeners(self, obj: RouteEvent) -> int:
+        return obj.webhooks.count()
+
+
+@admin.register(RouteWebhook)
+class RouteWebhookAdmin(Audited):
+    form = RouteWebhookForm
+    list_display = ["name", "target", "is_active", "route_events", "last_delivery"]
+    readonly_fields = ["secret_state", "test_button", "history"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("webhook").prefetch_related("events")
+
+    def get_fieldsets(self, request, obj=None):
+        fields = ["active", "name", "url", "secret", "header_name", "header_value",
+                  "basic_auth_username", "basic_auth_password", "events"]  # fmt: skip
+        if obj is None:
+            return [(None, {"fields": fields})]
+        fields.insert(fields.index("basic_auth_password") + 1, "remove_password")
+        fields.insert(fields.index("secret"), "secret_state")
+        return [(None, {"fields": fields}), ("History", {"fields": ["test_button", "history"]})]
+
+    @admin.display(description="name")
+    def name(self, obj: RouteWebhook) -> str:
+        return obj.webhook.name
+
+    @admin.display(description="target")
+    def target(self, obj: RouteWebhook) -> str:
+        return obj.webhook.url
+
+    @admin.display(description="active", boolean=True)
+    def is_active(self, obj: RouteWebhook) -> bool:
+        return obj.webhook.active and not obj.webhook.is_disabled
+
+    @admin.display(description="route events")
+    def route_events(self, obj: RouteWebhook) -> str:
+        return ", ".join(e.label for e in obj.events.all()) or "—"
+
+    @admin.display(description="last delivery")
+    def last_delivery(self, obj: RouteWebhook) -> str:
+        last = Delivery.objects.filter(webhook=obj.webhook).order_by("-created_at").first()
+        return f"{last.status} {last.created_at:%Y-%m-%d %H:%M:%S}" if last else "—"
+
+    @admin.display(description="secret in effect")
+    def secret_state(self, obj: RouteWebhook) -> str:
+        return "set (never shown again)" if obj.webhook.secret else "none"
+
+    @admin.display(description="test")
+    def test_button(self, obj: RouteWebhook) -> str:
+        url = reverse("admin:routes_routewebhook_test", args=[obj.pk])
+        return format_html(
+            '<a class="button" href="{}" id="generate-test-event">Generate test event</a> '
+            "<span class='help'>Sends a sample call now and shows the answer.</span>",
+            url,
+        )
+
+    @admin.display(description="recent deliveries")
+    def history(self, obj: RouteWebhook) -> str:
+        rows = []
+        deliveries = Delivery.objects.filter(webhook=obj.webhook).select_related("event")
+        for d in deliveries.order_by("-created_at")[:HISTORY_ROWS]:
+            last = Attempt.objects.filter(delivery=d).order_by("-number").first()
+            request = (d.event.payload or {}).get("request") or {}
+            link = reverse("admin:hooks_delivery_change", args=[d.pk])
+            rows.append((link, d.id, f"{d.created_at:%Y-%m-%d %H:%M:%S}",
+                         f"{request.get('method', '').upper()} {request.get('url', '')}",
+                         d.status, last.response_status if last else "—",
+                         (last.response_body[:BODY_PREVIEW] if last else "")))  # fmt: skip
+        if not rows:
+            return "No deliveries yet."
+        body = format_html_join(
+            "", "<tr><td><a href='{}'><code>{}</code></a></td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td><td><code>{}</code></td></tr>", rows,
+        )  # fmt: skip
+        return format_html(
+            '<table id="route-history"><thead><tr><th>unique id</th><th>time</th><th>request'
+            "</th><th>outcome</th><th>response</th><th>response body</th></tr></thead>"
+            "<tbody>{}</tbody></table>", body,
+        )  # fmt: skip
+
+    def get_urls(self):
+        test = self.admin_site.admin_view(self.send_test)
+        return [path("<int:pk>/test/", test, name="routes_routewebhook_test")] + super().get_urls()
+
+    def send_test(self, request, pk: int):
+        route = get_object_or_404(RouteWebhook.objects.select_related("webhook"), pk=pk)
+        if not self.has_change_permission(request, route):
+            return redirect("admin:index")
+        [attempt] = hooks.send_now(events.CALLED, SAMPLE_CALL, webhooks=[route.webhook])
+        outcome = f"HTTP {attempt.response_status}" if attempt.response_status else attempt.error
+        level = messages.SUCCESS if attempt.succeeded else messages.ERROR
+        messages.add_message(
+            request, level,
+            f"Test event: {outcome} in {attempt.duration_ms:.0f} ms. "
+            f"Response: {attempt.response_body[:BODY_PREVIEW] or '(empty)'}",
+        )  # fmt: skip
+        return redirect("admin:routes_routewebhook_change", pk)
+
+    def save_model(self, request, obj, form, change) -> None:
+        if form.new_secret:
+            messages.warning(
+                request,
+                format_html("Secret of “{}”, shown this once: <code>{}</code>",
+                            obj.webhook.name, form.new_secret),
+            )  # fmt: skip
+
+    def save_related(self, request, form, formsets, change) -> None:
+        pass  # the form saved the webhook, the route webhook and its route events
+
+    def delete_model(self, request, obj: RouteWebhook) -> None:
+        obj.webhook.delete()  # the route side goes with it
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset.select_related("webhook"):
+            obj.webhook.delete()
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(admin.ModelAdmin):
+    list_display = ["at", "actor_label", "action", "kind", "object_repr", "changes"]
+    list_filter = ["kind", "action"]
+    search_fields = ["object_repr", "actor_label"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
