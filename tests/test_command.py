@@ -160,3 +160,55 @@ def test_receive_prints_requests_and_verifies_signatures():
         output = proc.communicate(timeout=10)[0]
     assert '{"n":1}' in output
     assert "-- signature: valid" in output and "-- signature: INVALID" in output
+
+
+def manage(*args: str) -> subprocess.CompletedProcess:
+    """The command as a person runs it, from a shell."""
+    from tests.test_e2e_qcluster import worker_env
+
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=worker_env(),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["redeliver", "--since", "yesterday"], "argument --since: 'yesterday' is not a date"),
+        (["redeliver", "--status", "lost"], "argument --status: invalid choice: 'lost'"),
+        (["prune"], "the following arguments are required: --days"),
+        (["bogus"], "invalid choice: 'bogus'"),
+    ],
+)
+def test_a_bad_argument_is_one_line_and_exit_status_2(args, message):
+    out = manage("webhooks", *args)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_several_statuses_as_the_readme_shows(receiver):
+    failing_history(receiver, count=2)
+    assert "2 deliveries would be" in run("redeliver", "--status", "failed", "skipped", "--dry-run")
+
+
+def test_every_option_says_what_it_does():
+    import argparse
+
+    from hooks.management.commands.webhooks import Command
+
+    parser = Command().create_parser("manage.py", "webhooks")
+    [subparsers] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, sub in subparsers.choices.items()
+        for action in sub._actions
+        if not action.help
+    ]
+    assert not missing
+
+
+def test_a_failed_test_says_so_without_log_lines(transactional_db):
+    make_webhook("http://127.0.0.1:9/nobody", name="nobody")
+    out = manage("webhooks", "test", "nobody")
+    assert out.returncode == 1
+    assert "Could not connect" in out.stdout and "INFO" not in out.stdout + out.stderr

@@ -261,3 +261,15 @@ def test_every_change_is_audited_with_who_and_what(admin_client, admin_user, rec
     assert "p1" not in everything and "p2" not in everything and secret not in everything
     hook.delete()
     assert AuditRecord.objects.order_by("pk").last().action == "deleted"
+
+
+def test_route_webhooks_are_in_the_webhooks_command_listing(receiver):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    route, _ = route_webhook(receiver.url, route_event())
+    out = StringIO()
+    call_command("webhooks", "list", stdout=out)
+    line = next(line for line in out.getvalue().splitlines() if "apio" in line)
+    assert receiver.url in line and "[route.called]" in line and "active" in line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hmac
 from datetime import datetime, timedelta
 
@@ -15,6 +16,7 @@ from hooks.outgoing import signing
 from hooks.tools import redelivery, reencryption, retention, stats
 from hooks.tools.ping import ping
 from hooks.tools.receiver import Receiver, Reply
+from webhookhub.cli import OneLineErrors, one_line_errors, quiet_logs
 
 STATUSES = ["failed", "skipped", "succeeded", "pending"]
 
@@ -25,8 +27,8 @@ def moment(value: str) -> datetime:
     if parsed is None:
         day = parse_date(value)
         if day is None:
-            raise CommandError(
-                f"{value!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)."
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)"
             )
         parsed = datetime(day.year, day.month, day.day)
     return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
@@ -63,7 +65,7 @@ class Command(BaseCommand):
     help = "Operate webhooks: list, status, test, redeliver, prune, receive, reencrypt."
 
     def add_arguments(self, parser) -> None:
-        sub = parser.add_subparsers(dest="action", required=True)
+        sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineErrors)
         sub.add_parser("list", help="Every webhook with its scope, state and URL.")
         status = sub.add_parser(
             "status", help="Per webhook: state, success rate, last failure, backlog."
@@ -77,25 +79,35 @@ class Command(BaseCommand):
             "redeliver", help="Queue finished deliveries again (same webhook-id)."
         )
         again.add_argument("--webhook", help="Id or name.")
-        again.add_argument("--status", action="append", choices=STATUSES, help="Default: failed.")
+        again.add_argument(
+            "--status", nargs="+", action="extend", choices=STATUSES,
+            help="One or more statuses (default: failed).",
+        )  # fmt: skip
         again.add_argument("--since", type=moment, help="Created at or after (YYYY-MM-DD[THH:MM]).")
         again.add_argument("--until", type=moment, help="Created before.")
-        again.add_argument("--event-type")
+        again.add_argument("--event-type", help="Only deliveries of this event type.")
         again.add_argument("--dry-run", action="store_true", help="Only count.")
         prune = sub.add_parser("prune", help="Delete history older than N days.")
-        prune.add_argument("--days", type=int, required=True)
+        prune.add_argument(
+            "--days", type=int, required=True,
+            help="Delete events (with their deliveries and attempts) older than this many days.",
+        )  # fmt: skip
         sub.add_parser(
             "reencrypt",
             help="Encrypt every stored secret again with the first ENCRYPTION_KEYS key.",
         )
         receive = sub.add_parser("receive", help="A local receiver that prints requests.")
-        receive.add_argument("--port", type=int, required=True)
-        receive.add_argument("--host", default="127.0.0.1")
+        receive.add_argument("--port", type=int, required=True, help="Port to listen on.")
+        receive.add_argument("--host", default="127.0.0.1", help="Address (default 127.0.0.1).")
         receive.add_argument("--secret", help="whsec_… secret to verify signatures with.")
         receive.add_argument("--status-code", type=int, default=200, help="What to answer.")
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs):
+        return one_line_errors(super().create_parser(prog_name, subcommand, **kwargs))
+
     def handle(self, *args, action: str, **options) -> None:
-        getattr(self, f"do_{action}")(**options)
+        with quiet_logs(options["verbosity"], "hooks"):
+            getattr(self, f"do_{action}")(**options)
 
     def do_list(self, **options) -> None:
         for webhook in Webhook.objects.order_by("pk"):

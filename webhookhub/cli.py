@@ -1,0 +1,39 @@
+"""Management commands' argument errors as one line and exit status 2 (argparse prints
+its whole usage first, and an error raised in an argument's type is a traceback)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.core.management.base import CommandParser
+
+
+class OneLineErrors(CommandParser):
+    def error(self, message: str):
+        if self.called_from_command_line:
+            self.exit(2, f"{self.prog}: error: {message} (--help shows the usage)\n")
+        super().error(message)  # called from code: CommandError
+
+
+def one_line_errors(parser: CommandParser) -> CommandParser:
+    """The command's own parser too (its subcommands get the class from it)."""
+    parser.__class__ = OneLineErrors
+    return parser
+
+
+@contextmanager
+def quiet_logs(verbosity: int, *names: str) -> Iterator[None]:
+    """Below -v 2, the engine's INFO lines stay out of a command's output: the command
+    says what happened itself (warnings and errors still show)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    if verbosity < 2:
+        for logger in loggers:
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
