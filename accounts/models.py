@@ -57,6 +57,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name, verbose_name_plural = "API token", "API tokens"
         constraints = [
             models.UniqueConstraint(fields=["user", "name"], name="token_name_unique_per_user")
         ]

@@ -145,9 +145,10 @@ def test_redeliver_action_makes_a_new_attempt_with_the_same_id(admin_client, rec
     selection = {"action": "redeliver", "_selected_action": [str(delivery.pk)]}
     confirm = admin_client.post(changelist, selection).content.decode()
     assert "Redeliver <strong>1</strong> delivery?" in confirm
+    assert 'class="breadcrumbs"' in confirm and "Deliveries</a> › Redeliver" in confirm
     assert deliver_due() == 0  # nothing happens before the confirmation
     response = admin_client.post(changelist, {**selection, "confirm": "yes"}, follow=True)
-    assert "1 deliveries queued for redelivery" in response.content.decode()
+    assert "1 delivery queued for redelivery" in response.content.decode()
     assert deliver_due() == 1
     assert [r.headers["webhook-id"] for r in receiver.requests] == [str(delivery.pk)] * 2
     attempts = list(delivery.attempt_set.values_list("number", "trigger"))
@@ -170,3 +171,13 @@ def test_a_failed_redelivery_gets_one_attempt_only(admin_client, receiver):
     assert deliver_due() == 1  # sent although the webhook is disabled: a person asked
     delivery.refresh_from_db()
     assert delivery.status == "failed" and delivery.attempts == 2
+
+
+def test_the_admin_is_branded_with_a_favicon_and_readable_names(admin_client, client):
+    index = admin_client.get(reverse("admin:index")).content.decode()
+    assert "webhookhub administration" in index and "Django administration" not in index
+    assert "API tokens" in index and "Api tokens" not in index
+    assert 'rel="icon" href="/static/webhookhub/favicon.svg"' in index
+    assert 'rel="icon"' in client.get("/accounts/login/").content.decode()
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 301 and icon["Location"] == "/static/webhookhub/favicon.svg"

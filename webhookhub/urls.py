@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import TemplateView
+from django.views.generic import RedirectView, TemplateView
+
+admin.site.site_header = "webhookhub administration"
+admin.site.site_title = "webhookhub admin"
 
 urlpatterns = [
     path("admin/", include("hooks.urls")),  # the dashboard and server configuration
@@ -8,4 +12,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("v2/", include("jobs.urls")),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    # Browsers ask for /favicon.ico whatever the page says.
+    path("favicon.ico", RedirectView.as_view(url=static("webhookhub/favicon.svg"), permanent=True)),
 ]

@@ -138,7 +138,9 @@ def confirm_redeliver(model_admin, request: HttpRequest, queryset) -> HttpRespon
         with transaction.atomic():
             count = redelivery.request(queryset)
         model_admin.message_user(
-            request, f"{count} deliveries queued for redelivery.", messages.SUCCESS
+            request,
+            f"{count} deliver{'y' if count == 1 else 'ies'} queued for redelivery.",
+            messages.SUCCESS,
         )
         return None
     context = {

@@ -165,7 +165,7 @@ class Command(BaseCommand):
             return
         progress = Progress(self.stderr) if count > 100 else None
         queued = redelivery.request_in_batches(selection, progress=progress)
-        self.stdout.write(f"{queued} deliveries queued for redelivery.")
+        self.stdout.write(f"{queued} deliver{'y' if queued == 1 else 'ies'} queued for redelivery.")
 
     def do_prune(self, days: int, **options) -> None:
         if days < 1:
