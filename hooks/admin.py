@@ -9,6 +9,7 @@ import json
 from functools import partial
 
 from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -182,14 +183,28 @@ class AttemptInline(admin.StackedInline):
         )
 
 
+STATUS_LOOK = {  # colour and icon of each delivery status in the list
+    Delivery.Status.SUCCEEDED: ("#1c7c3a", "✓"),
+    Delivery.Status.FAILED: ("#b42318", "✗"),
+    Delivery.Status.PENDING: ("#9a6700", "⏳"),
+    Delivery.Status.SKIPPED: ("#5b6475", "⤼"),
+}
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ["id", "event_type", "target", "status", "attempts", "last_response_status",
-                    "next_attempt_at", "created_at"]  # fmt: skip
+    list_display = ["short_id", "coloured_status", "target", "event_type", "last_response_status",
+                    "duration", "created_at"]  # fmt: skip
+    list_display_links = ["short_id"]
+    # A million rows: no COUNT(*) of the whole table for "show all" (the paginator
+    # estimates an unfiltered count on PostgreSQL).
+    show_full_result_count = False
+    paginator = admin_views.EstimatedCountPaginator
+    change_form_template = "admin/hooks/delivery/change_form.html"
     list_filter = ["status", "webhook", "event__type", "created_at"]
     date_hierarchy = "created_at"
     search_fields = ["id", "target_url", "webhook__name", "event__id"]
-    list_select_related = ["event", "webhook"]
+    list_select_related = ["event", "webhook", "webhook__owner"]
     readonly_fields = ["id", "event", "webhook", "target_url", "status", "attempts", "max_attempts",
                        "next_attempt_at", "last_response_status", "last_error", "created_at",
                        "completed_at"]  # fmt: skip
@@ -207,9 +222,43 @@ class DeliveryAdmin(admin.ModelAdmin):
     def event_type(self, obj: Delivery) -> str:
         return obj.event.type
 
+    def get_queryset(self, request):
+        last = Attempt.objects.filter(delivery=OuterRef("pk")).order_by("-number")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(last_duration=Subquery(last.values("duration_ms")[:1]))
+        )
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, obj: Delivery) -> str:
+        return format_html('<code title="{}">{}</code>', obj.id, str(obj.id)[:8])
+
+    @admin.display(description="status", ordering="status")
+    def coloured_status(self, obj: Delivery) -> str:
+        colour, icon = STATUS_LOOK.get(obj.status, ("#5b6475", "•"))
+        return format_html(
+            '<span style="color:{};font-weight:600;white-space:nowrap">{} {}</span>',
+            colour, icon, obj.get_status_display(),
+        )  # fmt: skip
+
+    @admin.display(description="duration")
+    def duration(self, obj: Delivery) -> str:
+        ms = getattr(obj, "last_duration", None)
+        return "—" if ms is None else f"{ms:.0f} ms"
+
     @admin.display(description="to")
     def target(self, obj: Delivery) -> str:
-        return obj.webhook.name if obj.webhook_id else obj.target_url
+        if not obj.webhook_id:
+            return obj.target_url
+        owner = obj.webhook.owner
+        return f"{obj.webhook.name} ({owner.email})" if owner else obj.webhook.name
+
+    def get_urls(self):
+        again = self.admin_site.admin_view(partial(admin_views.redeliver_one, model_admin=self))
+        return [
+            path("<uuid:pk>/redeliver/", again, name="hooks_delivery_redeliver")
+        ] + super().get_urls()
 
     @admin.action(description="Redeliver the selected deliveries…", permissions=["change"])
     def redeliver(self, request, queryset):

@@ -181,3 +181,57 @@ def test_the_admin_is_branded_with_a_favicon_and_readable_names(admin_client, cl
     assert 'rel="icon"' in client.get("/accounts/login/").content.decode()
     icon = client.get("/favicon.ico")
     assert icon.status_code == 301 and icon["Location"] == "/static/webhookhub/favicon.svg"
+
+
+def test_the_delivery_list_reads_at_a_glance(admin_client, receiver):
+    make_webhook(receiver.url, name="CI")
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    delivery = Delivery.objects.get()
+    page = admin_client.get(reverse("admin:hooks_delivery_changelist")).content.decode()
+    assert f'<code title="{delivery.id}">{str(delivery.id)[:8]}</code>' in page
+    assert "✓ Succeeded" in page and "#1c7c3a" in page
+    assert " ms</td>" in page and ">CI<" in page
+    for column in ("status", "to", "event type", "duration"):
+        assert f">{column}<" in page.lower() or f">{column.capitalize()}<" in page
+
+
+def test_a_delivery_page_has_a_redeliver_button(admin_client, receiver):
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    delivery = Delivery.objects.get()
+    page = admin_client.get(reverse("admin:hooks_delivery_change", args=[delivery.pk]))
+    assert 'id="redeliver"' in page.content.decode()
+    url = reverse("admin:hooks_delivery_redeliver", args=[delivery.pk])
+    assert admin_client.get(url).status_code == 403  # only a POST changes anything
+    answer = admin_client.post(url, follow=True).content.decode()
+    assert "Queued for redelivery" in answer
+    assert deliver_due() == 1
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [str(delivery.pk)] * 2
+
+
+def test_a_big_delivery_list_is_not_counted_in_full_on_postgresql(
+    admin_client, receiver, monkeypatch
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from hooks.tools import admin_views
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the estimate is PostgreSQL's (SQLite counts)")
+    make_webhook(receiver.url)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n})
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Delivery._meta.db_table}")
+    monkeypatch.setattr(admin_views, "ESTIMATE_ABOVE", 0)  # as if the table were huge
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_client.get(reverse("admin:hooks_delivery_changelist")).status_code == 200
+    counts = [
+        q["sql"]
+        for q in queries
+        if "COUNT(" in q["sql"].upper() and Delivery._meta.db_table in q["sql"]
+    ]
+    assert not counts, counts

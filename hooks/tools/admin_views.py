@@ -10,16 +10,18 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.core.paginator import Paginator
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from hooks import slots
-from hooks.models import Webhook
+from hooks.models import Delivery, Webhook
 from hooks.tools import ping, redelivery
 from hooks.tools.forms import ReplayForm, SlotForm
 from hooks.worker import health
@@ -199,3 +201,42 @@ def server_configuration(request: HttpRequest) -> HttpResponse:
         "extra_form": extra_form if extras else None,
     }
     return TemplateResponse(request, "admin/hooks/server_configuration.html", context)
+
+
+def redeliver_one(request: HttpRequest, model_admin, pk) -> HttpResponse:
+    """The Redeliver button of a delivery's own page: one more attempt, same webhook-id."""
+    delivery = get_object_or_404(Delivery, pk=pk)
+    if request.method != "POST" or not model_admin.has_change_permission(request):
+        raise PermissionDenied
+    with transaction.atomic():
+        queued = redelivery.request(Delivery.objects.filter(pk=delivery.pk))
+    if queued:
+        model_admin.message_user(request, "Queued for redelivery: one more attempt, same webhook-id.",
+                                 messages.SUCCESS)  # fmt: skip
+    else:
+        model_admin.message_user(request, "It is being sent right now; try again in a moment.",
+                                 messages.WARNING)  # fmt: skip
+    return redirect("admin:hooks_delivery_change", delivery.pk)
+
+
+ESTIMATE_ABOVE = 100_000  # rows: below this an exact COUNT is cheap enough
+
+
+class EstimatedCountPaginator(Paginator):
+    """The admin list's paginator without a COUNT(*) of a big unfiltered table: on
+    PostgreSQL the planner's row estimate (pg_class.reltuples) stands in for it; a
+    filtered list, or SQLite, counts."""
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if connection.vendor == "postgresql" and query is not None and not query.where:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
+                    [self.object_list.model._meta.db_table],
+                )
+                row = cursor.fetchone()
+            if row and row[0] > ESTIMATE_ABOVE:
+                return int(row[0])
+        return super().count
