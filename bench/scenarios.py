@@ -357,10 +357,10 @@ def route_costs(rx: Receivers, count: int, k: int) -> dict:
     RouteEvent.objects.all().delete()
     matcher.invalidate()
     none = best(k, lambda: request_rate(count))
-    RouteEvent.objects.bulk_create(
-        RouteEvent(label=f"run {i}", method="POST", pattern=rf"^/v2/endpoint{i}/run$")
-        for i in range(20)
-    )
+    RouteEvent.objects.bulk_create(  # half of them searched (GET), half not (POST)
+        RouteEvent(label=f"route {i}", method=("GET", "POST")[i % 2],
+                   pattern=rf"^/v2/endpoint{i}/(run|status/[^/]+)$") for i in range(20)
+    )  # fmt: skip
     matcher.invalidate()
     unmatched = best(k, lambda: request_rate(count))
     home = RouteEvent.objects.create(label="home", method="GET", pattern=r"^/$")
