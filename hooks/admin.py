@@ -20,11 +20,18 @@ from hooks.outgoing.body import body_for
 from hooks.tools import admin_views
 from hooks.tools.forms import WebhookForm
 
+STATUS_LOOK = {  # colour and icon of each delivery status in the list
+    Delivery.Status.SUCCEEDED: ("#1c7c3a", "✓"),
+    Delivery.Status.FAILED: ("#b42318", "✗"),
+    Delivery.Status.PENDING: ("#9a6700", "⏳"),
+    Delivery.Status.SKIPPED: ("#5b6475", "⤼"),
+}
+
 
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
-    list_display = ["name", "scope", "url", "active", "health", "updated_at"]
+    list_display = ["name", "scope", "belongs_to", "url", "is_on", "health", "last_delivery"]
     list_filter = ["scope", "active", ("disabled_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "url", "namespace"]
     readonly_fields = ["health", "secret_state", "preview", "created_at", "updated_at"]
@@ -83,7 +90,7 @@ class WebhookAdmin(admin.ModelAdmin):
         """The body each subscribed event type's example would get."""
         if not obj.pk:
             return "Save to see a preview."
-        types = [t for t in catalog.all_types() if obj.subscribes_to(t.name)][:3]
+        types = [t for t in catalog.all_types() if obj.subscribes_to(t.name)]
         if not types:
             return "Subscribe to an event type to see a preview."
         blocks = []
@@ -97,7 +104,49 @@ class WebhookAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # Server webhooks first; user and namespace views come with their pages.
-        return super().get_queryset(request).select_related("owner")
+        last = Delivery.objects.filter(webhook=OuterRef("pk")).order_by("-created_at")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner")
+            .annotate(
+                last_at=Subquery(last.values("created_at")[:1]),
+                last_status=Subquery(last.values("status")[:1]),
+            )
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        """An add form shows only what a new webhook can have."""
+        if obj is not None:
+            return self.fieldsets
+        hidden = {"health", "secret_state", "clear_basic_auth_password", "preview"}
+        return [
+            (title, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
+            for title, options in self.fieldsets
+            if title != "Record"
+        ]
+
+    @admin.display(description="active", boolean=True)
+    def is_on(self, obj: Webhook) -> bool:
+        """On and not disabled by its failures (a disabled webhook is not shown as active)."""
+        return obj.active and not obj.is_disabled
+
+    @admin.display(description="owner / namespace")
+    def belongs_to(self, obj: Webhook) -> str:
+        if obj.scope == "user" and obj.owner:
+            return obj.owner.email
+        return obj.namespace or "—"
+
+    @admin.display(description="last delivery")
+    def last_delivery(self, obj: Webhook) -> str:
+        at = getattr(obj, "last_at", None)
+        if at is None:
+            return "—"
+        colour, icon = STATUS_LOOK.get(obj.last_status, ("#5b6475", "•"))
+        return format_html(
+            '<span style="color:{};white-space:nowrap">{} {}</span>',
+            colour, icon, f"{at:%Y-%m-%d %H:%M}",
+        )  # fmt: skip
 
     @admin.display(description="state")
     def health(self, obj: Webhook) -> str:
@@ -181,14 +230,6 @@ class AttemptInline(admin.StackedInline):
             _headers_html(obj.response_headers),
             _pretty(obj.response_body),
         )
-
-
-STATUS_LOOK = {  # colour and icon of each delivery status in the list
-    Delivery.Status.SUCCEEDED: ("#1c7c3a", "✓"),
-    Delivery.Status.FAILED: ("#b42318", "✗"),
-    Delivery.Status.PENDING: ("#9a6700", "⏳"),
-    Delivery.Status.SKIPPED: ("#5b6475", "⤼"),
-}
 
 
 @admin.register(Delivery)

@@ -89,6 +89,14 @@ def choices(scope: str | None = None) -> list[tuple[str, str]]:
     ]
 
 
+def grouped_choices(scope: str | None = None) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The choices grouped by source (the part before the dot: job, swarm, user, …)."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name, label in choices(scope):
+        groups.setdefault(name.split(".", 1)[0], []).append((name, label))
+    return list(groups.items())
+
+
 def register_builtin() -> None:
     """Operational events of the engine itself (called from HooksConfig.ready)."""
     register(

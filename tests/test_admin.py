@@ -235,3 +235,38 @@ def test_a_big_delivery_list_is_not_counted_in_full_on_postgresql(
         if "COUNT(" in q["sql"].upper() and Delivery._meta.db_table in q["sql"]
     ]
     assert not counts, counts
+
+
+def test_a_webhook_that_can_receive_nothing_is_refused(admin_client, admin_user):
+    response = admin_client.post(ADD, form(event_types=None))
+    assert "Pick at least one event type, or All events." in response.content.decode()
+    user_only_server = form(
+        scope="user", owner=str(admin_user.pk), event_types=["swarm.queue_start"]
+    )
+    response = admin_client.post(ADD, user_only_server)
+    assert "A user webhook never receives swarm.queue_start" in response.content.decode()
+    assert Webhook.objects.count() == 0
+
+
+def test_the_add_form_shows_only_what_a_new_webhook_has(admin_client):
+    page = admin_client.get(ADD).content.decode()
+    assert "Remove the password" not in page and ">State:<" not in page
+    assert "All events of its scope" in page
+    for group in ("job", "swarm", "user", "webhook"):
+        assert f"<label>{group}</label>" in page, group
+
+
+def test_the_webhook_list_shows_state_owner_and_last_delivery(admin_client, receiver, ann):
+    from django.utils import timezone
+
+    on = make_webhook(receiver.url, name="on")
+    make_webhook(receiver.url, name="broken", disabled_at=timezone.now(), disabled_reason="410")
+    make_webhook(receiver.url, name="mine", scope="user", owner=ann)
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    page = admin_client.get(reverse("admin:hooks_webhook_changelist")).content.decode()
+    rows = {name: row for row in page.split("<tr")[1:] for name in ("on", "broken", "mine")
+            if f">{name}</a>" in row}  # fmt: skip
+    assert 'alt="True"' in rows["on"] and 'alt="False"' in rows["broken"]
+    assert "ann@example.com" in rows["mine"]
+    assert "✓" in rows["on"] and f"{on.deliveries.first().created_at:%Y-%m-%d}" in rows["on"]

@@ -105,7 +105,10 @@ class WebhookForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["event_types"].choices = [(ALL_EVENTS, "All events")] + catalog.choices()
+        self.fields["event_types"].choices = [
+            ("all", [(ALL_EVENTS, "All events of its scope, now and later")]),
+            *catalog.grouped_choices(),
+        ]
         self.fields["event_types"].initial = list(self.instance.event_types or [])
         self.fields["headers_text"].initial = "\n".join(
             f"{name}: {MASK}" for name in (self.instance.headers or {})
@@ -153,7 +156,25 @@ class WebhookForm(forms.ModelForm):
                 self.add_error(field, "This may not contain line breaks.")
         if ":" in data.get("basic_auth_username", ""):
             self.add_error("basic_auth_username", "A basic-auth username may not contain ':'.")
+        if scope and "event_types" in data:
+            self._receives_something(data["event_types"], scope)
         return data
+
+    def _receives_something(self, chosen: list[str], scope: str) -> None:
+        """A webhook with no event types, or only types its scope never gets, would
+        never receive anything: refused, saying why."""
+        if not chosen:
+            self.add_error("event_types", "Pick at least one event type, or All events.")
+            return
+        if ALL_EVENTS in chosen:
+            return
+        wrong = [t for t in chosen if scope not in catalog.get(t).scopes]
+        if len(wrong) == len(chosen):
+            self.add_error(
+                "event_types",
+                f"A {scope} webhook never receives {', '.join(wrong)}; pick event types of "
+                "its scope.",
+            )
 
     def save(self, commit: bool = True) -> Webhook:
         webhook: Webhook = super().save(commit=False)
