@@ -28,6 +28,15 @@ STATUS_LOOK = {  # colour and icon of each delivery status in the list
 }
 
 
+def status_badge(status: str, text: str, weight: int = 400) -> str:
+    """A delivery status's colour and icon before `text`."""
+    colour, icon = STATUS_LOOK.get(status, ("#5b6475", "•"))
+    return format_html(
+        '<span style="color:{};font-weight:{};white-space:nowrap">{} {}</span>',
+        colour, weight, icon, text,
+    )  # fmt: skip
+
+
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
@@ -142,11 +151,7 @@ class WebhookAdmin(admin.ModelAdmin):
         at = getattr(obj, "last_at", None)
         if at is None:
             return "—"
-        colour, icon = STATUS_LOOK.get(obj.last_status, ("#5b6475", "•"))
-        return format_html(
-            '<span style="color:{};white-space:nowrap">{} {}</span>',
-            colour, icon, f"{at:%Y-%m-%d %H:%M}",
-        )  # fmt: skip
+        return status_badge(obj.last_status, f"{at:%Y-%m-%d %H:%M}")
 
     @admin.display(description="state")
     def health(self, obj: Webhook) -> str:
@@ -277,11 +282,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def coloured_status(self, obj: Delivery) -> str:
-        colour, icon = STATUS_LOOK.get(obj.status, ("#5b6475", "•"))
-        return format_html(
-            '<span style="color:{};font-weight:600;white-space:nowrap">{} {}</span>',
-            colour, icon, obj.get_status_display(),
-        )  # fmt: skip
+        return status_badge(obj.status, obj.get_status_display(), weight=600)
 
     @admin.display(description="duration")
     def duration(self, obj: Delivery) -> str:

@@ -4,6 +4,7 @@ audit of changes to both."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -58,7 +59,17 @@ class RouteWebhookAdmin(Audited):
     readonly_fields = ["secret_state", "test_button", "history"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("webhook").prefetch_related("events")
+        last = Delivery.objects.filter(webhook=OuterRef("webhook")).order_by("-created_at")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("webhook")
+            .prefetch_related("events")
+            .annotate(  # one query for the list, not one per row
+                last_at=Subquery(last.values("created_at")[:1]),
+                last_status=Subquery(last.values("status")[:1]),
+            )
+        )
 
     def get_fieldsets(self, request, obj=None):
         fields = ["active", "name", "url", "secret", "header_name", "header_value",
@@ -87,8 +98,8 @@ class RouteWebhookAdmin(Audited):
 
     @admin.display(description="last delivery")
     def last_delivery(self, obj: RouteWebhook) -> str:
-        last = Delivery.objects.filter(webhook=obj.webhook).order_by("-created_at").first()
-        return f"{last.status} {last.created_at:%Y-%m-%d %H:%M:%S}" if last else "—"
+        at = getattr(obj, "last_at", None)
+        return f"{obj.last_status} {at:%Y-%m-%d %H:%M:%S}" if at else "—"
 
     @admin.display(description="secret in effect")
     def secret_state(self, obj: RouteWebhook) -> str:
@@ -106,9 +117,13 @@ class RouteWebhookAdmin(Audited):
     @admin.display(description="recent deliveries")
     def history(self, obj: RouteWebhook) -> str:
         rows = []
-        deliveries = Delivery.objects.filter(webhook=obj.webhook).select_related("event")
+        deliveries = (
+            Delivery.objects.filter(webhook=obj.webhook)
+            .select_related("event")
+            .prefetch_related(Prefetch("attempt_set", Attempt.objects.order_by("-number")))
+        )
         for d in deliveries.order_by("-created_at")[:HISTORY_ROWS]:
-            last = Attempt.objects.filter(delivery=d).order_by("-number").first()
+            last = next(iter(d.attempt_set.all()), None)
             request = (d.event.payload or {}).get("request") or {}
             link = reverse("admin:hooks_delivery_change", args=[d.pk])
             rows.append((link, d.id, f"{d.created_at:%Y-%m-%d %H:%M:%S}",
