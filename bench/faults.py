@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_PORT, REDIS_PORT = 55432, 56379
 EVENT = "faults.event"
 
 
@@ -37,11 +37,28 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def free_port() -> int:
+    """A port nothing listens on now: a fixed one may be held by a run that was killed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def pg_port() -> int:
+    return int(os.environ["FAULTS_PG_PORT"])
+
+
+def redis_port() -> int:
+    return int(os.environ["FAULTS_REDIS_PORT"])
+
+
 class Services:
-    """A throwaway PostgreSQL and Redis on PG_PORT and REDIS_PORT."""
+    """A throwaway PostgreSQL and Redis on free ports, told to the scenarios by env()."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="webhookhub-faults-"))
+        os.environ["FAULTS_PG_PORT"] = str(free_port())
+        os.environ["FAULTS_REDIS_PORT"] = str(free_port())
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
         self.pg_bin = Path(bins[-1]) if bins else Path(shutil.which("pg_ctl") or "pg_ctl").parent
         self.pg_data = self.dir / "pg"
@@ -50,17 +67,24 @@ class Services:
         subprocess.run(
             _as_postgres([str(self.pg_bin / "initdb"), "-D", str(self.pg_data), "-A", "trust",
                           "-U", "postgres", "--no-sync"]),
-            check=True, capture_output=True,
+            check=True, capture_output=True, cwd=self.dir,
         )  # fmt: skip
         pg_ctl(self.env(), "start")
         subprocess.run(
-            [str(self.pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U",
+            [str(self.pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port()), "-U",
              "postgres", "faults"], check=True,
         )  # fmt: skip
         redis("start")
 
     def env(self) -> dict[str, str]:
-        return {"FAULTS_PG_BIN": str(self.pg_bin), "FAULTS_PG_DATA": str(self.pg_data)}
+        return {
+            "FAULTS_PG_BIN": str(self.pg_bin),
+            "FAULTS_PG_DATA": str(self.pg_data),
+            "FAULTS_PG_PORT": str(pg_port()),
+            "FAULTS_REDIS_PORT": str(redis_port()),
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port()}/faults",
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port()}/0",
+        }
 
     def close(self) -> None:
         redis("stop")
@@ -69,36 +93,49 @@ class Services:
 
 
 def pg_ctl(env: dict, action: str) -> None:
+    home = Path(env["FAULTS_PG_DATA"]).parent
     command = [str(Path(env["FAULTS_PG_BIN"]) / "pg_ctl"), "-D", env["FAULTS_PG_DATA"], "-w",
-               "-l", str(Path(env["FAULTS_PG_DATA"]).parent / "pg.log")]  # fmt: skip
+               "-l", str(home / "pg.log")]  # fmt: skip
     if action in ("start", "restart"):
-        command += ["-o", f"-p {PG_PORT} -c listen_addresses=127.0.0.1 -c fsync=off "
-                          f"-k {Path(env['FAULTS_PG_DATA']).parent}"]  # fmt: skip
+        command += ["-o", f"-p {env['FAULTS_PG_PORT']} -c listen_addresses=127.0.0.1 "
+                          f"-c fsync=off -k {home}"]  # fmt: skip
     if action in ("stop", "restart"):
         command += ["-m", "fast"]
-    subprocess.run(_as_postgres([*command, action]), check=True, capture_output=True)
+    done = subprocess.run(
+        _as_postgres([*command, action]), capture_output=True, text=True, cwd=home
+    )
+    if done.returncode:
+        log = (
+            (home / "pg.log").read_text(errors="replace")[-2000:]
+            if (home / "pg.log").exists()
+            else ""
+        )
+        raise RuntimeError(
+            f"pg_ctl {action} failed ({done.returncode}): {done.stderr.strip()}\n{log}"
+        )
 
 
 def redis(action: str) -> None:
     if action == "start":
-        subprocess.run(["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
+        subprocess.run(["redis-server", "--port", str(redis_port()), "--bind", "127.0.0.1",
                         "--daemonize", "yes", "--save", "", "--appendonly", "no"], check=True,
                        capture_output=True)  # fmt: skip
         for _ in range(100):
-            ping = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"], capture_output=True)
+            ping = subprocess.run(
+                ["redis-cli", "-p", str(redis_port()), "ping"], capture_output=True
+            )
             if ping.stdout.strip() == b"PONG":
                 return
             time.sleep(0.05)
         raise RuntimeError("redis did not start")
-    subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "shutdown", "nosave"], capture_output=True)
+    subprocess.run(
+        ["redis-cli", "-p", str(redis_port()), "shutdown", "nosave"], capture_output=True
+    )
 
 
 CONFIGS = {
     "sqlite": {"DATABASE_URL": f"sqlite:///{ROOT / 'var' / 'faults.sqlite3'}", "REDIS_URL": ""},
-    "postgres": {
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{PG_PORT}/faults",
-        "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
-    },
+    "postgres": {},  # its URLs come from Services.env(): the ports are chosen when it starts
 }
 
 
