@@ -5,7 +5,9 @@ django-q2.
 Sending:      emit, send_now, send_to_slot
 Registering:  register_event_type, Slot, register_slot, SlotSetting,
               register_slot_setting, SERVER, USER, NAMESPACE, SCOPES
-Validating:   validate_target_url, generate_secret
+Validating:   validate_target_url, validate_secret, generate_secret
+Listing:      event_types() (every registered type, with its scopes)
+Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
 Operating:    send_test, redeliver
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
@@ -18,12 +20,14 @@ import importlib
 from typing import TYPE_CHECKING
 
 from hooks.catalog import NAMESPACE, SCOPES, SERVER, USER, UnknownEventType
+from hooks.catalog import all_types as event_types
 from hooks.catalog import register as register_event_type
 from hooks.conf import DEFAULT_RETRY_SCHEDULE, VERSION
 from hooks.conf import DEFAULTS as SETTING_DEFAULTS
 from hooks.conf import get as settings
 
 if TYPE_CHECKING:
+    from hooks.encryption import EncryptedTextField
     from hooks.outbox.event import PayloadTooLarge, emit
     from hooks.outgoing.signing import generate_secret
     from hooks.outgoing.ssrf import UnsafeURL
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
     from hooks.slots import Slot
     from hooks.slots import register as register_slot
     from hooks.slots import register_setting as register_slot_setting
-    from hooks.tools.forms import validate_target_url
+    from hooks.tools.forms import validate_secret, validate_target_url
     from hooks.tools.ping import ping as send_test
     from hooks.tools.redelivery import request as redeliver
     from hooks.worker.send_now import send_now, send_to_slot
@@ -53,6 +57,8 @@ _LAZY = {
     "register_slot": ("hooks.slots", "register"),
     "register_slot_setting": ("hooks.slots", "register_setting"),
     "validate_target_url": ("hooks.tools.forms", "validate_target_url"),
+    "validate_secret": ("hooks.tools.forms", "validate_secret"),
+    "EncryptedTextField": ("hooks.encryption", "EncryptedTextField"),
     "send_test": ("hooks.tools.ping", "ping"),
     "redeliver": ("hooks.tools.redelivery", "request"),
     "cluster_stopping": ("hooks.worker.stopping", "requested"),
@@ -60,6 +66,7 @@ _LAZY = {
 
 __all__ = [
     "DEFAULT_RETRY_SCHEDULE",
+    "EncryptedTextField",
     "NAMESPACE",
     "SCOPES",
     "SERVER",
@@ -73,6 +80,7 @@ __all__ = [
     "__version__",
     "cluster_stopping",
     "emit",
+    "event_types",
     "generate_secret",
     "redeliver",
     "register_event_type",
@@ -82,6 +90,7 @@ __all__ = [
     "send_test",
     "send_to_slot",
     "settings",
+    "validate_secret",
     "validate_target_url",
 ]
 

@@ -57,7 +57,7 @@ class WebhookAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Signing", {"fields": ["secret_state", "new_secret", "github_signature"]}),
+        ("Signing", {"fields": ["secret_state", "new_secret", "github_signature", "djinn_headers"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]  # fmt: skip
 

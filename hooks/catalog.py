@@ -16,7 +16,8 @@ USER = "user"
 NAMESPACE = "namespace"
 SCOPES = (SERVER, USER, NAMESPACE)
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+# 'area.action', or one word as Djinn names its resource events ('variables', 'ssh_keys').
+_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
 
 class UnknownEventType(LookupError):
@@ -52,7 +53,10 @@ def register(
     """Register an event type. The same definition again is a no-op; another definition
     under a registered name is an error."""
     if not _NAME.match(name):
-        raise ValueError(f"Event type {name!r} must look like 'area.action' (lowercase).")
+        raise ValueError(
+            f"Event type {name!r} must look like 'area.action' or 'word' (lowercase letters, "
+            "digits and underscores)."
+        )
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f"Unknown scope(s) {sorted(unknown)} for {name!r}.")

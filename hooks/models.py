@@ -65,6 +65,12 @@ class Webhook(models.Model):
         default=False,
         help_text="Also send X-Hub-Signature-256: sha256=<hex HMAC of the body>.",
     )
+    djinn_headers = models.BooleanField(
+        "Djinn CI headers",
+        default=False,
+        help_text="Also send User-Agent: Djinn-CI-Hook, X-Djinn-CI-Event, X-Djinn-CI-Hook-ID and "
+        "X-Djinn-CI-Signature: sha256=<hex HMAC of the body>, so a Djinn receiver works unchanged.",
+    )
     headers = EncryptedJSONField("custom headers", default=dict, blank=True)
     basic_auth_username = models.CharField(max_length=200, blank=True)
     basic_auth_password = EncryptedTextField(max_length=200, blank=True)

@@ -19,6 +19,7 @@ import hooks
 from accounts.models import ApiToken
 from jobs import lifecycle, waiters, workers
 from jobs.models import Chunk, Endpoint, Job, new_sync_job_id
+from namespaces import access
 
 Status = Job.Status
 MIN_TIMEOUT_MS, MAX_MS = 5_000, 7 * 24 * 3600 * 1000
@@ -165,8 +166,12 @@ def parse_submission(body: dict) -> dict:
         raise ApiError("'tags' must be a list of short strings.", "tags")
     if len(tags) > MAX_TAGS_PER_CALL:
         raise ApiError(f"At most {MAX_TAGS_PER_CALL} tags per request.", "tags")
+    namespace = body.get("namespace")
+    if namespace is not None and not (isinstance(namespace, str) and 0 < len(namespace) <= 700):
+        raise ApiError("'namespace' must be a namespace's path, e.g. \"acme/ci\".", "namespace")
     return {
         "input": body["input"],
+        "namespace": namespace,
         "webhook": webhook,
         "execution_timeout_ms": _int(policy, "executionTimeout", 600_000, MIN_TIMEOUT_MS, MAX_MS),
         "ttl_ms": _int(policy, "ttl", 86_400_000, MIN_TTL_MS, MAX_MS),
@@ -178,6 +183,11 @@ def parse_submission(body: dict) -> dict:
 
 def _submit(request: HttpRequest, endpoint: Endpoint, **fields) -> Job:
     fields.update(parse_submission(_body(request)))
+    path = fields.pop("namespace")
+    if path is not None:
+        fields["namespace"] = access.member_namespace(request.user, path)
+        if fields["namespace"] is None:  # unknown and not-a-member answer alike
+            raise ApiError(f"No namespace {path!r} that you are a member of.", "namespace")
     return lifecycle.submit(Job(endpoint=endpoint, user=request.user, **fields))
 
 

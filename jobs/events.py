@@ -9,11 +9,14 @@ from django.conf import settings
 from django.utils import timezone
 
 import hooks
-from hooks import SCOPES, SERVER
+from hooks import NAMESPACE, SERVER, USER
 from jobs.models import QueueState
 
 SUBMITTED, STARTED, FINISHED, TAGGED = "job.submitted", "job.started", "job.finished", "job.tagged"
 CALLBACK = "job.callback"
+# The same moments of a namespace's jobs, named as Djinn CI names its builds' events.
+BUILD_EVENTS = {SUBMITTED: "build.submitted", STARTED: "build.started",
+                FINISHED: "build.finished", TAGGED: "build.tagged"}  # fmt: skip
 QUEUE_START, QUEUE_END = "swarm.queue_start", "swarm.queue_end"
 EVERY_JOB, MANUAL_JOB = "swarm.every_job", "swarm.manual_job"
 SERVER_START, SERVER_SHUTDOWN = "swarm.server_start", "swarm.server_shutdown"
@@ -31,6 +34,13 @@ STATUS_EXAMPLE = {
     "id": "5f1c…", "status": "COMPLETED", "delayTime": 12, "executionTime": 340,
     "input": {"prompt": "hi"}, "output": {"prompt": "hi"}, "webhook": "https://example.com/done",
 }  # fmt: skip
+JOB_SCOPES = (SERVER, USER)  # a namespace's webhooks get its jobs as build.* events
+BUILD_EXAMPLE = {
+    "id": "5f1c…", "status": "COMPLETED", "delayTime": 12, "executionTime": 340,
+    "output": {"prompt": "hi"}, "number": 3, "tags": ["nightly"], "endpoint": "echo",
+    "url": "https://hub.example.com/namespaces/acme/jobs/5f1c…/",
+    "user": {"id": 1, "name": "Ann"}, "namespace": {"id": 7, "path": "acme", "name": "acme"},
+}  # fmt: skip
 FLAT_EXAMPLE = {"id": "5f1c…", "status": "COMPLETED", "endpoint": "echo", "output": {"prompt": "hi"},
                 "prompt": "hi", "input": {"prompt": "hi"}, "user_name": "Ann", "year": "2026",
                 "month": "12", "month_name": "December", "day": "02", "day_name": "Wednesday",
@@ -38,12 +48,20 @@ FLAT_EXAMPLE = {"id": "5f1c…", "status": "COMPLETED", "endpoint": "echo", "out
                 "batch_id": 0, "number": 1}  # fmt: skip
 
 TYPES = [
-    (FINISHED, "A job finished (completed, failed, cancelled or timed out).", SCOPES,
+    (FINISHED, "A job finished (completed, failed, cancelled or timed out).", JOB_SCOPES,
      FINISHED_EXAMPLE, "{job[name]} finished: {job[status]} — {job[url]}"),
-    (SUBMITTED, "A job was submitted.", SCOPES, JOB_EXAMPLE, "Job {job[id]} submitted to {job[endpoint]}"),
-    (STARTED, "A job started running.", SCOPES, {**JOB_EXAMPLE, "event": "job_started"}, "Job {job[id]} started"),
-    (TAGGED, "A tag was added to a job after its submission.", SCOPES,
+    (SUBMITTED, "A job was submitted.", JOB_SCOPES, JOB_EXAMPLE, "Job {job[id]} submitted to {job[endpoint]}"),
+    (STARTED, "A job started running.", JOB_SCOPES, {**JOB_EXAMPLE, "event": "job_started"}, "Job {job[id]} started"),
+    (TAGGED, "A tag was added to a job after its submission.", JOB_SCOPES,
      {**JOB_EXAMPLE, "event": "job_tagged", "tag": "urgent"}, "Job {job[id]} tagged {tag}"),
+    ("build.submitted", "A job was submitted into a namespace (Djinn's build.submitted).",
+     (NAMESPACE,), {**BUILD_EXAMPLE, "status": "IN_QUEUE"}, "Job #{number} submitted in {namespace[path]}"),
+    ("build.started", "A namespace's job started running.", (NAMESPACE,),
+     {**BUILD_EXAMPLE, "status": "IN_PROGRESS"}, "Job #{number} started in {namespace[path]}"),
+    ("build.finished", "A namespace's job finished (completed, failed, cancelled or timed out).",
+     (NAMESPACE,), BUILD_EXAMPLE, "Job #{number} in {namespace[path]}: {status}"),
+    ("build.tagged", "A tag was added to a namespace's job after its submission.", (NAMESPACE,),
+     {**BUILD_EXAMPLE, "tag": "nightly"}, "Job #{number} in {namespace[path]} tagged {tag}"),
     (CALLBACK, "RunPod's per-job webhook: the job's status JSON, sent to the URL given with the job.",
      (SERVER,), STATUS_EXAMPLE, "Job {id} {status}"),
     (QUEUE_START, "The hub went from idle to having work (blocking).", (SERVER,),
@@ -178,6 +196,21 @@ def time_tags(moment: datetime) -> dict[str, str]:
         "minute": f"{local.minute:02d}", "second": f"{local.second:02d}",
         "millisecond": f"{local.microsecond // 1000:03d}",
     }  # fmt: skip
+
+
+def build_payload(job) -> dict:
+    """A namespace job as Djinn sends a build: its status JSON plus number, tags, url,
+    user and namespace."""
+    namespace = job.namespace
+    return {
+        **job.status_json(),
+        "number": job.number,
+        "tags": job.tags,
+        "endpoint": job.endpoint.name,
+        "url": settings.SITE_URL + f"/namespaces/{namespace.path}/jobs/{job.id}/",
+        "user": {"id": job.user_id, "name": job.user.display_name},
+        "namespace": {"id": namespace.pk, "path": namespace.path, "name": namespace.name},
+    }
 
 
 def finished_payload(job_id: str, name: str, status: str, path: str) -> dict:

@@ -14,7 +14,7 @@ from jobs import events
 from jobs.models import Job
 
 Status = Job.Status
-SERVER_AND_NAMESPACE = (hooks.SERVER, hooks.NAMESPACE)
+SERVER = (hooks.SERVER,)
 TASK = "jobs.runner.run"
 CLUSTER = "jobs"
 
@@ -34,20 +34,28 @@ def _event(job: Job, name: str, **extra) -> dict:
     return {"event": name, "job": events.job_summary(job), **extra}
 
 
+def _build_event(job: Job, moment: str, **extra) -> None:
+    """A namespace's job: the same moment as Djinn's build event, to its webhooks."""
+    if job.namespace_id:
+        payload = {**events.build_payload(job), **extra}
+        hooks.emit(events.BUILD_EVENTS[moment], payload, namespace=job.namespace.key,
+                   audience=(hooks.NAMESPACE,))  # fmt: skip
+
+
 @transaction.atomic
 def submit(job: Job) -> Job:
+    if job.namespace_id:
+        job.number = job.namespace.next_build_number()
     job.save()
-    hooks.emit(
-        events.SUBMITTED, _event(job, "job_submitted"), user=job.user, audience=SERVER_AND_NAMESPACE
-    )
+    hooks.emit(events.SUBMITTED, _event(job, "job_submitted"), user=job.user, audience=SERVER)
+    _build_event(job, events.SUBMITTED)
     transaction.on_commit(lambda: enqueue(job.id), robust=True)
     return job
 
 
 def started(job: Job) -> None:
-    hooks.emit(
-        events.STARTED, _event(job, "job_started"), user=job.user, audience=SERVER_AND_NAMESPACE
-    )
+    hooks.emit(events.STARTED, _event(job, "job_started"), user=job.user, audience=SERVER)
+    _build_event(job, events.STARTED)
 
 
 def tag(job: Job, tags: list[str]) -> list[str]:
@@ -60,7 +68,8 @@ def tag(job: Job, tags: list[str]) -> list[str]:
             job.save(update_fields=["tags"])
         for new in added:
             hooks.emit(events.TAGGED, _event(job, "job_tagged", tag=new), user=job.user,
-                       audience=SERVER_AND_NAMESPACE)  # fmt: skip
+                       audience=SERVER)  # fmt: skip
+            _build_event(job, events.TAGGED, tag=new)
     return added
 
 
@@ -80,10 +89,11 @@ def finish(job: Job, status: str, *, output=None, error: str = "") -> bool:
 def _final_events(job: Job) -> None:
     path = f"/v2/{job.endpoint.name}/status/{job.id}"
     payload = events.finished_payload(job.id, job.endpoint.name, job.status, path)
-    # One event: the server's (and namespace's) subscribers, and the owner's
-    # notification webhook when they are away.
-    audience = SERVER_AND_NAMESPACE + ((hooks.USER,) if wants_notification(job.user) else ())
+    # One event: the server's subscribers, and the owner's notification webhook when
+    # they are away; a namespace's job is a build.finished to the namespace's webhooks.
+    audience = SERVER + ((hooks.USER,) if wants_notification(job.user) else ())
     hooks.emit(events.FINISHED, payload, user=job.user, audience=audience)
+    _build_event(job, events.FINISHED)
     if job.webhook:
         hooks.emit(
             events.CALLBACK,

@@ -76,6 +76,13 @@ class Job(models.Model):
         max_length=16, choices=Webhooks.choices, default=Webhooks.NORMAL
     )
     tags = models.JSONField(default=list, blank=True)
+    namespace = models.ForeignKey(
+        "namespaces.Namespace", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="jobs", help_text="The namespace it was submitted into (Djinn's builds).",
+    )  # fmt: skip
+    number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Its number among the namespace's jobs (1, 2, …)."
+    )
     retries = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "accounts",
     "jobs",
     "routes",
+    "namespaces",
 ]
 
 MIDDLEWARE = [

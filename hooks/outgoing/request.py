@@ -45,6 +45,8 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
         headers["X-Webhookhub-Hook"] = str(webhook.pk)
         if active_secrets and webhook.github_signature:
             headers["X-Hub-Signature-256"] = signing.github_signature(webhook.secret, content)
+        if webhook.djinn_headers:
+            headers.update(djinn_headers(webhook, delivery.event.type, content))
         if webhook.basic_auth_username:
             token = f"{webhook.basic_auth_username}:{webhook.basic_auth_password}"
             headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
@@ -63,6 +65,19 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
         verify_tls=webhook.verify_tls if webhook else True,
         user_supplied=user_supplied(delivery),
     )
+
+
+def djinn_headers(webhook: Webhook, event_type: str, content: bytes) -> dict[str, str]:
+    """Djinn CI's own headers (namespace/webhook.go): its user agent, the event, the hook's
+    id, and, when the webhook has a secret, `sha256=<hex HMAC(secret, body)>`."""
+    headers = {
+        "User-Agent": "Djinn-CI-Hook",
+        "X-Djinn-CI-Event": event_type,
+        "X-Djinn-CI-Hook-ID": str(webhook.pk),
+    }
+    if webhook.secret:
+        headers["X-Djinn-CI-Signature"] = signing.github_signature(webhook.secret, content)
+    return headers
 
 
 def user_supplied(delivery: Delivery) -> bool:

@@ -16,6 +16,7 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 RESERVED_HEADERS = {
     "host", "content-type", "content-length", "transfer-encoding", "connection",
     "user-agent", "authorization", "x-hub-signature-256", "x-webhookhub-event", "x-webhookhub-hook",
+    "x-djinn-ci-event", "x-djinn-ci-hook-id", "x-djinn-ci-signature",
 }  # fmt: skip
 
 
@@ -28,6 +29,15 @@ def validate_target_url(url: str, *, user_supplied: bool = False) -> str:
     except ssrf.UnsafeURL as exc:
         raise ValidationError(str(exc)) from None
     return url
+
+
+def validate_secret(secret: str) -> str:
+    """A signing secret as given ('whsec_' + base64 of 24-64 bytes), or a ValidationError."""
+    try:
+        signing.secret_key(secret)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    return secret
 
 
 def validate_template(template: str) -> str:
@@ -100,7 +110,7 @@ class WebhookForm(forms.ModelForm):
         fields = [
             "name", "url", "active", "scope", "owner", "namespace", "event_types",
             "format", "data_template", "timeout", "verify_tls", "github_signature",
-            "basic_auth_username",
+            "djinn_headers", "basic_auth_username",
         ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):
@@ -132,12 +142,7 @@ class WebhookForm(forms.ModelForm):
 
     def clean_new_secret(self) -> str:
         secret = self.cleaned_data.get("new_secret", "").strip()
-        if secret:
-            try:
-                signing.secret_key(secret)
-            except ValueError as exc:
-                raise ValidationError(str(exc)) from None
-        return secret
+        return validate_secret(secret) if secret else ""
 
     def clean(self):
         data = super().clean()

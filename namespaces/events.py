@@ -1,0 +1,78 @@
+"""The namespace events, named as Djinn CI names them, and their payloads. Every payload
+carries `namespace` (which namespace it came from); nothing secret is in any of them:
+masked variable values and private keys never are."""
+
+from __future__ import annotations
+
+import hooks
+from hooks import NAMESPACE
+
+INVITE_SENT, INVITE_ACCEPTED, INVITE_REJECTED = "invite.sent", "invite.accepted", "invite.rejected"
+NAMESPACES, VARIABLES, SSH_KEYS = "namespaces", "variables", "ssh_keys"
+CREATED, UPDATED, DELETED = "created", "updated", "deleted"
+
+_NS = {"id": 7, "name": "acme", "path": "acme", "description": "", "visibility": "private",
+       "owner": {"id": 1, "name": "Ann"}, "url": "https://hub.example.com/namespaces/acme/"}  # fmt: skip
+_PEOPLE = {"inviter": {"id": 1, "name": "Ann", "email": "ann@example.com"},
+           "invitee": {"id": 2, "name": "Bob", "email": "bob@example.com"}}  # fmt: skip
+_AUTHOR = {"id": 1, "name": "Ann", "email": "ann@example.com"}
+_VARIABLE = {"id": 3, "namespace": {"id": 7, "path": "acme"}, "author": _AUTHOR,
+             "created_at": "2026-12-02T10:00:00+00:00", "key": "REGION", "masked": False,
+             "value": "eu-west-1"}  # fmt: skip
+_KEY = {"id": 4, "namespace": {"id": 7, "path": "acme"}, "author": _AUTHOR,
+        "created_at": "2026-12-02T10:00:00+00:00", "name": "deploy",
+        "fingerprint": "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8",
+        "public_key": "ssh-ed25519 AAAAC3Nza… deploy@ci"}  # fmt: skip
+
+TYPES = [
+    (INVITE_SENT, "The owner invited a user to the namespace.",
+     {"namespace": _NS, **_PEOPLE}, "{invitee[name]} was invited to {namespace[path]}"),
+    (INVITE_ACCEPTED, "An invited user accepted and is now a collaborator (Djinn's "
+     "collaborator_joined).", {"namespace": _NS, **_PEOPLE},
+     "{invitee[name]} joined {namespace[path]}"),
+    (INVITE_REJECTED, "An invited user rejected the invite.", {"namespace": _NS, **_PEOPLE},
+     "{invitee[name]} declined to join {namespace[path]}"),
+    (NAMESPACES, "The namespace was changed (its description or visibility), a collaborator "
+     "removed or a sub-namespace created.",
+     {"action": UPDATED, "namespace": _NS}, "Namespace {namespace[path]} {action}"),
+    (VARIABLES, "A variable was created, updated or deleted (a masked value is never sent).",
+     {"action": CREATED, "variable": _VARIABLE, "namespace": _NS},
+     "Variable {variable[key]} {action} in {namespace[path]}"),
+    (SSH_KEYS, "An SSH key was created, updated or deleted.",
+     {"action": CREATED, "ssh_key": _KEY, "namespace": _NS},
+     "SSH key {ssh_key[name]} {action} in {namespace[path]}"),
+]  # fmt: skip
+
+
+def register() -> None:
+    for name, description, example, summary in TYPES:
+        hooks.register_event_type(
+            name, description, scopes=(NAMESPACE,), example=example, summary=summary
+        )
+
+
+def emit(event_type: str, namespace, payload: dict) -> None:
+    """One namespace event, to that namespace's webhooks only (call inside the change's
+    transaction: a rolled-back change sends nothing)."""
+    hooks.emit(
+        event_type,
+        {**payload, "namespace": namespace.as_payload()},
+        namespace=namespace.key,
+        audience=(NAMESPACE,),
+    )
+
+
+def invite(event_type: str, invite) -> None:
+    emit(event_type, invite.namespace, invite.as_payload())
+
+
+def namespace_changed(namespace, action: str, **extra) -> None:
+    emit(NAMESPACES, namespace, {"action": action, **extra})
+
+
+RESOURCE_EVENTS = {"variable": VARIABLES, "ssh_key": SSH_KEYS}
+
+
+def resource(kind: str, item, action: str) -> None:
+    """`{"action": …, "<kind>": {…}}` under the event named after the kind's plural."""
+    emit(RESOURCE_EVENTS[kind], item.namespace, {"action": action, kind: item.as_payload()})

@@ -1,0 +1,309 @@
+"""Namespace forms: the namespace, invites, variables, SSH keys and webhooks. Bad input
+gets a field error and saves nothing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from urllib.parse import urlsplit
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+
+import hooks
+from hooks import NAMESPACE
+from hooks.models import ALL_EVENTS, Scope, Webhook
+from namespaces.models import MAX_DEPTH, Collaborator, Invite, Namespace, SSHKey, Variable
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# Page names under /namespaces/<path>/: a namespace may not be called one of these.
+RESERVED = {"new", "invites", "edit", "delete", "members", "invite", "jobs", "variables",
+            "keys", "webhooks"}  # fmt: skip
+VARIABLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MASK = "********"
+
+
+def _no_line_breaks(value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValidationError("This may not contain line breaks.")
+    return value
+
+
+class NamespaceForm(forms.ModelForm):
+    class Meta:
+        model = Namespace
+        fields = ["name", "description", "visibility"]
+        help_texts = {"name": "Letters, digits, '-' and '_'; it becomes the namespace's path."}
+
+    def __init__(self, *args, owner, parent: Namespace | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner, self.parent = owner, parent
+        if self.instance.pk:  # the path is its address: fixed once created
+            del self.fields["name"]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not NAME.match(name):
+            raise ValidationError(
+                "Use letters, digits, '-' and '_' (starting with a letter or digit)."
+            )
+        if name.lower() in RESERVED:
+            raise ValidationError(f"'{name}' is the name of a page; choose another name.")
+        if self.parent and self.parent.path.count("/") + 1 >= MAX_DEPTH:
+            raise ValidationError(f"Namespaces nest at most {MAX_DEPTH} levels deep.")
+        path = f"{self.parent.path}/{name}" if self.parent else name
+        if Namespace.objects.filter(path__iexact=path).exists():
+            raise ValidationError(f"A namespace {path} already exists.")
+        return name
+
+    def clean_description(self) -> str:
+        return _no_line_breaks(self.cleaned_data.get("description", "").strip())
+
+    def save(self, commit: bool = True) -> Namespace:
+        namespace: Namespace = super().save(commit=False)
+        if not namespace.pk:
+            namespace.parent = self.parent
+            namespace.root = self.parent.top if self.parent else None
+            namespace.owner = self.parent.top.owner if self.parent else self.owner
+            namespace.path = (
+                f"{self.parent.path}/{namespace.name}" if self.parent else namespace.name
+            )
+        if commit:
+            namespace.save()
+        return namespace
+
+
+class InviteForm(forms.Form):
+    who = forms.CharField(
+        label="Invite a user", max_length=254, help_text="Their email address, user name or name."
+    )
+
+    def __init__(self, *args, namespace: Namespace, inviter, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.namespace, self.inviter = namespace.top, inviter
+
+    def clean_who(self):
+        who = self.cleaned_data["who"].strip()
+        users = get_user_model().objects.filter(is_active=True)
+        invitee = users.filter(Q(email__iexact=who) | Q(username__iexact=who)).first()
+        if invitee is None:
+            named = list(users.filter(name__iexact=who)[:2])
+            if len(named) > 1:
+                raise ValidationError(f"Several users are called {who!r}; give their email.")
+            invitee = named[0] if named else None
+        if invitee is None:
+            raise ValidationError(f"No user is called or has the email {who!r}.")
+        if invitee.pk == self.namespace.owner_id:
+            raise ValidationError("The owner is already a member.")
+        if Collaborator.objects.filter(namespace=self.namespace, user=invitee).exists():
+            raise ValidationError(f"{invitee.display_name} is already a collaborator.")
+        if Invite.objects.filter(namespace=self.namespace, invitee=invitee).exists():
+            raise ValidationError(f"{invitee.display_name} has already been invited.")
+        return invitee
+
+    def save(self) -> Invite:
+        return Invite.objects.create(
+            namespace=self.namespace, inviter=self.inviter, invitee=self.cleaned_data["who"]
+        )
+
+
+class ResourceForm(forms.ModelForm):
+    """A namespace's resource: its namespace and author are set by the page, not the form."""
+
+    def __init__(self, *args, namespace: Namespace, author, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.namespace, self.author = namespace, author
+
+    def _unique(self, field: str, value: str, what: str) -> str:
+        taken = self._meta.model.objects.filter(namespace=self.namespace, **{field: value})
+        if taken.exclude(pk=self.instance.pk).exists():
+            raise ValidationError(f"This namespace already has {what} {value!r}.")
+        return value
+
+    def save(self, commit: bool = True):
+        item = super().save(commit=False)
+        item.namespace = self.namespace
+        if not item.pk:
+            item.author = self.author
+        if commit:
+            item.save()
+        return item
+
+
+class VariableForm(ResourceForm):
+    value = forms.CharField(
+        max_length=4096,
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only once masked. Blank on edit keeps the current value.",
+    )
+
+    class Meta:
+        model = Variable
+        fields = ["key", "value", "masked"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.instance.masked:
+            self.fields["value"].widget = forms.TextInput()
+            self.initial["value"] = self.instance.value
+        elif self.instance.pk:
+            self.initial["value"] = ""
+
+    def clean_key(self) -> str:
+        key = self.cleaned_data["key"].strip()
+        if not VARIABLE_KEY.match(key):
+            raise ValidationError("A key is letters, digits and '_', not starting with a digit.")
+        return self._unique("key", key, "a variable")
+
+    def clean(self):
+        data = super().clean()
+        value = data.get("value", "")
+        if not value and not self.instance.pk:
+            self.add_error("value", "Give the variable a value.")
+        if value == MASK:
+            self.add_error("value", "Give the real value, not the mask.")
+        if self.instance.pk and self.instance.masked and not data.get("masked") and not value:
+            self.add_error("masked", "A masked value is never shown again: give a new value to "
+                                     "unmask the variable.")  # fmt: skip
+        if not value and self.instance.pk:
+            data["value"] = Variable.objects.get(pk=self.instance.pk).value  # blank keeps it
+        return data
+
+
+SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+                 "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
+                 "sk-ecdsa-sha2-nistp256@openssh.com")  # fmt: skip
+
+
+def parse_public_key(text: str) -> tuple[str, str]:
+    """(the key as one normalised line, its SHA256 fingerprint), or a ValidationError that
+    says what is wrong. Parsed by `cryptography`, which checks the key itself, not only
+    its shape."""
+    text = " ".join(text.split())
+    if "PRIVATE KEY" in text:
+        raise ValidationError(
+            "This is a private key. Paste the public key (the .pub file) and keep the private "
+            "key to yourself."
+        )
+    parts = text.split(" ")
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+        raise ValidationError(
+            "Paste an OpenSSH public key: '<type> <base64> [comment]', with a type such as "
+            "ssh-ed25519, ssh-rsa or ecdsa-sha2-nistp256."
+        )
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+        serialization.load_ssh_public_key(" ".join(parts[:2]).encode())
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValidationError(
+            "This public key does not decode; copy the whole line again."
+        ) from None
+    fingerprint = "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return text, fingerprint
+
+
+class SSHKeyForm(ResourceForm):
+    class Meta:
+        model = SSHKey
+        fields = ["name", "public_key"]
+        widgets = {"public_key": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {"public_key": "The public key only (e.g. the contents of id_ed25519.pub)."}
+
+    def clean_name(self) -> str:
+        name = _no_line_breaks(self.cleaned_data["name"].strip())
+        return self._unique("name", name, "an SSH key")
+
+    def clean_public_key(self) -> str:
+        key, self.fingerprint = parse_public_key(self.cleaned_data["public_key"])
+        return key
+
+    def save(self, commit: bool = True) -> SSHKey:
+        self.instance.fingerprint = self.fingerprint
+        return super().save(commit)
+
+
+def namespace_event_choices() -> list[tuple[str, str]]:
+    return [(t.name, t.name) for t in hooks.event_types() if NAMESPACE in t.scopes]
+
+
+class NamespaceWebhookForm(forms.ModelForm):
+    """A namespace's webhook as Djinn's form has it, plus its Djinn-headers option."""
+
+    name = forms.CharField(max_length=100, required=False, help_text="Blank: the URL's host.")
+    events = forms.MultipleChoiceField(
+        choices=(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    all_events = forms.BooleanField(
+        label="All events", required=False, help_text="Every namespace event, now and later."
+    )
+    new_secret = forms.CharField(
+        label="Secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only. Blank keeps the current secret (a new webhook gets one, shown "
+        "once); or paste a 'whsec_…' secret.",
+    )
+    remove_secret = forms.BooleanField(
+        label="Remove the secret", required=False, help_text="Requests are then not signed."
+    )
+
+    class Meta:
+        model = Webhook
+        fields = ["name", "url", "verify_tls", "active", "djinn_headers"]
+        labels = {"url": "Payload URL", "verify_tls": "SSL verification"}
+
+    def __init__(self, *args, namespace: Namespace, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.namespace = namespace
+        self.fields["events"].choices = namespace_event_choices()
+        chosen = list(self.instance.event_types or [])
+        self.initial.setdefault("all_events", ALL_EVENTS in chosen)
+        self.initial.setdefault("events", [t for t in chosen if t != ALL_EVENTS])
+        if not self.instance.pk:
+            del self.fields["remove_secret"]
+        self.new_secret_value = ""
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"].strip()
+        hooks.validate_target_url(url, user_supplied=True)
+        taken = Webhook.objects.filter(scope=Scope.NAMESPACE, namespace=self.namespace.key, url=url)
+        if taken.exclude(pk=self.instance.pk).exists():
+            raise ValidationError("This namespace already has a webhook for this URL.")
+        return url
+
+    def clean_name(self) -> str:
+        return _no_line_breaks(self.cleaned_data.get("name", "").strip())
+
+    def clean_new_secret(self) -> str:
+        secret = self.cleaned_data.get("new_secret", "").strip()
+        return hooks.validate_secret(secret) if secret else ""
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("all_events") and not data.get("events"):
+            self.add_error("events", "Pick at least one event, or All events.")
+        if data.get("remove_secret") and data.get("new_secret"):
+            self.add_error("remove_secret", "Either give a new secret or remove it, not both.")
+        return data
+
+    def save(self, commit: bool = True) -> Webhook:
+        webhook: Webhook = super().save(commit=False)
+        data = self.cleaned_data
+        webhook.scope, webhook.namespace = Scope.NAMESPACE, self.namespace.key
+        webhook.name = data.get("name") or urlsplit(webhook.url).hostname or webhook.url
+        webhook.event_types = [ALL_EVENTS] if data.get("all_events") else list(data["events"])
+        if data.get("new_secret"):
+            webhook.secret = data["new_secret"]
+        elif data.get("remove_secret"):
+            webhook.secret = ""
+        elif not webhook.pk:
+            webhook.secret = self.new_secret_value = hooks.generate_secret()
+        if commit:
+            webhook.save()
+        return webhook

@@ -1,0 +1,171 @@
+"""Namespaces (Djinn CI): an owner, collaborators, invites, and the resources members
+keep in them (variables, SSH keys). Sub-namespaces share their root's members."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F
+
+from hooks import EncryptedTextField
+
+MAX_DEPTH = 20  # as Djinn: a namespace path has at most 20 levels
+
+
+class Namespace(models.Model):
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Private (members only)"
+        INTERNAL = "internal", "Internal (every signed-in user may look)"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_namespaces"
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    root = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="descendants",
+        help_text="The top namespace whose members this one shares (blank: this is a root).",
+    )  # fmt: skip
+    name = models.CharField(max_length=32)
+    path = models.CharField(max_length=700, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+    visibility = models.CharField(
+        max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    builds = models.PositiveIntegerField(default=0, help_text="Jobs submitted into it so far.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def top(self) -> Namespace:
+        return self.root or self
+
+    @property
+    def key(self) -> str:
+        """What the engine scopes this namespace's webhooks and events by."""
+        return str(self.pk)
+
+    def next_build_number(self) -> int:
+        """This namespace's next job number (1, 2, …), safe under concurrent submits."""
+        Namespace.objects.filter(pk=self.pk).update(builds=F("builds") + 1)
+        return Namespace.objects.values_list("builds", flat=True).get(pk=self.pk)
+
+    def as_payload(self) -> dict:
+        return {"id": self.pk, "name": self.name, "path": self.path,
+                "description": self.description, "visibility": self.visibility,
+                "owner": {"id": self.owner_id, "name": self.owner.display_name},
+                "url": settings.SITE_URL + f"/namespaces/{self.path}/"}  # fmt: skip
+
+
+class Collaborator(models.Model):
+    """A member of a root namespace (and so of its sub-namespaces) who is not its owner."""
+
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="collaborators")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="collaborations"
+    )
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["joined_at"]
+        constraints = [models.UniqueConstraint(fields=["namespace", "user"], name="one_membership")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.namespace}"
+
+
+class Invite(models.Model):
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="invites")
+    inviter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invites_sent"
+    )
+    invitee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invites"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "invitee"], name="one_pending_invite")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invitee} to {self.namespace}"
+
+    def as_payload(self) -> dict:
+        return {"namespace": self.namespace.as_payload(),
+                "inviter": _person(self.inviter), "invitee": _person(self.invitee)}  # fmt: skip
+
+
+def _person(user) -> dict:
+    return {"id": user.pk, "name": user.display_name, "email": user.email}
+
+
+class Resource(models.Model):
+    """What members keep in a namespace; each change is an event named after its kind."""
+
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def common_payload(self) -> dict:
+        return {"id": self.pk, "namespace": {"id": self.namespace_id, "path": self.namespace.path},
+                "author": _person(self.author) if self.author else None,
+                "created_at": self.created_at.isoformat() if self.created_at else None}  # fmt: skip
+
+
+class Variable(Resource):
+    key = models.CharField(max_length=64)
+    # Encrypted at rest like webhook secrets; a masked value is never shown or sent again.
+    value = EncryptedTextField(max_length=4096)
+    masked = models.BooleanField(
+        default=False, help_text="Never shown again after saving, never sent in a payload."
+    )
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [models.UniqueConstraint(fields=["namespace", "key"], name="variable_key")]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def shown_value(self) -> str:
+        return "********" if self.masked else self.value
+
+    def as_payload(self) -> dict:
+        shown = {"key": self.key, "masked": self.masked}
+        if not self.masked:
+            shown["value"] = self.value
+        return {**self.common_payload(), **shown}
+
+
+class SSHKey(Resource):
+    name = models.CharField(max_length=64)
+    public_key = models.TextField()
+    fingerprint = models.CharField(max_length=80)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name, verbose_name_plural = "SSH key", "SSH keys"
+        constraints = [models.UniqueConstraint(fields=["namespace", "name"], name="ssh_key_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def as_payload(self) -> dict:
+        return {**self.common_payload(), "name": self.name, "fingerprint": self.fingerprint,
+                "public_key": self.public_key}  # fmt: skip

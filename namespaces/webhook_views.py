@@ -1,0 +1,124 @@
+"""A namespace's webhooks, for its owner: the list, create/edit/delete, the recent
+deliveries (GitHub's "Recent deliveries"), one delivery with each attempt's request and
+response, Redeliver (the same webhook-id) and Send test event."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.db.models import OuterRef, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+import hooks
+from hooks.models import Delivery, Scope, Webhook
+from namespaces.access import Need, get_for
+from namespaces.forms import NamespaceWebhookForm
+from namespaces.views import page
+
+RECENT = 30
+
+
+def _webhooks(namespace):
+    return Webhook.objects.filter(scope=Scope.NAMESPACE, namespace=namespace.key)
+
+
+def _webhook(request: HttpRequest, path: str, pk: int):
+    namespace, role = get_for(request.user, path, Need.MANAGE)
+    return namespace, role, get_object_or_404(_webhooks(namespace), pk=pk)
+
+
+@login_required
+@never_cache
+def index(request: HttpRequest, path: str) -> HttpResponse:
+    namespace, role = get_for(request.user, path, Need.MANAGE)
+    last = Delivery.objects.filter(webhook=OuterRef("pk")).order_by("-created_at")
+    webhooks = _webhooks(namespace).annotate(
+        last_status=Subquery(last.values("status")[:1]),
+        last_response=Subquery(last.values("last_response_status")[:1]),
+        last_at=Subquery(last.values("created_at")[:1]),
+    )
+    return page(request, "namespaces/webhooks.html", namespace, role, webhooks=webhooks)
+
+
+@login_required
+@never_cache
+def create(request: HttpRequest, path: str) -> HttpResponse:
+    namespace, role = get_for(request.user, path, Need.MANAGE)
+    form = NamespaceWebhookForm(request.POST or None, namespace=namespace)
+    if request.method == "POST" and form.is_valid():
+        webhook = form.save()
+        if form.new_secret_value:
+            request.session["new_webhook_secret"] = form.new_secret_value
+        messages.success(request, f"Webhook for {webhook.url} created.")
+        return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
+    return page(request, "namespaces/webhook_form.html", namespace, role,
+                 status=400 if form.errors else 200, form=form)  # fmt: skip
+
+
+@login_required
+@never_cache  # shows a new secret once
+def detail(request: HttpRequest, path: str, pk: int) -> HttpResponse:
+    namespace, role, webhook = _webhook(request, path, pk)
+    form = NamespaceWebhookForm(request.POST or None, instance=webhook, namespace=namespace)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Webhook saved.")
+        return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
+    deliveries = (
+        Delivery.objects.filter(webhook=webhook).select_related("event").order_by("-created_at")
+    )
+    return page(request, "namespaces/webhook.html", namespace, role,
+                 status=400 if form.errors else 200, webhook=webhook, form=form,
+                 deliveries=deliveries[:RECENT],
+                 new_secret=request.session.pop("new_webhook_secret", None),
+                 test_result=request.session.pop("webhook_test", None))  # fmt: skip
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, path: str, pk: int) -> HttpResponse:
+    namespace, _, webhook = _webhook(request, path, pk)
+    webhook.delete()
+    messages.success(request, f"Webhook for {webhook.url} deleted.")
+    return redirect("namespaces:webhooks", path=namespace.path)
+
+
+@login_required
+@require_POST
+def send_test(request: HttpRequest, path: str, pk: int) -> HttpResponse:
+    namespace, _, webhook = _webhook(request, path, pk)
+    result = hooks.send_test(webhook)
+    request.session["webhook_test"] = {
+        "ok": result.ok, "summary": result.summary(), "body": result.body_preview,
+        "reenabled": result.reenabled,
+    }  # fmt: skip
+    return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
+
+
+@login_required
+@never_cache
+def delivery(request: HttpRequest, path: str, pk: int, delivery_id) -> HttpResponse:
+    namespace, role, webhook = _webhook(request, path, pk)
+    found = get_object_or_404(
+        Delivery.objects.select_related("event"), pk=delivery_id, webhook=webhook
+    )
+    return page(request, "namespaces/delivery.html", namespace, role, webhook=webhook,
+                 delivery=found, attempts=found.attempt_set.order_by("-number"))  # fmt: skip
+
+
+@login_required
+@require_POST
+def redeliver(request: HttpRequest, path: str, pk: int, delivery_id) -> HttpResponse:
+    namespace, _, webhook = _webhook(request, path, pk)
+    found = get_object_or_404(Delivery, pk=delivery_id, webhook=webhook)
+    with transaction.atomic():
+        queued = hooks.redeliver(Delivery.objects.filter(pk=found.pk))
+    if queued:
+        messages.success(request, "Queued for redelivery (the same webhook-id).")
+    else:
+        messages.error(request, "It is being sent right now; look again in a moment.")
+    return redirect("namespaces:delivery", path=namespace.path, pk=webhook.pk, delivery_id=found.pk)
