@@ -17,7 +17,7 @@ from accounts.models import ApiToken
 from hooks.models import Attempt, Delivery, Webhook
 from hooks.worker.attempt import deliver_due
 from jobs import runner
-from namespaces.models import Invite, Namespace, Variable
+from namespaces.models import Collaborator, Invite, Namespace, SSHKey, Variable
 
 pytestmark = pytest.mark.django_db(transaction=True)  # events leave after commit
 User = get_user_model()
@@ -209,3 +209,274 @@ def test_a_namespaces_jobs_are_build_events_with_number_tags_url_user(
         assert refused.status_code == 400
         assert refused.json()["error"] == f"No namespace {path!r} that you are a member of."
     assert acme.jobs.count() == 1
+
+
+# --- access control ---------------------------------------------------------------------
+@pytest.fixture
+def world(owner, colleague, receiver):
+    """A namespace with one of everything, a collaborator, and a delivery to look at."""
+    client = logged_in(owner)
+    acme = create_namespace(client)
+    join(client, acme, colleague)
+    hook = add_webhook(client, acme, receiver.url)
+    deliver_due()
+    logged_in(colleague).post(f"/namespaces/{acme.path}/variables/", {"key": "A", "value": "1"})
+    logged_in(colleague).post(
+        f"/namespaces/{acme.path}/keys/", {"name": "k", "public_key": ED25519}
+    )
+    _, raw = ApiToken.issue(colleague, "ci")
+    job = (
+        Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        .post(
+            "/v2/echo/run",
+            json.dumps({"input": {}, "namespace": "acme"}),
+            content_type="application/json",
+        )
+        .json()["id"]
+    )
+    return {"ns": acme, "hook": hook, "delivery": Delivery.objects.filter(webhook=hook).first(),
+            "variable": Variable.objects.get(), "key": SSHKey.objects.get(), "job": job}  # fmt: skip
+
+
+def pages(w: dict) -> list[tuple[str, str, dict, str]]:
+    """(method, url, data, least role) for every namespace page and action."""
+    ns, hook, d = w["ns"].path, w["hook"].pk, w["delivery"].pk
+    var, key = w["variable"].pk, w["key"].pk
+    base = f"/namespaces/{ns}"
+    return [
+        ("GET", f"{base}/", {}, "viewer"),
+        ("GET", f"{base}/jobs/", {}, "viewer"),
+        ("GET", f"{base}/jobs/{w['job']}/", {}, "viewer"),
+        ("GET", f"{base}/members/", {}, "collaborator"),
+        ("GET", f"{base}/variables/", {}, "collaborator"),
+        ("POST", f"{base}/variables/", {"key": "NEW", "value": "x"}, "collaborator"),
+        ("GET", f"{base}/variables/{var}/", {}, "collaborator"),
+        ("POST", f"{base}/variables/{var}/", {"key": "A", "value": "2"}, "collaborator"),
+        ("GET", f"{base}/keys/", {}, "collaborator"),
+        ("GET", f"{base}/keys/{key}/", {}, "collaborator"),
+        ("POST", f"{base}/keys/{key}/", {"name": "renamed", "public_key": ED25519}, "collaborator"),
+        ("POST", f"{base}/keys/{key}/delete/", {}, "collaborator"),
+        ("POST", f"{base}/variables/{var}/delete/", {}, "collaborator"),
+        ("GET", f"{base}/edit/", {}, "owner"),
+        ("POST", f"{base}/edit/", {"description": "x", "visibility": "internal"}, "owner"),
+        ("POST", f"{base}/invite/", {"who": "nobody@example.com"}, "owner"),
+        ("GET", f"/namespaces/new/?parent={ns}", {}, "owner"),
+        ("GET", f"{base}/webhooks/", {}, "owner"),
+        ("GET", f"{base}/webhooks/new/", {}, "owner"),
+        ("GET", f"{base}/webhooks/{hook}/", {}, "owner"),
+        ("POST", f"{base}/webhooks/{hook}/", {"url": w["hook"].url, "all_events": "on"}, "owner"),
+        ("POST", f"{base}/webhooks/{hook}/test/", {}, "owner"),
+        ("GET", f"{base}/webhooks/{hook}/deliveries/{d}/", {}, "owner"),
+        ("POST", f"{base}/webhooks/{hook}/deliveries/{d}/redeliver/", {}, "owner"),
+        ("POST", f"{base}/members/{w['colleague_id']}/remove/", {}, "owner"),
+        ("POST", f"{base}/webhooks/{hook}/delete/", {}, "owner"),
+        ("POST", f"{base}/delete/", {"confirm": ns}, "owner"),
+    ]
+
+
+RANK = {"none": 0, "viewer": 1, "collaborator": 2, "owner": 3}
+
+
+def snapshot() -> tuple:
+    return (
+        list(Namespace.objects.values_list("pk", "description", "visibility")),
+        list(Variable.objects.values_list("pk", "key", "updated_at")),
+        list(SSHKey.objects.values_list("pk", "name")),
+        list(Webhook.objects.values_list("pk", "url", "updated_at")),
+        list(Collaborator.objects.values_list("pk")),
+        list(Invite.objects.values_list("pk")),
+        list(Delivery.objects.values_list("pk", "status", "attempts", "manual")),
+    )
+
+
+@pytest.mark.parametrize(
+    "who, visibility, rank",
+    [
+        ("stranger", "private", "none"),
+        ("stranger", "internal", "viewer"),
+        ("removed", "private", "none"),
+        ("staff", "private", "none"),  # staff work through the admin, with its permissions
+        ("collaborator", "private", "collaborator"),
+        ("owner", "private", "owner"),
+        ("superuser", "private", "owner"),
+    ],
+)
+def test_every_page_and_action_is_for_its_roles_and_a_404_otherwise(
+    world, owner, colleague, stranger, who, visibility, rank
+):
+    acme = world["ns"]
+    Namespace.objects.filter(pk=acme.pk).update(visibility=visibility)
+    world["colleague_id"] = colleague.pk
+    users = {"owner": owner, "collaborator": colleague, "stranger": stranger,
+             "staff": person("stella", is_staff=True),
+             "superuser": person("root", is_staff=True, is_superuser=True)}  # fmt: skip
+    if who == "removed":
+        logged_in(owner).post(f"/namespaces/acme/members/{colleague.pk}/remove/")
+        users["removed"] = colleague
+    client = logged_in(users[who])
+    for method, url, data, least in pages(world):
+        before = snapshot()
+        response = client.get(url) if method == "GET" else client.post(url, data)
+        if RANK[rank] >= RANK[least]:
+            assert response.status_code in (200, 302, 400), (who, method, url, response.status_code)
+        else:
+            assert response.status_code == 404, (who, method, url, response.status_code)
+            assert snapshot() == before, (who, method, url)  # a refused action changed nothing
+    anonymous = Client().get("/namespaces/acme/")
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+
+
+# --- bad input ----------------------------------------------------------------------------
+PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----"
+BAD_INPUT = [
+    ("/namespaces/new/", {"name": "a b"}, "Use letters, digits"),
+    ("/namespaces/new/", {"name": "webhooks"}, "is the name of a page"),
+    ("/namespaces/new/", {"name": "acme"}, "A namespace acme already exists"),
+    ("/namespaces/new/", {"name": ""}, "This field is required"),
+    ("/namespaces/new/", {"name": "ok", "visibility": "public"}, "Select a valid choice"),
+    ("/namespaces/acme/edit/", {"description": "two\nlines", "visibility": "private"}, "line breaks"),
+    ("/namespaces/acme/invite/", {"who": "nobody"}, "No user is called"),
+    ("/namespaces/acme/invite/", {"who": "olga@example.com"}, "The owner is already a member"),
+    ("/namespaces/acme/invite/", {"who": "carl@example.com"}, "already a collaborator"),
+    ("/namespaces/acme/variables/", {"key": "1BAD", "value": "x"}, "A key is letters"),
+    ("/namespaces/acme/variables/", {"key": "A", "value": "x"}, "already has a variable"),
+    ("/namespaces/acme/variables/", {"key": "B", "value": ""}, "Give the variable a value"),
+    ("/namespaces/acme/variables/", {"key": "B", "value": "********"}, "not the mask"),
+    ("/namespaces/acme/keys/", {"name": "new", "public_key": PRIVATE_KEY}, "This is a private key"),
+    ("/namespaces/acme/keys/", {"name": "new", "public_key": "hello"}, "Paste an OpenSSH public key"),
+    ("/namespaces/acme/keys/", {"name": "new", "public_key": "ssh-ed25519 AAAAnotakey"}, "does not decode"),
+    ("/namespaces/acme/keys/", {"name": "k", "public_key": ED25519}, "already has an SSH key"),
+    ("/namespaces/acme/webhooks/new/", {"url": "ftp://example.com/x", "all_events": "on"}, "http"),
+    ("/namespaces/acme/webhooks/new/", {"url": "http://10.1.2.3/hook", "all_events": "on"}, "not allowed"),
+    ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h"}, "Pick at least one event"),
+    ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "events": ["job.finished"]},
+     "Select a valid choice"),
+    ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
+                                        "new_secret": "hunter2"}, "whsec_"),
+    ("/namespaces/acme/webhooks/new/", {"url": "{hook_url}", "all_events": "on"}, "already has a webhook"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("url, data, message", BAD_INPUT)
+def test_bad_input_gets_a_field_error_and_saves_nothing(world, owner, url, data, message):
+    data = {
+        k: (v.format(hook_url=world["hook"].url) if isinstance(v, str) else v)
+        for k, v in data.items()
+    }
+    before = snapshot()
+    response = logged_in(owner).post(url, data)
+    assert response.status_code == 400, response.status_code
+    page = response.content.decode()
+    assert message in page, page[-3000:]
+    assert "Nothing was saved" in page  # the banner, above the fold
+    assert snapshot() == before
+
+
+def test_a_masked_value_is_write_only_and_unmasking_needs_a_new_value(world, colleague):
+    client = logged_in(colleague)
+    client.post(
+        "/namespaces/acme/variables/", {"key": "TOKEN", "value": "s3cr3t-v4lue", "masked": "on"}
+    )
+    token = Variable.objects.get(key="TOKEN")
+    for page in ("/namespaces/acme/variables/", f"/namespaces/acme/variables/{token.pk}/"):
+        assert b"s3cr3t-v4lue" not in client.get(page).content
+    refused = client.post(f"/namespaces/acme/variables/{token.pk}/", {"key": "TOKEN", "value": ""})
+    assert refused.status_code == 400 and b"give a new value to unmask" in refused.content
+    client.post(
+        f"/namespaces/acme/variables/{token.pk}/", {"key": "TOKEN", "value": "", "masked": "on"}
+    )
+    assert Variable.objects.get(pk=token.pk).value == "s3cr3t-v4lue"  # blank kept it
+    admin = logged_in(person("root", is_staff=True, is_superuser=True))
+    assert (
+        b"s3cr3t-v4lue" not in admin.get(f"/admin/namespaces/variable/{token.pk}/change/").content
+    )
+    assert b"s3cr3t-v4lue" not in admin.get("/admin/namespaces/variable/").content
+
+
+# --- the owner's webhook pages ----------------------------------------------------------
+def test_the_owner_sees_deliveries_redelivers_with_the_same_id_and_tests(owner, receiver):
+    client = logged_in(owner)
+    acme = create_namespace(client)
+    hook = add_webhook(client, acme, receiver.url, djinn_headers="on")
+    shown = client.get(f"/namespaces/acme/webhooks/{hook.pk}/").content.decode()
+    assert hook.secret in shown  # once, right after creating it
+    assert hook.secret not in client.get(f"/namespaces/acme/webhooks/{hook.pk}/").content.decode()
+    client.post("/namespaces/acme/variables/", {"key": "A", "value": "1"})
+    deliver_due()
+    [delivery] = Delivery.objects.filter(webhook=hook)
+    listing = client.get("/namespaces/acme/webhooks/").content.decode()
+    assert "succeeded" in listing and "200" in listing
+    page = client.get(
+        f"/namespaces/acme/webhooks/{hook.pk}/deliveries/{delivery.pk}/"
+    ).content.decode()
+    assert (
+        "X-Djinn-CI-Signature" in page
+        and "HTTP 200" in page
+        and "&quot;key&quot;: &quot;A&quot;" in page
+    )
+    assert hook.secret not in page
+    assert (
+        client.post(
+            f"/namespaces/acme/webhooks/{hook.pk}/deliveries/{delivery.pk}/redeliver/"
+        ).status_code
+        == 302
+    )
+    deliver_due()
+    ids = [
+        r.headers["webhook-id"]
+        for r in receiver.requests
+        if r.headers["X-Webhookhub-Event"] == "variables"
+    ]
+    assert ids == [str(delivery.pk)] * 2  # the same webhook-id: receivers deduplicate on it
+    client.post(f"/namespaces/acme/webhooks/{hook.pk}/test/")
+    result = client.get(f"/namespaces/acme/webhooks/{hook.pk}/").content.decode()
+    assert 'id="test-result"' in result and "Delivered" in result and "HTTP 200" in result
+
+
+def test_a_blank_secret_keeps_it_and_remove_clears_it(owner, receiver):
+    client = logged_in(owner)
+    hook = add_webhook(client, create_namespace(client), receiver.url)
+    secret = hook.secret
+    edit = {"url": receiver.url, "all_events": "on", "active": "on", "verify_tls": "on"}
+    client.post(f"/namespaces/acme/webhooks/{hook.pk}/", edit)
+    assert Webhook.objects.get(pk=hook.pk).secret == secret
+    client.post(f"/namespaces/acme/webhooks/{hook.pk}/", {**edit, "remove_secret": "on"})
+    hook.refresh_from_db()
+    assert hook.secret == ""
+    client.post("/namespaces/acme/variables/", {"key": "A", "value": "1"})
+    deliver_due()
+    [request] = receiver.requests
+    assert "webhook-signature" not in request.headers  # unsigned, as asked
+
+
+def test_deleting_a_namespace_deletes_its_webhooks_and_sub_namespaces(owner, receiver):
+    client = logged_in(owner)
+    acme = create_namespace(client)
+    add_webhook(client, acme, receiver.url)
+    assert (
+        client.post(
+            "/namespaces/new/?parent=acme", {"name": "ci", "visibility": "private"}
+        ).status_code
+        == 302
+    )
+    child = Namespace.objects.get(path="acme/ci")
+    assert child.root == acme and child.owner == owner
+    refused = client.post("/namespaces/acme/delete/", {"confirm": "wrong"})
+    assert refused.status_code == 302 and Namespace.objects.count() == 2
+    client.post("/namespaces/acme/delete/", {"confirm": "acme"})
+    assert not Namespace.objects.exists() and not Webhook.objects.filter(scope="namespace").exists()
+
+
+def test_sub_namespaces_share_the_roots_members(owner, colleague):
+    client = logged_in(owner)
+    create_namespace(client)
+    client.post("/namespaces/new/?parent=acme", {"name": "ci", "visibility": "private"})
+    join(client, Namespace.objects.get(path="acme"), colleague)
+    work = logged_in(colleague)
+    assert work.get("/namespaces/acme/ci/variables/").status_code == 200
+    assert (
+        work.post("/namespaces/acme/ci/variables/", {"key": "X", "value": "1"}).status_code == 302
+    )
+    assert work.get("/namespaces/acme/ci/webhooks/").status_code == 404  # the owner's
+    listed = work.get("/namespaces/").content.decode()
+    assert "acme/ci" in listed
