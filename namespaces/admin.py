@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db import transaction
 
-from namespaces import events
-from namespaces.models import Collaborator, Invite, Namespace, SSHKey, Variable
+from namespaces import cron, events
+from namespaces.models import Collaborator, Cron, Image, Invite, Namespace, Object, SSHKey, Variable
 
 
 class CollaboratorInline(admin.TabularInline):
@@ -99,3 +99,43 @@ class SSHKeyAdmin(ResourceAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(Cron)
+class CronAdmin(ResourceAdmin):
+    kind = "cron"
+    list_display = ["name", "namespace", "every", "cron", "endpoint", "next_run"]
+    list_filter = ["every"]
+    search_fields = ["name", "namespace__path"]
+    readonly_fields = ["namespace", "next_run", "author", "created_at"]
+    fields = ["namespace", "name", "endpoint", "every", "expression", "input", "next_run",
+              "author", "created_at"]  # fmt: skip
+
+    def save_model(self, request, obj, form, change) -> None:
+        with transaction.atomic():
+            obj.save()
+            cron.sync(obj)
+            events.resource(self.kind, obj, events.UPDATED if change else events.CREATED)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # members add them on the namespace's page
+
+
+class StoredFileAdmin(ResourceAdmin):
+    list_display = ["name", "namespace", "size", "content_type", "created_at"]
+    search_fields = ["name", "namespace__path"]
+    readonly_fields = ["namespace", "file", "size", "content_type", "author", "created_at"]
+    fields = ["namespace", "name", "file", "size", "content_type", "author", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Image)
+class ImageAdmin(StoredFileAdmin):
+    kind = "image"
+
+
+@admin.register(Object)
+class ObjectAdmin(StoredFileAdmin):
+    kind = "object"

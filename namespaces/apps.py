@@ -10,8 +10,11 @@ class NamespacesConfig(AppConfig):
         from django.db.models.signals import post_delete
 
         # App loading: these modules use the models, which exist only now.
-        from namespaces import events, signals  # noqa: I001
-        from namespaces.models import Namespace
+        from namespaces import cron, events, signals  # noqa: I001
+        from namespaces.models import Cron, Image, Namespace, Object
 
         events.register()
         post_delete.connect(signals.drop_webhooks, sender=Namespace, dispatch_uid="ns-webhooks")
+        post_delete.connect(cron.drop, sender=Cron, dispatch_uid="ns-cron-schedule")
+        for model in (Image, Object):
+            post_delete.connect(signals.drop_file, sender=model, dispatch_uid=f"ns-file-{model}")

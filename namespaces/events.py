@@ -9,6 +9,7 @@ from hooks import NAMESPACE
 
 INVITE_SENT, INVITE_ACCEPTED, INVITE_REJECTED = "invite.sent", "invite.accepted", "invite.rejected"
 NAMESPACES, VARIABLES, SSH_KEYS = "namespaces", "variables", "ssh_keys"
+CRON, IMAGES, OBJECTS = "cron", "images", "objects"
 CREATED, UPDATED, DELETED = "created", "updated", "deleted"
 
 _NS = {"id": 7, "name": "acme", "path": "acme", "description": "", "visibility": "private",
@@ -23,6 +24,14 @@ _KEY = {"id": 4, "namespace": {"id": 7, "path": "acme"}, "author": _AUTHOR,
         "created_at": "2026-12-02T10:00:00+00:00", "name": "deploy",
         "fingerprint": "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8",
         "public_key": "ssh-ed25519 AAAAC3Nza… deploy@ci"}  # fmt: skip
+
+_CRON = {"id": 5, "namespace": {"id": 7, "path": "acme"}, "author": _AUTHOR,
+         "created_at": "2026-12-02T10:00:00+00:00", "name": "nightly", "schedule": "daily",
+         "expression": "0 0 * * *", "endpoint": "echo", "input": {"prompt": "hi"},
+         "next_run": "2026-12-03T00:00:00+00:00"}  # fmt: skip
+_FILE = {"id": 6, "namespace": {"id": 7, "path": "acme"}, "author": _AUTHOR,
+         "created_at": "2026-12-02T10:00:00+00:00", "name": "debian-12.qcow2", "size": 524288000,
+         "content_type": "application/octet-stream"}  # fmt: skip
 
 TYPES = [
     (INVITE_SENT, "The owner invited a user to the namespace.",
@@ -41,6 +50,15 @@ TYPES = [
     (SSH_KEYS, "An SSH key was created, updated or deleted.",
      {"action": CREATED, "ssh_key": _KEY, "namespace": _NS},
      "SSH key {ssh_key[name]} {action} in {namespace[path]}"),
+    (CRON, "A cron job was created, updated or deleted.",
+     {"action": CREATED, "cron": _CRON, "namespace": _NS},
+     "Cron job {cron[name]} {action} in {namespace[path]}"),
+    (IMAGES, "An image was created, renamed or deleted.",
+     {"action": CREATED, "image": _FILE, "namespace": _NS},
+     "Image {image[name]} {action} in {namespace[path]}"),
+    (OBJECTS, "An object was created, renamed or deleted.",
+     {"action": CREATED, "object": {**_FILE, "name": "cache.tar.gz"}, "namespace": _NS},
+     "Object {object[name]} {action} in {namespace[path]}"),
 ]  # fmt: skip
 
 
@@ -70,7 +88,8 @@ def namespace_changed(namespace, action: str, **extra) -> None:
     emit(NAMESPACES, namespace, {"action": action, **extra})
 
 
-RESOURCE_EVENTS = {"variable": VARIABLES, "ssh_key": SSH_KEYS}
+RESOURCE_EVENTS = {"variable": VARIABLES, "ssh_key": SSH_KEYS, "cron": CRON, "image": IMAGES,
+                   "object": OBJECTS}  # fmt: skip
 
 
 def resource(kind: str, item, action: str) -> None:

@@ -5,25 +5,39 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
 
 import hooks
 from hooks import NAMESPACE
 from hooks.models import ALL_EVENTS, Scope, Webhook
-from namespaces.models import MAX_DEPTH, Collaborator, Invite, Namespace, SSHKey, Variable
+from namespaces import cron as schedules
+from namespaces.models import (
+    MAX_DEPTH,
+    Collaborator,
+    Cron,
+    Image,
+    Invite,
+    Namespace,
+    Object,
+    SSHKey,  # fmt: skip
+    Variable,
+)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 # Page names under /namespaces/<path>/: a namespace may not be called one of these.
 RESERVED = {"new", "invites", "edit", "delete", "members", "invite", "jobs", "variables",
-            "keys", "webhooks"}  # fmt: skip
+            "keys", "cron", "images", "objects", "webhooks"}  # fmt: skip
 VARIABLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MASK = "********"
 
@@ -226,6 +240,95 @@ class SSHKeyForm(ResourceForm):
     def save(self, commit: bool = True) -> SSHKey:
         self.instance.fingerprint = self.fingerprint
         return super().save(commit)
+
+
+class CronForm(ResourceForm):
+    input = forms.JSONField(
+        required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The job's input, a JSON object (as in POST /v2/<endpoint>/run).",
+    )  # fmt: skip
+
+    class Meta:
+        model = Cron
+        fields = ["name", "endpoint", "every", "expression", "input"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["endpoint"].queryset = self.fields["endpoint"].queryset.filter(active=True)
+        self.fields["endpoint"].empty_label = None
+
+    def clean_name(self) -> str:
+        name = _no_line_breaks(self.cleaned_data["name"].strip())
+        return self._unique("name", name, "a cron job")
+
+    def clean_input(self) -> dict:
+        value = self.cleaned_data.get("input")
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise ValidationError("The input must be a JSON object, e.g. {\"prompt\": \"hi\"}.")
+        limit = hooks.settings().max_payload_bytes
+        if len(json.dumps(value)) > limit:
+            raise ValidationError(f"The input is larger than {limit} bytes.")
+        return value
+
+    def save(self, commit: bool = True) -> Cron:
+        item = super().save(commit)
+        if commit:
+            schedules.sync(item)
+        return item
+
+
+def file_limit() -> int:
+    return settings.NAMESPACE_FILE_LIMIT
+
+
+class StoredFileForm(ResourceForm):
+    """An image or object: a name and a file (on edit, only the name changes)."""
+
+    class Meta:
+        fields = ["name", "file"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            del self.fields["file"]
+        else:
+            self.fields["file"].help_text = f"At most {filesizeformat(file_limit())}."
+
+    def clean_name(self) -> str:
+        name = _no_line_breaks(self.cleaned_data["name"].strip())
+        if "/" in name or "\\" in name:
+            raise ValidationError("A name may not contain slashes.")
+        return self._unique("name", name, f"an {self._meta.model._meta.verbose_name}")
+
+    def clean_file(self):
+        upload = self.cleaned_data.get("file")
+        if upload and upload.size > file_limit():
+            raise ValidationError(
+                f"The file is {filesizeformat(upload.size)}; the limit is "
+                f"{filesizeformat(file_limit())} (NAMESPACE_FILE_LIMIT)."
+            )
+        if upload is not None and upload.size == 0:
+            raise ValidationError("The file is empty.")
+        return upload
+
+    def save(self, commit: bool = True):
+        upload = self.cleaned_data.get("file")
+        if upload is not None:
+            self.instance.size = upload.size
+            self.instance.content_type = (getattr(upload, "content_type", "") or "")[:100]
+        return super().save(commit)
+
+
+class ImageForm(StoredFileForm):
+    class Meta(StoredFileForm.Meta):
+        model = Image
+
+
+class ObjectForm(StoredFileForm):
+    class Meta(StoredFileForm.Meta):
+        model = Object
 
 
 def namespace_event_choices() -> list[tuple[str, str]]:

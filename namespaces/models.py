@@ -3,7 +3,11 @@ keep in them (variables, SSH keys). Sub-namespaces share their root's members.""
 
 from __future__ import annotations
 
+import uuid
+
+from croniter import croniter
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F
 
@@ -169,3 +173,110 @@ class SSHKey(Resource):
     def as_payload(self) -> dict:
         return {**self.common_payload(), "name": self.name, "fingerprint": self.fingerprint,
                 "public_key": self.public_key}  # fmt: skip
+
+
+def valid_cron(expression: str) -> bool:
+    """Five fields (minute hour day month weekday), as cron has them; croniter also takes
+    a sixth (seconds), which django-q2's once-a-tick scheduler cannot honour."""
+    return len(expression.split()) == 5 and croniter.is_valid(expression)
+
+
+class Cron(Resource):
+    """A job submitted into the namespace on a schedule, through a django-q2 schedule."""
+
+    class Every(models.TextChoices):
+        DAILY = "daily", "Daily (00:00)"
+        WEEKLY = "weekly", "Weekly (Monday 00:00)"
+        MONTHLY = "monthly", "Monthly (the 1st, 00:00)"
+        CUSTOM = "custom", "Cron expression"
+
+    EXPRESSIONS = {"daily": "0 0 * * *", "weekly": "0 0 * * 1", "monthly": "0 0 1 * *"}
+
+    name = models.CharField(max_length=64)
+    every = models.CharField("schedule", max_length=8, choices=Every.choices, default=Every.DAILY)
+    expression = models.CharField(
+        "cron expression", max_length=100, blank=True,
+        help_text="Five fields (minute hour day month weekday), in TIME_ZONE; for 'Cron "
+        "expression' only.",
+    )  # fmt: skip
+    endpoint = models.ForeignKey("jobs.Endpoint", on_delete=models.PROTECT, related_name="+")
+    input = models.JSONField(default=dict, blank=True)
+    schedule = models.OneToOneField(
+        "django_q.Schedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name, verbose_name_plural = "cron job", "cron jobs"
+        constraints = [models.UniqueConstraint(fields=["namespace", "name"], name="cron_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        """The same rules on the members' page and in the admin."""
+        self.expression = " ".join(self.expression.split())
+        if self.every == self.Every.CUSTOM:
+            if not self.expression:
+                raise ValidationError({"expression": "Give a cron expression, e.g. '30 2 * * 1-5'."})
+            if not valid_cron(self.expression):
+                raise ValidationError({"expression": f"{self.expression!r} is not a cron "
+                                       "expression: five fields, minute hour day month weekday."})  # fmt: skip
+        elif self.expression:
+            raise ValidationError(
+                {"expression": "Only for the 'Cron expression' schedule; leave it blank."}
+            )
+
+    @property
+    def cron(self) -> str:
+        return self.expression if self.every == self.Every.CUSTOM else self.EXPRESSIONS[self.every]
+
+    @property
+    def next_run(self):
+        return self.schedule.next_run if self.schedule else None
+
+    def as_payload(self) -> dict:
+        next_run = self.next_run
+        return {**self.common_payload(), "name": self.name, "schedule": self.every,
+                "expression": self.cron, "endpoint": self.endpoint.name, "input": self.input,
+                "next_run": next_run.isoformat() if next_run else None}  # fmt: skip
+
+
+def _stored_at(item: StoredFile, filename: str) -> str:
+    # Never the uploaded name: a random one in the namespace's folder.
+    return f"namespaces/{item.namespace_id}/{item.folder}/{uuid.uuid4().hex}"
+
+
+class StoredFile(Resource):
+    """A named file kept with Django's storage API, downloaded by members only."""
+
+    folder = ""
+    name = models.CharField(max_length=100)
+    file = models.FileField(upload_to=_stored_at, max_length=300)
+    size = models.PositiveBigIntegerField(default=0)
+    content_type = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def as_payload(self) -> dict:
+        return {**self.common_payload(), "name": self.name, "size": self.size,
+                "content_type": self.content_type}  # fmt: skip
+
+
+class Image(StoredFile):
+    folder = "images"
+
+    class Meta(StoredFile.Meta):
+        constraints = [models.UniqueConstraint(fields=["namespace", "name"], name="image_name")]
+
+
+class Object(StoredFile):
+    folder = "objects"
+
+    class Meta(StoredFile.Meta):
+        constraints = [models.UniqueConstraint(fields=["namespace", "name"], name="object_name")]

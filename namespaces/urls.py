@@ -8,6 +8,7 @@ app_name = "namespaces"
 # so /namespaces/acme/variables/1/delete/ cannot be read as namespace "acme/variables/1".
 SEGMENT = rf"(?!(?:{'|'.join(sorted(RESERVED))})(?:/|$))[A-Za-z0-9][A-Za-z0-9_-]*"
 NS = rf"^(?P<path>{SEGMENT}(?:/{SEGMENT})*)"
+KINDS = "|".join(views.KINDS)
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -30,9 +31,11 @@ urlpatterns = [
             webhook_views.delivery, name="delivery"),
     re_path(NS + r"/webhooks/(?P<pk>\d+)/deliveries/(?P<delivery_id>[0-9a-f-]{36})/redeliver/$",
             webhook_views.redeliver, name="redeliver"),
-    re_path(NS + r"/(?P<kind>variables|keys)/$", views.resources, name="resources"),
-    re_path(NS + r"/(?P<kind>variables|keys)/(?P<pk>\d+)/$", views.edit_resource, name="edit_resource"),
-    re_path(NS + r"/(?P<kind>variables|keys)/(?P<pk>\d+)/delete/$", views.delete_resource,
+    re_path(NS + rf"/(?P<kind>{KINDS})/$", views.resources, name="resources"),
+    re_path(NS + rf"/(?P<kind>{KINDS})/(?P<pk>\d+)/$", views.edit_resource, name="edit_resource"),
+    re_path(NS + rf"/(?P<kind>{KINDS})/(?P<pk>\d+)/delete/$", views.delete_resource,
             name="delete_resource"),
+    re_path(NS + r"/(?P<kind>images|objects)/(?P<pk>\d+)/download/$", views.download,
+            name="download"),
     re_path(NS + r"/$", views.detail, name="detail"),
 ]  # fmt: skip

@@ -9,15 +9,33 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from namespaces import events
 from namespaces.access import Need, Role, get_for, visible_to
-from namespaces.forms import InviteForm, NamespaceForm, SSHKeyForm, VariableForm
-from namespaces.models import Collaborator, Invite, Namespace, SSHKey, Variable
+from namespaces.forms import (
+    CronForm,
+    ImageForm,
+    InviteForm,
+    NamespaceForm,
+    ObjectForm,
+    SSHKeyForm,
+    VariableForm,
+)
+from namespaces.models import (
+    Collaborator,
+    Cron,
+    Image,
+    Invite,
+    Namespace,
+    Object,
+    SSHKey,
+    StoredFile,  # fmt: skip
+    Variable,
+)
 
 JOBS_SHOWN = 50
 
@@ -191,6 +209,9 @@ class Kind:
 KINDS = {
     "variables": Kind("variable", Variable, VariableForm, "variable", "Variables", "variables"),
     "keys": Kind("ssh_key", SSHKey, SSHKeyForm, "SSH key", "SSH keys", "keys"),
+    "cron": Kind("cron", Cron, CronForm, "cron job", "Cron jobs", "cron"),
+    "images": Kind("image", Image, ImageForm, "image", "Images", "images"),
+    "objects": Kind("object", Object, ObjectForm, "object", "Objects", "objects"),
 }
 
 
@@ -205,7 +226,8 @@ def _kind(slug: str) -> Kind:
 def resources(request: HttpRequest, path: str, kind: str) -> HttpResponse:
     spec = _kind(kind)
     namespace, role = get_for(request.user, path, Need.WORK)
-    form = spec.form(request.POST or None, namespace=namespace, author=request.user)
+    form = spec.form(request.POST or None, request.FILES or None, namespace=namespace,
+                     author=request.user)  # fmt: skip
     if request.method == "POST":
         if form.is_valid():
             with transaction.atomic():
@@ -246,3 +268,17 @@ def delete_resource(request: HttpRequest, path: str, kind: str, pk: int) -> Http
         item.delete()
     messages.success(request, f"The {spec.label} {item} was deleted.")
     return redirect("namespaces:resources", path=namespace.path, kind=kind)
+
+
+@login_required
+def download(request: HttpRequest, path: str, kind: str, pk: int) -> FileResponse:
+    spec = _kind(kind)
+    if not issubclass(spec.model, StoredFile):
+        raise Http404("No such page.")
+    namespace, _ = get_for(request.user, path, Need.WORK)
+    item = get_object_or_404(spec.model, namespace=namespace, pk=pk)
+    response = FileResponse(item.file.open("rb"), as_attachment=True, filename=item.name)
+    response["Content-Type"] = "application/octet-stream"  # never rendered by the browser
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response

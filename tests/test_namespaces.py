@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from standardwebhooks.webhooks import Webhook as Verifier
 
@@ -17,7 +18,8 @@ from accounts.models import ApiToken
 from hooks.models import Attempt, Delivery, Webhook
 from hooks.worker.attempt import deliver_due
 from jobs import runner
-from namespaces.models import Collaborator, Invite, Namespace, SSHKey, Variable
+from jobs.models import Endpoint, Job
+from namespaces.models import Collaborator, Cron, Image, Invite, Namespace, Object, SSHKey, Variable
 
 pytestmark = pytest.mark.django_db(transaction=True)  # events leave after commit
 User = get_user_model()
@@ -224,6 +226,11 @@ def world(owner, colleague, receiver):
     logged_in(colleague).post(
         f"/namespaces/{acme.path}/keys/", {"name": "k", "public_key": ED25519}
     )
+    cron = {"name": "nightly", "endpoint": echo(), "every": "daily", "input": "{}"}
+    logged_in(colleague).post(f"/namespaces/{acme.path}/cron/", cron)
+    logged_in(colleague).post(
+        f"/namespaces/{acme.path}/objects/", {"name": "cache.tgz", "file": upload()}
+    )
     _, raw = ApiToken.issue(colleague, "ci")
     job = (
         Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
@@ -235,15 +242,45 @@ def world(owner, colleague, receiver):
         .json()["id"]
     )
     return {"ns": acme, "hook": hook, "delivery": Delivery.objects.filter(webhook=hook).first(),
-            "variable": Variable.objects.get(), "key": SSHKey.objects.get(), "job": job}  # fmt: skip
+            "variable": Variable.objects.get(), "key": SSHKey.objects.get(), "job": job,
+            "cron": Cron.objects.get(), "object": Object.objects.get()}  # fmt: skip
+
+
+def echo() -> int:
+    return Endpoint.objects.get(name="echo").pk
+
+
+def upload(content: bytes = b"bytes of the cache", name: str = "cache.tgz") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="application/gzip")
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
 
 
 def pages(w: dict) -> list[tuple[str, str, dict, str]]:
     """(method, url, data, least role) for every namespace page and action."""
     ns, hook, d = w["ns"].path, w["hook"].pk, w["delivery"].pk
     var, key = w["variable"].pk, w["key"].pk
+    cron, obj = w["cron"].pk, w["object"].pk
     base = f"/namespaces/{ns}"
     return [
+        ("GET", f"{base}/cron/", {}, "collaborator"),
+        ("GET", f"{base}/cron/{cron}/", {}, "collaborator"),
+        (
+            "POST",
+            f"{base}/cron/{cron}/",
+            {"name": "n", "endpoint": echo(), "every": "weekly", "input": "{}"},
+            "collaborator",
+        ),
+        ("GET", f"{base}/objects/", {}, "collaborator"),
+        ("GET", f"{base}/objects/{obj}/download/", {}, "collaborator"),
+        ("POST", f"{base}/objects/{obj}/", {"name": "renamed.tgz"}, "collaborator"),
+        ("GET", f"{base}/images/", {}, "collaborator"),
+        ("POST", f"{base}/cron/{cron}/delete/", {}, "collaborator"),
+        ("POST", f"{base}/objects/{obj}/delete/", {}, "collaborator"),
         ("GET", f"{base}/", {}, "viewer"),
         ("GET", f"{base}/jobs/", {}, "viewer"),
         ("GET", f"{base}/jobs/{w['job']}/", {}, "viewer"),
@@ -282,6 +319,8 @@ def snapshot() -> tuple:
         list(Namespace.objects.values_list("pk", "description", "visibility")),
         list(Variable.objects.values_list("pk", "key", "updated_at")),
         list(SSHKey.objects.values_list("pk", "name")),
+        list(Cron.objects.values_list("pk", "name", "every")),
+        list(Object.objects.values_list("pk", "name")),
         list(Webhook.objects.values_list("pk", "url", "updated_at")),
         list(Collaborator.objects.values_list("pk")),
         list(Invite.objects.values_list("pk")),
@@ -354,15 +393,34 @@ BAD_INPUT = [
     ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
                                         "new_secret": "hunter2"}, "whsec_"),
     ("/namespaces/acme/webhooks/new/", {"url": "{hook_url}", "all_events": "on"}, "already has a webhook"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "custom", "expression": "61 * * * *"},
+     "is not a cron expression"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "custom", "expression": "0 0 * * * *"},
+     "is not a cron expression"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "custom"}, "Give a cron expression"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "expression": "* * * * *"},
+     "leave it blank"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "input": "[1]"}, "JSON object"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "input": "{nope"}, "Enter a valid JSON"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "99999", "every": "daily"}, "Select a valid choice"),
+    ("/namespaces/acme/cron/", {"name": "nightly", "endpoint": "{echo}", "every": "daily"}, "already has a cron job"),
+    ("/namespaces/acme/objects/", {"name": "big", "file": "{big}"}, "the limit is"),
+    ("/namespaces/acme/objects/", {"name": "empty", "file": "{empty}"}, "The submitted file is empty"),
+    ("/namespaces/acme/objects/", {"name": "a/b", "file": "{small}"}, "may not contain slashes"),
+    ("/namespaces/acme/objects/", {"name": "nofile"}, "This field is required"),
+    ("/namespaces/acme/images/", {"name": "cache.tgz", "file": "{small}"}, None),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("url, data, message", BAD_INPUT)
-def test_bad_input_gets_a_field_error_and_saves_nothing(world, owner, url, data, message):
-    data = {
-        k: (v.format(hook_url=world["hook"].url) if isinstance(v, str) else v)
-        for k, v in data.items()
-    }
+def test_bad_input_gets_a_field_error_and_saves_nothing(world, owner, settings, url, data, message):
+    if message is None:  # the same name as another kind's file is fine: not bad input
+        assert logged_in(owner).post(url, {**data, "file": upload()}).status_code == 302
+        return
+    settings.NAMESPACE_FILE_LIMIT = 1024
+    fills = {"{big}": upload(b"x" * 1025), "{empty}": upload(b""), "{small}": upload(),
+             "{hook_url}": world["hook"].url, "{echo}": str(echo())}  # fmt: skip
+    data = {k: fills.get(v, v) if isinstance(v, str) else v for k, v in data.items()}
     before = snapshot()
     response = logged_in(owner).post(url, data)
     assert response.status_code == 400, response.status_code
@@ -480,3 +538,95 @@ def test_sub_namespaces_share_the_roots_members(owner, colleague):
     assert work.get("/namespaces/acme/ci/webhooks/").status_code == 404  # the owner's
     listed = work.get("/namespaces/").content.decode()
     assert "acme/ci" in listed
+
+
+# --- cron, images, objects --------------------------------------------------------------
+def test_a_cron_job_has_a_django_q_schedule_and_submits_into_its_namespace(
+    owner, colleague, receiver
+):
+    from django_q.models import Schedule
+
+    from jobs.scheduled import run_cron
+
+    client = logged_in(owner)
+    acme = create_namespace(client)
+    join(client, acme, colleague)
+    add_webhook(
+        client, acme, receiver.url + "/cron", all_events="", events=["cron", "build.submitted"]
+    )
+    work = logged_in(colleague)
+    made = work.post("/namespaces/acme/cron/", {"name": "nightly", "endpoint": echo(), "every": "custom",
+                                                 "expression": "30  2 * * 1-5", "input": '{"prompt": "hi"}'})  # fmt: skip
+    assert made.status_code == 302
+    cron = Cron.objects.get()
+    schedule = Schedule.objects.get(pk=cron.schedule_id)
+    assert schedule.func == "jobs.scheduled.run_cron" and schedule.cron == "30 2 * * 1-5"
+    assert schedule.schedule_type == Schedule.CRON and schedule.next_run > cron.created_at
+    assert (schedule.next_run.hour, schedule.next_run.minute) == (2, 30)  # TIME_ZONE is UTC here
+    assert "Next run" in work.get(f"/namespaces/acme/cron/{cron.pk}/").content.decode()
+    work.post(f"/namespaces/acme/cron/{cron.pk}/", {"name": "nightly", "endpoint": echo(), "every": "monthly",
+                                                    "input": '{"prompt": "hi"}'})  # fmt: skip
+    schedule.refresh_from_db()
+    assert schedule.cron == "0 0 1 * *" and schedule.next_run.day == 1
+
+    job_id = run_cron(str(cron.pk))  # what the schedule calls, with its args
+    job = Job.objects.get(pk=job_id)
+    assert job.namespace == acme and job.user == colleague and job.input == {"prompt": "hi"}
+    logged_in(owner).post(f"/namespaces/acme/members/{colleague.pk}/remove/")
+    assert (
+        Job.objects.get(pk=run_cron(cron.pk)).user == owner
+    )  # a former member's cron runs as the owner
+    work_again = logged_in(owner)
+    work_again.post(f"/namespaces/acme/cron/{cron.pk}/delete/")
+    assert not Schedule.objects.filter(pk=schedule.pk).exists() and run_cron(cron.pk) is None
+    got = received(receiver, "/cron")
+    assert [(g["type"], g["body"].get("action")) for g in got] == [
+        ("cron", "created"), ("cron", "updated"), ("build.submitted", None), ("build.submitted", None),
+        ("cron", "deleted"),
+    ]  # fmt: skip
+    assert (
+        got[0]["body"]["cron"]["expression"] == "30 2 * * 1-5"
+        and got[0]["body"]["cron"]["next_run"]
+    )
+
+
+def test_files_are_stored_downloaded_by_members_only_and_removed_with_their_row(
+    owner, colleague, stranger, receiver, media
+):
+    client = logged_in(owner)
+    acme = create_namespace(client, visibility="internal")
+    join(client, acme, colleague)
+    add_webhook(client, acme, receiver.url + "/files", all_events="", events=["images", "objects"])
+    work = logged_in(colleague)
+    assert (
+        work.post(
+            "/namespaces/acme/images/", {"name": "debian.qcow2", "file": upload(b"QFI\xfb disk")}
+        ).status_code
+        == 302
+    )
+    image = Image.objects.get()
+    stored = media / image.file.name
+    assert (
+        stored.read_bytes() == b"QFI\xfb disk" and "debian" not in image.file.name
+    )  # a random name
+    download = work.get(f"/namespaces/acme/images/{image.pk}/download/")
+    assert download.status_code == 200 and b"".join(download.streaming_content) == b"QFI\xfb disk"
+    assert (
+        download["Content-Disposition"].startswith("attachment")
+        and "debian.qcow2" in download["Content-Disposition"]
+    )
+    assert (
+        logged_in(stranger).get(f"/namespaces/acme/images/{image.pk}/download/").status_code == 404
+    )  # a viewer
+    assert (
+        logged_in(stranger).get("/namespaces/acme/").status_code == 200
+    )  # who may see the overview
+    work.post(f"/namespaces/acme/images/{image.pk}/", {"name": "debian-12.qcow2"})
+    work.post(f"/namespaces/acme/images/{image.pk}/delete/")
+    assert not Image.objects.exists() and not stored.exists()
+    got = received(receiver, "/files")
+    assert [(g["type"], g["body"]["action"], g["body"]["image"]["name"]) for g in got] == [
+        ("images", "created", "debian.qcow2"), ("images", "updated", "debian-12.qcow2"),
+        ("images", "deleted", "debian-12.qcow2"),
+    ]  # fmt: skip
+    assert got[0]["body"]["image"]["size"] == 9
