@@ -69,7 +69,8 @@ class Webhook(models.Model):
         "Djinn CI headers",
         default=False,
         help_text="Also send User-Agent: Djinn-CI-Hook, X-Djinn-CI-Event, X-Djinn-CI-Hook-ID and "
-        "X-Djinn-CI-Signature: sha256=<hex HMAC of the body>, so a Djinn receiver works unchanged.",
+        "X-Djinn-CI-Signature (sha256= and the hex HMAC of the body), so a Djinn receiver works "
+        "unchanged.",
     )
     headers = EncryptedJSONField("custom headers", default=dict, blank=True)
     basic_auth_username = models.CharField(max_length=200, blank=True)

@@ -266,7 +266,7 @@ class CronForm(ResourceForm):
         if value in (None, ""):
             return {}
         if not isinstance(value, dict):
-            raise ValidationError("The input must be a JSON object, e.g. {\"prompt\": \"hi\"}.")
+            raise ValidationError('The input must be a JSON object, e.g. {"prompt": "hi"}.')
         limit = hooks.settings().max_payload_bytes
         if len(json.dumps(value)) > limit:
             raise ValidationError(f"The input is larger than {limit} bytes.")
@@ -332,18 +332,22 @@ class ObjectForm(StoredFileForm):
 
 
 def namespace_event_choices() -> list[tuple[str, str]]:
-    return [(t.name, t.name) for t in hooks.event_types() if NAMESPACE in t.scopes]
+    """Every namespace event, builds first (a test event is sent on request, not subscribed)."""
+    names = [
+        t.name for t in hooks.event_types() if NAMESPACE in t.scopes and t.name != "webhook.test"
+    ]
+    return [(name, name) for name in sorted(names, key=lambda n: (not n.startswith("build."), n))]
 
 
 class NamespaceWebhookForm(forms.ModelForm):
     """A namespace's webhook as Djinn's form has it, plus its Djinn-headers option."""
 
     name = forms.CharField(max_length=100, required=False, help_text="Blank: the URL's host.")
-    events = forms.MultipleChoiceField(
-        choices=(), required=False, widget=forms.CheckboxSelectMultiple
-    )
     all_events = forms.BooleanField(
         label="All events", required=False, help_text="Every namespace event, now and later."
+    )
+    events = forms.MultipleChoiceField(
+        label="Or these events", choices=(), required=False, widget=forms.CheckboxSelectMultiple
     )
     new_secret = forms.CharField(
         label="Secret",
@@ -359,10 +363,13 @@ class NamespaceWebhookForm(forms.ModelForm):
     class Meta:
         model = Webhook
         fields = ["name", "url", "verify_tls", "active", "djinn_headers"]
+        field_order = ["url", "name", "all_events", "events", "new_secret", "remove_secret",
+                       "verify_tls", "active", "djinn_headers"]  # fmt: skip
         labels = {"url": "Payload URL", "verify_tls": "SSL verification"}
 
     def __init__(self, *args, namespace: Namespace, **kwargs):
         super().__init__(*args, **kwargs)
+        self.order_fields(self.Meta.field_order)
         self.namespace = namespace
         self.fields["events"].choices = namespace_event_choices()
         chosen = list(self.instance.event_types or [])

@@ -218,7 +218,9 @@ class Cron(Resource):
         self.expression = " ".join(self.expression.split())
         if self.every == self.Every.CUSTOM:
             if not self.expression:
-                raise ValidationError({"expression": "Give a cron expression, e.g. '30 2 * * 1-5'."})
+                raise ValidationError(
+                    {"expression": "Give a cron expression, e.g. '30 2 * * 1-5'."}
+                )
             if not valid_cron(self.expression):
                 raise ValidationError({"expression": f"{self.expression!r} is not a cron "
                                        "expression: five fields, minute hour day month weekday."})  # fmt: skip

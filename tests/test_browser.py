@@ -64,3 +64,98 @@ def test_signup_set_webhook_and_send_a_test_notification(live_server, browser_pa
     shot = OUTPUT / "notification-webhook.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000  # kept under test-output/ for a person to look at
+
+
+NAMESPACE_SHOTS = OUTPUT / "namespaces"
+
+
+def _log_in(page, base: str, email: str) -> None:
+    page.goto(base + "/accounts/login/")
+    page.fill("#id_username", email)
+    page.fill("#id_password", "a long and unusual passphrase")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/accounts/settings/")
+
+
+def _shot(page, name: str) -> None:
+    NAMESPACE_SHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (1400, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        path = NAMESPACE_SHOTS / f"{name}-{width}.png"
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 5_000
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{name} at {width} px is {overflow} px too wide"
+
+
+def test_an_owner_runs_a_namespace_in_a_browser(
+    live_server, browser_page, receiver, django_user_model
+):
+    """Create a namespace, invite a user who accepts, add a webhook, change a variable,
+    open the delivery, redeliver; each page is saved under test-output/namespaces/ at
+    1400 and 390 px, and none scrolls sideways."""
+    from hooks.worker.attempt import deliver_due
+
+    for name in ("olga", "bob"):
+        django_user_model.objects.create_user(
+            f"{name}@example.com", f"{name}@example.com", "a long and unusual passphrase",
+            name=name.title(),
+        )  # fmt: skip
+    page, base = browser_page, live_server.url
+    _log_in(page, base, "olga@example.com")
+    page.click("text=Namespaces")
+    page.click("text=New namespace")
+    page.fill("#id_name", "acme")
+    page.fill("#id_description", "Our builds")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/namespaces/acme/")
+    assert "Namespace acme created." in page.content()
+    _shot(page, "1-namespace")
+
+    page.click("nav.tabs >> text=Members")
+    page.fill("#id_who", "bob@example.com")
+    page.click("#invite button[type=submit]")
+    assert "Bob is invited." in page.content()
+    _shot(page, "2-members")
+
+    bob = page.context.browser.new_page()
+    _log_in(bob, base, "bob@example.com")
+    bob.goto(base + "/namespaces/")
+    _shot(bob, "3-invite")
+    bob.click("#invites >> text=Accept")
+    bob.wait_for_url("**/namespaces/acme/")
+    assert "You joined acme." in bob.content()
+    bob.close()
+
+    page.click("nav.tabs >> text=Webhooks")
+    page.click("text=Create webhook")
+    page.fill("#id_url", receiver.url)
+    page.check("#id_all_events")
+    page.check("#id_djinn_headers")
+    page.click("main form button[type=submit]")
+    assert page.locator("#new-secret code").inner_text().startswith("whsec_")
+    _shot(page, "4-webhook")
+
+    page.click("nav.tabs >> text=Variables")
+    page.fill("#id_key", "REGION")
+    page.fill("#id_value", "eu-west-1")
+    page.click("#new button[type=submit]")
+    page.click("#variables >> text=REGION")
+    page.fill("#id_value", "eu-central-1")
+    page.click("main form button[type=submit]")
+    assert "was saved" in page.content()
+    _shot(page, "5-variables")
+
+    deliver_due()
+    page.click("nav.tabs >> text=Webhooks")
+    page.click("#webhooks a")
+    assert page.locator("#deliveries").inner_text().count("variables") == 2  # created, updated
+    _shot(page, "6-recent-deliveries")
+    page.click("#deliveries tr:has-text('variables') >> nth=0 >> a")
+    assert "X-Djinn-CI-Signature" in page.content() and "eu-central-1" in page.content()
+    _shot(page, "7-delivery")
+    page.click("#redeliver")
+    assert "Queued for redelivery" in page.content()
+    deliver_due()
+    ids = [r.headers["webhook-id"] for r in receiver.requests if b"eu-central-1" in r.body]
+    assert len(ids) == 2 and ids[0] == ids[1]  # the same delivery, sent again
