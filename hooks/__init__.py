@@ -7,6 +7,7 @@ Registering:  register_event_type, Slot, register_slot, SlotSetting,
               register_slot_setting, SERVER, USER, NAMESPACE, SCOPES
 Validating:   validate_target_url, validate_secret, generate_secret
 Listing:      event_types() (every registered type, with its scopes)
+Namespaces:   register_namespaces(label, find) (how the admin names and finds them)
 Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
 Operating:    send_test, redeliver
@@ -25,6 +26,7 @@ from hooks.catalog import register as register_event_type
 from hooks.conf import DEFAULT_RETRY_SCHEDULE, VERSION
 from hooks.conf import DEFAULTS as SETTING_DEFAULTS
 from hooks.conf import get as settings
+from hooks.scopes import register_namespaces
 
 if TYPE_CHECKING:
     from hooks.encryption import EncryptedTextField
@@ -84,6 +86,7 @@ __all__ = [
     "generate_secret",
     "redeliver",
     "register_event_type",
+    "register_namespaces",
     "register_slot",
     "register_slot_setting",
     "send_now",

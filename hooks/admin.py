@@ -14,7 +14,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from hooks import catalog
+from hooks import catalog, scopes
 from hooks.models import Attempt, Delivery, Event, Webhook
 from hooks.outgoing.body import body_for
 from hooks.tools import admin_views
@@ -144,7 +144,7 @@ class WebhookAdmin(admin.ModelAdmin):
     def belongs_to(self, obj: Webhook) -> str:
         if obj.scope == "user" and obj.owner:
             return obj.owner.email
-        return obj.namespace or "—"
+        return scopes.namespace_label(obj.namespace) or "—"
 
     @admin.display(description="last delivery")
     def last_delivery(self, obj: Webhook) -> str:

@@ -83,3 +83,20 @@ def member_namespace(user, path: str) -> Namespace | None:
     if namespace is None or role(user, namespace) < Role.COLLABORATOR:
         return None
     return namespace
+
+
+def label(key: str) -> str | None:
+    """The path of the namespace the engine keys as `key` (its id)."""
+    return (
+        Namespace.objects.filter(pk=int(key)).values_list("path", flat=True).first()
+        if key.isdigit()
+        else None
+    )
+
+
+def find(text: str) -> str | None:
+    """A namespace's engine key from its path or its id, as staff type it in the admin."""
+    found = Namespace.objects.filter(path=text).first() or (
+        Namespace.objects.filter(pk=int(text)).first() if text.isdigit() else None
+    )
+    return found.key if found else None

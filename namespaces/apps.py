@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+import hooks
+
 
 class NamespacesConfig(AppConfig):
     name = "namespaces"
@@ -10,10 +12,11 @@ class NamespacesConfig(AppConfig):
         from django.db.models.signals import post_delete
 
         # App loading: these modules use the models, which exist only now.
-        from namespaces import cron, events, signals  # noqa: I001
+        from namespaces import access, cron, events, signals  # noqa: I001
         from namespaces.models import Cron, Image, Namespace, Object
 
         events.register()
+        hooks.register_namespaces(access.label, access.find)
         post_delete.connect(signals.drop_webhooks, sender=Namespace, dispatch_uid="ns-webhooks")
         post_delete.connect(cron.drop, sender=Cron, dispatch_uid="ns-cron-schedule")
         for model in (Image, Object):

@@ -630,3 +630,26 @@ def test_files_are_stored_downloaded_by_members_only_and_removed_with_their_row(
         ("images", "deleted", "debian-12.qcow2"),
     ]  # fmt: skip
     assert got[0]["body"]["image"]["size"] == 9
+
+
+def test_staff_manage_namespace_webhooks_in_the_admin_by_path(owner, receiver):
+    from django.urls import reverse
+
+    from tests.test_admin import form
+
+    client = logged_in(owner)
+    acme = create_namespace(client)
+    client.post("/namespaces/new/?parent=acme", {"name": "ci", "visibility": "private"})
+    child = Namespace.objects.get(path="acme/ci")
+    admin = logged_in(person("root", is_staff=True, is_superuser=True))
+    add = reverse("admin:hooks_webhook_add")
+    data = form(scope="namespace", namespace="acme/ci", url=receiver.url, event_types=["variables"])
+    refused = admin.post(add, {**data, "namespace": "acme/nope"})
+    assert refused.status_code == 200 and "No namespace &#x27;acme/nope&#x27;" in refused.content.decode()
+    assert admin.post(add, data).status_code == 302
+    hook = Webhook.objects.get(scope="namespace")
+    assert hook.namespace == child.key  # stored by id: a later rename of a path cannot detach it
+    assert "acme/ci" in admin.get(reverse("admin:hooks_webhook_changelist")).content.decode()
+    logged_in(owner).post("/namespaces/acme/ci/variables/", {"key": "A", "value": "1"})
+    assert [g["type"] for g in received(receiver, "")] == ["variables"]
+    assert acme.key != child.key

@@ -7,7 +7,7 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from hooks import catalog, conf
+from hooks import catalog, conf, scopes
 from hooks.models import ALL_EVENTS, Scope, Webhook
 from hooks.outgoing import signing, ssrf, templating
 from hooks.outgoing.request import MASK
@@ -151,6 +151,14 @@ class WebhookForm(forms.ModelForm):
             self.add_error("owner", "A user webhook needs its user.")
         if scope == Scope.NAMESPACE and not data.get("namespace"):
             self.add_error("namespace", "A namespace webhook needs its namespace.")
+        elif scope == Scope.NAMESPACE:
+            key = scopes.find_namespace(data["namespace"].strip())
+            if key is None:
+                self.add_error(
+                    "namespace", f"No namespace {data['namespace']!r} (give its path or id)."
+                )
+            else:
+                data["namespace"] = key
         if data.get("url"):  # a user's or namespace's webhook follows their rules
             try:
                 validate_target_url(data["url"], user_supplied=scope != Scope.SERVER)
