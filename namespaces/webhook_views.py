@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 import hooks
-from hooks.models import Delivery, Scope, Webhook
+from hooks.models import Attempt, Delivery, Scope, Webhook
 from namespaces.access import Need, get_for
 from namespaces.forms import NamespaceWebhookForm
 from namespaces.views import page
@@ -70,8 +70,12 @@ def detail(request: HttpRequest, path: str, pk: int) -> HttpResponse:
         form.save()
         messages.success(request, "Webhook saved.")
         return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
+    last_attempt = Attempt.objects.filter(delivery=OuterRef("pk")).order_by("-number")
     deliveries = (
-        Delivery.objects.filter(webhook=webhook).select_related("event").order_by("-created_at")
+        Delivery.objects.filter(webhook=webhook)
+        .select_related("event")
+        .annotate(duration_ms=Subquery(last_attempt.values("duration_ms")[:1]))
+        .order_by("-created_at")
     )
     return page(request, "namespaces/webhook.html", namespace, role,
                  status=400 if form.errors else 200, webhook=webhook, form=form,

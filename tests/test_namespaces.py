@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import uuid
 
 import pytest
@@ -464,6 +465,8 @@ def test_the_owner_sees_deliveries_redelivers_with_the_same_id_and_tests(owner, 
     [delivery] = Delivery.objects.filter(webhook=hook)
     listing = client.get("/namespaces/acme/webhooks/").content.decode()
     assert "succeeded" in listing and "200" in listing
+    recent = client.get(f"/namespaces/acme/webhooks/{hook.pk}/").content.decode()
+    assert re.search(r"<td>\d+ ms</td><td>1</td>", recent)  # duration and attempts
     page = client.get(
         f"/namespaces/acme/webhooks/{hook.pk}/deliveries/{delivery.pk}/"
     ).content.decode()
@@ -645,7 +648,10 @@ def test_staff_manage_namespace_webhooks_in_the_admin_by_path(owner, receiver):
     add = reverse("admin:hooks_webhook_add")
     data = form(scope="namespace", namespace="acme/ci", url=receiver.url, event_types=["variables"])
     refused = admin.post(add, {**data, "namespace": "acme/nope"})
-    assert refused.status_code == 200 and "No namespace &#x27;acme/nope&#x27;" in refused.content.decode()
+    assert (
+        refused.status_code == 200
+        and "No namespace &#x27;acme/nope&#x27;" in refused.content.decode()
+    )
     assert admin.post(add, data).status_code == 302
     hook = Webhook.objects.get(scope="namespace")
     assert hook.namespace == child.key  # stored by id: a later rename of a path cannot detach it
