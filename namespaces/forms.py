@@ -30,7 +30,7 @@ from namespaces.models import (
     Invite,
     Namespace,
     Object,
-    SSHKey,  # fmt: skip
+    SSHKey,
     Variable,
 )
 
