@@ -30,7 +30,7 @@ class Command(BaseCommand):
         if existing:
             self.stdout.write(
                 f"Log in at {login_url} as {existing.get_username()!r} "
-                f"(forgot the password? manage.py changepassword {existing.get_username()})."
+                f"(forgot the password? ./manage.py changepassword {existing.get_username()})."
             )
             return
         password = secrets.token_urlsafe(12)
@@ -39,6 +39,6 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Created an admin account. Log in at {login_url}\n"
                 f"  username: admin\n  password: {password}\n"
-                "This password is shown once; change it with: manage.py changepassword admin"
+                "This password is shown once; change it with: ./manage.py changepassword admin"
             )
         )
