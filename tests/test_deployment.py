@@ -68,3 +68,44 @@ def test_unhandled_errors_reach_stderr_with_their_traceback_when_debug_is_off():
     )  # fmt: skip
     assert "Internal Server Error: /x" in out.stderr
     assert "Traceback" in out.stderr and "ZeroDivisionError" in out.stderr
+
+
+def test_make_run_writes_a_commented_env_file_once_listing_every_setting(tmp_path):
+    from webhookhub import envfile
+
+    path = tmp_path / ".env"
+    assert envfile.main(["--path", str(path)]) == 0
+    text = path.read_text()
+    readme = (ROOT / "README.md").read_text()
+    names = [name for name, _, _ in envfile.rows(readme)]
+    assert len(names) > 40 and "WEBHOOK_ALLOWED_NETWORKS" in names and "PORT" in names
+    assert all(f"\n# {name}=" in text for name in names)
+    assert not [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    path.write_text("WEBHOOK_ALLOWED_NETWORKS=10.9.0.0/16\n")
+    envfile.main(["--path", str(path)])
+    assert path.read_text() == "WEBHOOK_ALLOWED_NETWORKS=10.9.0.0/16\n"  # never overwritten
+    assert "webhookhub.envfile" in (ROOT / "Makefile").read_text()
+
+
+def test_a_setting_in_the_env_file_reaches_every_command_and_the_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "# written by make run\nWEBHOOK_ALLOWED_NETWORKS=10.9.0.0/16\nTIME_ZONE=Europe/Paris\n"
+    )
+    code = "from django.conf import settings as s; print(s.WEBHOOK_ALLOWED_NETWORKS, s.TIME_ZONE)"
+    clean = {
+        k: v for k, v in os.environ.items() if k not in {"WEBHOOK_ALLOWED_NETWORKS", "TIME_ZONE"}
+    }
+
+    def shell(**env) -> str:
+        out = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT,
+            env={**clean, "WEBHOOKHUB_ENV_FILE": str(env_file), **env},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip().splitlines()[-1]
+
+    assert shell() == "['10.9.0.0/16'] Europe/Paris"
+    assert shell(TIME_ZONE="UTC") == "['10.9.0.0/16'] UTC"

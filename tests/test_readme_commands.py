@@ -27,7 +27,9 @@ def manage_commands() -> list[list[str]]:
 def shell_env() -> dict[str, str]:
     """A new shell's environment: no virtualenv on PATH or active."""
     path = [p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p]
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE"}}
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE"}
+    }
     return {**env, "PATH": os.pathsep.join(path)}
 
 

@@ -17,8 +17,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-if (BASE_DIR / ".env").is_file():
-    environ.Env.read_env(BASE_DIR / ".env")
+# `make run` writes .env on its first run (webhookhub/envfile.py); the environment wins.
+ENV_FILE = Path(os.environ.get("WEBHOOKHUB_ENV_FILE") or BASE_DIR / ".env")
+if ENV_FILE.is_file():
+    environ.Env.read_env(ENV_FILE)
 
 
 def _private_var_dir() -> None:
