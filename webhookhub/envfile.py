@@ -40,7 +40,7 @@ def rows(readme: str) -> list[tuple[str, str, str]]:
         defaults = match[2].split(", ") if len(names) > 1 else [match[2]]
         if len(defaults) != len(names):
             defaults = [match[2]] * len(names)
-        found += [(name, default, match[3]) for name, default in zip(names, defaults)
+        found += [(name, default, match[3]) for name, default in zip(names, defaults, strict=True)
                   if name not in ONLY_FROM_ENVIRONMENT]  # fmt: skip
     return found
 
