@@ -28,11 +28,11 @@ install-dev: $(DEV_STAMP)
 .env:
 	@$(BIN)/python -m webhookhub.envfile
 
+# Quiet: the hub's own lines, and the login last (runhub makes sure of the account).
 run: install .env
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py ensure_admin
-	$(BIN)/python manage.py runhub
+	@$(BIN)/python manage.py migrate --noinput --verbosity 0
+	@$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@$(BIN)/python manage.py runhub
 
 test: install-dev
 	$(BIN)/python -m pytest

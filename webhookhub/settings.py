@@ -277,6 +277,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webhookhub@localhost
 # loops for under a minute. `retry` (the broker's visibility timeout) must exceed what
 # a task can wait in the cluster's local queue plus its own run time, or it runs twice.
 REDIS_URL = env.str("REDIS_URL", default="")
+# The console: quiet by default (warnings, errors, one line per start and stop).
+VERBOSE = env.bool("VERBOSE", default=False)
 Q_WORKERS = env.int("Q_WORKERS", default=4)
 Q_TASK_TIMEOUT = int(WEBHOOK_MAX_TIMEOUT + WEBHOOK_PUMP_SECONDS) + 60
 Q_CLUSTER = {
@@ -290,6 +292,7 @@ Q_CLUSTER = {
     "save_limit": -1,
     "catch_up": False,
     "label": "Task queue",
+    "log_level": "INFO" if VERBOSE else "WARNING",
 }
 # Jobs run in a cluster of their own (`manage.py runjobs`), so long jobs never delay a
 # delivery. Handlers are stopped by the runner at their executionTimeout (up to 7

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import secrets
+from django.core.management import BaseCommand
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.management import BaseCommand, call_command
+from webhookhub import admin_account
 
 
 class Command(BaseCommand):
@@ -17,28 +14,8 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
-        User = get_user_model()
-        login_url = f"{settings.SITE_URL}/admin/"
-        username = os.environ.get("DJANGO_SUPERUSER_USERNAME")
-        if username:
-            if not User.objects.filter(username=username).exists():
-                call_command("createsuperuser", interactive=False, verbosity=0)
-                self.stdout.write(f"Created admin account {username!r} from the environment.")
-            self.stdout.write(f"Log in at {login_url} as {username!r}.")
-            return
-        existing = User.objects.filter(is_superuser=True).order_by("pk").first()
-        if existing:
-            self.stdout.write(
-                f"Log in at {login_url} as {existing.get_username()!r} "
-                f"(forgot the password? ./manage.py changepassword {existing.get_username()})."
-            )
-            return
-        password = secrets.token_urlsafe(12)
-        User.objects.create_superuser("admin", "admin@localhost", password)
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Created an admin account. Log in at {login_url}\n"
-                f"  username: admin\n  password: {password}\n"
-                "This password is shown once; change it with: ./manage.py changepassword admin"
-            )
-        )
+        login = admin_account.ensure()
+        if login.created == "from the environment":
+            self.stdout.write(f"Created admin account {login.username!r} from the environment.")
+        text = "\n".join(login.lines())
+        self.stdout.write(self.style.SUCCESS(text) if login.password else text)

@@ -8,6 +8,9 @@
   `make run` stops everything.
 - If one child exits, runhub says which and stops the others.
 - A busy port is refused at once, before anything starts.
+- Quiet unless VERBOSE: no access log, django-q2 and gunicorn at WARNING; the login (and
+  a password generated this run) is printed last, once the web server answers, and
+  again when it stops.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 
+from webhookhub import admin_account
 from webhookhub import children as child_processes
 from webhookhub.children import die_with_parent
 
@@ -51,8 +56,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
+        parser.add_argument(
+            "--no-admin", action="store_true", help="Do not make sure of an admin account."
+        )
 
-    def handle(self, *args, host: str, port: str, **options) -> None:
+    def handle(self, *args, host: str, port: str, no_admin: bool, **options) -> None:
         if port_in_use(host, int(port)):
             raise CommandError(
                 f"{host}:{port} is already in use (is webhookhub already running?); "
@@ -61,23 +69,48 @@ class Command(BaseCommand):
         die_with_parent()
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _raise_stop)
+        login = None if no_admin else admin_account.ensure()
         children = self.start(host, port)
-        self.stdout.write(f"webhookhub is running on http://{host}:{port}/admin/ (Ctrl-C stops it)")
         failed = ""
         try:
+            if self.wait_for_web(host, int(port), children["web server (gunicorn)"]):
+                self.stdout.write(f"webhookhub is running on http://{host}:{port}/ (Ctrl-C stops it)")
+                self.tell(login)
             failed = self.watch(children)
         except (KeyboardInterrupt, Stop):
             self.stdout.write("Stopping…")
         finally:
             self.stop(children)
+        if login and login.password:
+            self.tell(login)  # the password scrolled away: once more, on the way out
         if failed:
             raise CommandError(failed)
+
+    def tell(self, login: admin_account.Login | None) -> None:
+        if login:
+            text = "\n".join(login.lines())
+            self.stdout.write(self.style.SUCCESS(text) if login.password else text)
+
+    def wait_for_web(self, host: str, port: int, web: subprocess.Popen) -> bool:
+        """Until the web server accepts connections (or exits, which `watch` reports)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and web.poll() is None:
+            try:
+                socket.create_connection((host.strip("[]"), port), timeout=0.5).close()
+                return True
+            except OSError:
+                time.sleep(0.1)
+        return False
 
     def start(self, host: str, port: str) -> dict[str, subprocess.Popen]:
         """Each child in a session of its own, so Ctrl-C reaches only runhub."""
         manage = [sys.executable, "manage.py"]
         web = [sys.executable, "-m", "gunicorn", "webhookhub.wsgi", "--bind", f"{host}:{port}",
-               "--workers", "2", "--threads", "4", "--access-logfile", "-"]  # fmt: skip
+               "--workers", "2", "--threads", "4"]  # fmt: skip
+        if settings.VERBOSE:
+            web += ["--access-logfile", "-"]
+        else:
+            web += ["--log-level", "warning"]
         commands = {
             "delivery workers (qcluster)": [*manage, "qcluster"],
             "job workers (runjobs)": [*manage, "runjobs"],
