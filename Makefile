@@ -13,11 +13,11 @@ $(BIN)/python:
 
 # What running needs; the test and lint tools come with install-dev (make test does it).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/pip install --quiet --quiet --disable-pip-version-check -e .
 	touch $(STAMP)
 
 $(DEV_STAMP): pyproject.toml $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(DEV_STAMP)
 
 install: $(STAMP)

@@ -10,7 +10,7 @@ Listing:      event_types() (every registered type, with its scopes)
 Namespaces:   register_namespaces(label, find) (how the admin names and finds them)
 Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
-Operating:    send_test, redeliver
+Operating:    send_test, redeliver, delivery_attempts (for owners' delivery pages)
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
 Errors:       UnknownEventType, PayloadTooLarge, UnsafeURL
 """
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from hooks.tools.forms import validate_secret, validate_target_url
     from hooks.tools.ping import ping as send_test
     from hooks.tools.redelivery import request as redeliver
+    from hooks.tools.shown import attempts_of as delivery_attempts
     from hooks.worker.send_now import send_now, send_to_slot
     from hooks.worker.stopping import requested as cluster_stopping
 
@@ -63,6 +64,7 @@ _LAZY = {
     "EncryptedTextField": ("hooks.encryption", "EncryptedTextField"),
     "send_test": ("hooks.tools.ping", "ping"),
     "redeliver": ("hooks.tools.redelivery", "request"),
+    "delivery_attempts": ("hooks.tools.shown", "attempts_of"),
     "cluster_stopping": ("hooks.worker.stopping", "requested"),
 }
 
@@ -81,6 +83,7 @@ __all__ = [
     "UnsafeURL",
     "__version__",
     "cluster_stopping",
+    "delivery_attempts",
     "emit",
     "event_types",
     "generate_secret",

@@ -87,7 +87,7 @@ def finish(job: Job, status: str, *, output=None, error: str = "") -> bool:
 
 
 def _final_events(job: Job) -> None:
-    path = f"/v2/{job.endpoint.name}/status/{job.id}"
+    path = f"/jobs/{job.id}/"  # the owner's page of it (the API's status needs a token)
     payload = events.finished_payload(job.id, job.endpoint.name, job.status, path)
     # One event: the server's subscribers, and the owner's notification webhook when
     # they are away; a namespace's job is a build.finished to the namespace's webhooks.
@@ -101,6 +101,7 @@ def _final_events(job: Job) -> None:
             target_url=job.webhook,
             target_signer=callback_signer(job.user),
             target_schedule=callback_schedule(),
+            user=job.user,  # recorded, so the owner's Jobs page finds it; no user webhook gets it
             audience=(),
         )
     if job.status == Status.COMPLETED:

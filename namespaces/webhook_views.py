@@ -4,8 +4,6 @@ response, Redeliver (the same webhook-id) and Send test event."""
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -112,20 +110,9 @@ def delivery(request: HttpRequest, path: str, pk: int, delivery_id) -> HttpRespo
     found = get_object_or_404(
         Delivery.objects.select_related("event"), pk=delivery_id, webhook=webhook
     )
-    attempts = list(found.attempt_set.order_by("-number"))
-    for attempt in attempts:
-        attempt.shown_request = readable(attempt.request_body)
-        attempt.shown_response = readable(attempt.response_body)
+    attempts = hooks.delivery_attempts(found)
     return page(request, "namespaces/delivery.html", namespace, role, webhook=webhook,
                 delivery=found, attempts=attempts)  # fmt: skip
-
-
-def readable(body: str) -> str:
-    """A JSON body indented for reading; anything else as it was."""
-    try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    except ValueError:
-        return body
 
 
 @login_required

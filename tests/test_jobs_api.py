@@ -244,4 +244,4 @@ def test_owner_is_notified_when_away(api, ann, receiver):
     deliver_due()
     [request] = receiver.requests
     assert json.loads(request.body)["job"]["id"] == job_id
-    assert json.loads(request.body)["job"]["url"].endswith(f"/v2/echo/status/{job_id}")
+    assert json.loads(request.body)["job"]["url"].endswith(f"/jobs/{job_id}/")  # the owner's page

@@ -47,11 +47,16 @@ def free_port() -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_runhub_serves_the_admin_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("verbose", [False, True])
+def test_runhub_serves_the_admin_and_stops_on_ctrl_c(tmp_path, verbose):
+    """Quiet by default: its own lines, and the login last, again after stopping (a
+    password generated this run); VERBOSE=true adds the workers' and the access log."""
     from tests.test_e2e_qcluster import database_url, wait_until
 
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url(), "PORT": str(port)}
+    env = {**os.environ, "DATABASE_URL": database_url(), "PORT": str(port),
+           "VERBOSE": str(verbose).lower()}  # fmt: skip
+    env.pop("DJANGO_SUPERUSER_USERNAME", None)
     log = (tmp_path / "runhub.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runhub"], cwd=ROOT, env=env, stdout=log, stderr=log
@@ -77,7 +82,17 @@ def test_runhub_serves_the_admin_and_stops_on_ctrl_c(tmp_path):
         log.close()
     assert not admin_answers()
     output = (tmp_path / "runhub.log").read_text()
-    assert "Q Cluster" in output and "stopped" in output.lower()
+    lines = [line for line in output.splitlines() if line.strip()]
+    if verbose:
+        assert "Q Cluster" in output and "GET /admin/login/" in output
+        return
+    assert "Q Cluster" not in output and "GET /admin/" not in output, output
+    assert len(lines) <= 12, output
+    assert lines[0].startswith("webhookhub is running on") and lines[-1].startswith(
+        "Shown this run only"
+    )
+    password = next(line for line in lines if "password:" in line)
+    assert lines.count(password) == 2, output  # after starting, and again on the way out
 
 
 def test_readme_documents_every_environment_variable():

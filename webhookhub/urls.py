@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("v2/", include("jobs.urls")),
     path("namespaces/", include("namespaces.urls")),
+    path("jobs/", include("jobs.page_urls")),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     # Browsers ask for /favicon.ico whatever the page says.
     path("favicon.ico", RedirectView.as_view(url=static("webhookhub/favicon.svg"), permanent=True)),

@@ -30,14 +30,15 @@ POLL = 0.2  # seconds between looks at the cluster and the signals
 class Command(BaseCommand):
     help = "Start the job workers (a django-q2 cluster for the jobs queue) with SwarmUI's server hooks."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args, verbosity: int = 1, **options) -> None:
         env = {**os.environ, "Q_CLUSTER_NAME": CLUSTER}
         cluster = children.start([sys.executable, "manage.py", "qcluster"], env=env)
 
         stopping: list[int] = []
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda signum, frame: stopping.append(signum))
-        self.stdout.write(f"Job workers running (cluster {CLUSTER!r}).")
+        if verbosity:  # runhub says it for all of them
+            self.stdout.write(f"Job workers running (cluster {CLUSTER!r}).")
         hooks.send_to_slot("server_start")
         name, next_beat = workers.this_cluster(), 0.0
         try:
@@ -54,4 +55,5 @@ class Command(BaseCommand):
                 )
             queue.shut_down()  # Queue End first, if the queue was busy
             hooks.send_to_slot("server_shutdown", timeout=SHUTDOWN_WAIT)
-            self.stdout.write("Job workers stopped.")
+            if verbosity:
+                self.stdout.write("Job workers stopped.")

@@ -74,7 +74,9 @@ class Command(BaseCommand):
         failed = ""
         try:
             if self.wait_for_web(host, int(port), children["web server (gunicorn)"]):
-                self.stdout.write(f"webhookhub is running on http://{host}:{port}/ (Ctrl-C stops it)")
+                self.stdout.write(
+                    f"webhookhub is running on http://{host}:{port}/ (Ctrl-C stops it)"
+                )
                 self.tell(login)
             failed = self.watch(children)
         except (KeyboardInterrupt, Stop):
@@ -113,7 +115,12 @@ class Command(BaseCommand):
             web += ["--log-level", "warning"]
         commands = {
             "delivery workers (qcluster)": [*manage, "qcluster"],
-            "job workers (runjobs)": [*manage, "runjobs"],
+            "job workers (runjobs)": [
+                *manage,
+                "runjobs",
+                "--verbosity",
+                "1" if settings.VERBOSE else "0",
+            ],
             "web server (gunicorn)": web,
         }
         return {name: child_processes.start(command) for name, command in commands.items()}

@@ -1,0 +1,13 @@
+"""The user's Jobs pages, mounted at /jobs/ (the job API itself is under /v2/)."""
+
+from django.urls import path
+
+from jobs import views
+
+app_name = "job_pages"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("<str:job_id>/", views.detail, name="detail"),
+    path("<str:job_id>/callbacks/<uuid:delivery_id>/redeliver/", views.redeliver, name="redeliver"),
+]

@@ -1,0 +1,85 @@
+"""The signed-in user's Jobs pages: their jobs (status, endpoint, times, output or error)
+and, per job, its callback deliveries with each attempt and Redeliver. Another user's
+job is a 404."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+import hooks
+from hooks.models import Delivery
+from jobs.events import CALLBACK
+from jobs.models import Job
+
+SHOWN = 50
+
+
+def _own_job(request: HttpRequest, job_id: str) -> Job:
+    job = (
+        Job.objects.select_related("endpoint", "namespace")
+        .filter(pk=job_id, user=request.user)
+        .first()
+    )
+    if job is None:
+        raise Http404(
+            f"No job {job_id} of yours: it never was, or its result expired and was deleted."
+        )
+    return job
+
+
+def callbacks(job: Job):
+    """The job's callback deliveries: the events were recorded with the job's owner."""
+    return (
+        Delivery.objects.filter(
+            event__type=CALLBACK, event__user=job.user_id, event__payload__id=job.id
+        )
+        .select_related("event")
+        .order_by("-created_at")
+    )
+
+
+@login_required
+@never_cache
+def index(request: HttpRequest) -> HttpResponse:
+    jobs = Job.objects.filter(user=request.user).select_related("endpoint", "namespace")
+    return render(request, "jobs/index.html", {
+        "jobs": jobs.order_by("-created_at")[:SHOWN],
+        "kept": _duration(settings.JOB_RESULT_TTL), "kept_sync": _duration(settings.JOB_RESULT_TTL_SYNC),
+    })  # fmt: skip
+
+
+def _duration(seconds: int) -> str:
+    return (
+        f"{seconds // 60} minute{'s' if seconds // 60 != 1 else ''}"
+        if seconds >= 60
+        else f"{seconds} s"
+    )
+
+
+@login_required
+@never_cache
+def detail(request: HttpRequest, job_id: str) -> HttpResponse:
+    job = _own_job(request, job_id)
+    deliveries = [(d, hooks.delivery_attempts(d)) for d in callbacks(job)]
+    return render(request, "jobs/detail.html", {"job": job, "deliveries": deliveries})
+
+
+@login_required
+@require_POST
+def redeliver(request: HttpRequest, job_id: str, delivery_id) -> HttpResponse:
+    job = _own_job(request, job_id)
+    delivery = get_object_or_404(callbacks(job), pk=delivery_id)
+    with transaction.atomic():
+        queued = hooks.redeliver(Delivery.objects.filter(pk=delivery.pk))
+    if queued:
+        messages.success(request, "The callback is queued for redelivery (the same webhook-id).")
+    else:
+        messages.error(request, "It is being sent right now; look again in a moment.")
+    return redirect("job_pages:detail", job_id=job.id)

@@ -1,0 +1,70 @@
+"""The signed-in user's Jobs pages: their jobs, each job's callback deliveries with the
+request and response, Redeliver; the notification links there; others' jobs are 404."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from accounts import notification
+from hooks.models import Delivery
+from hooks.worker.attempt import deliver_due
+from jobs import runner
+
+pytestmark = pytest.mark.django_db(transaction=True)
+User = get_user_model()
+
+
+def submit(api, **body) -> str:
+    response = api("POST", "/v2/echo/run", {"input": {"prompt": "hi"}, **body})
+    assert response.status_code == 200, response.content
+    return response.json()["id"]
+
+
+def test_a_user_sees_their_jobs_and_each_callback_with_request_and_response(
+    api, ann, client, receiver
+):
+    job_id = submit(api, webhook=receiver.url)
+    other = submit(api)
+    runner.run(job_id)
+    deliver_due()
+    client.force_login(ann)
+    listing = client.get("/jobs/").content.decode()
+    assert job_id[:11] in listing and other[:11] in listing and "COMPLETED" in listing
+    page = client.get(f"/jobs/{job_id}/").content.decode()
+    assert "COMPLETED" in page and "&quot;prompt&quot;: &quot;hi&quot;" in page  # the callback body
+    assert "HTTP 200" in page and f"webhook-id: {Delivery.objects.get().pk}" in page
+    [callback] = Delivery.objects.all()
+    assert client.post(f"/jobs/{job_id}/callbacks/{callback.pk}/redeliver/").status_code == 302
+    deliver_due()
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [str(callback.pk)] * 2
+    assert "without a <code>webhook</code>" in client.get(f"/jobs/{other}/").content.decode()
+
+
+def test_another_users_job_and_callbacks_are_404(api, ann, receiver):
+    job_id = submit(api, webhook=receiver.url)
+    runner.run(job_id)
+    deliver_due()
+    [callback] = Delivery.objects.all()
+    bob = Client()
+    bob.force_login(User.objects.create_user("bob@example.com", "bob@example.com", "pw"))
+    assert bob.get(f"/jobs/{job_id}/").status_code == 404
+    assert bob.post(f"/jobs/{job_id}/callbacks/{callback.pk}/redeliver/").status_code == 404
+    assert job_id not in bob.get("/jobs/").content.decode()
+    assert Delivery.objects.get().attempts == 1  # nothing was redelivered
+    assert Client().get("/jobs/").status_code == 302  # to the login page
+
+
+def test_the_notification_links_to_the_owners_job_page(api, ann, receiver, client):
+    notification.save(ann, receiver.url, signed=False)
+    job_id = submit(api)
+    runner.run(job_id)
+    deliver_due()
+    [request] = receiver.requests
+    url = json.loads(request.body)["job"]["url"]
+    assert url.endswith(f"/jobs/{job_id}/")
+    client.force_login(ann)
+    assert client.get(url.split("localhost:8000", 1)[-1]).status_code == 200  # a page, not a 401
