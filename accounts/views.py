@@ -141,13 +141,28 @@ def test_webhook(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:settings")
 
 
+def _own_delivery(request: HttpRequest, pk) -> Delivery:
+    return get_object_or_404(
+        Delivery.objects.select_related("event", "webhook"),
+        pk=pk, webhook__owner=request.user, webhook__scope="user",
+    )  # fmt: skip
+
+
+@login_required
+@never_cache
+def delivery(request: HttpRequest, pk) -> HttpResponse:
+    """One notification delivery: each attempt's request and response."""
+    _require_user_webhooks()
+    found = _own_delivery(request, pk)
+    return render(request, "accounts/delivery.html",
+                  {"delivery": found, "attempts": hooks.delivery_attempts(found)})  # fmt: skip
+
+
 @login_required
 @require_POST
 def redeliver(request: HttpRequest, pk) -> HttpResponse:
     _require_user_webhooks()
-    delivery = get_object_or_404(
-        Delivery, pk=pk, webhook__owner=request.user, webhook__scope="user"
-    )
+    delivery = _own_delivery(request, pk)
     with transaction.atomic():
         hooks.redeliver(Delivery.objects.filter(pk=delivery.pk))
     messages.success(request, "Queued for redelivery.")

@@ -138,8 +138,12 @@ def test_settings_page_saves_signs_tests_and_lists(client, ann, receiver):
 def test_bad_urls_are_refused_and_nothing_saved(client, ann, settings, url, message):
     settings.WEBHOOK_ALLOWED_NETWORKS = []
     response = client.post(reverse("accounts:save_webhook"), {"url": url})
-    assert response.status_code == 400 and message in response.content.decode()
+    page = response.content.decode()
+    assert response.status_code == 400 and message in page
     assert notification.webhook_of(ann) is None
+    # a banner says so, in the webhook's own card, right above its fields
+    card = page[page.index('id="notification-webhook"') :]
+    assert card.index("Nothing was saved") < card.index('name="url"')
 
 
 def test_redeliver_own_delivery(client, ann, receiver):
@@ -164,6 +168,7 @@ def test_another_users_webhook_and_tokens_are_unreachable(client, ann, receiver)
     page = client.get(SETTINGS).content.decode()
     assert receiver.url not in page and "bob's" not in page and str(bobs_delivery.pk) not in page
     assert client.post(reverse("accounts:redeliver", args=[bobs_delivery.pk])).status_code == 404
+    assert client.get(reverse("accounts:delivery", args=[bobs_delivery.pk])).status_code == 404
     assert client.post(reverse("accounts:revoke_token", args=[bobs_token.pk])).status_code == 404
     assert ApiToken.objects.filter(pk=bobs_token.pk).exists()
     # Ann saving her own webhook never touches Bob's.
@@ -196,3 +201,19 @@ def test_an_unknown_payload_shape_is_refused(client, ann, receiver):
         and "not one of the available choices" in response.content.decode()
     )
     assert notification.webhook_of(ann) is None
+
+
+def test_a_user_opens_their_delivery_and_sees_request_and_response(client, ann, receiver):
+    notification.save(ann, receiver.url, signed=True)
+    away(ann)
+    notify_user(ann, JOB_FINISHED, payload())
+    deliver_due()
+    delivery = Delivery.objects.get()
+    settings_page = client.get(SETTINGS).content.decode()
+    assert reverse("accounts:delivery", args=[delivery.pk]) in settings_page
+    redeliver = settings_page[settings_page.index(reverse("accounts:redeliver", args=[delivery.pk])):]
+    assert 'class="secondary small"' in redeliver.split("</form>")[0]  # not red like Revoke
+    page = client.get(reverse("accounts:delivery", args=[delivery.pk])).content.decode()
+    assert "HTTP 200" in page and f"webhook-id: {delivery.pk}" in page and "webhook-signature" in page
+    assert "&quot;event&quot;: &quot;job_finished&quot;" in page
+    assert notification.webhook_of(ann).secret not in page
