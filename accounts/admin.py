@@ -1,5 +1,9 @@
+from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.shortcuts import redirect
+from django.urls import reverse
 
 from accounts.events import user_webhooks_enabled
 from accounts.models import ApiToken, SiteConfig, User
@@ -32,16 +36,58 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False  # tokens are shown once to their owner: created on the settings page
 
 
+class SiteConfigForm(forms.ModelForm):
+    """One switch, worded by where its value comes from: the environment or this page."""
+
+    enable_user_webhooks = forms.TypedChoiceField(
+        label="Users' notification webhooks",
+        widget=forms.RadioSelect,
+        coerce=lambda value: value == "on",
+        empty_value=None,
+        required=False,
+    )
+
+    class Meta:
+        model = SiteConfig
+        fields = ["enable_user_webhooks"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from_env = "on" if settings.ENABLE_USER_WEBHOOKS else "off"
+        field = self.fields["enable_user_webhooks"]
+        field.choices = [
+            ("", f"As the environment says (ENABLE_USER_WEBHOOKS: {from_env} now)"),
+            ("on", "On, whatever ENABLE_USER_WEBHOOKS says"),
+            ("off", "Off, whatever ENABLE_USER_WEBHOOKS says"),
+        ]
+        value = self.instance.enable_user_webhooks
+        self.initial["enable_user_webhooks"] = "" if value is None else ("on" if value else "off")
+        field.help_text = (
+            f"In effect now: {'on' if user_webhooks_enabled() else 'off'}. Off hides the "
+            "notification webhook from users' settings pages and sends them nothing."
+        )
+
+
 @admin.register(SiteConfig)
 class SiteConfigAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "enable_user_webhooks", "in_effect"]
+    """A settings page, not a list: the one row is created on first look."""
 
-    @admin.display(description="user webhooks in effect")
-    def in_effect(self, obj) -> str:
-        return "on" if user_webhooks_enabled() else "off"
+    form = SiteConfigForm
+
+    def changelist_view(self, request, extra_context=None):
+        return redirect(reverse("admin:accounts_siteconfig_change", args=[SiteConfig.load().pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "title": "Account settings",
+                         "show_save_and_continue": False}  # fmt: skip
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def response_change(self, request, obj):
+        self.message_user(request, "Account settings saved.")
+        return redirect(reverse("admin:accounts_siteconfig_change", args=[obj.pk]))
 
     def has_add_permission(self, request) -> bool:
-        return super().has_add_permission(request) and not SiteConfig.objects.exists()
+        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
