@@ -142,6 +142,10 @@ def test_server_configuration_refuses_bad_input(admin_client, settings):
     url = reverse("hooks_server_configuration")
     page = admin_client.post(url, {"signup-url": "ftp://x", "signup-data": ""}).content.decode()
     assert "Only http and https" in page
+    # a summary at the top names the hook to fix, before any of the hooks' fields
+    summary = page.index('id="error-summary"')
+    assert summary < page.index('id="slot-signup"') and "Signup webhook" in page[summary : summary + 300]
+    assert 'class="vURLField wide-url"' in page  # wide enough for a real URL
     page = admin_client.post(
         url, {"signup-url": "http://10.0.0.1/", "signup-data": ""}
     ).content.decode()

@@ -189,6 +189,9 @@ def server_configuration(request: HttpRequest) -> HttpResponse:
             setting.set(extra_form.cleaned_data[setting.name])
         messages.success(request, "Server configuration saved.")
         return HttpResponseRedirect(reverse("hooks_server_configuration"))
+    failing = [slot.label for slot, form, _ in slot_forms if form.errors]
+    if extras and extra_form.errors:
+        failing.append("Settings")
     rows = []
     for slot, form, _ in slot_forms:
         url, source = slots.effective(slot.name)
@@ -199,6 +202,7 @@ def server_configuration(request: HttpRequest) -> HttpResponse:
         "title": "Server configuration: webhooks",
         "rows": rows,
         "extra_form": extra_form if extras else None,
+        "failing": failing,
     }
     return TemplateResponse(request, "admin/hooks/server_configuration.html", context)
 

@@ -241,11 +241,17 @@ class ReplayForm(forms.Form):
 class SlotForm(forms.Form):
     """One named server hook: where it goes and what it sends."""
 
-    url = forms.CharField(label="URL", required=False, max_length=2000)
+    url = forms.CharField(
+        label="URL",
+        required=False,
+        max_length=2000,
+        widget=forms.URLInput(attrs={"class": "vURLField wide-url",
+                                     "placeholder": "https://hooks.example.com/…"}),
+    )  # fmt: skip
     data = forms.CharField(
         label="JSON data",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
+        widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
     )
 
     def __init__(self, *args, blank_data: str = "", **kwargs):
