@@ -144,7 +144,10 @@ def test_server_configuration_refuses_bad_input(admin_client, settings):
     assert "Only http and https" in page
     # a summary at the top names the hook to fix, before any of the hooks' fields
     summary = page.index('id="error-summary"')
-    assert summary < page.index('id="slot-signup"') and "Signup webhook" in page[summary : summary + 300]
+    assert (
+        summary < page.index('id="slot-signup"')
+        and "Signup webhook" in page[summary : summary + 300]
+    )
     assert 'class="vURLField wide-url"' in page  # wide enough for a real URL
     page = admin_client.post(
         url, {"signup-url": "http://10.0.0.1/", "signup-data": ""}

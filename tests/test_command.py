@@ -101,7 +101,7 @@ def test_prune_deletes_old_finished_history_only(receiver):
     assert Event.objects.count() == 2 and Attempt.objects.count() == 0
     assert Event.objects.filter(pk=old_pending.pk).exists()  # still being delivered: kept
     Delivery.objects.update(status="succeeded")
-    assert retention.prune(timezone.now() - timedelta(days=30), batch=1) == 1
+    assert retention.prune(timezone.now() - timedelta(days=30), batch=1)["events"] == 1
     with pytest.raises(CommandError):
         run("prune", "--days", "0")
 
@@ -212,3 +212,25 @@ def test_a_failed_test_says_so_without_log_lines(transactional_db):
     out = manage("webhooks", "test", "nobody")
     assert out.returncode == 1
     assert "Could not connect" in out.stdout and "INFO" not in out.stdout + out.stderr
+
+
+def test_long_replay_and_prune_show_a_progress_bar_and_a_summary(receiver, monkeypatch):
+    from hooks.management.commands import webhooks as command
+
+    monkeypatch.setattr(command.Command, "force_progress", True)
+    failing_history(receiver, count=3)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("webhooks", "redeliver", "--status", "failed", stdout=out, stderr=err)
+    assert re.search(r"Queueing: 100%\|.*\| 3/3", err.getvalue()), err.getvalue()  # tqdm's bar
+    assert re.match(
+        r"3 deliveries queued for redelivery \(of 3 selected\) in \d+\.\d s\.", out.getvalue()
+    )
+    Delivery.objects.update(status="failed", claim_token=None)
+    Event.objects.update(created_at=timezone.now() - timedelta(days=40))
+    out, err = io.StringIO(), io.StringIO()
+    call_command("webhooks", "prune", "--days", "30", stdout=out, stderr=err)
+    assert "Pruning: 3 rows" in err.getvalue(), err.getvalue()
+    assert re.match(
+        r"Pruned 3 events older than 30 days, with 3 deliveries and \d+ attempts, in",
+        out.getvalue(),
+    )

@@ -211,10 +211,14 @@ def test_a_user_opens_their_delivery_and_sees_request_and_response(client, ann, 
     delivery = Delivery.objects.get()
     settings_page = client.get(SETTINGS).content.decode()
     assert reverse("accounts:delivery", args=[delivery.pk]) in settings_page
-    redeliver = settings_page[settings_page.index(reverse("accounts:redeliver", args=[delivery.pk])):]
+    redeliver = settings_page[
+        settings_page.index(reverse("accounts:redeliver", args=[delivery.pk])) :
+    ]
     assert 'class="secondary small"' in redeliver.split("</form>")[0]  # not red like Revoke
     page = client.get(reverse("accounts:delivery", args=[delivery.pk])).content.decode()
-    assert "HTTP 200" in page and f"webhook-id: {delivery.pk}" in page and "webhook-signature" in page
+    assert (
+        "HTTP 200" in page and f"webhook-id: {delivery.pk}" in page and "webhook-signature" in page
+    )
     assert "&quot;event&quot;: &quot;job_finished&quot;" in page
     assert notification.webhook_of(ann).secret not in page
 
@@ -228,10 +232,15 @@ def test_account_settings_is_one_page_saying_where_the_value_comes_from(admin_cl
     assert listing.status_code == 302  # no list of one row: straight to its page
     page = admin_client.get(listing["Location"]).content.decode()
     assert "As the environment says (ENABLE_USER_WEBHOOKS: on now)" in page
-    assert "In effect now: on" in page and "Unknown" not in page and "Add account settings" not in page
+    assert (
+        "In effect now: on" in page and "Unknown" not in page and "Add account settings" not in page
+    )
     assert "0 account settings" not in admin_client.get("/admin/").content.decode()
     saved = admin_client.post(listing["Location"], {"enable_user_webhooks": "off"}, follow=True)
-    assert "Account settings saved." in saved.content.decode() and "In effect now: off" in saved.content.decode()
+    assert (
+        "Account settings saved." in saved.content.decode()
+        and "In effect now: off" in saved.content.decode()
+    )
     assert SiteConfig.load().enable_user_webhooks is False and not user_webhooks_enabled()
     admin_client.post(listing["Location"], {"enable_user_webhooks": ""})
     assert SiteConfig.load().enable_user_webhooks is None and user_webhooks_enabled()

@@ -1,5 +1,6 @@
-"""Management commands' argument errors as one line and exit status 2 (argparse prints
-its whole usage first, and an error raised in an argument's type is a traceback)."""
+"""What management commands share: argument errors as one line and exit status 2
+(argparse prints its whole usage first, and an error raised in an argument's type is a
+traceback), quiet engine logs, and a progress bar for long work."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.core.management.base import CommandParser
+from tqdm import tqdm
 
 
 class OneLineErrors(CommandParser):
@@ -37,3 +39,20 @@ def quiet_logs(verbosity: int, *names: str) -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+class Progress:
+    """A progress bar on stderr (tqdm) for work done in batches, fed `(done, total)`;
+    shown on a terminal, or always with `force` (tests). `close()` ends its line."""
+
+    def __init__(self, what: str, stream, *, force: bool = False):
+        self.bar = tqdm(desc=what, unit=" rows", file=stream, disable=None if not force else False,
+                        dynamic_ncols=True, leave=True)  # fmt: skip
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if total is not None and self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()

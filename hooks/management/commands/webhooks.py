@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import time
 from datetime import datetime, timedelta
 
 from django.core.management import BaseCommand, CommandError
@@ -16,7 +17,7 @@ from hooks.outgoing import signing
 from hooks.tools import redelivery, reencryption, retention, stats
 from hooks.tools.ping import ping
 from hooks.tools.receiver import Receiver, Reply
-from webhookhub.cli import OneLineErrors, one_line_errors, quiet_logs
+from webhookhub.cli import OneLineErrors, Progress, one_line_errors, quiet_logs
 
 STATUSES = ["failed", "skipped", "succeeded", "pending"]
 
@@ -48,20 +49,9 @@ def find_webhook(value: str) -> Webhook:
     return found[0]
 
 
-class Progress:
-    """A one-line progress bar on stderr for long runs."""
-
-    def __init__(self, stream, width: int = 30):
-        self.stream, self.width = stream, width
-
-    def __call__(self, done: int, total: int) -> None:
-        filled = int(self.width * done / total) if total else self.width
-        line = f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}"
-        self.stream.write(line + ("\n" if done >= total else ""), ending="")
-        self.stream.flush()
-
-
 class Command(BaseCommand):
+    force_progress = False  # tests: draw the bar although stderr is not a terminal
+
     help = "Operate webhooks: list, status, test, redeliver, prune, receive, reencrypt."
 
     def add_arguments(self, parser) -> None:
@@ -163,16 +153,27 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write(f"{count} deliveries would be redelivered.")
             return
-        progress = Progress(self.stderr) if count > 100 else None
-        queued = redelivery.request_in_batches(selection, progress=progress)
-        self.stdout.write(f"{queued} deliver{'y' if queued == 1 else 'ies'} queued for redelivery.")
+        started = time.monotonic()
+        progress = Progress("Queueing", self.stderr._out, force=self.force_progress)
+        try:
+            queued = redelivery.request_in_batches(selection, progress=progress)
+        finally:
+            progress.close()
+        self.stdout.write(f"{queued} deliver{'y' if queued == 1 else 'ies'} queued for redelivery "
+                          f"(of {count} selected) in {time.monotonic() - started:.1f} s.")  # fmt: skip
 
     def do_prune(self, days: int, **options) -> None:
         if days < 1:
             raise CommandError("--days must be at least 1.")
-        deleted = retention.prune(timezone.now() - timedelta(days=days))
+        started = time.monotonic()
+        progress = Progress("Pruning", self.stderr._out, force=self.force_progress)
+        try:
+            gone = retention.prune(timezone.now() - timedelta(days=days), progress=progress)
+        finally:
+            progress.close()
         self.stdout.write(
-            f"Pruned {deleted} events older than {days} days (with their deliveries)."
+            f"Pruned {gone['events']} events older than {days} days, with {gone['deliveries']} "
+            f"deliveries and {gone['attempts']} attempts, in {time.monotonic() - started:.1f} s."
         )
 
     def do_reencrypt(self, **options) -> None:
