@@ -5,7 +5,12 @@ from __future__ import annotations
 import hooks
 from hooks.models import ALL_EVENTS, BodyFormat, Delivery, Scope, Webhook
 
-NAME = "Notification webhook"
+
+def name_for(user) -> str:
+    """Its name in the admin's lists, which hold every user's: whose it is."""
+    return f"Notifications of {user.email or user.get_username()}"[:100]
+
+
 SHAPES = [
     (BodyFormat.AUTO, 'As Open WebUI\'s docs: {"event": "job_finished", "job": {…}}'),
     (BodyFormat.OPEN_WEBUI, 'As Open WebUI\'s code: {"action", "message", "title", "url"}'),
@@ -27,7 +32,8 @@ def save(user, url: str, signed: bool, shape: str | None = None) -> tuple[Webhoo
     if hook is None:
         # Every event another app addresses to this user (notify_user), as Open WebUI's
         # notification webhook gets every notification; today that is job.finished.
-        hook = Webhook(scope=Scope.USER, owner=user, name=NAME, event_types=[ALL_EVENTS])
+        hook = Webhook(scope=Scope.USER, owner=user, event_types=[ALL_EVENTS])
+    hook.name = name_for(user)  # the email may have changed since
     hook.url = url
     if shape is not None and shape != shape_of(hook):  # a format staff chose stays otherwise
         hook.format = shape

@@ -37,6 +37,10 @@ def status_badge(status: str, text: str, weight: int = 400) -> str:
     )  # fmt: skip
 
 
+SCOPE_FIELDS = {"owner", "namespace"}
+SCOPE_FIELD = {"user": "owner", "namespace": "namespace"}  # what each scope belongs to
+
+
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
@@ -124,10 +128,22 @@ class WebhookAdmin(admin.ModelAdmin):
             )
         )
 
+    class Media:
+        js = ["hooks/webhook_form.js"]  # the add form shows Owner or Namespace by scope
+
+    def get_readonly_fields(self, request, obj=None):
+        # A webhook keeps its scope: its owner or namespace, secrets and history go with it.
+        return [*self.readonly_fields, "scope"] if obj is not None else self.readonly_fields
+
     def get_fieldsets(self, request, obj=None):
-        """An add form shows only what a new webhook can have."""
+        """An add form shows only what a new webhook can have; a webhook's own page only
+        what its scope has (no owner for a server webhook, no namespace for a user's)."""
         if obj is not None:
-            return self.fieldsets
+            hidden = SCOPE_FIELDS - {SCOPE_FIELD.get(obj.scope, "")}
+            return [
+                (title, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
+                for title, options in self.fieldsets
+            ]
         hidden = {"health", "secret_state", "clear_basic_auth_password", "preview"}
         return [
             (title, {**options, "fields": [f for f in options["fields"] if f not in hidden]})

@@ -270,3 +270,29 @@ def test_the_webhook_list_shows_state_owner_and_last_delivery(admin_client, rece
     assert 'alt="True"' in rows["on"] and 'alt="False"' in rows["broken"]
     assert "ann@example.com" in rows["mine"]
     assert "✓" in rows["on"] and f"{on.deliveries.first().created_at:%Y-%m-%d}" in rows["on"]
+
+
+def test_a_webhooks_page_shows_only_what_its_scope_has(admin_client, django_user_model):
+    from accounts import notification
+
+    server = make_webhook("https://ci.example.com/hook")
+    ann = django_user_model.objects.create_user("ann@example.com", "ann@example.com", "pw")
+    users, _ = notification.save(ann, "https://ann.example.com/hook", signed=False)
+    assert users.name == "Notifications of ann@example.com"  # not one name for every user's
+    page = admin_client.get(
+        reverse("admin:hooks_webhook_change", args=[server.pk])
+    ).content.decode()
+    assert (
+        'name="owner"' not in page and 'name="namespace"' not in page and 'name="scope"' not in page
+    )
+    page = admin_client.get(reverse("admin:hooks_webhook_change", args=[users.pk])).content.decode()
+    assert 'name="owner"' in page and 'name="namespace"' not in page
+    add = admin_client.get(ADD).content.decode()
+    assert (
+        'name="scope"' in add and "hooks/webhook_form.js" in add
+    )  # the add form follows the scope
+    saved = admin_client.post(reverse("admin:hooks_webhook_change", args=[server.pk]),
+                              form(name="CI 2", url=server.url, scope="user"))  # fmt: skip
+    assert saved.status_code == 302
+    server.refresh_from_db()
+    assert server.name == "CI 2" and server.scope == "server"  # its scope stays

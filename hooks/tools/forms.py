@@ -146,10 +146,12 @@ class WebhookForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        scope = data.get("scope")
-        if scope == Scope.USER and not data.get("owner"):
+        scope = data.get("scope") or self.instance.scope  # read-only once it exists
+        if scope == Scope.USER and not data.get("owner") and "owner" in self.fields:
             self.add_error("owner", "A user webhook needs its user.")
-        if scope == Scope.NAMESPACE and not data.get("namespace"):
+        if scope == Scope.NAMESPACE and "namespace" not in self.fields:
+            pass  # its own page: the namespace it belongs to is fixed
+        elif scope == Scope.NAMESPACE and not data.get("namespace"):
             self.add_error("namespace", "A namespace webhook needs its namespace.")
         elif scope == Scope.NAMESPACE:
             key = scopes.find_namespace(data["namespace"].strip())
