@@ -159,3 +159,114 @@ def test_an_owner_runs_a_namespace_in_a_browser(
     deliver_due()
     ids = [r.headers["webhook-id"] for r in receiver.requests if b"eu-central-1" in r.body]
     assert len(ids) == 2 and ids[0] == ids[1]  # the same delivery, sent again
+
+
+WALK_SHOTS = OUTPUT / "walk"
+
+
+def _look(page, name: str, *in_view: str) -> None:
+    """Save the page at 1400 and 390 px; it must not scroll sideways, and each selector
+    in `in_view` must be inside the window (not cut off at its right edge)."""
+    WALK_SHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (1400, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(WALK_SHOTS / f"{name}-{width}.png"), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{name} at {width} px is {overflow} px too wide"
+        for selector in in_view:
+            box = page.locator(selector).first.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (
+                name,
+                width,
+                selector,
+                box,
+            )
+
+
+def test_a_walk_through_the_admin_and_the_user_pages(
+    live_server, browser_page, receiver, django_user_model
+):
+    """Issue 17's pages, as people use them, at 1400 and 390 px (test-output/walk/)."""
+    from accounts import notification
+    from accounts.models import ApiToken
+    from hooks import emit
+    from hooks.worker.attempt import deliver_due
+    from jobs import runner
+    from tests.conftest import TEST_EVENT, make_webhook
+
+    password = "a long and unusual passphrase"
+    django_user_model.objects.create_superuser("root", "root@example.com", password)
+    ann = django_user_model.objects.create_user(
+        "ann@example.com", "ann@example.com", password, name="Ann"
+    )
+    server = make_webhook(receiver.url, name="CI receiver")
+    emit(TEST_EVENT, {"n": 1})
+    notification.save(ann, receiver.url + "/ann", signed=True)
+    ApiToken.issue(ann, "a token with a rather long name for a phone")
+    _, raw = ApiToken.issue(ann, "ci")
+    import json
+
+    from django.test import Client
+
+    job = Client(HTTP_AUTHORIZATION=f"Bearer {raw}").post(
+        "/v2/echo/run", json.dumps({"input": {"prompt": "hi"}, "webhook": receiver.url + "/callback"}),
+        content_type="application/json",
+    ).json()["id"]  # fmt: skip
+    runner.run(job)
+    from hooks.models import Delivery, Webhook
+
+    Webhook.objects.filter(owner=ann).update(event_types=["*"])
+    emit("job.finished", {"event": "job_finished", "job": {"id": job, "name": "echo", "status": "COMPLETED", "url": "x"}},
+         user=ann, audience=("user",))  # fmt: skip
+    deliver_due()
+    page, base = browser_page, live_server.url
+
+    page.goto(base + "/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+    assert "webhookhub administration" in page.content()
+    _look(page, "1-admin-index")
+    page.goto(base + "/admin/hooks/webhook/")
+    _look(page, "2-webhook-list")
+    page.goto(base + "/admin/hooks/webhook/add/")
+    assert (
+        not page.locator(".field-owner").is_visible()
+        and not page.locator(".field-namespace").is_visible()
+    )
+    page.select_option("#id_scope", "user")
+    assert (
+        page.locator(".field-owner").is_visible()
+        and not page.locator(".field-namespace").is_visible()
+    )
+    _look(page, "3-webhook-add")
+    page.goto(base + f"/admin/hooks/webhook/{server.pk}/change/")
+    _look(page, "4-webhook-change")
+    page.goto(base + "/admin/hooks/delivery/")
+    _look(page, "5-delivery-list")
+    delivery = Delivery.objects.filter(webhook=server).first()
+    page.goto(base + f"/admin/hooks/delivery/{delivery.pk}/change/")
+    _look(page, "6-delivery", "text=Redeliver")
+    page.goto(base + "/admin/accounts/siteconfig/")
+    assert "As the environment says" in page.content()
+    _look(page, "7-account-settings")
+    page.goto(base + "/admin/server-configuration/")
+    _look(page, "8-server-configuration")
+
+    user = page.context.browser.new_page()
+    user.goto(base + "/accounts/login/")
+    user.fill("#id_username", "ann@example.com")
+    user.fill("#id_password", password)
+    user.click("main button[type=submit]")
+    user.wait_for_url("**/accounts/settings/")
+    _look(user, "9-settings", "#tokens-table button.danger", "#deliveries button")
+    user.click("#deliveries a")
+    assert "HTTP 200" in user.content()
+    _look(user, "10-notification-delivery")
+    user.goto(base + "/jobs/")
+    _look(user, "11-jobs")
+    user.click("#jobs a")
+    assert "Callback" in user.content() and "HTTP 200" in user.content()
+    _look(user, "12-job", "#redeliver")
+    user.close()
