@@ -205,7 +205,8 @@ class Cluster:
     def __init__(self, name: str, command: str = "qcluster", **env: str) -> None:
         self.log = Path(tempfile.gettempdir()) / f"faults-{name}-{os.getpid()}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", command], cwd=ROOT, env={**os.environ, **env},
+            [sys.executable, "manage.py", command], cwd=ROOT,
+            env={**os.environ, "VERBOSE": "true", **env},  # its "running." line says it is up
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
         self.lines: list[str] = []

@@ -74,6 +74,7 @@ class Cluster:
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT,
+            env={**os.environ, "VERBOSE": "true"},  # its "running." line says it is up
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

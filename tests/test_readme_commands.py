@@ -62,7 +62,7 @@ def test_every_make_target_in_the_readme_exists():
 
 
 def test_the_admin_password_hint_is_a_command_that_works():
-    source = (ROOT / "webhookhub/management/commands/ensure_admin.py").read_text()
+    source = (ROOT / "webhookhub/admin_account.py").read_text()
     assert "./manage.py changepassword" in source and " manage.py changepassword" not in source
     _, code, err = run_help(["changepassword"])
     assert code == 0, err
