@@ -329,4 +329,6 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+    # The database broker, woken on commit (hooks.worker.wakeup); the poll is its backstop.
+    Q_CLUSTER["broker_class"] = "hooks.worker.wakeup.WakeableORM"
     Q_CLUSTER["poll"] = env.float("Q_POLL", default=0.2)
