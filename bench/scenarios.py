@@ -335,6 +335,38 @@ def latency(rx: Receivers, count: int, interval: float = 0.05) -> dict:
     }
 
 
+def retry_lateness(rx: Receivers, count: int, spread: float = 10.0) -> dict:
+    """Deliveries waiting for different times (as retries do): `count` of them due at
+    even steps over `spread` seconds; how late each first attempt starts after its due
+    time (the worker's clock against the database's, both this machine's)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    reset_db()
+    webhooks([rx.url("fast")])
+    cluster = Cluster()
+    try:
+        start = timezone.now() + timedelta(seconds=1)
+        with transaction.atomic():
+            for n in range(count):
+                hooks.emit(EVENT, {"seq": n})
+            due = {}
+            for n, delivery in enumerate(Delivery.objects.order_by("created_at")):
+                due[delivery.pk] = start + timedelta(seconds=spread * n / count)
+                Delivery.objects.filter(pk=delivery.pk).update(
+                    next_attempt_at=due[delivery.pk],
+                    enqueued_until=None,  # as a retry has it
+                )
+        wait_until(delivered(count), timeout=spread + 60)
+    finally:
+        cluster.stop()
+    starts = dict(Attempt.objects.filter(number=1).values_list("delivery_id", "started_at"))
+    late = sorted((starts[pk] - due[pk]).total_seconds() * 1000 for pk in due if pk in starts)
+    return {"p50_ms": statistics.median(late), "p99_ms": late[min(len(late) - 1, int(len(late) * 0.99))],
+            "early": sum(1 for x in late if x < 0)}  # fmt: skip
+
+
 def request_rate(count: int) -> float:
     """GET / through the whole middleware stack (Django's test client, in process)."""
     from django.test import Client  # (Django is set up only now)
@@ -409,6 +441,12 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         "fanout": lambda: {"fanout": best(k, lambda: fanout(fast, 1000 if not quick else 100))},
         "emit": emit,
         "latency": lambda: {"latency": latency(rx, 200 if not quick else 20)},
+        "latency_200": lambda: {
+            "latency_200": latency(rx, 1000 if not quick else 50, interval=0.005)
+        },
+        "retries": lambda: {
+            "retries": retry_lateness(rx, 500 if not quick else 50, 10.0 if not quick else 2.0)
+        },
         "routes": lambda: route_costs(rx, 500 if not quick else 100, k),
     }
 

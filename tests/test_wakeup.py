@@ -91,3 +91,20 @@ def test_deliveries_and_retries_leave_without_waiting_for_the_poll_or_the_sweepe
         proc.wait()
         log.close()
         connection.close()
+
+
+def test_the_ticker_wakes_when_the_next_delivery_falls_due(db, receiver):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from hooks.worker.ticker import TICK, Ticker
+
+    ticker = Ticker()
+    assert ticker.pause() == TICK  # nothing waiting
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    Delivery.objects.update(next_attempt_at=timezone.now() + timedelta(seconds=30))
+    assert ticker.pause() == TICK  # far off: the next regular look comes first
+    Delivery.objects.update(next_attempt_at=timezone.now() + timedelta(milliseconds=300))
+    assert 0.1 < ticker.pause() <= 0.3  # then: not up to a second late

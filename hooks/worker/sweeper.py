@@ -5,6 +5,8 @@ by the cluster's ticker). The Delivery table, not the broker, is the source of t
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -57,6 +59,17 @@ def enqueue_due(now=None, limit: int = 1000) -> int:
     claims.due(now).filter(unqueued, pk__in=ids).update(enqueued_until=now + ENQUEUE_GRACE)
     hand_over(ids)
     return len(ids)
+
+
+def next_due(now) -> datetime | None:
+    """When the earliest pending delivery that is not due yet becomes due (one indexed
+    look at (status, next_attempt_at)), so the ticker can wake exactly then."""
+    return (
+        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__gt=now)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
 
 
 def sweep_once(now=None) -> int:

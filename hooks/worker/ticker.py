@@ -1,26 +1,29 @@
-"""The delivery cluster's clock: every second, due deliveries that no broker task holds
-go to the broker, so a retry leaves within about a second of its due time and a dead
-worker's claims are picked up as soon as their lease runs out.
+"""The delivery cluster's clock: due deliveries that no broker task holds go to the
+broker at least every second, and at the moment the next one falls due when that is
+sooner, so a retry leaves within milliseconds of its due time and a dead worker's
+claims are picked up as soon as their lease runs out.
 
 It runs in the main process of `manage.py qcluster` (which only waits for its
 sentinel otherwise), so it takes no worker from the pool. Each tick is one indexed
-SELECT on (status, next_attempt_at) when nothing is due. The once-a-minute sweeper
-stays the safety net, for clusters that run without it.
+SELECT on (status, next_attempt_at) when nothing is due, and one more for when the
+next one is. The once-a-minute sweeper stays the safety net, for clusters that run
+without it.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from django.db import DatabaseError, connection
+from django.utils import timezone
 
 from hooks.worker import stopping, sweeper
 
 log = logging.getLogger("hooks.ticker")
 
-TICK = 1.0  # seconds between looks at the table
+TICK = 1.0  # seconds between looks at the table, at most
+SOONEST = 0.005  # ... and at least (a retry due now is handed over at once anyway)
 
 
 class Ticker:
@@ -53,10 +56,22 @@ class Ticker:
             )  # fmt: skip
             self.failing = what
 
+    def pause(self) -> float:
+        """Seconds until the next look: a TICK, or less when a delivery falls due sooner
+        (a retry scheduled meanwhile is seen at the next look, at most a TICK later)."""
+        try:
+            now = timezone.now()
+            upcoming = sweeper.next_due(now)
+        except DatabaseError:
+            connection.close()
+            return TICK
+        if upcoming is None:
+            return TICK
+        return min(max((upcoming - now).total_seconds(), SOONEST), TICK)
+
     def run(self, alive: Callable[[], bool] = lambda: True) -> None:
         """Tick until a stop is requested or `alive()` says the cluster is gone."""
         while alive() and not stopping.requested():
-            started = time.monotonic()
             self.tick()
-            stopping.wait(max(TICK - (time.monotonic() - started), 0.0))
+            stopping.wait(self.pause())
         connection.close()
