@@ -13,6 +13,7 @@ of this: its workers block on the list and wake at once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import select
@@ -31,7 +32,12 @@ def folder() -> Path:
     """One folder per database (its name): the web process, the workers and the commands
     of one hub find each other there; a test database gets its own."""
     database = settings.DATABASES[Conf.ORM or "default"]
-    key = hashlib.sha256(f"{database['ENGINE']}:{database['NAME']}".encode()).hexdigest()[:16]
+    return _folder(f"{database['ENGINE']}:{database['NAME']}")
+
+
+@functools.cache
+def _folder(database: str) -> Path:  # once per process and database: emit() pays for it
+    key = hashlib.sha256(database.encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"webhookhub-wake-{os.getuid()}-{key}"
     path.mkdir(mode=0o700, exist_ok=True)
     return path
@@ -42,6 +48,7 @@ class Listener:
 
     def __init__(self, queue: str) -> None:
         self.path = folder() / f"{queue}.{os.getpid()}.sock"
+        self.path.parent.mkdir(mode=0o700, exist_ok=True)  # a tidy-up of /tmp may remove it
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
