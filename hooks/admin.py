@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from hooks import catalog, scopes
 from hooks.models import Attempt, Delivery, Event, Webhook
+from hooks.outbox import filters
 from hooks.outgoing.body import body_for
 from hooks.tools import admin_views
 from hooks.tools.forms import WebhookForm
@@ -37,6 +38,22 @@ def status_badge(status: str, text: str, weight: int = 400) -> str:
     )  # fmt: skip
 
 
+FILTER_PREVIEW = 20
+
+
+def recent_events(webhook: Webhook, count: int) -> list[Event]:
+    """The latest events this webhook subscribes to and would have been offered: of its
+    scope's types, and its user's or namespace's own."""
+    types = [t.name for t in catalog.all_types()
+             if webhook.scope in t.scopes and webhook.subscribes_to(t.name)]  # fmt: skip
+    events = Event.objects.filter(type__in=types)
+    if webhook.scope == "user":
+        events = events.filter(user=webhook.owner_id)
+    elif webhook.scope == "namespace":
+        events = events.filter(namespace=webhook.namespace)
+    return list(events.order_by("-created_at")[:count])
+
+
 SCOPE_FIELDS = {"owner", "namespace"}
 SCOPE_FIELD = {"user": "owner", "namespace": "namespace"}  # what each scope belongs to
 
@@ -47,10 +64,12 @@ class WebhookAdmin(admin.ModelAdmin):
     list_display = ["name", "scope", "belongs_to", "url", "is_on", "health", "last_delivery"]
     list_filter = ["scope", "active", ("disabled_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "url", "namespace"]
-    readonly_fields = ["health", "secret_state", "preview", "created_at", "updated_at"]
+    readonly_fields = ["health", "secret_state", "preview", "filter_preview", "created_at",
+                       "updated_at"]  # fmt: skip
     autocomplete_fields = ["owner"]
     fieldsets = [
-        (None, {"fields": ["name", "url", "active", "event_types", "health"]}),
+        (None, {"fields": ["name", "url", "active", "event_types", "payload_filter",
+                           "filter_preview", "health"]}),
         ("Scope", {"fields": ["scope", "owner", "namespace"]}),
         (
             "Request",
@@ -115,6 +134,24 @@ class WebhookAdmin(admin.ModelAdmin):
             "", "<p><strong>{}</strong></p><pre style='white-space:pre-wrap'>{}</pre>", blocks
         )
 
+    @admin.display(description="filter preview")
+    def filter_preview(self, obj: Webhook) -> str:
+        """Which of the last 20 events it subscribes to its filter would have let through."""
+        if obj.payload_filter is None:
+            return "No filter: it receives every event it subscribes to."
+        recent = recent_events(obj, FILTER_PREVIEW)
+        if not recent:
+            return "No events of its types yet."
+        rows = [(("✓" if filters.matches(obj.payload_filter, e.payload) else "✗"),
+                 f"{e.created_at:%Y-%m-%d %H:%M:%S}", e.type, json.dumps(e.payload)[:120])
+                for e in recent]  # fmt: skip
+        passed = sum(1 for r in rows if r[0] == "✓")
+        return format_html(
+            "<p>{} of the last {} events it subscribes to would have been sent.</p>{}",
+            passed, len(rows),
+            format_html_join("", "<div><strong>{}</strong> {} <code>{}</code> <code>{}</code></div>", rows),
+        )  # fmt: skip
+
     def get_queryset(self, request):
         # Server webhooks first; user and namespace views come with their pages.
         last = Delivery.objects.filter(webhook=OuterRef("pk")).order_by("-created_at")
@@ -144,7 +181,8 @@ class WebhookAdmin(admin.ModelAdmin):
                 (title, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
                 for title, options in self.fieldsets
             ]
-        hidden = {"health", "secret_state", "clear_basic_auth_password", "preview"}
+        hidden = {"health", "secret_state", "clear_basic_auth_password", "preview",
+                  "filter_preview"}  # fmt: skip
         return [
             (title, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
             for title, options in self.fieldsets

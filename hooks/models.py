@@ -56,6 +56,11 @@ class Webhook(models.Model):
     event_types = models.JSONField(
         default=list, blank=True, help_text="Event types it receives; '*' means all of its scope."
     )
+    payload_filter = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Only events whose payload matches (hooks.outbox.filters); blank: every one.",
+    )
     # Stored encrypted (hooks.encryption), like the password and the header values.
     secret = EncryptedTextField(max_length=200, blank=True)
     previous_secret = EncryptedTextField(max_length=200, blank=True)

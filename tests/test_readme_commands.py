@@ -70,7 +70,9 @@ def test_the_admin_password_hint_is_a_command_that_works():
 
 def test_make_run_installs_only_what_running_needs_and_make_test_the_rest():
     def planned(target: str) -> str:  # what make would do on a fresh clone (-B: nothing made yet)
-        return subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True
+        ).stdout
 
     run, test = planned("run"), planned("test")
     assert "pip install" in run and "-e ." in run and "[dev]" not in run

@@ -19,9 +19,13 @@ from django.db import connection
 
 from hooks import catalog
 from hooks.models import ALL_EVENTS, Delivery, Event, Scope, Webhook
+from hooks.outbox import filters
 
 Status = Delivery.Status
 SQLITE_UUID = "hooks_uuid4"
+# A delivery written for a webhook with a payload filter, until the filter decides (in
+# the same transaction, so no other session ever sees it).
+FILTERING = "filtering"
 
 
 def add_sqlite_functions(sender, connection, **kwargs) -> None:
@@ -105,11 +109,12 @@ def _insert_sql(where: str) -> str:
     return (
         f"INSERT INTO {Delivery._meta.db_table} ({own}, created_at, {', '.join(names)}) "
         f"SELECT {new_id}, %s, w.id, "
-        "CASE WHEN w.disabled_at IS NULL THEN %s ELSE %s END, %s, "
+        "CASE WHEN w.payload_filter IS NOT NULL THEN %s "
+        "WHEN w.disabled_at IS NULL THEN %s ELSE %s END, %s, "
         "CASE WHEN w.disabled_at IS NULL THEN %s END, %s, %s"
         f"{', %s' * len(names)} "
         f"FROM {Webhook._meta.db_table} AS w WHERE {where} "
-        "RETURNING id, status"
+        "RETURNING id, status, webhook_id"
     )
 
 
@@ -139,6 +144,7 @@ def write(
     defaults = _defaults()
     params = [
         Delivery._meta.get_field("event").get_db_prep_save(event.pk, connection),
+        FILTERING,
         Status.PENDING.value,
         Status.SKIPPED.value,
         max_attempts,
@@ -159,4 +165,28 @@ def write(
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     to_python = Delivery._meta.pk.to_python  # SQLite hands back the hex text
-    return [to_python(pk) for pk, status in rows if status == Status.PENDING]
+    pending = [to_python(pk) for pk, status, _ in rows if status == Status.PENDING]
+    filtered = {to_python(pk): webhook for pk, status, webhook in rows if status == FILTERING}
+    if filtered:  # only when a subscriber has a payload filter: one more look and write
+        pending += apply_filters(event.payload, filtered)
+    return pending
+
+
+def apply_filters(payload: dict, held: dict) -> list:
+    """Deliveries written for webhooks with a payload filter: kept (pending, or skipped
+    while the webhook is disabled) where it matches, deleted where it does not.
+    Returns the ids kept pending."""
+    webhooks = Webhook.objects.in_bulk(set(held.values()))
+    keep, skip, drop = [], [], []
+    for pk, webhook_id in held.items():
+        webhook = webhooks[webhook_id]
+        if not filters.matches(webhook.payload_filter, payload):
+            drop.append(pk)
+        elif webhook.is_disabled:
+            skip.append(pk)
+        else:
+            keep.append(pk)
+    Delivery.objects.filter(pk__in=drop).delete()
+    Delivery.objects.filter(pk__in=skip).update(status=Status.SKIPPED, next_attempt_at=None)
+    Delivery.objects.filter(pk__in=keep).update(status=Status.PENDING)
+    return keep

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from django import forms
@@ -9,6 +10,7 @@ from django.core.exceptions import ValidationError
 
 from hooks import catalog, conf, scopes
 from hooks.models import ALL_EVENTS, Scope, Webhook
+from hooks.outbox import filters
 from hooks.outgoing import signing, ssrf, templating
 from hooks.outgoing.request import MASK
 
@@ -38,6 +40,20 @@ def validate_secret(secret: str) -> str:
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
     return secret
+
+
+def validate_filter(text: str) -> dict | None:
+    """A payload filter as JSON text (blank: none), or a ValidationError saying where."""
+    if not text.strip():
+        return None
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(f"The filter is not valid JSON: {exc}.") from None
+    try:
+        return filters.validate(spec)
+    except filters.FilterError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def validate_template(template: str) -> str:
@@ -105,10 +121,20 @@ class WebhookForm(forms.ModelForm):
     )
     clear_basic_auth_password = forms.BooleanField(label="Remove the password", required=False)
 
+    payload_filter = forms.CharField(
+        label="Payload filter",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField",
+                                     "placeholder": '{"path": "job.status", "eq": "COMPLETED"}'}),
+        help_text='Only events whose payload matches: {"path": "a.b", "eq"|"ne"|"in"|"nin"|'
+        '"exists"|"gt"|"gte"|"lt"|"lte": value}, combined with {"all": [...]} or {"any": [...]}. '
+        "Blank: every event it subscribes to.",
+    )  # fmt: skip
+
     class Meta:
         model = Webhook
         fields = [
-            "name", "url", "active", "scope", "owner", "namespace", "event_types",
+            "name", "url", "active", "scope", "owner", "namespace", "event_types", "payload_filter",
             "format", "data_template", "timeout", "verify_tls", "github_signature",
             "djinn_headers", "basic_auth_username",
         ]  # fmt: skip
@@ -120,6 +146,8 @@ class WebhookForm(forms.ModelForm):
             *catalog.grouped_choices(),
         ]
         self.fields["event_types"].initial = list(self.instance.event_types or [])
+        if self.instance.payload_filter is not None:
+            self.initial["payload_filter"] = json.dumps(self.instance.payload_filter, indent=2)
         self.fields["headers_text"].initial = "\n".join(
             f"{name}: {MASK}" for name in (self.instance.headers or {})
         )
@@ -129,6 +157,9 @@ class WebhookForm(forms.ModelForm):
 
     def clean_data_template(self) -> str:
         return validate_template(self.cleaned_data.get("data_template", ""))
+
+    def clean_payload_filter(self):
+        return validate_filter(self.cleaned_data.get("payload_filter", ""))
 
     def clean_timeout(self):
         timeout = self.cleaned_data.get("timeout")
