@@ -17,6 +17,7 @@ from accounts.events import user_webhooks_enabled
 from accounts.forms import NotificationWebhookForm, ProfileForm, SignupForm, TokenForm
 from accounts.models import ApiToken
 from hooks.models import Delivery
+from webhookhub import pages
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -162,8 +163,5 @@ def delivery(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 def redeliver(request: HttpRequest, pk) -> HttpResponse:
     _require_user_webhooks()
-    delivery = _own_delivery(request, pk)
-    with transaction.atomic():
-        hooks.redeliver(Delivery.objects.filter(pk=delivery.pk))
-    messages.success(request, "Queued for redelivery.")
+    pages.redeliver(request, _own_delivery(request, pk), "The notification")
     return redirect("accounts:settings")

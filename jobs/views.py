@@ -5,9 +5,7 @@ job is a 404."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -17,6 +15,7 @@ import hooks
 from hooks.models import Delivery
 from jobs.events import CALLBACK
 from jobs.models import Job
+from webhookhub import pages
 
 SHOWN = 50
 
@@ -75,11 +74,5 @@ def detail(request: HttpRequest, job_id: str) -> HttpResponse:
 @require_POST
 def redeliver(request: HttpRequest, job_id: str, delivery_id) -> HttpResponse:
     job = _own_job(request, job_id)
-    delivery = get_object_or_404(callbacks(job), pk=delivery_id)
-    with transaction.atomic():
-        queued = hooks.redeliver(Delivery.objects.filter(pk=delivery.pk))
-    if queued:
-        messages.success(request, "The callback is queued for redelivery (the same webhook-id).")
-    else:
-        messages.error(request, "It is being sent right now; look again in a moment.")
+    pages.redeliver(request, get_object_or_404(callbacks(job), pk=delivery_id), "The callback")
     return redirect("job_pages:detail", job_id=job.id)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -18,6 +17,7 @@ from hooks.models import Attempt, Delivery, Scope, Webhook
 from namespaces.access import Need, get_for
 from namespaces.forms import NamespaceWebhookForm
 from namespaces.views import page
+from webhookhub import pages
 
 RECENT = 30
 
@@ -120,10 +120,5 @@ def delivery(request: HttpRequest, path: str, pk: int, delivery_id) -> HttpRespo
 def redeliver(request: HttpRequest, path: str, pk: int, delivery_id) -> HttpResponse:
     namespace, _, webhook = _webhook(request, path, pk)
     found = get_object_or_404(Delivery, pk=delivery_id, webhook=webhook)
-    with transaction.atomic():
-        queued = hooks.redeliver(Delivery.objects.filter(pk=found.pk))
-    if queued:
-        messages.success(request, "Queued for redelivery (the same webhook-id).")
-    else:
-        messages.error(request, "It is being sent right now; look again in a moment.")
+    pages.redeliver(request, found, "The delivery")
     return redirect("namespaces:delivery", path=namespace.path, pk=webhook.pk, delivery_id=found.pk)

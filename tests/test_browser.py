@@ -155,7 +155,7 @@ def test_an_owner_runs_a_namespace_in_a_browser(
     assert "X-Djinn-CI-Signature" in page.content() and "eu-central-1" in page.content()
     _shot(page, "7-delivery")
     page.click("#redeliver")
-    assert "Queued for redelivery" in page.content()
+    assert "queued for redelivery" in page.content()
     deliver_due()
     ids = [r.headers["webhook-id"] for r in receiver.requests if b"eu-central-1" in r.body]
     assert len(ids) == 2 and ids[0] == ids[1]  # the same delivery, sent again

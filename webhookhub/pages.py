@@ -1,0 +1,22 @@
+"""What the owners' pages share (a user's settings and jobs, a namespace's webhooks)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpRequest
+
+import hooks
+from hooks.models import Delivery
+
+
+def redeliver(request: HttpRequest, delivery: Delivery, what: str = "It") -> bool:
+    """One more attempt on `delivery` (the same webhook-id), and a message that says
+    whether it was queued: a delivery being sent right now is left alone."""
+    with transaction.atomic():
+        queued = hooks.redeliver(Delivery.objects.filter(pk=delivery.pk))
+    if queued:
+        messages.success(request, f"{what} is queued for redelivery (the same webhook-id).")
+    else:
+        messages.error(request, "It is being sent right now; look again in a moment.")
+    return bool(queued)
