@@ -4,7 +4,8 @@ what is measured. Prints one JSON line with the ports, then serves until stdin c
 - fast: answers 200 at once
 - slow: answers 200 after 50 ms
 - dead: never answers (holds the connection for up to 60 s)
-- control: GET /stats → counts per receiver and arrival times by `seq`; POST /reset
+- control: GET /stats → counts (and distinct webhook-ids) per receiver and arrival
+  times by `seq`; POST /reset
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def main() -> None:
         with lock:
             stats = {
                 "counts": {name: len(s.requests) for name, s in servers.items()},
+                # requests under a webhook-id already seen: a delivery sent twice
+                "distinct": {
+                    name: len({r.headers.get("webhook-id") for r in s.requests})
+                    for name, s in servers.items()
+                },
                 "arrivals": dict(arrivals),
             }
         return Reply(200, {"Content-Type": "application/json"}, json.dumps(stats).encode())

@@ -7,6 +7,7 @@ ratios stay meaningful on a noisy machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -78,17 +79,21 @@ class Cluster:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its whole tree can be killed, never left behind
         )
         ready = threading.Event()
+        self.lines: list[str] = []
 
         def read() -> None:
             for line in self.proc.stdout:
+                self.lines = [*self.lines[-20:], line]
                 if "running." in line:
                     ready.set()
 
         threading.Thread(target=read, daemon=True).start()
         if not ready.wait(60):
-            raise RuntimeError("qcluster did not start")
+            self.kill()  # a cluster left running would take the next measure's tasks
+            raise RuntimeError("qcluster did not start:\n" + "".join(self.lines))
 
     def worker_pids(self) -> list[int]:
         """Every process below the qcluster command (sentinel, workers, monitor, pusher)."""
@@ -117,7 +122,14 @@ class Cluster:
         try:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        """Whatever is left of its process tree."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
 
 def reset_db() -> None:
@@ -242,6 +254,36 @@ def hub_drain(url: str, count: int) -> tuple[float, float, float, float]:
         return rate, rss_early, cluster.memory_mb("VmRSS"), cluster.memory_mb("VmHWM")
     finally:
         cluster.stop()
+
+
+def slow_drain(rx: Receivers, count: int, clusters: int) -> tuple[float, int]:
+    """Deliveries/s to the 50 ms receiver with `clusters` qclusters on one database and
+    broker (as on that many machines), and how many deliveries arrived twice."""
+    reset_db()
+    webhooks([rx.url("slow")])
+    rx.reset()
+    running = [Cluster() for _ in range(clusters)]
+    try:
+        with transaction.atomic():
+            for n in range(count):
+                hooks.emit(EVENT, {"seq": n, "text": "benchmark"})
+            start_holder = []
+            transaction.on_commit(lambda: start_holder.append(time.monotonic()))
+        wait_until(delivered(count))
+        rate = count / (time.monotonic() - start_holder[0])
+    finally:
+        for cluster in running:
+            cluster.stop()
+    stats = rx.stats()
+    return rate, stats["counts"]["slow"] - stats["distinct"]["slow"]
+
+
+def scale_out(rx: Receivers, count: int, k: int) -> dict:
+    """One qcluster against two, draining to the 50 ms receiver; duplicates of the two."""
+    one = max(slow_drain(rx, count, 1)[0] for _ in range(k))
+    runs = [slow_drain(rx, count, 2) for _ in range(k)]
+    return {"scale_one": one, "scale_two": max(r[0] for r in runs),
+            "scale_duplicates": sum(r[1] for r in runs)}  # fmt: skip
 
 
 def isolation(rx: Receivers, events: int, dead: int) -> float:
@@ -458,6 +500,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
             "retries": retry_lateness(rx, 500 if not quick else 50, 10.0 if not quick else 2.0)
         },
         "routes": lambda: route_costs(rx, 500 if not quick else 100, k),
+        "scale_out": lambda: scale_out(rx, n, k),
     }
 
 

@@ -311,6 +311,11 @@ class Pump:
                 time.sleep(delay)
                 delay = min(delay * 2, longest)
 
+    def _endpoint_bound_with_more(self) -> bool:
+        """An endpoint took all this process may send it and more is due: another process
+        (of this cluster or another machine's) can send that meanwhile."""
+        return bool(self.saturated()) and claims.due(timezone.now()).exists()
+
     def _claim(self, limit: int, ids: list | None) -> tuple:
         """Claim, leaving out what this pump holds enough for, and give back the surplus
         for stalling endpoints."""
@@ -360,8 +365,8 @@ class Pump:
                 and self.holding() <= self.capacity // 2
             ):
                 got = self.refill(ids)
-                if first and got >= self.capacity:
-                    bring_helper()  # more work than one pump
+                if first and (got >= self.capacity or self._endpoint_bound_with_more()):
+                    bring_helper()  # more work than one pump, or than one process may send
                 ids, first = None, False
                 claiming = got > 0 or bool(self.saturated())
                 changed = got > 0  # an empty claim is not repeated until something lands
