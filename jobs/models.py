@@ -104,6 +104,17 @@ class Job(models.Model):
         return self.id.startswith("sync-")
 
     @property
+    def look(self) -> str:
+        """How pages colour its status: succeeded, pending or failed."""
+        if self.status == self.Status.COMPLETED:
+            return "succeeded"
+        return (
+            "pending"
+            if self.status in (self.Status.IN_QUEUE, self.Status.IN_PROGRESS)
+            else "failed"
+        )
+
+    @property
     def is_final(self) -> bool:
         return self.status in self.FINAL
 

@@ -23,6 +23,7 @@ from hooks import NAMESPACE
 from hooks.models import ALL_EVENTS, Scope, Webhook
 from namespaces import cron as schedules
 from namespaces.models import (
+    MASK,
     MAX_DEPTH,
     Collaborator,
     Cron,
@@ -39,7 +40,6 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 RESERVED = {"new", "invites", "edit", "delete", "members", "invite", "jobs", "variables",
             "keys", "cron", "images", "objects", "webhooks"}  # fmt: skip
 VARIABLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MASK = "********"
 
 
 def _no_line_breaks(value: str) -> str:

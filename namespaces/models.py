@@ -14,6 +14,7 @@ from django.db.models import F
 from hooks import EncryptedTextField
 
 MAX_DEPTH = 20  # as Djinn: a namespace path has at most 20 levels
+MASK = "********"  # a masked variable's value, wherever it would be shown
 
 
 class Namespace(models.Model):
@@ -105,10 +106,10 @@ class Invite(models.Model):
 
     def as_payload(self) -> dict:
         return {"namespace": self.namespace.as_payload(),
-                "inviter": _person(self.inviter), "invitee": _person(self.invitee)}  # fmt: skip
+                "inviter": person(self.inviter), "invitee": person(self.invitee)}  # fmt: skip
 
 
-def _person(user) -> dict:
+def person(user) -> dict:
     return {"id": user.pk, "name": user.display_name, "email": user.email}
 
 
@@ -127,7 +128,7 @@ class Resource(models.Model):
 
     def common_payload(self) -> dict:
         return {"id": self.pk, "namespace": {"id": self.namespace_id, "path": self.namespace.path},
-                "author": _person(self.author) if self.author else None,
+                "author": person(self.author) if self.author else None,
                 "created_at": self.created_at.isoformat() if self.created_at else None}  # fmt: skip
 
 
@@ -148,7 +149,7 @@ class Variable(Resource):
 
     @property
     def shown_value(self) -> str:
-        return "********" if self.masked else self.value
+        return MASK if self.masked else self.value
 
     def as_payload(self) -> dict:
         shown = {"key": self.key, "masked": self.masked}

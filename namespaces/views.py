@@ -33,8 +33,9 @@ from namespaces.models import (
     Namespace,
     Object,
     SSHKey,
-    StoredFile,  # fmt: skip
+    StoredFile,
     Variable,
+    person,
 )
 
 JOBS_SHOWN = 50
@@ -147,13 +148,9 @@ def remove_member(request: HttpRequest, path: str, user_id: int) -> HttpResponse
     member = get_object_or_404(Collaborator, namespace=namespace.top, user_id=user_id)
     with transaction.atomic():
         member.delete()
-        events.namespace_changed(namespace.top, "updated", removed=_person(member.user))
+        events.namespace_changed(namespace.top, "updated", removed=person(member.user))
     messages.success(request, f"{member.user.display_name} is no longer a collaborator.")
     return redirect("namespaces:members", path=namespace.path)
-
-
-def _person(user) -> dict:
-    return {"id": user.pk, "name": user.display_name, "email": user.email}
 
 
 @login_required
