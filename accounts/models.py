@@ -42,9 +42,17 @@ class ApiTokenQuerySet(models.QuerySet):
             self.select_related("user").filter(digest=hash_token(raw), user__is_active=True).first()
         )
 
+    def from_header(self, header: str) -> ApiToken | None:
+        """`Bearer <token>`, or the bare token as RunPod's own curl examples send it."""
+        scheme, _, raw = header.strip().partition(" ")
+        if not raw:
+            return self.authenticate(scheme) if scheme else None
+        return self.authenticate(raw.strip()) if scheme.lower() == "bearer" else None
+
 
 class ApiToken(models.Model):
-    """A bearer token for the job API. Only its SHA-256 is stored; it is shown once."""
+    """A bearer token for the job API and /api/v1. Only its SHA-256 is stored; it is
+    shown once. Posting events is a scope only staff give (in the admin)."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
@@ -52,6 +60,11 @@ class ApiToken(models.Model):
     hint = models.CharField(max_length=12, help_text="The first characters, to tell tokens apart.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    can_post_events = models.BooleanField(
+        "may post events",
+        default=False,
+        help_text="May post declared event types to /api/v1/events (given by staff).",
+    )
 
     objects = ApiTokenQuerySet.as_manager()
 

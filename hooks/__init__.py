@@ -6,12 +6,14 @@ Sending:      emit, send_now, send_to_slot
 Registering:  register_event_type, Slot, register_slot, SlotSetting,
               register_slot_setting, SERVER, USER, NAMESPACE, SCOPES
 Validating:   validate_target_url, validate_secret, generate_secret
-Listing:      event_types() (every registered type, with its scopes)
+Listing:      event_types() (every registered type, with its scopes),
+              is_declared_event_type(name) (declared by staff, for outside producers)
 Namespaces:   register_namespaces(label, find) (how the admin names and finds them)
 Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
 Operating:    send_test, redeliver, delivery_attempts (for owners' delivery pages)
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
+Metrics:      metrics_view (GET /metrics), register_metrics(collector) (an app's figures)
 Errors:       UnknownEventType, PayloadTooLarge, UnsafeURL
 """
 
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from hooks.catalog import NAMESPACE, SCOPES, SERVER, USER, UnknownEventType
 from hooks.catalog import all_types as event_types
+from hooks.catalog import is_declared as is_declared_event_type
 from hooks.catalog import register as register_event_type
 from hooks.conf import DEFAULT_RETRY_SCHEDULE, VERSION
 from hooks.conf import DEFAULTS as SETTING_DEFAULTS
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
     from hooks.slots import register as register_slot
     from hooks.slots import register_setting as register_slot_setting
     from hooks.tools.forms import validate_secret, validate_target_url
+    from hooks.tools.metrics import register as register_metrics
+    from hooks.tools.metrics import view as metrics_view
     from hooks.tools.ping import ping as send_test
     from hooks.tools.redelivery import request as redeliver
     from hooks.tools.shown import attempts_of as delivery_attempts
@@ -52,6 +57,8 @@ _LAZY = {
     "emit": ("hooks.outbox.event", "emit"),
     "PayloadTooLarge": ("hooks.outbox.event", "PayloadTooLarge"),
     "send_now": ("hooks.worker.send_now", "send_now"),
+    "metrics_view": ("hooks.tools.metrics", "view"),
+    "register_metrics": ("hooks.tools.metrics", "register"),
     "send_to_slot": ("hooks.worker.send_now", "send_to_slot"),
     "generate_secret": ("hooks.outgoing.signing", "generate_secret"),
     "UnsafeURL": ("hooks.outgoing.ssrf", "UnsafeURL"),
@@ -86,6 +93,9 @@ __all__ = [
     "delivery_attempts",
     "emit",
     "event_types",
+    "is_declared_event_type",
+    "metrics_view",
+    "register_metrics",
     "generate_secret",
     "redeliver",
     "register_event_type",

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from hooks import catalog, scopes
-from hooks.models import Attempt, Delivery, Event, Webhook
+from hooks.models import Attempt, DeclaredEventType, Delivery, Event, Webhook
 from hooks.outbox import filters
 from hooks.outgoing.body import body_for
 from hooks.tools import admin_views
@@ -384,3 +384,17 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(DeclaredEventType)
+class DeclaredEventTypeAdmin(admin.ModelAdmin):
+    """Event types for outside producers (POST /api/v1/events); webhooks subscribe to them
+    like to the hub's own once declared here."""
+
+    list_display = ["name", "description", "for_server", "for_users", "for_namespaces"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Renaming would leave subscribers and stored events under the old name.
+        return [*self.readonly_fields, "name"] if obj else self.readonly_fields

@@ -1,7 +1,8 @@
 from django.apps import AppConfig
 from django.core.signals import request_started
+from django.db import DatabaseError
 from django.db.backends.signals import connection_created
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 class HooksConfig(AppConfig):
@@ -20,6 +21,26 @@ class HooksConfig(AppConfig):
             fanout.add_sqlite_functions, dispatch_uid="hooks.sqlite_functions"
         )
         catalog.register_builtin()
+        catalog.set_declared_source(_declared_types)
+        for signal in (post_save, post_delete):
+            signal.connect(
+                _forget_declared, sender="hooks.DeclaredEventType", dispatch_uid="hooks.declared"
+            )
         post_migrate.connect(schedules.ensure, sender=self)
         post_migrate.connect(slots.sync_all_env, sender=self, dispatch_uid="hooks.env_slots")
         request_started.connect(slots.sync_env_once, dispatch_uid="hooks.env_slots")
+
+
+def _declared_types():
+    from hooks.models import DeclaredEventType  # models exist once apps are ready
+
+    try:
+        return [declared.as_event_type() for declared in DeclaredEventType.objects.all()]
+    except DatabaseError:  # not migrated yet (e.g. while `migrate` itself runs)
+        return []
+
+
+def _forget_declared(**kwargs) -> None:
+    from hooks import catalog  # as ready() does: after the app registry
+
+    catalog.reload_declared()

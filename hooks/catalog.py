@@ -7,9 +7,12 @@ instead of silently reaching nobody.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from hooks import process
 
 SERVER = "server"
 USER = "user"
@@ -39,6 +42,21 @@ class EventType:
 
 
 _registry: dict[str, EventType] = {}
+
+# Types declared at run time (staff declare them in the admin for outside producers):
+# a source function reads them; each process keeps them (hooks.process) for RELOAD
+# seconds, reloads at once when its own process changed them, and on a miss at most
+# every MISS_RELOAD.
+RELOAD, MISS_RELOAD = 5.0, 0.5
+_declared_source: Callable[[], list[EventType]] | None = None
+
+
+def check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise ValueError(
+            f"Event type {name!r} must look like 'area.action' or 'word' (lowercase letters, "
+            "digits and underscores)."
+        )
 
 
 def register(
@@ -72,17 +90,52 @@ def unregister(name: str) -> None:
     _registry.pop(name, None)
 
 
+def set_declared_source(source: Callable[[], list[EventType]] | None) -> None:
+    """Where types declared at run time come from (hooks' own model, set in ready())."""
+    global _declared_source
+    _declared_source = source
+    reload_declared()
+
+
+def reload_declared() -> None:
+    """Forget the declared types; the next look reads them again."""
+    process.current().declared_types = (float("-inf"), {})
+
+
+def _declared_types(older_than: float | None = None) -> dict[str, EventType]:
+    older_than = RELOAD if older_than is None else older_than
+    state = process.current()
+    loaded_at, declared = state.declared_types
+    now = time.monotonic()
+    if _declared_source is not None and now - loaded_at >= older_than:
+        declared = {t.name: t for t in _declared_source() if t.name not in _registry}
+        state.declared_types = (now, declared)
+    return declared
+
+
+def is_registered_in_code(name: str) -> bool:
+    return name in _registry
+
+
+def is_declared(name: str) -> bool:
+    """A type declared at run time (which outside producers may post)."""
+    return name in _declared_types() or name in _declared_types(MISS_RELOAD)
+
+
 def get(name: str) -> EventType:
-    try:
-        return _registry[name]
-    except KeyError:
+    found = _registry.get(name) or _declared_types().get(name)
+    if found is None:
+        found = _declared_types(MISS_RELOAD).get(name)  # declared moments ago elsewhere
+    if found is None:
         raise UnknownEventType(
-            f"Unknown event type {name!r}; register it in hooks.catalog first."
-        ) from None
+            f"Unknown event type {name!r}; register it in hooks.catalog or declare it in "
+            "the admin first."
+        )
+    return found
 
 
 def all_types() -> list[EventType]:
-    return sorted(_registry.values(), key=lambda t: t.name)
+    return sorted([*_registry.values(), *_declared_types().values()], key=lambda t: t.name)
 
 
 def choices(scope: str | None = None) -> list[tuple[str, str]]:

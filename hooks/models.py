@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -259,3 +260,51 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.number} of {self.delivery_id}"
+
+
+class DeclaredEventType(models.Model):
+    """An event type declared by staff in the admin, for producers outside this Django
+    project (they post it to /api/v1/events). Code-registered types cannot be declared."""
+
+    name = models.CharField(
+        max_length=100, unique=True, help_text="Like 'invoice.paid' or 'deploys'."
+    )
+    description = models.CharField(max_length=300)
+    example = models.JSONField(
+        default=dict, blank=True, help_text="An example payload (a JSON object), shown to owners."
+    )
+    for_server = models.BooleanField("server webhooks may subscribe", default=True)
+    for_users = models.BooleanField("users' webhooks may subscribe", default=False)
+    for_namespaces = models.BooleanField("namespace webhooks may subscribe", default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "declared event type"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        chosen = (self.for_server, self.for_users, self.for_namespaces)
+        return tuple(s for s, on in zip(catalog.SCOPES, chosen, strict=True) if on)
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            catalog.check_name(self.name)
+        except ValueError as exc:
+            errors["name"] = str(exc)
+        if catalog.is_registered_in_code(self.name):
+            errors["name"] = f"{self.name!r} is one of the hub's own event types."
+        if not self.scopes:
+            errors["for_server"] = "Choose at least one kind of webhook that may subscribe."
+        if not isinstance(self.example, dict):
+            errors["example"] = "The example payload must be a JSON object."
+        if errors:
+            raise ValidationError(errors)
+
+    def as_event_type(self) -> catalog.EventType:
+        return catalog.EventType(self.name, self.description, self.scopes, self.example or {})

@@ -4,6 +4,7 @@ module-level state.
 - what the pump learnt about endpoints (in-flight bounds, which ones stall);
 - the claims' short-lived list of stopped webhooks;
 - whether environment-fed slots were brought in line;
+- the event types staff declared, as last read;
 - the broker client, the sender threads and the HTTP connection pools, which must
   not cross a fork: django-q2
   forks its workers, so each process (pid) gets its own.
@@ -31,6 +32,8 @@ class ProcessState:
     # (monotonic time read, ids of disabled or inactive webhooks)
     stopped_webhooks: tuple[float, list[int]] = (0.0, [])
     env_slots_synced: bool = False
+    # (monotonic time read, event types declared at run time by name)
+    declared_types: tuple[float, dict[str, Any]] = (float("-inf"), {})
     broker: Any = None
     executor: ThreadPoolExecutor | None = None
     # (scheme, address, port, host, verify) -> urllib3 connection pool

@@ -4,13 +4,12 @@ health, purge-queue (and tag, the hub's addition). Bearer API tokens; JSON error
 from __future__ import annotations
 
 import json
-import math
 import time
 import uuid
 from functools import wraps
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -20,6 +19,7 @@ from accounts.models import ApiToken
 from jobs import lifecycle, waiters, workers
 from jobs.models import Chunk, Endpoint, Job, new_sync_job_id
 from namespaces import access
+from webhookhub import jsonbody
 
 Status = Job.Status
 MIN_TIMEOUT_MS, MAX_MS = 5_000, 7 * 24 * 3600 * 1000
@@ -56,7 +56,7 @@ def _api(view, method: str):
             response = JsonResponse({"error": f"Use {method} here."}, status=405)
             response["Allow"] = method
             return response
-        token = _token(request.headers.get("Authorization", ""))
+        token = ApiToken.objects.from_header(request.headers.get("Authorization", ""))
         if token is None:
             return JsonResponse(
                 {"error": "Unauthorized: send Authorization: Bearer <API token> (or the bare "
@@ -76,47 +76,11 @@ def _api(view, method: str):
     return wrapped
 
 
-def _token(header: str) -> ApiToken | None:
-    """`Bearer <token>`, or the bare token as RunPod's own curl examples send it."""
-    scheme, _, raw = header.strip().partition(" ")
-    if not raw:
-        return ApiToken.objects.authenticate(scheme) if scheme else None
-    return ApiToken.objects.authenticate(raw.strip()) if scheme.lower() == "bearer" else None
-
-
-def _not_a_number(constant: str):
-    raise ValueError(f"{constant} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
 def _body(request: HttpRequest) -> dict:
-    """The JSON object of the body: strict JSON (no NaN or infinities), nested no deeper
-    than Python's parser allows, text without lone surrogates, within the size limit."""
-    limit = hooks.settings().max_payload_bytes + BODY_OVERHEAD
     try:
-        raw = request.body
-    except RequestDataTooBig:
-        raw = None
-    if raw is None or len(raw) > limit:
-        raise ApiError(f"The request body is larger than {limit} bytes.", status=413)
-    try:
-        body = json.loads(raw or b"{}", parse_constant=_not_a_number, parse_float=_finite)
-        json.dumps(body, ensure_ascii=False).encode()  # lone surrogates cannot be stored
-    except RecursionError:
-        raise ApiError("The request body is nested too deeply.") from None
-    except UnicodeError:
-        raise ApiError("The request body holds text that is not valid Unicode.") from None
-    except ValueError as exc:
-        raise ApiError(f"The request body is not valid JSON: {exc}.") from None
-    if not isinstance(body, dict):
-        raise ApiError("The request body must be a JSON object.")
-    return body
+        return jsonbody.parse(request, hooks.settings().max_payload_bytes + BODY_OVERHEAD)
+    except jsonbody.BodyError as exc:
+        raise ApiError(exc.message, status=exc.status) from None
 
 
 def _int(policy: dict, key: str, default: int, low: int, high: int) -> int:

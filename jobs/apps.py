@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+import hooks
+
 
 class JobsConfig(AppConfig):
     name = "jobs"
@@ -8,8 +10,9 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here: they import models, which exist only once apps are loaded.
-        from jobs import checks, events, maintenance  # noqa: F401 (checks registers itself)
+        from jobs import checks, events, maintenance, metrics  # noqa: F401 (checks registers)
 
         events.register()
+        hooks.register_metrics(metrics.JobsCollector())
         post_migrate.connect(maintenance.ensure_schedule, sender=self)
         post_migrate.connect(maintenance.ensure_endpoints, sender=self)

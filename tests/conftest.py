@@ -37,7 +37,7 @@ def fresh_process_state():
 
 @pytest.fixture(autouse=True, scope="session")
 def test_event_type():
-    if TEST_EVENT not in {t.name for t in catalog.all_types()}:
+    if not catalog.is_registered_in_code(TEST_EVENT):
         catalog.register(
             TEST_EVENT,
             "Something happened (tests only).",

@@ -4,8 +4,10 @@ Every variable is documented in README.md under "Configuration".
 """
 
 import base64
+import hashlib
 import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -78,6 +80,8 @@ INSTALLED_APPS = [
     "jobs",
     "routes",
     "namespaces",
+    "api",
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -146,6 +150,15 @@ def _database() -> dict:
 
 
 DATABASES = {"default": _database()}
+
+
+def _metrics_dir(database: dict) -> str:
+    """A folder per user and database under the temp dir: the processes of one hub on
+    one machine share it, two hubs do not."""
+    key = hashlib.sha256(f"{database.get('HOST')}/{database['NAME']}".encode()).hexdigest()
+    return str(Path(tempfile.gettempdir()) / f"webhookhub-metrics-{os.getuid()}-{key[:16]}")
+
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -270,6 +283,17 @@ WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES = env.int(
 WEBHOOK_HISTORY_DAYS = env.int("WEBHOOK_HISTORY_DAYS", default=HOOKS["WEBHOOK_HISTORY_DAYS"])
 ADMINS = [("", email) for email in env.list("ADMIN_EMAILS", default=[])]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webhookhub@localhost")
+
+# --- Prometheus /metrics ------------------------------------------------------
+# A scrape is allowed with `Authorization: Bearer <METRICS_TOKEN>` (when set) or from an
+# address in METRICS_ALLOWED_NETWORKS. Worker counters live in one folder per machine
+# (prometheus-client's multiprocess mode); every process of the machine must share it,
+# and runhub empties it when it starts.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+METRICS_DIR = env.str("METRICS_DIR", default="") or _metrics_dir(DATABASES["default"])
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", METRICS_DIR)
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
 
 # --- django-q2 -----------------------------------------------------------
 # A pump task claims due deliveries for up to WEBHOOK_PUMP_SECONDS, then lets what it

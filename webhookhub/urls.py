@@ -3,6 +3,8 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView, TemplateView
 
+import hooks
+
 admin.site.site_header = "webhookhub administration"
 admin.site.site_title = "webhookhub admin"
 
@@ -11,6 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("v2/", include("jobs.urls")),
+    path("api/v1/", include("api.urls")),
+    path("metrics", hooks.metrics_view, name="metrics"),
     path("namespaces/", include("namespaces.urls")),
     path("jobs/", include("jobs.page_urls")),
     path("", TemplateView.as_view(template_name="home.html"), name="home"),

@@ -39,7 +39,7 @@ from functools import partial
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from hooks import conf, process
+from hooks import conf, metrics, process
 from hooks.models import Delivery
 from hooks.outbox.handover import enqueue_pump, unmark
 from hooks.outgoing import transport
@@ -282,7 +282,14 @@ class Pump:
             raise
         self.recorded += len(batch)
         self.last_flush = time.monotonic()
+        self.show()
         return claimed
+
+    def show(self) -> None:
+        """This process's figures for /metrics (a gauge each, one series per process)."""
+        metrics.IN_FLIGHT.set(len(self.in_flight))
+        waiting = sum(len(queue) for queue in self.waiting.values())
+        metrics.HELD.set(len(self.in_flight) + waiting + len(self.finished))
 
     def _write_once_or_again(self, batch: list, claim: int, ids: list | None) -> tuple:
         """A transient database error (deadlock, lock timeout, serialization failure, a
@@ -298,7 +305,7 @@ class Pump:
                     if claim > 0 and not stopping.requested():
                         token, claimed = self._claim(claim, ids)
                     recorded.update_health()  # last: other pumps wait on these rows
-                recorded.log_failures()
+                recorded.after_commit()
                 return token, claimed
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() + delay > give_up:
@@ -377,6 +384,7 @@ class Pump:
             changed = self.collect(timeout=FLUSH_EVERY) > 0 or changed
             self.flush()
         self.flush(force=True)
+        self.show()
         if claiming and claims.due(timezone.now()).exists():
             bring_helper()  # budget spent with work left: continue in a fresh task
         return self.recorded

@@ -13,7 +13,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from hooks import conf
+from hooks import conf, metrics
 from hooks.models import Attempt, Delivery, Webhook
 from hooks.outgoing.request import masked
 from hooks.outgoing.transport import OutgoingRequest, Result
@@ -66,6 +66,7 @@ class Recorded:
     attempts: list[Attempt]
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
     now: datetime
+    statuses: list[str]  # each delivery's status after its attempt, in batch order
 
     def update_health(self) -> None:
         """Failure counters and disabling. Webhook rows are shared by every worker: they
@@ -74,6 +75,11 @@ class Recorded:
         for webhook_id in sorted(self.outcomes):
             webhook, outcomes = self.outcomes[webhook_id]
             health.after_attempts(webhook, outcomes, self.now)
+
+    def after_commit(self) -> None:
+        """What is done once the attempts are recorded for good: metrics and the log."""
+        metrics.observe(self.attempts, self.statuses, self.now)
+        self.log_failures()
 
     def log_failures(self) -> None:
         for sent, attempt in zip(self.batch, self.attempts, strict=True):
@@ -92,15 +98,17 @@ def write(batch: list[Sent]) -> Recorded:
     that end alike, one per retried delivery. Runs inside the caller's transaction;
     health is left to the caller (`Recorded.update_health`), to be done last."""
     if not batch:
-        return Recorded([], [], {}, timezone.now())
+        return Recorded([], [], {}, timezone.now(), [])
     settings = conf.get()
     now = timezone.now()
     attempts = [_attempt_row(sent) for sent in batch]
     finished: dict[tuple, list] = defaultdict(list)
     retried: list[tuple[Sent, dict]] = []
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]] = {}
+    statuses: list[str] = []
     for sent in batch:
         step = next_step(sent.delivery, sent.result, settings, now)
+        statuses.append(step["status"])
         result = sent.result
         if step["status"] == Status.PENDING:
             retried.append((sent, step))
@@ -124,7 +132,7 @@ def write(batch: list[Sent]) -> Recorded:
             last_response_status=sent.result.status, last_error=sent.result.error,
             **step, **released,
         )  # fmt: skip
-    return Recorded(batch, attempts, outcomes, now)
+    return Recorded(batch, attempts, outcomes, now, statuses)
 
 
 def record(batch: list[Sent]) -> list[Attempt]:
@@ -134,5 +142,5 @@ def record(batch: list[Sent]) -> list[Attempt]:
     with transaction.atomic(savepoint=False):
         recorded = write(batch)
         recorded.update_health()
-    recorded.log_failures()
+    recorded.after_commit()
     return recorded.attempts

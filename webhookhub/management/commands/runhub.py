@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import BaseCommand, CommandError
@@ -70,6 +71,7 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _raise_stop)
         login = None if no_admin else admin_account.ensure()
+        fresh_metrics()
         children = self.start(host, port)
         failed = ""
         try:
@@ -140,3 +142,12 @@ class Command(BaseCommand):
         for name, child in children.items():
             if child in late:
                 self.stderr.write(f"The {name} did not stop within {GRACE:g} s; killed it.")
+
+
+def fresh_metrics() -> None:
+    """The machine's Prometheus counter files start empty with the hub, as
+    prometheus-client's multiprocess mode asks (files of processes gone would pile up;
+    Prometheus reads the drop to zero as a counter reset)."""
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    for path in folder.glob("*.db"):
+        path.unlink(missing_ok=True)

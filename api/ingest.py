@@ -1,0 +1,114 @@
+"""POST /api/v1/events: outside producers emit declared event types, with the same rules
+as hooks.emit and an Idempotency-Key so a retried post delivers once."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.http import HttpRequest, JsonResponse
+from ninja import Router
+from pydantic import ValidationError
+
+import hooks
+from api import errors, idempotency
+from api.errors import ApiError
+from api.schemas import Error, EventIn, EventOut
+from namespaces.models import Namespace
+from webhookhub import jsonbody
+
+router = Router(tags=["events"])
+BODY_OVERHEAD = 4096  # the body may exceed the payload limit by this much (type, keys)
+
+REQUEST_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": EventIn.model_json_schema()}},
+}
+KEY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": idempotency.MAX_LENGTH},
+    "description": "The same key (with the same body) within 24 h returns the first answer "
+    "and writes nothing.",
+}
+
+
+@router.post(
+    "/events",
+    response={202: EventOut, 400: Error, 401: Error, 403: Error, 413: Error, 422: Error},
+    summary="Post an event",
+    openapi_extra={"requestBody": REQUEST_BODY, "parameters": [KEY_HEADER]},
+)
+def post_event(request: HttpRequest):
+    """Emit a declared event type to every webhook subscribed to it (server webhooks, and
+    the given user's or namespace's). Needs a token with the "may post events" scope."""
+    token = request.auth
+    if not token.can_post_events:
+        raise ApiError(
+            "This token may not post events; staff give that scope in the admin (API tokens).",
+            status=403,
+        )
+    key = request.headers.get("Idempotency-Key")
+    try:
+        if key is not None:
+            idempotency.check(key)
+        body = jsonbody.parse(request, hooks.settings().max_payload_bytes + BODY_OVERHEAD)
+        status, answer, replayed = idempotency.once(
+            token.user, key, request.body, lambda: _emit(body)
+        )
+    except (jsonbody.BodyError, idempotency.IdempotencyError) as exc:
+        raise ApiError(exc.message, status=exc.status) from None
+    response = JsonResponse(answer, status=status)
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _emit(body: dict) -> tuple[int, dict]:
+    try:
+        event_in = EventIn.model_validate(body)
+    except ValidationError as exc:
+        raise errors.from_pydantic(exc.errors()) from None
+    if not hooks.is_declared_event_type(event_in.type):
+        raise ApiError(
+            f"Unknown event type {event_in.type!r}: staff declare the types producers may post "
+            "in the admin (Declared event types).", "type",
+        )  # fmt: skip
+    try:
+        event = hooks.emit(
+            event_in.type,
+            event_in.payload,
+            user=_user(event_in.user),
+            namespace=_namespace(event_in.namespace),
+        )
+    except hooks.PayloadTooLarge as exc:
+        raise ApiError(str(exc), "payload", status=413) from None
+    except TypeError as exc:
+        raise ApiError(str(exc), "payload") from None
+    answer = EventOut(
+        id=event.id, type=event.type, created_at=event.created_at,
+        deliveries=event.deliveries.count(),
+    )  # fmt: skip
+    return 202, answer.model_dump(mode="json")
+
+
+def _user(value: int | str | None):
+    if value is None:
+        return None
+    users = get_user_model().objects.filter(is_active=True)
+    if isinstance(value, int):
+        found = users.filter(pk=value).first()
+    else:
+        found = users.filter(Q(email__iexact=value) | Q(username=value)).first()
+    if found is None:
+        raise ApiError(f"No active user {value!r}.", "user")
+    return found
+
+
+def _namespace(path: str | None):
+    if path is None:
+        return None
+    found = Namespace.objects.filter(path=path).first()
+    if found is None:
+        raise ApiError(f"No namespace {path!r}.", "namespace")
+    return found.key
