@@ -11,7 +11,8 @@ Listing:      event_types() (every registered type, with its scopes),
 Namespaces:   register_namespaces(label, find) (how the admin names and finds them)
 Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
-Operating:    send_test, redeliver, delivery_attempts (for owners' delivery pages)
+Operating:    send_test, redeliver, replay, delivery_attempts (for owners' delivery pages),
+              validate_payload_filter, filter_preview (a filter's effect on recent events)
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
 Metrics:      metrics_view (GET /metrics), register_metrics(collector) (an app's figures)
 Errors:       UnknownEventType, PayloadTooLarge, UnsafeURL
@@ -40,12 +41,15 @@ if TYPE_CHECKING:
     from hooks.slots import Slot
     from hooks.slots import register as register_slot
     from hooks.slots import register_setting as register_slot_setting
+    from hooks.tools.forms import validate_filter as validate_payload_filter
     from hooks.tools.forms import validate_secret, validate_target_url
     from hooks.tools.metrics import register as register_metrics
     from hooks.tools.metrics import view as metrics_view
     from hooks.tools.ping import ping as send_test
+    from hooks.tools.redelivery import replay
     from hooks.tools.redelivery import request as redeliver
     from hooks.tools.shown import attempts_of as delivery_attempts
+    from hooks.tools.shown import filter_preview
     from hooks.worker.send_now import send_now, send_to_slot
     from hooks.worker.stopping import requested as cluster_stopping
 
@@ -72,6 +76,9 @@ _LAZY = {
     "send_test": ("hooks.tools.ping", "ping"),
     "redeliver": ("hooks.tools.redelivery", "request"),
     "delivery_attempts": ("hooks.tools.shown", "attempts_of"),
+    "filter_preview": ("hooks.tools.shown", "filter_preview"),
+    "validate_payload_filter": ("hooks.tools.forms", "validate_filter"),
+    "replay": ("hooks.tools.redelivery", "replay"),
     "cluster_stopping": ("hooks.worker.stopping", "requested"),
 }
 
@@ -91,6 +98,9 @@ __all__ = [
     "__version__",
     "cluster_stopping",
     "delivery_attempts",
+    "filter_preview",
+    "replay",
+    "validate_payload_filter",
     "emit",
     "event_types",
     "is_declared_event_type",

@@ -16,9 +16,8 @@ from django.utils.html import format_html, format_html_join
 
 from hooks import catalog, scopes
 from hooks.models import Attempt, DeclaredEventType, Delivery, Event, Webhook
-from hooks.outbox import filters
 from hooks.outgoing.body import body_for
-from hooks.tools import admin_views
+from hooks.tools import admin_views, shown
 from hooks.tools.forms import WebhookForm
 
 STATUS_LOOK = {  # colour and icon of each delivery status in the list
@@ -36,22 +35,6 @@ def status_badge(status: str, text: str, weight: int = 400) -> str:
         '<span style="color:{};font-weight:{};white-space:nowrap">{} {}</span>',
         colour, weight, icon, text,
     )  # fmt: skip
-
-
-FILTER_PREVIEW = 20
-
-
-def recent_events(webhook: Webhook, count: int) -> list[Event]:
-    """The latest events this webhook subscribes to and would have been offered: of its
-    scope's types, and its user's or namespace's own."""
-    types = [t.name for t in catalog.all_types()
-             if webhook.scope in t.scopes and webhook.subscribes_to(t.name)]  # fmt: skip
-    events = Event.objects.filter(type__in=types)
-    if webhook.scope == "user":
-        events = events.filter(user=webhook.owner_id)
-    elif webhook.scope == "namespace":
-        events = events.filter(namespace=webhook.namespace)
-    return list(events.order_by("-created_at")[:count])
 
 
 SCOPE_FIELDS = {"owner", "namespace"}
@@ -139,12 +122,12 @@ class WebhookAdmin(admin.ModelAdmin):
         """Which of the last 20 events it subscribes to its filter would have let through."""
         if obj.payload_filter is None:
             return "No filter: it receives every event it subscribes to."
-        recent = recent_events(obj, FILTER_PREVIEW)
+        recent = shown.filter_preview(obj)
         if not recent:
             return "No events of its types yet."
-        rows = [(("✓" if filters.matches(obj.payload_filter, e.payload) else "✗"),
+        rows = [(("✓" if matched else "✗"),
                  f"{e.created_at:%Y-%m-%d %H:%M:%S}", e.type, json.dumps(e.payload)[:120])
-                for e in recent]  # fmt: skip
+                for e, matched in recent]  # fmt: skip
         passed = sum(1 for r in rows if r[0] == "✓")
         return format_html(
             "<p>{} of the last {} events it subscribes to would have been sent.</p>{}",

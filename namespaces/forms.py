@@ -359,12 +359,19 @@ class NamespaceWebhookForm(forms.ModelForm):
     remove_secret = forms.BooleanField(
         label="Remove the secret", required=False, help_text="Requests are then not signed."
     )
+    payload_filter = forms.CharField(
+        label="Payload filter",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"path": "build.status", "eq": "failure"}'}),
+        help_text='Only events whose payload matches (README, "Payload filters"). Blank: every '
+        "event it subscribes to.",
+    )  # fmt: skip
 
     class Meta:
         model = Webhook
         fields = ["name", "url", "verify_tls", "active", "djinn_headers"]
-        field_order = ["url", "name", "all_events", "events", "new_secret", "remove_secret",
-                       "verify_tls", "active", "djinn_headers"]  # fmt: skip
+        field_order = ["url", "name", "all_events", "events", "payload_filter", "new_secret",
+                       "remove_secret", "verify_tls", "active", "djinn_headers"]  # fmt: skip
         labels = {"url": "Payload URL", "verify_tls": "SSL verification"}
 
     def __init__(self, *args, namespace: Namespace, **kwargs):
@@ -375,6 +382,8 @@ class NamespaceWebhookForm(forms.ModelForm):
         chosen = list(self.instance.event_types or [])
         self.initial.setdefault("all_events", ALL_EVENTS in chosen)
         self.initial.setdefault("events", [t for t in chosen if t != ALL_EVENTS])
+        if self.instance.payload_filter is not None:
+            self.initial.setdefault("payload_filter", json.dumps(self.instance.payload_filter))
         if not self.instance.pk:
             del self.fields["remove_secret"]
         self.new_secret_value = ""
@@ -394,6 +403,9 @@ class NamespaceWebhookForm(forms.ModelForm):
         secret = self.cleaned_data.get("new_secret", "").strip()
         return hooks.validate_secret(secret) if secret else ""
 
+    def clean_payload_filter(self) -> dict | None:
+        return hooks.validate_payload_filter(self.cleaned_data.get("payload_filter", ""))
+
     def clean(self):
         data = super().clean()
         if not data.get("all_events") and not data.get("events"):
@@ -408,6 +420,7 @@ class NamespaceWebhookForm(forms.ModelForm):
         webhook.scope, webhook.namespace = Scope.NAMESPACE, self.namespace.key
         webhook.name = data.get("name") or urlsplit(webhook.url).hostname or webhook.url
         webhook.event_types = [ALL_EVENTS] if data.get("all_events") else list(data["events"])
+        webhook.payload_filter = data.get("payload_filter")
         if data.get("new_secret"):
             webhook.secret = data["new_secret"]
         elif data.get("remove_secret"):

@@ -77,7 +77,7 @@ def detail(request: HttpRequest, path: str, pk: int) -> HttpResponse:
     )
     return page(request, "namespaces/webhook.html", namespace, role,
                  status=400 if form.errors else 200, webhook=webhook, form=form,
-                 deliveries=deliveries[:RECENT],
+                 deliveries=deliveries[:RECENT], preview=hooks.filter_preview(webhook),
                  new_secret=request.session.pop("new_webhook_secret", None),
                  test_result=request.session.pop("webhook_test", None))  # fmt: skip
 

@@ -394,6 +394,10 @@ BAD_INPUT = [
     ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
                                         "new_secret": "hunter2"}, "whsec_"),
     ("/namespaces/acme/webhooks/new/", {"url": "{hook_url}", "all_events": "on"}, "already has a webhook"),
+    ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
+                                        "payload_filter": '{"path": "a", "equals": 1}'}, "unknown operator"),
+    ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
+                                        "payload_filter": "{nope"}, "not valid JSON"),
     ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "custom", "expression": "61 * * * *"},
      "is not a cron expression"),
     ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "custom", "expression": "0 0 * * * *"},
@@ -659,3 +663,26 @@ def test_staff_manage_namespace_webhooks_in_the_admin_by_path(owner, receiver):
     logged_in(owner).post("/namespaces/acme/ci/variables/", {"key": "A", "value": "1"})
     assert [g["type"] for g in received(receiver, "")] == ["variables"]
     assert acme.key != child.key
+
+
+def test_an_owner_filters_a_webhooks_events_and_previews_the_filter(owner, receiver):
+    client = logged_in(owner)
+    namespace = create_namespace(client)
+    only_big = '{"path": "variable.key", "in": ["BIG", "HUGE"]}'
+    hook = add_webhook(client, namespace, receiver.url, payload_filter=only_big)
+    assert hook.payload_filter == {"path": "variable.key", "in": ["BIG", "HUGE"]}
+    for key in ("SMALL", "BIG"):
+        response = client.post(
+            f"/namespaces/{namespace.path}/variables/", {"key": key, "value": "1"}
+        )
+        assert response.status_code == 302
+    got = received(receiver, "/hook")
+    assert [g["body"]["variable"]["key"] for g in got] == ["BIG"]
+    page = client.get(f"/namespaces/{namespace.path}/webhooks/{hook.pk}/").content.decode()
+    assert 'id="filter-preview"' in page and "✓" in page and "✗" in page
+    assert "variable.key" in page  # the edit form shows the filter as it is
+    response = client.post(f"/namespaces/{namespace.path}/webhooks/{hook.pk}/",
+                           {"url": hook.url, "all_events": "on", "active": "on", "payload_filter": ""})  # fmt: skip
+    assert response.status_code == 302
+    hook.refresh_from_db()
+    assert hook.payload_filter is None

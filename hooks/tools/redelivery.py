@@ -77,3 +77,13 @@ def request_in_batches(deliveries: QuerySet[Delivery], batch: int = 500, progres
         if progress:
             progress(min(start + batch, len(ids)), len(ids))
     return done
+
+
+def replay(
+    webhook: Webhook, *, since=None, until=None, statuses=REPLAYABLE, event_type=None
+) -> int:
+    """Send a webhook's failed and skipped deliveries of a period again, in batches."""
+    selection = select(
+        webhook=webhook, statuses=statuses, since=since, until=until, event_type=event_type
+    )
+    return request_in_batches(selection)

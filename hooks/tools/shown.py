@@ -1,10 +1,15 @@
-"""A delivery's attempts as owners see them on their pages: bodies indented for reading."""
+"""What owners see on their pages: a delivery's attempts (bodies indented for reading),
+and which recent events a webhook's payload filter would have let through."""
 
 from __future__ import annotations
 
 import json
 
-from hooks.models import Attempt, Delivery
+from hooks import catalog
+from hooks.models import Attempt, Delivery, Event, Webhook
+from hooks.outbox import filters
+
+FILTER_PREVIEW = 20
 
 
 def readable(body: str) -> str:
@@ -23,3 +28,25 @@ def attempts_of(delivery: Delivery) -> list[Attempt]:
         attempt.shown_request = readable(attempt.request_body)
         attempt.shown_response = readable(attempt.response_body)
     return attempts
+
+
+def recent_events(webhook: Webhook, count: int) -> list[Event]:
+    """The latest events this webhook subscribes to and would have been offered: of its
+    scope's types, and its user's or namespace's own."""
+    types = [t.name for t in catalog.all_types()
+             if webhook.scope in t.scopes and webhook.subscribes_to(t.name)]  # fmt: skip
+    events = Event.objects.filter(type__in=types)
+    if webhook.scope == "user":
+        events = events.filter(user=webhook.owner_id)
+    elif webhook.scope == "namespace":
+        events = events.filter(namespace=webhook.namespace)
+    return list(events.order_by("-created_at")[:count])
+
+
+def filter_preview(webhook: Webhook, count: int = FILTER_PREVIEW) -> list[tuple[Event, bool]]:
+    """The last `count` events it subscribes to, newest first, each with whether its
+    filter lets it through ([] without a filter)."""
+    if webhook.payload_filter is None:
+        return []
+    return [(e, filters.matches(webhook.payload_filter, e.payload))
+            for e in recent_events(webhook, count)]  # fmt: skip
