@@ -8,7 +8,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from api import errors, ingest
+from api import errors, ingest, webhooks
 from api.auth import TokenAuth
 from hooks import VERSION
 from jobs.openapi import jobs_api  # the job API's own document, merged into ours
@@ -33,6 +33,7 @@ hub = HubAPI(
     urls_namespace="api",
 )
 hub.add_router("/", ingest.router)
+hub.add_router("/", webhooks.router)
 
 
 @hub.exception_handler(errors.ApiError)

@@ -7,22 +7,15 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from ninja import Router
-from pydantic import ValidationError
 
 import hooks
-from api import errors, idempotency
+from api import bodies, idempotency
 from api.errors import ApiError
 from api.schemas import Error, EventIn, EventOut
 from namespaces.models import Namespace
-from webhookhub import jsonbody
 
 router = Router(tags=["events"])
-BODY_OVERHEAD = 4096  # the body may exceed the payload limit by this much (type, keys)
 
-REQUEST_BODY = {
-    "required": True,
-    "content": {"application/json": {"schema": EventIn.model_json_schema()}},
-}
 KEY_HEADER = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -37,7 +30,7 @@ KEY_HEADER = {
     "/events",
     response={202: EventOut, 400: Error, 401: Error, 403: Error, 413: Error, 422: Error},
     summary="Post an event",
-    openapi_extra={"requestBody": REQUEST_BODY, "parameters": [KEY_HEADER]},
+    openapi_extra=bodies.doc(EventIn, parameters=[KEY_HEADER]),
 )
 def post_event(request: HttpRequest):
     """Emit a declared event type to every webhook subscribed to it (server webhooks, and
@@ -52,11 +45,11 @@ def post_event(request: HttpRequest):
     try:
         if key is not None:
             idempotency.check(key)
-        body = jsonbody.parse(request, hooks.settings().max_payload_bytes + BODY_OVERHEAD)
+        body = bodies.parse(request)
         status, answer, replayed = idempotency.once(
             token.user, key, request.body, lambda: _emit(body)
         )
-    except (jsonbody.BodyError, idempotency.IdempotencyError) as exc:
+    except idempotency.IdempotencyError as exc:
         raise ApiError(exc.message, status=exc.status) from None
     response = JsonResponse(answer, status=status)
     if replayed:
@@ -65,10 +58,7 @@ def post_event(request: HttpRequest):
 
 
 def _emit(body: dict) -> tuple[int, dict]:
-    try:
-        event_in = EventIn.model_validate(body)
-    except ValidationError as exc:
-        raise errors.from_pydantic(exc.errors()) from None
+    event_in = bodies.validated(EventIn, body)
     if not hooks.is_declared_event_type(event_in.type):
         raise ApiError(
             f"Unknown event type {event_in.type!r}: staff declare the types producers may post "

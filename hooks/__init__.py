@@ -5,7 +5,8 @@ django-q2.
 Sending:      emit, send_now, send_to_slot
 Registering:  register_event_type, Slot, register_slot, SlotSetting,
               register_slot_setting, SERVER, USER, NAMESPACE, SCOPES
-Validating:   validate_target_url, validate_secret, generate_secret
+Validating:   validate_target_url, validate_secret, generate_secret, WebhookForm (the
+              admin's form of a webhook: the management API creates server webhooks with it)
 Listing:      event_types() (every registered type, with its scopes),
               is_declared_event_type(name) (declared by staff, for outside producers)
 Namespaces:   register_namespaces(label, find) (how the admin names and finds them)
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
     from hooks.slots import Slot
     from hooks.slots import register as register_slot
     from hooks.slots import register_setting as register_slot_setting
+    from hooks.tools.forms import WebhookForm, validate_secret, validate_target_url
     from hooks.tools.forms import validate_filter as validate_payload_filter
-    from hooks.tools.forms import validate_secret, validate_target_url
     from hooks.tools.metrics import register as register_metrics
     from hooks.tools.metrics import view as metrics_view
     from hooks.tools.ping import ping as send_test
@@ -72,6 +73,7 @@ _LAZY = {
     "register_slot_setting": ("hooks.slots", "register_setting"),
     "validate_target_url": ("hooks.tools.forms", "validate_target_url"),
     "validate_secret": ("hooks.tools.forms", "validate_secret"),
+    "WebhookForm": ("hooks.tools.forms", "WebhookForm"),
     "EncryptedTextField": ("hooks.encryption", "EncryptedTextField"),
     "send_test": ("hooks.tools.ping", "ping"),
     "redeliver": ("hooks.tools.redelivery", "request"),
@@ -95,6 +97,7 @@ __all__ = [
     "SlotSetting",
     "UnknownEventType",
     "UnsafeURL",
+    "WebhookForm",
     "__version__",
     "cluster_stopping",
     "delivery_attempts",

@@ -168,7 +168,7 @@ def test_bad_input_is_a_clear_json_error_and_writes_nothing(client, producer, de
 def test_bad_json_is_refused(client, producer, declared, settings, raw, status, message):
     if raw is None:
         settings.WEBHOOK_MAX_PAYLOAD_BYTES = 1000
-        raw = json.dumps(paid(payload={"x": "a" * 10_000})).encode()
+        raw = json.dumps(paid(payload={"x": "a" * 40_000})).encode()  # over the body limit
     response = post(client, producer, None, raw_body=raw)
     assert response.status_code == status and message in response.json()["error"]
     assert not Event.objects.filter(type="invoice.paid").exists()
@@ -268,6 +268,10 @@ def test_the_openapi_document_validates_and_covers_both_apis(client):
     validate(document)
     paths = document["paths"]
     assert "post" in paths["/api/v1/events"]
+    assert {"get", "post"} <= set(paths["/api/v1/webhooks"]) and "put" in paths[
+        "/api/v1/notification"
+    ]
+    assert "requestBody" in paths["/api/v1/webhooks/{pk}"]["patch"]
     v2 = {path for path in paths if path.startswith("/v2/")}
     served = {"/v2/" + p.replace("<", "{").replace(">", "}") for p in _v2_routes()}
     assert v2 == served and len(v2) == 9

@@ -1,0 +1,343 @@
+"""The management API: the webhooks a token's owner may manage (their notification
+webhook, the webhooks of namespaces they own; staff with the admin's permissions:
+server webhooks), their deliveries with attempts, redelivery, replay, test events and
+secret rotation. Creating and changing go through the same forms as the pages, so the
+validation, the URL (SSRF) rules and the permissions are the pages' own."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from ninja import Router, Status
+
+import hooks
+from accounts import notification
+from accounts.events import user_webhooks_enabled
+from accounts.forms import NotificationWebhookForm
+from api import bodies
+from api.errors import ApiError
+from api.schemas import (
+    DeliveryOut,
+    Error,
+    NotificationIn,
+    Queued,
+    ReplayIn,
+    Rotated,
+    TestResult,
+    WebhookCreated,
+    WebhookIn,
+    WebhookOut,
+    WebhookPatch,
+)  # fmt: skip
+from hooks.models import ALL_EVENTS, Delivery, Scope, Webhook
+from namespaces import access
+from namespaces.forms import NamespaceWebhookForm
+from namespaces.models import Namespace
+
+router = Router(tags=["webhooks"])
+ERRORS = {400: Error, 401: Error, 403: Error, 404: Error}
+PAGE = 50
+# The forms' field names, as the API calls them.
+API_FIELD = {"all_events": "events", "event_types": "events", "new_secret": "secret",
+             "remove_secret": "secret", "__all__": ""}  # fmt: skip
+
+
+# --- who may manage what ------------------------------------------------------------
+def owned_namespaces(user) -> QuerySet[Namespace]:
+    if user.is_superuser:
+        return Namespace.objects.all()
+    return Namespace.objects.filter(Q(root__isnull=True, owner=user) | Q(root__owner=user))
+
+
+def may_server(user, action: str) -> bool:
+    return user.is_staff and user.has_perm(f"hooks.{action}_webhook")
+
+
+def manageable(user) -> QuerySet[Webhook]:
+    keys = [str(pk) for pk in owned_namespaces(user).values_list("pk", flat=True)]
+    mine = Q(scope=Scope.USER, owner=user) | Q(scope=Scope.NAMESPACE, namespace__in=keys)
+    if may_server(user, "view"):
+        mine |= Q(scope=Scope.SERVER)
+    return Webhook.objects.filter(mine).order_by("pk")
+
+
+def _webhook(request: HttpRequest, pk: int, action: str = "view") -> Webhook:
+    """The webhook if the caller may manage it; someone else's is not found either."""
+    found = manageable(request.user).filter(pk=pk).first()
+    if found is None:
+        raise ApiError(f"No webhook {pk} that you manage.", "id", status=404)
+    if found.scope == Scope.SERVER and not may_server(request.user, action):
+        raise ApiError(f"You may not {action} server webhooks.", status=403)
+    return found
+
+
+def _paths(webhooks: list[Webhook]) -> dict[str, str]:
+    keys = {w.namespace for w in webhooks if w.scope == Scope.NAMESPACE}
+    return {
+        str(pk): path
+        for pk, path in Namespace.objects.filter(pk__in=keys).values_list("pk", "path")
+    }
+
+
+def _out(webhook: Webhook, paths: dict[str, str] | None = None) -> dict[str, Any]:
+    paths = _paths([webhook]) if paths is None else paths
+    return {
+        "id": webhook.pk, "scope": webhook.scope, "namespace": paths.get(webhook.namespace),
+        "name": webhook.name, "url": webhook.url, "active": webhook.active,
+        "disabled": webhook.disabled_at is not None, "disabled_reason": webhook.disabled_reason,
+        "events": list(webhook.event_types or []), "payload_filter": webhook.payload_filter,
+        "verify_tls": webhook.verify_tls, "signed": bool(webhook.secret),
+        "created_at": webhook.created_at,
+    }  # fmt: skip
+
+
+def _refused(form) -> ApiError:
+    field, messages = next(iter(form.errors.items()))
+    name = API_FIELD.get(field, field)
+    return ApiError(f"{name}: {messages[0]}" if name else messages[0], name)
+
+
+# --- webhooks -------------------------------------------------------------------------
+@router.get("/webhooks", response={200: list[WebhookOut], **ERRORS}, summary="Your webhooks")
+def list_webhooks(request: HttpRequest):
+    webhooks = list(manageable(request.user))
+    paths = _paths(webhooks)
+    return [_out(w, paths) for w in webhooks]
+
+
+@router.post(
+    "/webhooks", response={201: WebhookCreated, **ERRORS}, summary="Create a webhook",
+    openapi_extra=bodies.doc(WebhookIn),
+)  # fmt: skip
+def create_webhook(request: HttpRequest):
+    given = bodies.validated(WebhookIn, bodies.parse(request))
+    if given.scope == Scope.NAMESPACE:
+        namespace = _owned(request, given.namespace)
+        form = NamespaceWebhookForm(_namespace_data(given.model_dump()), namespace=namespace)
+    elif given.scope == Scope.SERVER:
+        if not may_server(request.user, "add"):
+            raise ApiError("Only staff who may add webhooks create server webhooks.", status=403)
+        form = hooks.WebhookForm(_server_data(Webhook(), given.model_dump()))
+    else:
+        raise ApiError(
+            "scope: namespace or server (a notification webhook is set with PUT "
+            "/api/v1/notification).", "scope",
+        )  # fmt: skip
+    if not form.is_valid():
+        raise _refused(form)
+    with transaction.atomic():
+        webhook = form.save()
+    secret = getattr(form, "new_secret_value", "") or (None if given.secret else webhook.secret)
+    return Status(201, {**_out(webhook), "secret": secret or None})
+
+
+@router.get("/webhooks/{int:pk}", response={200: WebhookOut, **ERRORS}, summary="One webhook")
+def get_webhook(request: HttpRequest, pk: int):
+    return _out(_webhook(request, pk))
+
+
+@router.patch(
+    "/webhooks/{int:pk}", response={200: WebhookOut, **ERRORS}, summary="Change a webhook",
+    openapi_extra=bodies.doc(WebhookPatch),
+)  # fmt: skip
+def update_webhook(request: HttpRequest, pk: int):
+    webhook = _webhook(request, pk, "change")
+    given = bodies.validated(WebhookPatch, bodies.parse(request)).model_dump(exclude_unset=True)
+    if webhook.scope == Scope.USER:
+        raise ApiError("A notification webhook is changed with PUT /api/v1/notification.")
+    if webhook.scope == Scope.NAMESPACE:
+        namespace = Namespace.objects.get(pk=int(webhook.namespace))
+        data = _namespace_data({**_current(webhook), **given})
+        form = NamespaceWebhookForm(data, instance=webhook, namespace=namespace)
+    else:
+        form = hooks.WebhookForm(_server_data(webhook, given), instance=webhook)
+    if not form.is_valid():
+        raise _refused(form)
+    with transaction.atomic():
+        return _out(form.save())
+
+
+@router.delete("/webhooks/{int:pk}", response={204: None, **ERRORS}, summary="Delete a webhook")
+def delete_webhook(request: HttpRequest, pk: int):
+    _webhook(request, pk, "delete").delete()
+    return HttpResponse(status=204)
+
+
+def _owned(request: HttpRequest, path: str | None) -> Namespace:
+    found = Namespace.objects.select_related("root").filter(path=path or "").first()
+    if found is None or access.role(request.user, found) < access.Role.OWNER:
+        raise ApiError(f"No namespace {path!r} that you own.", "namespace", status=404)
+    return found
+
+
+def _current(webhook: Webhook) -> dict[str, Any]:
+    return {"url": webhook.url, "name": webhook.name, "events": list(webhook.event_types or []),
+            "payload_filter": webhook.payload_filter, "active": webhook.active,
+            "verify_tls": webhook.verify_tls, "djinn_headers": webhook.djinn_headers}  # fmt: skip
+
+
+def _filter_text(spec: dict | None) -> str:
+    return "" if spec is None else json.dumps(spec)
+
+
+def _namespace_data(given: dict[str, Any]) -> dict[str, Any]:
+    events = list(given.get("events") or [])
+    return {
+        "url": given.get("url", ""), "name": given.get("name", ""),
+        "all_events": ALL_EVENTS in events, "events": [e for e in events if e != ALL_EVENTS],
+        "payload_filter": _filter_text(given.get("payload_filter")),
+        "new_secret": given.get("secret") or "", "active": given.get("active", True),
+        "verify_tls": given.get("verify_tls", True),
+        "djinn_headers": given.get("djinn_headers", False),
+    }  # fmt: skip
+
+
+def _server_data(webhook: Webhook, given: dict[str, Any]) -> dict[str, Any]:
+    """The admin form's data: the webhook as it is (stored headers kept, masked), with
+    what the caller gave over it."""
+    data = {
+        "name": webhook.name, "url": webhook.url, "active": webhook.active,
+        "scope": Scope.SERVER, "event_types": list(webhook.event_types or []),
+        "payload_filter": _filter_text(webhook.payload_filter), "format": webhook.format,
+        "data_template": webhook.data_template,
+        "timeout": "" if webhook.timeout is None else webhook.timeout,
+        "verify_tls": webhook.verify_tls, "github_signature": webhook.github_signature,
+        "djinn_headers": webhook.djinn_headers,
+        "basic_auth_username": webhook.basic_auth_username,
+        # Stored headers as the admin shows them (values masked): masked values are kept.
+        "headers_text": hooks.WebhookForm(instance=webhook).fields["headers_text"].initial,
+    }  # fmt: skip
+    renames = {"events": "event_types", "secret": "new_secret"}
+    for key, value in given.items():
+        if key in ("scope", "namespace"):
+            continue
+        data[renames.get(key, key)] = _filter_text(value) if key == "payload_filter" else value
+    if not data.get("name"):
+        data["name"] = data.get("url", "")[:100]
+    return data
+
+
+# --- deliveries -----------------------------------------------------------------------
+def _delivery_out(delivery: Delivery) -> dict[str, Any]:
+    attempts = sorted(delivery.attempt_set.all(), key=lambda a: a.number)
+    return {
+        "id": delivery.pk, "event_type": delivery.event.type, "event_id": delivery.event_id,
+        "status": delivery.status, "created_at": delivery.created_at,
+        "completed_at": delivery.completed_at,
+        "attempts": [{f: getattr(a, f) for f in (
+            "number", "trigger", "started_at", "duration_ms", "url", "request_headers",
+            "request_body", "response_status", "response_headers", "response_body", "error",
+            "succeeded")} for a in attempts],
+    }  # fmt: skip
+
+
+@router.get(
+    "/webhooks/{int:pk}/deliveries", response={200: list[DeliveryOut], **ERRORS},
+    summary="A webhook's deliveries, newest first",
+)  # fmt: skip
+def list_deliveries(
+    request: HttpRequest, pk: int, limit: int = PAGE, before: datetime | None = None
+):
+    """`before`: the `created_at` of the last delivery of the previous page."""
+    webhook = _webhook(request, pk)
+    if not 1 <= limit <= 200:
+        raise ApiError("limit: between 1 and 200.", "limit")
+    deliveries = Delivery.objects.filter(webhook=webhook).select_related("event")
+    if before is not None:
+        deliveries = deliveries.filter(created_at__lt=before)
+    page = deliveries.prefetch_related("attempt_set").order_by("-created_at")[:limit]
+    return [_delivery_out(d) for d in page]
+
+
+def _delivery(webhook: Webhook, delivery_id: str) -> Delivery:
+    found = (
+        Delivery.objects.filter(webhook=webhook, pk=delivery_id)
+        .select_related("event").prefetch_related("attempt_set").first()
+    )  # fmt: skip
+    if found is None:
+        raise ApiError(f"No delivery {delivery_id} of webhook {webhook.pk}.", "id", status=404)
+    return found
+
+
+@router.get(
+    "/webhooks/{int:pk}/deliveries/{uuid:delivery_id}", response={200: DeliveryOut, **ERRORS},
+    summary="One delivery with its attempts",
+)  # fmt: skip
+def get_delivery(request: HttpRequest, pk: int, delivery_id: UUID):
+    return _delivery_out(_delivery(_webhook(request, pk), str(delivery_id)))
+
+
+@router.post(
+    "/webhooks/{int:pk}/deliveries/{uuid:delivery_id}/redeliver",
+    response={202: Queued, **ERRORS}, summary="Redeliver (the same webhook-id)",
+)  # fmt: skip
+def redeliver(request: HttpRequest, pk: int, delivery_id: UUID):
+    found = _delivery(_webhook(request, pk, "change"), str(delivery_id))
+    with transaction.atomic():
+        queued = hooks.redeliver(Delivery.objects.filter(pk=found.pk))
+    if not queued:
+        raise ApiError("It is being sent right now; try again in a moment.", status=409)
+    return Status(202, {"queued": queued})
+
+
+@router.post(
+    "/webhooks/{int:pk}/replay", response={202: Queued, **ERRORS},
+    summary="Send a period's failed and skipped deliveries again",
+    openapi_extra=bodies.doc(ReplayIn),
+)  # fmt: skip
+def replay(request: HttpRequest, pk: int):
+    webhook = _webhook(request, pk, "change")
+    given = bodies.validated(ReplayIn, bodies.parse(request))
+    if given.since and given.until and given.since >= given.until:
+        raise ApiError("since must be before until.", "since")
+    wrong = set(given.statuses) - {"failed", "skipped"}
+    if wrong or not given.statuses:
+        raise ApiError("statuses: failed and/or skipped.", "statuses")
+    queued = hooks.replay(webhook, since=given.since, until=given.until,
+                          statuses=given.statuses, event_type=given.event_type)  # fmt: skip
+    return Status(202, {"queued": queued})
+
+
+@router.post("/webhooks/{int:pk}/test", response={200: TestResult, **ERRORS},
+             summary="Send a test event now and show the answer")  # fmt: skip
+def send_test(request: HttpRequest, pk: int):
+    result = hooks.send_test(_webhook(request, pk, "change"))
+    attempt = result.attempt
+    return {"ok": result.ok, "summary": result.summary(),
+            "response_status": attempt.response_status, "response_body": result.body_preview}  # fmt: skip
+
+
+@router.post("/webhooks/{int:pk}/rotate-secret", response={200: Rotated, **ERRORS},
+             summary="A new secret; the old one keeps signing for 24 h")  # fmt: skip
+def rotate_secret(request: HttpRequest, pk: int):
+    webhook = _webhook(request, pk, "change")
+    secret = webhook.rotate_secret()
+    return {"secret": secret, "previous_valid_until": webhook.previous_secret_expires_at}
+
+
+# --- the caller's notification webhook ------------------------------------------------
+@router.put(
+    "/notification", response={200: WebhookCreated, 204: None, **ERRORS},
+    summary="Set or remove your notification webhook", openapi_extra=bodies.doc(NotificationIn),
+)  # fmt: skip
+def put_notification(request: HttpRequest):
+    given = bodies.validated(NotificationIn, bodies.parse(request))
+    if not user_webhooks_enabled():
+        raise ApiError("Notification webhooks are turned off on this hub.", status=403)
+    form = NotificationWebhookForm(given.model_dump(exclude_none=True))
+    if not form.is_valid():
+        raise _refused(form)
+    data = form.cleaned_data
+    with transaction.atomic():
+        webhook, secret = notification.save(
+            request.user, data["url"], data["signed"], data["shape"]
+        )
+    if webhook is None:
+        return HttpResponse(status=204)
+    return Status(200, {**_out(webhook), "secret": secret or None})
