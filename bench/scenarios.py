@@ -256,6 +256,33 @@ def hub_drain(url: str, count: int) -> tuple[float, float, float, float]:
         cluster.stop()
 
 
+def drain_as_is(rx: Receivers, count: int) -> float:
+    """Deliveries/s for `count` due deliveries to the fast receiver, on the tables as they
+    are; the receiver counts arrivals (a COUNT over a big table would load the machine)."""
+    rx.reset()
+    cluster = Cluster()
+    try:
+        with transaction.atomic():
+            for n in range(count):
+                hooks.emit(EVENT, {"seq": n, "text": "benchmark"})
+            start_holder = []
+            transaction.on_commit(lambda: start_holder.append(time.monotonic()))
+        wait_until(lambda: rx.stats()["counts"]["fast"] >= count)
+        return count / (time.monotonic() - start_holder[0])
+    finally:
+        cluster.stop()
+
+
+def big_history(rx: Receivers, n: int, rows: int, k: int) -> dict:
+    from bench import history  # (Django is set up only now)
+
+    def fresh() -> Webhook:
+        reset_db()
+        return webhooks([rx.url("fast")])[0]
+
+    return history.measure(fresh, lambda: drain_as_is(rx, n), rows, k)
+
+
 def slow_drain(rx: Receivers, count: int, clusters: int) -> tuple[float, int]:
     """Deliveries/s to the 50 ms receiver with `clusters` qclusters on one database and
     broker (as on that many machines), and how many deliveries arrived twice."""
@@ -501,6 +528,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         },
         "routes": lambda: route_costs(rx, 500 if not quick else 100, k),
         "scale_out": lambda: scale_out(rx, n, k),
+        "history": lambda: big_history(rx, n, 1_000_000 if not quick else 2_000, k),
     }
 
 

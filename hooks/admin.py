@@ -284,8 +284,9 @@ class DeliveryAdmin(admin.ModelAdmin):
     show_full_result_count = False
     paginator = admin_views.EstimatedCountPaginator
     change_form_template = "admin/hooks/delivery/change_form.html"
+    # A period is picked with the created_at filter (today, 7 days, this month); no
+    # date_hierarchy: its month links are a DISTINCT over every row (8 s at a million).
     list_filter = ["status", "webhook", "event__type", "created_at"]
-    date_hierarchy = "created_at"
     search_fields = ["id", "target_url", "webhook__name", "event__id"]
     list_select_related = ["event", "webhook", "webhook__owner"]
     readonly_fields = ["id", "event", "webhook", "target_url", "status", "attempts", "max_attempts",
@@ -359,8 +360,7 @@ class DeliveryInline(admin.TabularInline):
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     list_display = ["type", "id", "user", "namespace", "created_at"]
-    list_filter = ["type", "created_at"]
-    date_hierarchy = "created_at"
+    list_filter = ["type", "created_at"]  # no date_hierarchy: see DeliveryAdmin
     search_fields = ["id", "type", "namespace"]
     readonly_fields = ["id", "type", "payload", "user", "namespace", "created_at"]
     inlines = [DeliveryInline]

@@ -223,7 +223,17 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "deliveries"
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            # A webhook's history newest first (its pages, the API, the admin filtered by
+            # webhook) without sorting every delivery it ever had.
+            models.Index(fields=["webhook", "created_at"], name="delivery_webhook_created"),
+            # Its backlog (`webhooks status`): the few pending rows, not all of its rows.
+            models.Index(
+                fields=["webhook"], condition=models.Q(status="pending"),
+                name="delivery_pending_webhook",
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return str(self.id)
@@ -254,6 +264,13 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["delivery", "number"]
+        indexes = [  # the last failure of a webhook (`webhooks status`): failures are few
+            models.Index(
+                fields=["started_at"],
+                condition=models.Q(succeeded=False),
+                name="attempt_failed_started",
+            )
+        ]
         constraints = [
             models.UniqueConstraint(fields=["delivery", "number"], name="attempt_number_unique")
         ]

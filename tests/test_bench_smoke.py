@@ -24,5 +24,5 @@ def test_benchmark_smoke_run_prints_every_measure():
     ):  # fmt: skip
         assert measure in table, measure
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 25  # header + 24 measures
+    assert len(rows) == 33  # header + 32 measures
     assert all(re.search(r"\d", row.split("|")[2]) for row in rows[1:])  # every value measured

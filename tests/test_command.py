@@ -106,6 +106,23 @@ def test_prune_deletes_old_finished_history_only(receiver):
         run("prune", "--days", "0")
 
 
+def test_prune_rests_between_batches_only_while_deliveries_are_due(receiver, monkeypatch):
+    failing_history(receiver, count=3)
+    Delivery.objects.update(status="succeeded", next_attempt_at=None)
+    Event.objects.update(created_at=timezone.now() - timedelta(days=40))
+    rests = []
+    monkeypatch.setattr(retention.time, "sleep", rests.append)
+    cut = timezone.now() - timedelta(days=30)
+    assert retention.prune(cut, batch=1) == {"events": 3, "deliveries": 3, "attempts": 3}
+    assert rests == []  # nothing due: as fast as it goes
+    failing_history(receiver, count=2)
+    Event.objects.update(created_at=timezone.now() - timedelta(days=40))
+    Delivery.objects.update(status="succeeded", next_attempt_at=None)
+    emit(TEST_EVENT, {"n": "due now"})  # a drain is on
+    assert retention.prune(cut, batch=1)["events"] == 2
+    assert len(rests) == 2 and all(r >= 0 for r in rests)
+
+
 def test_dashboard_renders_numbers_and_a_chart(admin_client, receiver):
     answers = iter([200, 200, 500])
     receiver.respond = lambda request: Reply(next(answers))

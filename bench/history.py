@@ -1,0 +1,170 @@
+"""The big-history measure: the same pages, commands, scrape and drain on empty tables
+and with a million old deliveries and their attempts written by SQL in seconds, and a
+prune of the old nine tenths while a drain runs. Imported by scenarios.py once Django
+is set up."""
+
+from __future__ import annotations
+
+import io
+import statistics
+import threading
+import time
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection, models
+from django.test import Client
+from django.utils import timezone
+
+from hooks.models import Attempt, Delivery, Event, Webhook
+from hooks.tools import retention
+
+DAYS = 40  # the history spans this many days; the prune keeps the last tenth
+
+
+def _sql_rows(model: type[models.Model], count: int, overrides: dict[str, str]) -> tuple[str, list]:
+    """INSERT … SELECT of `count` rows numbered i = 1..count: `overrides` give a column's
+    SQL expression in i, every other column gets its field's default as a parameter."""
+    columns, values, params = [], [], []
+    for field in model._meta.concrete_fields:
+        columns.append(connection.ops.quote_name(field.column))
+        if field.name in overrides:
+            values.append(overrides[field.name])
+        else:
+            values.append("%s")
+            default = None if field.null and not field.has_default() else field.get_default()
+            params.append(field.get_db_prep_save(default, connection))
+    if connection.vendor == "postgresql":
+        series = f"generate_series(1, {count}) AS s(i)"
+    else:
+        series = (f"(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                  f"WHERE i < {count}) SELECT i FROM n) AS s")  # fmt: skip
+    table = connection.ops.quote_name(model._meta.db_table)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {series}",
+        params,
+    )
+
+
+def _uuid(offset: int) -> str:
+    """A distinct UUID per row i, as each database stores UUIDs."""
+    if connection.vendor == "postgresql":
+        return f"lpad(to_hex(i + {offset}), 32, '0')::uuid"
+    return f"printf('%%032x', i + {offset})"
+
+
+def _created(now) -> str:
+    """Spread over DAYS days before `now`, oldest first."""
+    span = DAYS * 86400
+    if connection.vendor == "postgresql":
+        return f"TIMESTAMPTZ '{now.isoformat()}' - ((%(n)s - i) * {span}.0 / %(n)s) * INTERVAL '1 second'"
+    return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', '{now:%Y-%m-%d %H:%M:%S}', '-' || ((%(n)s - i) * {span}.0 / %(n)s) || ' seconds')"
+
+
+def fill(webhook: Webhook, count: int) -> float:
+    """`count` succeeded deliveries of `webhook` (one event and one attempt each), written
+    by SQL; returns the seconds it took."""
+    start = time.monotonic()
+    now = timezone.now()
+    created = _created(now).replace("%(n)s", str(count))
+    ev, dv = 0, 1 << 40
+    base = Attempt.objects.aggregate(top=models.Max("id"))["top"] or 0  # after the drains'
+    plan = [
+        (Event, {"id": _uuid(ev), "type": "'bench.event'", "created_at": created}),
+        (Delivery, {"id": _uuid(dv), "event": _uuid(ev), "webhook": str(webhook.pk),
+                    "status": "'succeeded'", "attempts": "1", "created_at": created,
+                    "completed_at": created, "last_response_status": "200"}),
+        (Attempt, {"id": f"i + {base}", "delivery": _uuid(dv), "number": "1", "started_at": created,
+                   "url": f"'{webhook.url}'", "response_status": "200", "succeeded": "TRUE"
+                   if connection.vendor == "postgresql" else "1", "duration_ms": "3.5"}),
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        for model, overrides in plan:
+            sql, params = _sql_rows(model, count, overrides)
+            cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            for model in (Event, Delivery, Attempt):
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{Attempt._meta.db_table}', 'id'), {base + count})"
+            )
+        else:
+            cursor.execute("ANALYZE")
+    return time.monotonic() - start
+
+
+def _admin() -> Client:
+    User = get_user_model()
+    user = User.objects.filter(username="bench-admin").first() or User.objects.create_superuser(
+        "bench-admin", "bench@example.com", "pw"
+    )
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    return client
+
+
+def page_times(webhook: Webhook, repeat: int) -> dict[str, float]:
+    """Median seconds of each page, command and scrape (after one warm-up each)."""
+    client = _admin()
+    views = {
+        "delivery_list": lambda: client.get("/admin/hooks/delivery/"),
+        "webhook_history": lambda: client.get(f"/admin/hooks/delivery/?webhook__id__exact={webhook.pk}"),
+        "dashboard": lambda: client.get("/admin/dashboard/"),
+        "status_command": lambda: call_command("webhooks", "status", stdout=io.StringIO()),
+        "metrics": lambda: client.get("/metrics", REMOTE_ADDR="127.0.0.1"),
+    }  # fmt: skip
+    times = {}
+    for name, view in views.items():
+        answer = view()
+        status = getattr(answer, "status_code", 200)
+        if status != 200:
+            raise RuntimeError(f"{name} answered {status}")
+        runs = []
+        for _ in range(repeat):
+            start = time.monotonic()
+            view()
+            runs.append(time.monotonic() - start)
+        times[name] = statistics.median(runs)
+    return times
+
+
+def prune_during(drain, older_than) -> tuple[float, dict, float]:
+    """The drain's rate while a prune runs beside it; what the prune deleted, and in how
+    long (it may go on after the drain)."""
+    done: dict = {}
+
+    def prune() -> None:
+        start = time.monotonic()
+        try:
+            done.update(retention.prune(older_than))
+        finally:
+            done["seconds"] = time.monotonic() - start
+            connection.close()
+
+    thread = threading.Thread(target=prune)
+    thread.start()
+    rate = drain()
+    thread.join()
+    return rate, done, done.pop("seconds")
+
+
+def measure(fresh, drain, count: int, repeat: int) -> dict:
+    """`fresh()` empties the tables and returns a webhook to the fast receiver; `drain()`
+    returns a drain's deliveries/s on the tables as they are."""
+    webhook = fresh()
+    # First the drains, so the "small" tables hold a page's worth of their deliveries
+    # (an empty list renders nothing, which is no fair baseline for a page of rows).
+    empty_drain = max(drain() for _ in range(repeat))
+    empty = page_times(webhook, repeat)
+    filled = fill(webhook, count)
+    big = page_times(webhook, repeat)
+    big_drain = max(drain() for _ in range(repeat))
+    cut = timezone.now() - timedelta(days=DAYS / 10)  # nine tenths are older
+    during, pruned, prune_seconds = prune_during(drain, cut)
+    return {
+        "history_rows": count, "history_fill_s": filled, "history_empty": empty,
+        "history_big": big, "history_drain_empty": empty_drain, "history_drain_big": big_drain,
+        "history_drain_pruning": during, "history_pruned": pruned,
+        "history_prune_s": prune_seconds,
+    }  # fmt: skip
