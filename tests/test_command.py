@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from django.utils import timezone
 from hooks import emit
 from hooks.models import Attempt, Delivery, Event
 from hooks.outgoing import signing
-from hooks.tools import retention
+from hooks.tools import retention, stats
 from hooks.tools.receiver import Reply
 from hooks.worker.attempt import deliver_due
 from tests.conftest import ROOT, TEST_EVENT, make_webhook
@@ -138,6 +139,34 @@ def test_dashboard_renders_numbers_and_a_chart(admin_client, receiver):
         assert "67&nbsp;%" in page and "2 ok / 1 failed" in page
         assert "receiver" in page  # failures by webhook
     assert admin_client.get(reverse("admin:index")).content.decode().count("Webhook dashboard") >= 1
+
+
+@pytest.mark.parametrize("period", ["24h", "7d"])
+def test_dashboard_buckets_count_each_delivery_once_in_its_hour_or_day(receiver, period):
+    """The buckets are ranges between local hour/day bounds; a delivery on a bound
+    belongs to the later one, one before the period to none."""
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 0})
+    template = Delivery.objects.get()
+    now = timezone.now()
+    span, step = stats.PERIODS[period]
+    first = stats._floor(timezone.localtime(now - span), step)
+    moments = [now - span - timedelta(seconds=1), now - span + timedelta(seconds=1),
+               first + step, first + 2 * step - timedelta(microseconds=1), now]  # fmt: skip
+    for moment in moments:
+        for status in ("succeeded", "failed", "pending"):
+            Delivery.objects.create(event=template.event, webhook=template.webhook,
+                                    status=status, created_at=moment)  # fmt: skip
+    template.delete()
+    summary = stats.summary(period, now=now)
+    expected: Counter = Counter()
+    for moment in moments[1:]:
+        start = next(b for b, *_ in reversed(summary.buckets) if b <= moment)
+        expected[start] += 1
+    assert [(b, ok, bad) for b, ok, bad in summary.buckets if ok or bad] == [
+        (b, expected[b], expected[b]) for b, *_ in summary.buckets if expected[b]
+    ]
+    assert (summary.deliveries, summary.succeeded, summary.failed, summary.pending) == (12, 4, 4, 4)
 
 
 def test_dashboard_needs_staff(client):

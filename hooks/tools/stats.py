@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Q
-from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from hooks.models import Attempt, Delivery, Webhook
 
 Status = Delivery.Status
 LATENCY_SAMPLE = 20_000
+STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.PENDING)
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -83,25 +84,24 @@ class Summary:
 
 
 PERIODS = {
-    "24h": (timedelta(hours=24), TruncHour, timedelta(hours=1)),
-    "7d": (timedelta(days=7), TruncDay, timedelta(days=1)),
+    "24h": (timedelta(hours=24), timedelta(hours=1)),
+    "7d": (timedelta(days=7), timedelta(days=1)),
 }
 
 
 def summary(period: str = "24h", now: datetime | None = None) -> Summary:
-    span, trunc, step = PERIODS[period]
+    span, step = PERIODS[period]
     now = now or timezone.now()
     since = now - span
     result = Summary(period, since)
-    deliveries = Delivery.objects.filter(created_at__gte=since)
-    counts = deliveries.aggregate(
-        total=Count("pk"),
-        succeeded=Count("pk", filter=Q(status=Status.SUCCEEDED)),
-        failed=Count("pk", filter=Q(status=Status.FAILED)),
-        pending=Count("pk", filter=Q(status=Status.PENDING)),
-    )
+    first = _floor(timezone.localtime(since), step)
+    starts = [first + i * step for i in range(int(span / step) + 1)]
+    counts = _period_counts(since, starts)
     result.deliveries, result.succeeded = counts["total"], counts["succeeded"]
     result.failed, result.pending = counts["failed"], counts["pending"]
+    result.buckets = [
+        (start, counts[f"ok{i}"], counts[f"bad{i}"]) for i, start in enumerate(starts)
+    ]
     result.backlog_due = Delivery.objects.filter(
         status=Status.PENDING, next_attempt_at__lte=now
     ).count()
@@ -118,21 +118,28 @@ def summary(period: str = "24h", now: datetime | None = None) -> Summary:
         .annotate(n=Count("pk"))
         .order_by("-n")[:10]
     )
-    per_bucket = {
-        row["bucket"]: (row["ok"], row["bad"])
-        for row in deliveries.annotate(bucket=trunc("created_at"))
-        .values("bucket")
-        .annotate(
-            ok=Count("pk", filter=Q(status=Status.SUCCEEDED)),
-            bad=Count("pk", filter=Q(status=Status.FAILED)),
-        )
-    }
-    first = _floor(timezone.localtime(since), step)
-    result.buckets = [
-        (first + i * step, *per_bucket.get(first + i * step, (0, 0)))
-        for i in range(int(span / step) + 1)
-    ]
     return result
+
+
+def _period_counts(since: datetime, starts: list[datetime]) -> dict[str, int]:
+    """The period's totals and each bucket's successes and failures: one small count
+    per bucket, each a range of the (created_at, status) index read alone. (A truncation
+    per row was a Python function call for each delivery on SQLite; a GROUP BY status
+    made SQLite walk the status index over the whole table.)"""
+    counts = {"total": 0, "succeeded": 0, "failed": 0, "pending": 0}
+    bounds = [since, *starts[1:], None]
+    for i, (start, end) in enumerate(itertools.pairwise(bounds)):
+        within = Delivery.objects.filter(created_at__gte=start)
+        if end is not None:
+            within = within.filter(created_at__lt=end)
+        bucket = within.aggregate(
+            total=Count("status"),  # a column of the index (the id is not)
+            **{status: Count("status", filter=Q(status=status)) for status in STATUSES},
+        )
+        counts[f"ok{i}"], counts[f"bad{i}"] = bucket["succeeded"], bucket["failed"]
+        for key, value in bucket.items():
+            counts[key] += value
+    return counts
 
 
 def _floor(moment: datetime, step: timedelta) -> datetime:
