@@ -52,8 +52,9 @@ class WebhookStatus:
 
 def webhook_status(webhook: Webhook, since: datetime) -> WebhookStatus:
     counts = Delivery.objects.filter(webhook=webhook, created_at__gte=since).aggregate(
-        succeeded=Count("pk", filter=Q(status=Status.SUCCEEDED)),
-        failed=Count("pk", filter=Q(status=Status.FAILED)),
+        # Counting the status (not the id) lets the (webhook, created_at) index answer.
+        succeeded=Count("status", filter=Q(status=Status.SUCCEEDED)),
+        failed=Count("status", filter=Q(status=Status.FAILED)),
     )
     backlog = Delivery.objects.filter(webhook=webhook, status=Status.PENDING).count()
     last_failure = (
