@@ -235,6 +235,16 @@ def usual_rate(url: str, count: int) -> float:
 # --- the hub ---------------------------------------------------------------------
 
 
+def emit_due(count: int) -> float:
+    """`count` events emitted in one transaction; the monotonic time it committed."""
+    with transaction.atomic():
+        for n in range(count):
+            hooks.emit(EVENT, {"seq": n, "text": "benchmark"})
+        start_holder = []
+        transaction.on_commit(lambda: start_holder.append(time.monotonic()))
+    return start_holder[0]
+
+
 def hub_drain(url: str, count: int) -> tuple[float, float, float, float]:
     """Deliveries/s for `count` already-due deliveries; also the worker RSS at 20 % and
     at the end, and the peak RSS."""
@@ -242,15 +252,11 @@ def hub_drain(url: str, count: int) -> tuple[float, float, float, float]:
     webhooks([url])
     cluster = Cluster()
     try:
-        with transaction.atomic():
-            for n in range(count):
-                hooks.emit(EVENT, {"seq": n, "text": "benchmark"})
-            start_holder = []
-            transaction.on_commit(lambda: start_holder.append(time.monotonic()))
+        committed = emit_due(count)
         wait_until(delivered(count // 5))
         rss_early = cluster.memory_mb("VmRSS")
         wait_until(delivered(count))
-        rate = count / (time.monotonic() - start_holder[0])
+        rate = count / (time.monotonic() - committed)
         return rate, rss_early, cluster.memory_mb("VmRSS"), cluster.memory_mb("VmHWM")
     finally:
         cluster.stop()
@@ -262,13 +268,9 @@ def drain_as_is(rx: Receivers, count: int) -> float:
     rx.reset()
     cluster = Cluster()
     try:
-        with transaction.atomic():
-            for n in range(count):
-                hooks.emit(EVENT, {"seq": n, "text": "benchmark"})
-            start_holder = []
-            transaction.on_commit(lambda: start_holder.append(time.monotonic()))
+        committed = emit_due(count)
         wait_until(lambda: rx.stats()["counts"]["fast"] >= count)
-        return count / (time.monotonic() - start_holder[0])
+        return count / (time.monotonic() - committed)
     finally:
         cluster.stop()
 
