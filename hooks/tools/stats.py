@@ -97,12 +97,10 @@ def summary(period: str = "24h", now: datetime | None = None) -> Summary:
     result = Summary(period, since)
     first = _floor(timezone.localtime(since), step)
     starts = [first + i * step for i in range(int(span / step) + 1)]
-    counts = _period_counts(since, starts)
+    counts, per_bucket = _period_counts(since, starts)
     result.deliveries, result.succeeded = counts["total"], counts["succeeded"]
     result.failed, result.pending = counts["failed"], counts["pending"]
-    result.buckets = [
-        (start, counts[f"ok{i}"], counts[f"bad{i}"]) for i, start in enumerate(starts)
-    ]
+    result.buckets = [(start, *ok_bad) for start, ok_bad in zip(starts, per_bucket, strict=True)]
     result.backlog_due = Delivery.objects.filter(
         status=Status.PENDING, next_attempt_at__lte=now
     ).count()
@@ -122,14 +120,16 @@ def summary(period: str = "24h", now: datetime | None = None) -> Summary:
     return result
 
 
-def _period_counts(since: datetime, starts: list[datetime]) -> dict[str, int]:
-    """The period's totals and each bucket's successes and failures: one small count
+def _period_counts(
+    since: datetime, starts: list[datetime]
+) -> tuple[dict[str, int], list[tuple[int, int]]]:
+    """The period's totals and each bucket's (successes, failures): one small count
     per bucket, each a range of the (created_at, status) index read alone. (A truncation
     per row was a Python function call for each delivery on SQLite; a GROUP BY status
     made SQLite walk the status index over the whole table.)"""
-    counts = {"total": 0, "succeeded": 0, "failed": 0, "pending": 0}
-    bounds = [since, *starts[1:], None]
-    for i, (start, end) in enumerate(itertools.pairwise(bounds)):
+    totals = {"total": 0, "succeeded": 0, "failed": 0, "pending": 0}
+    per_bucket = []
+    for start, end in itertools.pairwise([since, *starts[1:], None]):
         within = Delivery.objects.filter(created_at__gte=start)
         if end is not None:
             within = within.filter(created_at__lt=end)
@@ -137,10 +137,10 @@ def _period_counts(since: datetime, starts: list[datetime]) -> dict[str, int]:
             total=Count("status"),  # a column of the index (the id is not)
             **{status: Count("status", filter=Q(status=status)) for status in STATUSES},
         )
-        counts[f"ok{i}"], counts[f"bad{i}"] = bucket["succeeded"], bucket["failed"]
+        per_bucket.append((bucket["succeeded"], bucket["failed"]))
         for key, value in bucket.items():
-            counts[key] += value
-    return counts
+            totals[key] += value
+    return totals, per_bucket
 
 
 def _floor(moment: datetime, step: timedelta) -> datetime:
