@@ -9,6 +9,7 @@ import json
 from functools import partial
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.urls import path
 from django.utils import timezone
@@ -17,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from hooks import catalog, scopes
 from hooks.models import Attempt, DeclaredEventType, Delivery, Event, Webhook
 from hooks.outgoing.body import body_for
-from hooks.tools import admin_views, shown
+from hooks.tools import admin_views, rollup, shown
 from hooks.tools.forms import WebhookForm
 
 STATUS_LOOK = {  # colour and icon of each delivery status in the list
@@ -35,6 +36,23 @@ def status_badge(status: str, text: str, weight: int = 400) -> str:
         '<span style="color:{};font-weight:{};white-space:nowrap">{} {}</span>',
         colour, weight, icon, text,
     )  # fmt: skip
+
+
+class VoidsRollupOnDelete:
+    """Deleting history from the admin voids the hours counted for its webhooks
+    (hooks.tools.rollup); `webhooks_of` says which webhooks a queryset touches."""
+
+    webhooks_of = "webhook_id"
+
+    def delete_model(self, request, obj) -> None:
+        self.delete_queryset(request, type(obj).objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            rollup.invalidate(
+                queryset.order_by().values_list(self.webhooks_of, flat=True).distinct()
+            )
+            queryset.delete()
 
 
 SCOPE_FIELDS = {"owner", "namespace"}
@@ -275,7 +293,7 @@ class AttemptInline(admin.StackedInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(VoidsRollupOnDelete, admin.ModelAdmin):
     list_display = ["short_id", "coloured_status", "target", "event_type", "last_response_status",
                     "duration", "created_at"]  # fmt: skip
     list_display_links = ["short_id"]
@@ -358,7 +376,8 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(VoidsRollupOnDelete, admin.ModelAdmin):
+    webhooks_of = "deliveries__webhook_id"
     list_display = ["type", "id", "user", "namespace", "created_at"]
     list_filter = ["type", "created_at"]  # no date_hierarchy: see DeliveryAdmin
     search_fields = ["id", "type", "namespace"]

@@ -236,9 +236,10 @@ class Delivery(models.Model):
                 fields=["webhook", "created_at"], include=["status"],
                 name="delivery_webhook_created",
             ),
-            # Its backlog (`webhooks status`): the few pending rows, not all of its rows.
+            # Its backlog (`webhooks status`): the few pending rows, not all of its rows; the
+            # oldest of them bounds the hours a rollup may count (hooks.tools.rollup).
             models.Index(
-                fields=["webhook"], condition=models.Q(status="pending"),
+                fields=["webhook", "created_at"], condition=models.Q(status="pending"),
                 name="delivery_pending_webhook",
             ),
             # Claimed rows by their worker's token. Partial: the rows at rest all hold
@@ -295,6 +296,41 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.number} of {self.delivery_id}"
+
+
+class DeliveryHour(models.Model):
+    """A webhook's finished deliveries created in one settled hour, counted once
+    (`hooks.tools.rollup`): a week's success rate then reads 168 rows, not every
+    delivery of the week. A row counts only under its webhook's current epoch."""
+
+    # (webhook, hour) is unique, which indexes the webhook first: no index of its own
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="+", db_index=False)
+    hour = models.DateTimeField()  # its start (UTC)
+    epoch = models.PositiveIntegerField()
+    succeeded = models.PositiveIntegerField()
+    failed = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["webhook", "hour"], name="one_delivery_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} at {self.hour:%Y-%m-%d %H:00}"
+
+
+class DeliveryHourEpoch(models.Model):
+    """Raised whenever a webhook's settled history changes (a redelivery, a deletion):
+    every DeliveryHour counted under an earlier epoch is void. Its own table, so no save
+    of a webhook loaded earlier can write an old epoch back."""
+
+    webhook = models.OneToOneField(
+        Webhook, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    epoch = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id}: {self.epoch}"
 
 
 class DeclaredEventType(models.Model):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from hooks.models import Delivery, Webhook
 from hooks.outbox.handover import ENQUEUE_GRACE, enqueue_on_commit
+from hooks.tools import rollup
 
 Status = Delivery.Status
 
@@ -24,8 +25,10 @@ def request(deliveries: QuerySet[Delivery]) -> int:
     now = timezone.now()
     grace = now + ENQUEUE_GRACE
     idle = deliveries.filter(claim_token__isnull=True)
-    finished = list(idle.exclude(status=Status.PENDING).values_list("pk", flat=True))
+    finished = list(idle.exclude(status=Status.PENDING).values_list("pk", "webhook_id"))
     pending = list(idle.filter(status=Status.PENDING).values_list("pk", flat=True))
+    rollup.invalidate(webhook for _, webhook in finished)  # their hours count them as finished
+    finished = [pk for pk, _ in finished]
     Delivery.objects.filter(pk__in=finished).update(
         status=Status.PENDING,
         manual=True,

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from hooks import conf
 from hooks.models import Attempt, Delivery, Event
+from hooks.tools import rollup
 from hooks.worker import claims, writelock
 
 BATCH = 500
@@ -34,18 +35,29 @@ def prune(older_than: datetime, batch: int = BATCH, progress=None) -> dict[str, 
     the database's write time."""
     candidates = prunable(older_than)
     deleted: dict[str, int] = {"events": 0, "deliveries": 0, "attempts": 0}
+    reached: set[int] = set()  # webhooks whose history lost deliveries
     while True:
         started = time.monotonic()
         with writelock.serialized(), transaction.atomic():
             ids = list(candidates.values_list("pk", flat=True)[:batch])
             if not ids:
-                return deleted
+                break
+            reached.update(_webhooks_of(ids))
             for kind, count in _delete(ids).items():
                 deleted[kind] += count
         if progress:
             progress(deleted["events"], None)
         if claims.due(timezone.now()).exists():
             time.sleep((time.monotonic() - started) * YIELD)
+    with writelock.serialized(), transaction.atomic():
+        rollup.forget_before(older_than)
+        rollup.invalidate(reached)
+    return deleted
+
+
+def _webhooks_of(event_ids: list) -> set[int]:
+    of_events = Delivery.objects.filter(event_id__in=event_ids, webhook__isnull=False)
+    return set(of_events.values_list("webhook_id", flat=True).distinct())
 
 
 def _delete(event_ids: list) -> dict[str, int]:

@@ -1,0 +1,124 @@
+"""A webhook's success counts per settled hour (hooks.tools.rollup): read once counted,
+and never wrong after a redelivery, a prune, an admin deletion or a race with one."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from hooks import emit
+from hooks.models import Delivery, DeliveryHour, Event
+from hooks.tools import redelivery, retention, rollup, stats
+from hooks.worker.attempt import deliver_due
+from tests.conftest import TEST_EVENT, make_webhook
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+WEEK = NOW - timedelta(days=7)
+
+
+def history(webhook, *rows: tuple[float, str]) -> list[Delivery]:
+    """One delivery per (hours ago, status), its event made as long ago."""
+    made = []
+    for hours, status in rows:
+        event = emit(TEST_EVENT, {"hours": hours})
+        when = NOW - timedelta(hours=hours)
+        Event.objects.filter(pk=event.pk).update(created_at=when)
+        delivery = Delivery.objects.get(event=event, webhook=webhook)
+        finished = status != "pending"
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=status, created_at=when, next_attempt_at=None if finished else when,
+            completed_at=when if finished else None,
+        )  # fmt: skip
+        made.append(delivery)
+    return made
+
+
+def plain(webhook) -> tuple[int, int]:
+    """What the deliveries themselves say: the counts the rollup must match."""
+    return rollup.finished(webhook, WEEK)
+
+
+@pytest.fixture
+def webhook(receiver):
+    return make_webhook(receiver.url)
+
+
+def test_settled_hours_are_counted_once_and_then_read(webhook):
+    history(webhook, (30, "succeeded"), (30.2, "failed"), (50, "succeeded"), (200, "failed"))
+    assert rollup.counts(webhook, WEEK, NOW) == plain(webhook) == (2, 1)
+    assert DeliveryHour.objects.filter(webhook=webhook).count() == 7 * 24 - 1
+    # Read back, not counted again: rows gone behind the rollup's back stay counted.
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Delivery._meta.db_table} WHERE status = 'succeeded'")
+    assert rollup.counts(webhook, WEEK, NOW) == (2, 1)
+
+
+def test_the_recent_tail_and_the_window_start_are_counted_live(webhook):
+    history(webhook, (0.01, "succeeded"), (0.1, "failed"), (7 * 24 - 0.1, "succeeded"))
+    assert rollup.counts(webhook, WEEK, NOW) == plain(webhook) == (2, 1)
+    history(webhook, (0.02, "succeeded"))  # the tail is not settled: it is counted again
+    assert rollup.counts(webhook, WEEK, NOW) == (3, 1)
+    settled = DeliveryHour.objects.filter(webhook=webhook).values_list("hour", flat=True)
+    assert max(settled) < NOW - rollup.SETTLE - rollup.HOUR
+    assert min(settled) >= WEEK
+
+
+def test_an_hour_with_a_pending_delivery_waits_until_it_finishes(webhook):
+    (waiting,) = history(webhook, (40, "pending"))
+    history(webhook, (60, "succeeded"), (20, "succeeded"))
+    assert rollup.counts(webhook, WEEK, NOW) == (2, 0)
+    Delivery.objects.filter(pk=waiting.pk).update(status="failed", next_attempt_at=None)
+    assert rollup.counts(webhook, WEEK, NOW) == plain(webhook) == (2, 1)
+
+
+def test_a_redelivery_voids_the_hours_it_changes(webhook):
+    (failed,) = history(webhook, (30, "failed"))
+    assert rollup.counts(webhook, WEEK, NOW) == (0, 1)
+    redelivery.request(Delivery.objects.filter(pk=failed.pk))
+    deliver_due()  # the receiver answers 200 this time
+    assert Delivery.objects.get(pk=failed.pk).status == "succeeded"
+    assert rollup.counts(webhook, WEEK, NOW) == plain(webhook) == (1, 0)
+
+
+def test_a_count_that_raced_an_invalidation_is_void(webhook):
+    (failed,) = history(webhook, (30, "failed"))
+    before = rollup._epoch(webhook)
+    rollup.invalidate([webhook.pk])  # a redelivery commits while a count is under way …
+    Delivery.objects.filter(pk=failed.pk).update(status="succeeded")
+    first, limit = rollup.ceil_hour(WEEK), rollup.floor_hour(NOW)
+    DeliveryHour.objects.filter(webhook=webhook).delete()
+    rollup._hours(webhook, before, first, limit)  # … and stores what it counted before
+    DeliveryHour.objects.filter(webhook=webhook).update(succeeded=0, failed=1)
+    assert rollup.counts(webhook, WEEK, NOW) == plain(webhook) == (1, 0)
+
+
+def test_a_prune_forgets_the_hours_it_reached(webhook):
+    history(webhook, (100, "succeeded"), (150, "failed"), (10, "succeeded"))
+    assert rollup.counts(webhook, WEEK, NOW) == (2, 1)
+    cutoff = NOW - timedelta(hours=50)
+    assert retention.prune(cutoff)["deliveries"] == 2
+    assert not DeliveryHour.objects.filter(hour__lt=rollup.floor_hour(cutoff)).exists()
+    assert rollup.counts(webhook, WEEK, NOW) == plain(webhook) == (1, 0)
+
+
+@pytest.mark.parametrize("what", ["delivery", "event"])
+def test_deleting_history_in_the_admin_voids_its_hours(admin_client, webhook, what):
+    doomed, _ = history(webhook, (30, "failed"), (31, "succeeded"))
+    assert rollup.counts(webhook, WEEK, NOW) == (1, 1)
+    pk = doomed.pk if what == "delivery" else doomed.event_id
+    page = reverse(f"admin:hooks_{what}_delete", args=[pk])
+    assert admin_client.post(page, {"post": "yes"}).status_code == 302
+    assert rollup.counts(webhook, WEEK, NOW) == plain(webhook) == (1, 0)
+
+
+def test_the_status_command_reads_the_rollup(webhook):
+    history(webhook, (30, "succeeded"), (31, "failed"), (0.1, "succeeded"))
+    status = stats.webhook_status(webhook, WEEK, NOW)
+    assert (status.succeeded, status.failed) == (2, 1)
+    assert DeliveryHour.objects.filter(webhook=webhook, succeeded=1).count() == 1
