@@ -108,3 +108,27 @@ def test_the_ticker_wakes_when_the_next_delivery_falls_due(db, receiver):
     assert ticker.pause() == TICK  # far off: the next regular look comes first
     Delivery.objects.update(next_attempt_at=timezone.now() + timedelta(milliseconds=300))
     assert 0.1 < ticker.pause() <= 0.3  # then: not up to a second late
+
+
+def test_the_brokers_writes_queue_for_the_writers_lock_but_never_inside_a_transaction(
+    transactional_db, monkeypatch
+):
+    """Outside a transaction a task's row is written under the writers' lock (not in
+    SQLite's busy handler beside the pumps); inside one (django-q2's scheduler) SQLite's
+    lock is held already and waiting for the writers' lock could deadlock with a pump."""
+    real, entered = wakeup.writelock.serialized, []
+
+    def spy(*args):
+        entered.append(connection.in_atomic_block)
+        return real(*args)
+
+    monkeypatch.setattr(wakeup.writelock, "serialized", spy)
+    broker = wakeup.WakeableORM(list_key="lock-test")
+    broker.enqueue("outside")
+    with transaction.atomic():
+        broker.enqueue("inside")
+    assert entered == [False]
+    taken = broker._take()  # (django-q2 takes Q_BULK tasks at a time: one by default)
+    assert taken and entered == [False] * (1 + len(taken))
+    broker.acknowledge(taken[0][0])
+    assert entered == [False] * (2 + len(taken))

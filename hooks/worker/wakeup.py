@@ -27,6 +27,8 @@ from django_q.brokers import orm
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
+from hooks.worker import writelock
+
 
 def folder() -> Path:
     """One folder per database (its name): the web process, the workers and the commands
@@ -97,12 +99,26 @@ def poke(queue: str) -> int:
 
 
 class WakeableORM(orm.ORM):
-    """django-q2's database broker, woken by `poke` rather than only by its poll."""
+    """django-q2's database broker, woken by `poke` rather than only by its poll.
+
+    Its writes (a task in, taken, done) queue for SQLite's writers' lock like the
+    pumps' (hooks.worker.writelock): in SQLite's busy handler instead, a pump asking for
+    a helper slept for up to seconds while the other pumps took turns writing. Not
+    inside a transaction, though: that holds SQLite's lock already (IMMEDIATE), and
+    waiting for the writers' lock then would deadlock with a pump that holds it and
+    waits for SQLite's (django-q2's scheduler enqueues in its transaction)."""
 
     listener: Listener | None = None
 
+    @staticmethod
+    def _queued():
+        if transaction.get_connection(Conf.ORM or "default").in_atomic_block:
+            return contextlib.nullcontext()
+        return writelock.serialized()
+
     def enqueue(self, task):
-        pk = super().enqueue(task)
+        with self._queued():
+            pk = super().enqueue(task)
         queue = self.list_key or Conf.CLUSTER_NAME
         # Only a committed row can be taken; outside a transaction this runs at once.
         transaction.on_commit(lambda: poke(queue), using=Conf.ORM, robust=True)
@@ -125,6 +141,14 @@ class WakeableORM(orm.ORM):
         for task in self.get_connection().filter(key=self.list_key, lock__lt=orm.timezone.now())[
             : Conf.BULK
         ]:
-            if OrmQ.objects.using(Conf.ORM).filter(id=task.id, lock=task.lock).update(lock=now):
+            with writelock.serialized():
+                took = (
+                    OrmQ.objects.using(Conf.ORM).filter(id=task.id, lock=task.lock).update(lock=now)
+                )
+            if took:
                 taken.append((task.pk, task.payload))
         return taken
+
+    def delete(self, task_id):
+        with self._queued():
+            super().delete(task_id)
