@@ -160,3 +160,21 @@ def test_a_claim_reads_its_rows_back_by_index_after_analyze(receiver):
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
             steps = [row[3] for row in cursor.fetchall()]
         assert not [s for s in steps if s.startswith("SCAN")], (sql, steps)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's planner without statistics")
+def test_claiming_known_ids_finds_them_by_primary_key_however_big_the_backlog(receiver):
+    """Without statistics SQLite preferred the (status, next_attempt_at) range for
+    `id IN (…) AND status = 'pending' AND …`: each claim read the whole backlog."""
+    make_webhook(receiver.url)
+    for n in range(30):
+        emit(TEST_EVENT, {"n": n})
+    ids = list(Delivery.objects.values_list("pk", flat=True)[:5])
+    with CaptureQueriesContext(connection) as captured:
+        token, claimed = claims.claim(ids, 10, lease=60)
+    assert len(claimed) == 5
+    (update,) = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {update}")
+        steps = [row[3] for row in cursor.fetchall()]
+    assert steps and all("(id=?)" in step for step in steps), steps

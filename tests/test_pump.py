@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from hooks import emit
-from hooks.models import Delivery
+from hooks.models import Attempt, Delivery
 from hooks.outbox import handover
 from hooks.tools.receiver import Receiver, Reply
 from hooks.worker.pump import Pump
@@ -297,3 +297,27 @@ def test_emit_never_raises_after_commit_when_the_broker_is_down(receiver, monkey
     assert set(Delivery.objects.values_list("enqueued_until", flat=True)) == {None}
     assert sweep_once() == 2
     assert Pump().drain(broker_task_ids()[0]) == 2 and len(receiver.requests) == 2
+
+
+def test_the_write_transaction_holds_statements_only(receiver, monkeypatch):
+    """Attempts' rows are worked out before the write transaction and claimed rows
+    become deliveries after it: on SQLite every other writer waits while it is open."""
+    from hooks.worker import claims, recording
+
+    webhook = make_webhook(receiver.url)
+    for n in range(20):
+        emit(TEST_EVENT, {"n": n})
+    inside = []
+
+    def watch(real):
+        def watched(*args, **kwargs):
+            inside.append(connection.in_atomic_block)
+            return real(*args, **kwargs)
+
+        return watched
+
+    monkeypatch.setattr(recording, "_attempt_row", watch(recording._attempt_row))
+    monkeypatch.setattr(claims, "_loaded", watch(claims._loaded))
+    assert Pump().drain(None, budget=10) == 20
+    assert inside and not any(inside)
+    assert Attempt.objects.filter(delivery__webhook=webhook, succeeded=True).count() == 20

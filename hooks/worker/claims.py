@@ -12,17 +12,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import CharField, F, Func, Q, QuerySet
 from django.db.models.sql.subqueries import UpdateQuery
 from django.utils import timezone
 
 from hooks import process
 from hooks.models import Delivery, Event, Webhook
-from hooks.worker import rows
+from hooks.worker import rows, writelock
 
 Status = Delivery.Status
 
@@ -59,13 +60,34 @@ def _sendable() -> Q:
     return Q(manual=True) | ~Q(webhook_id__in=stopped) if stopped else Q()
 
 
-def due(now: datetime) -> QuerySet[Delivery]:
-    return Delivery.objects.filter(
-        _unclaimed(now),
-        status=Status.PENDING,
-        next_attempt_at__lte=now,
-        attempts__lt=F("max_attempts"),
+class _Unindexed(Func):
+    """`+column` on SQLite: the same value, which its planner cannot look up in an index."""
+
+    template = "+%(expressions)s"
+
+
+def due(now: datetime, by_ids: bool = False) -> QuerySet[Delivery]:
+    """Due, unclaimed deliveries. `by_ids`: the caller narrows them to a list of ids,
+    which SQLite must then find by primary key: without statistics its planner prefers
+    the (status, next_attempt_at) range, which holds the whole backlog, and every claim
+    read all of it (a drain of 20,000 spent most of its write lock there)."""
+    pending = Q(status=Status.PENDING)
+    deliveries = Delivery.objects.all()
+    if by_ids and connection.vendor == "sqlite":
+        deliveries = deliveries.alias(_status=_Unindexed("status", output_field=CharField()))
+        pending = Q(_status=Status.PENDING)
+    return deliveries.filter(
+        _unclaimed(now), pending, next_attempt_at__lte=now, attempts__lt=F("max_attempts")
     )
+
+
+@dataclass
+class Claim:
+    """Rows claimed under `token`, as read back: `taken()` makes them deliveries."""
+
+    token: uuid.UUID
+    rows: list[tuple]
+    now: datetime
 
 
 def claim(
@@ -77,9 +99,24 @@ def claim(
 ) -> tuple[uuid.UUID, list[Delivery]]:
     """Claim up to `limit` due deliveries (of `ids`, when given) for `lease` seconds,
     leaving out the webhooks in `exclude_webhooks` (endpoints at their in-flight bound)."""
+    claimed = claim_rows(ids, limit, lease, now, exclude_webhooks)
+    return claimed.token, taken(claimed)
+
+
+def claim_rows(
+    ids: Iterable | None,
+    limit: int,
+    lease: float,
+    now: datetime | None = None,
+    exclude_webhooks: list[int] | None = None,
+) -> Claim:
+    """`claim`'s statements alone, for a pump's write transaction: on SQLite everyone
+    waits for the writer, so turning the rows into deliveries (`taken`) waits until
+    after the commit."""
     now = now or timezone.now()
     token = uuid.uuid4()
-    candidates = due(now).filter(_sendable())
+    known = ids is not None and len(ids := list(ids)) <= limit
+    candidates = due(now, by_ids=known).filter(_sendable())
     if exclude_webhooks:
         candidates = candidates.exclude(webhook_id__in=exclude_webhooks)
     values = {
@@ -88,31 +125,37 @@ def claim(
         "attempts": F("attempts") + 1,
         "enqueued_until": None,
     }
-    if ids is not None and len(ids := list(ids)) <= limit:
+    if known:
         # Known ids: claim them straight away (the first byte goes out sooner); the
         # conditions still decide which are due and unclaimed.
-        claimed = _claim(candidates.filter(pk__in=ids), values, token)
-    else:
-        if ids is not None:
-            candidates = candidates.filter(pk__in=ids)
-        with transaction.atomic(savepoint=False):  # FOR UPDATE needs one
-            # Rows another worker is claiming right now are skipped, not waited for:
-            # on PostgreSQL, pumps that all picked the oldest due rows would queue
-            # behind each other's transactions and come back empty (SQLite ignores
-            # this; it has one writer at a time anyway).
-            pks = list(
-                candidates.order_by("next_attempt_at")
-                .select_for_update(skip_locked=True)
-                .values_list("pk", flat=True)[:limit]
-            )
-            if not pks:
-                return token, []
-            claimed = _claim(due(now).filter(pk__in=pks), values, token)
-    stopped = [d for d in claimed if _stopped_now(d)]
+        return Claim(token, _claim(candidates.filter(pk__in=ids), values, token), now)
+    if ids is not None:
+        candidates = candidates.filter(pk__in=ids)
+    with transaction.atomic(savepoint=False):  # FOR UPDATE needs one
+        # Rows another worker is claiming right now are skipped, not waited for:
+        # on PostgreSQL, pumps that all picked the oldest due rows would queue
+        # behind each other's transactions and come back empty (SQLite ignores
+        # this; it has one writer at a time anyway).
+        pks = list(
+            candidates.order_by("next_attempt_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not pks:
+            return Claim(token, [], now)
+        return Claim(token, _claim(due(now, by_ids=True).filter(pk__in=pks), values, token), now)
+
+
+def taken(claimed: Claim) -> list[Delivery]:
+    """The claimed deliveries with their events and webhooks; those of a webhook that
+    stopped meanwhile are skipped (a short write of their own: it is rare)."""
+    deliveries = _loaded(claimed.rows)
+    stopped = [d for d in deliveries if _stopped_now(d)]
     if stopped:
-        _skip(stopped, token, now)
-        claimed = [d for d in claimed if not _stopped_now(d)]
-    return token, claimed
+        with writelock.serialized(), transaction.atomic(savepoint=False):
+            _skip(stopped, claimed.token, claimed.now)
+        deliveries = [d for d in deliveries if not _stopped_now(d)]
+    return deliveries
 
 
 _deliveries = rows.Loader(Delivery, "d")
@@ -120,7 +163,7 @@ _events = rows.Loader(Event, "e")
 _webhooks = rows.Loader(Webhook, "w")
 
 
-def _claim(targets: QuerySet, values: dict, token: uuid.UUID) -> list[Delivery]:
+def _claim(targets: QuerySet, values: dict, token: uuid.UUID) -> list[tuple]:
     """Mark `targets` as ours and read them back with their events and webhooks: on
     PostgreSQL in one statement (`UPDATE … RETURNING` inside a join), elsewhere in two."""
     if connection.vendor != "postgresql":
@@ -151,16 +194,20 @@ def _join_sql(vendor: str) -> tuple[str, str]:
     return f"SELECT {', '.join(columns)} FROM ", joins
 
 
-def _joined(source: str, where: str, params: list, prefix: str = "") -> list[Delivery]:
-    """Deliveries from `source` with their events, and one shared instance per webhook
-    (a batch is often many deliveries to a few webhooks), in one statement. The webhook
-    is the delivery's own, or for a delivery without one (a job's callback) the webhook
-    whose secret signs it."""
+def _joined(source: str, where: str, params: list, prefix: str = "") -> list[tuple]:
+    """The rows of deliveries from `source` with their events and webhooks, in one
+    statement. The webhook is the delivery's own, or for a delivery without one (a
+    job's callback) the webhook whose secret signs it."""
     select, joins = _join_sql(connection.vendor)
     sql = f"{prefix}{select}{source}{joins}{where}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        found = cursor.fetchall()
+        return cursor.fetchall()
+
+
+def _loaded(found: list[tuple]) -> list[Delivery]:
+    """Deliveries from `_joined` rows, with one shared instance per webhook (a batch is
+    often many deliveries to a few webhooks)."""
     claimed, webhooks = [], {}
     split_e, split_w = _deliveries.width, _deliveries.width + _events.width
     for row in found:

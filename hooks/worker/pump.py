@@ -276,14 +276,14 @@ class Pump:
         recorded stays in `finished`."""
         batch, self.finished = self.finished, []
         try:
-            claimed = self._write_once_or_again(batch, claim, ids)
+            claimed = self._write_once_or_again(recording.prepare(batch), claim, ids)
         except BaseException:
             self.finished = batch + self.finished
             raise
         self.recorded += len(batch)
         self.last_flush = time.monotonic()
         self.show()
-        return claimed
+        return self._take(claimed) if claimed else (None, [])
 
     def show(self) -> None:
         """This process's figures for /metrics (a gauge each, one series per process)."""
@@ -291,22 +291,31 @@ class Pump:
         waiting = sum(len(queue) for queue in self.waiting.values())
         metrics.HELD.set(len(self.in_flight) + waiting + len(self.finished))
 
-    def _write_once_or_again(self, batch: list, claim: int, ids: list | None) -> tuple:
+    def _write_once_or_again(
+        self, prepared: recording.Prepared, claim: int, ids: list | None
+    ) -> claims.Claim | None:
         """A transient database error (deadlock, lock timeout, serialization failure, a
         restart) rolls the whole transaction back: try it again with backoff, for up to
-        WRITE_OUTAGE seconds. A stop requested meanwhile claims nothing more."""
+        WRITE_OUTAGE seconds. A stop requested meanwhile claims nothing more.
+
+        Only statements run in the transaction: what the attempts' rows hold is worked
+        out before (`recording.prepare`), the claimed rows become deliveries after
+        (`_take`). On SQLite every other writer waits meanwhile."""
         give_up = time.monotonic() + WRITE_OUTAGE
         delay, longest = WRITE_BACKOFF
         while True:
             try:
-                with writelock.serialized(), self._transaction(batch):
-                    recorded = recording.write(batch)
-                    token, claimed = None, []
+                with writelock.serialized(), self._transaction(prepared.batch):
+                    recorded = prepared.apply()
+                    claimed = None
                     if claim > 0 and not stopping.requested():
-                        token, claimed = self._claim(claim, ids)
+                        claimed = claims.claim_rows(
+                            ids, claim, self.settings.claim_lease,
+                            exclude_webhooks=self.saturated(),
+                        )  # fmt: skip
                     recorded.update_health()  # last: other pumps wait on these rows
                 recorded.after_commit()
-                return token, claimed
+                return claimed
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() + delay > give_up:
                     log.error(
@@ -323,14 +332,12 @@ class Pump:
         (of this cluster or another machine's) can send that meanwhile."""
         return bool(self.saturated()) and claims.due(timezone.now()).exists()
 
-    def _claim(self, limit: int, ids: list | None) -> tuple:
-        """Claim, leaving out what this pump holds enough for, and give back the surplus
-        for stalling endpoints."""
-        lease = self.settings.claim_lease
-        token, claimed = claims.claim(ids, limit, lease, exclude_webhooks=self.saturated())
-        keep, back = self.surplus(claimed)
-        self.give_back([(d.pk, token) for d in back])
-        return token, keep
+    def _take(self, claimed: claims.Claim) -> tuple:
+        """The deliveries claimed, less the surplus for stalling endpoints, given back."""
+        deliveries = claims.taken(claimed)
+        keep, back = self.surplus(deliveries)
+        self.give_back([(d.pk, claimed.token) for d in back])
+        return claimed.token, keep
 
     # -- the loop -------------------------------------------------------------
     def idle(self) -> bool:

@@ -10,7 +10,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from hooks import conf, metrics
@@ -92,13 +93,73 @@ class Recorded:
                 )
 
 
-def write(batch: list[Sent]) -> Recorded:
-    """Record each attempt and move its delivery to the decided step (if this worker
-    still holds it): one INSERT for the attempts, one UPDATE per group of deliveries
-    that end alike, one per retried delivery. Runs inside the caller's transaction;
-    health is left to the caller (`Recorded.update_health`), to be done last."""
-    if not batch:
-        return Recorded([], [], {}, timezone.now(), [])
+@dataclass
+class Prepared:
+    """A batch's attempts and steps, worked out and compiled outside the write
+    transaction; `apply()` runs the statements (again, if a transaction is retried)."""
+
+    batch: list[Sent]
+    attempts: list[Attempt]
+    inserts: list[tuple[str, list]]
+    finished: dict[tuple, list]  # (token, status, code, error) -> delivery ids
+    retried: list[tuple[Sent, dict]]
+    outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
+    now: datetime
+    statuses: list[str]
+
+    def apply(self) -> Recorded:
+        """One INSERT for the attempts (per batch size the database takes), one UPDATE
+        per group of deliveries that end alike, one per retried delivery. Runs inside
+        the caller's transaction; health is left to the caller (`Recorded.update_health`),
+        to be done last."""
+        with connection.cursor() as cursor:
+            ids = []
+            for sql, params in self.inserts:
+                cursor.execute(sql, params)
+                if _returns_ids():
+                    ids += [row[0] for row in cursor.fetchall()]
+        for attempt, pk in zip(self.attempts, ids, strict=False):
+            attempt.pk = pk
+            attempt._state.adding, attempt._state.db = False, connection.alias
+        released = {"claim_token": None, "claimed_until": None, "manual": False}
+        for (token, status, code, error), pks in self.finished.items():
+            Delivery.objects.filter(pk__in=pks, claim_token=token).update(
+                status=status, completed_at=self.now, next_attempt_at=None,
+                last_response_status=code, last_error=error, **released,
+            )  # fmt: skip
+        for sent, step in self.retried:
+            Delivery.objects.filter(pk=sent.delivery.pk, claim_token=sent.token).update(
+                last_response_status=sent.result.status, last_error=sent.result.error,
+                **step, **released,
+            )  # fmt: skip
+        return Recorded(self.batch, self.attempts, self.outcomes, self.now, self.statuses)
+
+
+def _returns_ids() -> bool:
+    return connection.features.can_return_rows_from_bulk_insert
+
+
+def _insert_statements(attempts: list[Attempt]) -> list[tuple[str, list]]:
+    """The attempts' INSERTs compiled as `bulk_create` would (values converted, batched
+    to what the database takes, returning the new ids where it can)."""
+    if not attempts:
+        return []
+    fields = [f for f in Attempt._meta.concrete_fields if not f.primary_key]
+    size = connection.ops.bulk_batch_size(fields, attempts) or len(attempts)
+    statements = []
+    for at in range(0, len(attempts), size):
+        query = InsertQuery(Attempt)
+        query.insert_values(fields, attempts[at : at + size])
+        compiler = query.get_compiler(connection=connection)
+        if _returns_ids():
+            compiler.returning_fields = [Attempt._meta.pk]
+        statements += [(sql, list(params)) for sql, params in compiler.as_sql()]
+    return statements
+
+
+def prepare(batch: list[Sent]) -> Prepared:
+    """Each attempt's row and each delivery's next step (`retry.next_step`), grouped
+    into the statements `Prepared.apply` runs."""
     settings = conf.get()
     now = timezone.now()
     attempts = [_attempt_row(sent) for sent in batch]
@@ -120,19 +181,14 @@ def write(batch: list[Sent]) -> Recorded:
             webhook = sent.delivery.webhook
             outcome = health.Outcome(result.ok, result.status, step["status"] == Status.FAILED)
             outcomes.setdefault(webhook.pk, (webhook, []))[1].append(outcome)
-    released = {"claim_token": None, "claimed_until": None, "manual": False}
-    Attempt.objects.bulk_create(attempts)
-    for (token, status, code, error), pks in finished.items():
-        Delivery.objects.filter(pk__in=pks, claim_token=token).update(
-            status=status, completed_at=now, next_attempt_at=None,
-            last_response_status=code, last_error=error, **released,
-        )  # fmt: skip
-    for sent, step in retried:
-        Delivery.objects.filter(pk=sent.delivery.pk, claim_token=sent.token).update(
-            last_response_status=sent.result.status, last_error=sent.result.error,
-            **step, **released,
-        )  # fmt: skip
-    return Recorded(batch, attempts, outcomes, now, statuses)
+    inserts = _insert_statements(attempts)
+    return Prepared(batch, attempts, inserts, finished, retried, outcomes, now, statuses)
+
+
+def write(batch: list[Sent]) -> Recorded:
+    """Record each attempt and move its delivery to the decided step (if this worker
+    still holds it), in the caller's transaction (`prepare`, then `Prepared.apply`)."""
+    return prepare(batch).apply()
 
 
 def record(batch: list[Sent]) -> list[Attempt]:

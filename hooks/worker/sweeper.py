@@ -56,7 +56,9 @@ def enqueue_due(now=None, limit: int = 1000) -> int:
     )
     if not ids:
         return 0
-    claims.due(now).filter(unqueued, pk__in=ids).update(enqueued_until=now + ENQUEUE_GRACE)
+    claims.due(now, by_ids=True).filter(unqueued, pk__in=ids).update(
+        enqueued_until=now + ENQUEUE_GRACE
+    )
     hand_over(ids)
     return len(ids)
 
