@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from hooks import conf, metrics
 from hooks.models import Attempt, Delivery, Webhook
 from hooks.outgoing.request import masked
 from hooks.outgoing.transport import OutgoingRequest, Result
-from hooks.worker import health
+from hooks.worker import health, rows
 from hooks.worker.retry import next_step
 
 log = logging.getLogger("hooks.recording")
@@ -139,22 +138,7 @@ def _returns_ids() -> bool:
     return connection.features.can_return_rows_from_bulk_insert
 
 
-def _insert_statements(attempts: list[Attempt]) -> list[tuple[str, list]]:
-    """The attempts' INSERTs compiled as `bulk_create` would (values converted, batched
-    to what the database takes, returning the new ids where it can)."""
-    if not attempts:
-        return []
-    fields = [f for f in Attempt._meta.concrete_fields if not f.primary_key]
-    size = connection.ops.bulk_batch_size(fields, attempts) or len(attempts)
-    statements = []
-    for at in range(0, len(attempts), size):
-        query = InsertQuery(Attempt)
-        query.insert_values(fields, attempts[at : at + size])
-        compiler = query.get_compiler(connection=connection)
-        if _returns_ids():
-            compiler.returning_fields = [Attempt._meta.pk]
-        statements += [(sql, list(params)) for sql, params in compiler.as_sql()]
-    return statements
+_attempt_rows = rows.Inserter(Attempt)
 
 
 def prepare(batch: list[Sent]) -> Prepared:
@@ -181,7 +165,7 @@ def prepare(batch: list[Sent]) -> Prepared:
             webhook = sent.delivery.webhook
             outcome = health.Outcome(result.ok, result.status, step["status"] == Status.FAILED)
             outcomes.setdefault(webhook.pk, (webhook, []))[1].append(outcome)
-    inserts = _insert_statements(attempts)
+    inserts = _attempt_rows.statements(attempts) if attempts else []
     return Prepared(batch, attempts, inserts, finished, retried, outcomes, now, statuses)
 
 
