@@ -321,3 +321,8 @@ def test_the_write_transaction_holds_statements_only(receiver, monkeypatch):
     assert Pump().drain(None, budget=10) == 20
     assert inside and not any(inside)
     assert Attempt.objects.filter(delivery__webhook=webhook, succeeded=True).count() == 20
+    # written by hand (rows.Inserter), read back as the ORM would have written them
+    attempt = Attempt.objects.filter(delivery__webhook=webhook).first()
+    assert attempt.request_headers["webhook-id"] and attempt.response_status == 200
+    assert attempt.started_at.tzinfo is not None and attempt.number == 1
+    assert attempt.trigger == "automatic" and attempt.url == receiver.url
