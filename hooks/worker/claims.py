@@ -90,16 +90,11 @@ class Claim:
     now: datetime
 
 
-def claim(
-    ids: Iterable | None,
-    limit: int,
-    lease: float,
-    now: datetime | None = None,
-    exclude_webhooks: list[int] | None = None,
-) -> tuple[uuid.UUID, list[Delivery]]:
+def claim(ids: Iterable | None, limit: int, lease: float, **options) -> tuple[uuid.UUID, list]:
     """Claim up to `limit` due deliveries (of `ids`, when given) for `lease` seconds,
-    leaving out the webhooks in `exclude_webhooks` (endpoints at their in-flight bound)."""
-    claimed = claim_rows(ids, limit, lease, now, exclude_webhooks)
+    leaving out the webhooks in `exclude_webhooks` (endpoints at their in-flight bound);
+    `options` as `claim_rows` takes them."""
+    claimed = claim_rows(ids, limit, lease, **options)
     return claimed.token, taken(claimed)
 
 
