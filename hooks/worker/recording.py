@@ -115,7 +115,7 @@ class Prepared:
             ids = []
             for sql, params in self.inserts:
                 cursor.execute(sql, params)
-                if _returns_ids():
+                if cursor.description:  # RETURNING the new ids (rows.Inserter decides)
                     ids += [row[0] for row in cursor.fetchall()]
         for attempt, pk in zip(self.attempts, ids, strict=False):
             attempt.pk = pk
@@ -132,10 +132,6 @@ class Prepared:
                 **step, **released,
             )  # fmt: skip
         return Recorded(self.batch, self.attempts, self.outcomes, self.now, self.statuses)
-
-
-def _returns_ids() -> bool:
-    return connection.features.can_return_rows_from_bulk_insert
 
 
 _attempt_rows = rows.Inserter(Attempt)
