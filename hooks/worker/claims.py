@@ -205,16 +205,17 @@ def _loaded(found: list[tuple]) -> list[Delivery]:
     often many deliveries to a few webhooks)."""
     claimed, webhooks = [], {}
     split_e, split_w = _deliveries.width, _deliveries.width + _events.width
+    db = rows.current()
     for row in found:
-        d = _deliveries.load(row[:split_e])
-        d.event = _events.load(row[split_e:split_w])
+        d = _deliveries.load(row[:split_e], db)
+        rows.relate(d, "event", _events.load(row[split_e:split_w], db))
         own, signer = d.webhook_id, d.signed_by_id
         joined = own or signer
         if joined is not None and joined not in webhooks:
-            webhooks[joined] = _webhooks.load(row[split_w:])
-        # Assigning None to a relation clears its id too: each is set to what it is.
-        d.webhook = webhooks[own] if own else None
-        d.signed_by = webhooks[signer] if signer and not own else None
+            webhooks[joined] = _webhooks.load(row[split_w:], db)
+        rows.relate(d, "webhook", webhooks[own] if own else None)
+        if not own:  # the join brought the signer only for a delivery without a webhook
+            rows.relate(d, "signed_by", webhooks[signer] if signer else None)
         claimed.append(d)
     return claimed
 

@@ -40,22 +40,27 @@ def _text(data: bytes) -> str:
 
 
 def _attempt_row(sent: Sent) -> Attempt:
+    """The attempt's row, unsaved: built with `rows.instance`, as a pump records a
+    thousand a second (every concrete field is given here)."""
     d, request, result = sent.delivery, sent.request, sent.result
-    return Attempt(
-        delivery=d,
-        number=d.attempts,
-        trigger=Attempt.Trigger.MANUAL if d.manual else Attempt.Trigger.AUTOMATIC,
-        started_at=result.started_at or timezone.now(),
-        duration_ms=round(result.duration_ms, 2),
-        url=request.url,
-        request_headers=masked(request.headers, d.webhook),
-        request_body=_text(request.body) if request.shown_body is None else request.shown_body,
-        response_status=result.status,
-        response_headers=result.headers,
-        response_body=_text(result.body),
-        error=result.error,
-        succeeded=result.ok,
-    )
+    attempt = rows.instance(Attempt, {
+        "id": None,
+        "delivery_id": d.pk,
+        "number": d.attempts,
+        "trigger": Attempt.Trigger.MANUAL if d.manual else Attempt.Trigger.AUTOMATIC,
+        "started_at": result.started_at or timezone.now(),
+        "duration_ms": round(result.duration_ms, 2),
+        "url": request.url,
+        "request_headers": masked(request.headers, d.webhook),
+        "request_body": _text(request.body) if request.shown_body is None else request.shown_body,
+        "response_status": result.status,
+        "response_headers": result.headers,
+        "response_body": _text(result.body),
+        "error": result.error,
+        "succeeded": result.ok,
+    })  # fmt: skip
+    rows.relate(attempt, "delivery", d)
+    return attempt
 
 
 @dataclass

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sqlite3
 from functools import cache, cached_property
 
-from django.db import connection, models
+from django.db import connection, connections, models
+from django.db.models.base import ModelState
 
 
 class Loader:
@@ -21,6 +22,7 @@ class Loader:
         self.model, self.alias = model, alias
         self.fields = model._meta.concrete_fields
         self.width = len(self.fields)
+        self.attnames = [f.attname for f in self.fields]
 
     @cached_property
     def columns(self) -> list[str]:
@@ -37,11 +39,41 @@ class Loader:
                 found.append((i, converters, column))
         return found
 
-    def load(self, values: tuple | list) -> models.Model:
+    def load(self, values: tuple | list, db=None) -> models.Model:
+        """An instance as `Model.from_db` makes it, without `Model.__init__`'s work per
+        field (the values are the database's, converted: there is nothing to check).
+        `db`: the connection itself (`current()`) rather than its proxy, whose every
+        use costs a thread-local lookup."""
         values = list(values)
+        db = db or current()
         for i, converters, column in self._converters:
-            values[i] = _apply(converters, column, values[i])
-        return self.model.from_db(connection.alias, None, values)
+            for converter in converters:
+                values[i] = converter(values[i], column, db)
+        return instance(self.model, dict(zip(self.attnames, values, strict=True)), db.alias)
+
+
+def current():
+    """The default connection's wrapper itself, for loops that use it many times."""
+    return connections[connection.alias]
+
+
+def instance(model: type[models.Model], values: dict, db: str | None = None) -> models.Model:
+    """A `model` instance holding `values` (by attname), as read from database `db` (or
+    not saved yet, with `db` None). Model.__init__ would set each field through its
+    descriptor and send pre_init/post_init: nothing here listens for them, and a
+    pump builds thousands of instances a second."""
+    obj = model.__new__(model)
+    obj.__dict__.update(values)
+    obj._state = ModelState()
+    if db is not None:
+        obj._state.adding, obj._state.db = False, db
+    return obj
+
+
+def relate(obj: models.Model, name: str, related: models.Model | None) -> None:
+    """Cache `related` as `obj.name` when `obj` already holds its id (what the
+    descriptor's __set__ would check and set again)."""
+    obj._meta.get_field(name).set_cached_value(obj, related)
 
 
 # Values of these fields reach the database driver as they are (what the ORM's
@@ -73,15 +105,17 @@ class Inserter:
 
     def statements(self, objs: list[models.Model]) -> list[tuple[str, list]]:
         """One statement per batch the database takes (its limit on parameters)."""
-        returning = connection.features.can_return_rows_from_bulk_insert
-        size = max(connection.ops.bulk_batch_size(self.fields, objs) or len(objs), 1)
+        db = current()
+        returning = db.features.can_return_rows_from_bulk_insert
+        size = max(db.ops.bulk_batch_size(self.fields, objs) or len(objs), 1)
         out = []
         for at in range(0, len(objs), size):
             chunk, params = objs[at : at + size], []
             for obj in chunk:
+                values = obj.__dict__
                 for attname, plain, field in self.prepared:
-                    value = getattr(obj, attname)
-                    params.append(value if plain else field.get_db_prep_save(value, connection))
+                    value = values[attname]
+                    params.append(value if plain else field.get_db_prep_save(value, db))
             out.append((self._sql(len(chunk), returning), params))
         return out
 
