@@ -139,6 +139,23 @@ def test_claimed_rows_load_exactly_as_the_orm_reads_them(receiver):
     assert with_webhook[0].webhook is with_webhook[1].webhook  # one shared instance
 
 
+def test_claimed_deliveries_behave_as_loaded_instances(receiver):
+    """Built without Model.__init__ (rows.instance): they are saved rows of the default
+    database, their relations are cached (no query to reach them), and saving one
+    updates its row rather than inserting another."""
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    _, (d,) = claims.claim(None, 10, lease=60)
+    assert not d._state.adding and d._state.db == "default"
+    with CaptureQueriesContext(connection) as queries:
+        assert d.event.payload == {"n": 1} and d.webhook.url == receiver.url
+        assert d.signed_by_id is None
+    assert len(queries) == 0
+    d.last_error = "noted"
+    d.save(update_fields=["last_error"])
+    assert Delivery.objects.get().last_error == "noted"
+
+
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's planner and its statistics")
 def test_a_claim_reads_its_rows_back_by_index_after_analyze(receiver):
     """Delivered rows all hold a NULL token; once ANALYZE (or PRAGMA optimize) has
