@@ -47,8 +47,7 @@ class Loader:
         values = list(values)
         db = db or current()
         for i, converters, column in self._converters:
-            for converter in converters:
-                values[i] = converter(values[i], column, db)
+            values[i] = _apply(converters, column, values[i], db)
         return instance(self.model, dict(zip(self.attnames, values, strict=True)), db.alias)
 
 
@@ -112,9 +111,8 @@ class Inserter:
         for at in range(0, len(objs), size):
             chunk, params = objs[at : at + size], []
             for obj in chunk:
-                values = obj.__dict__
                 for attname, plain, field in self.prepared:
-                    value = values[attname]
+                    value = getattr(obj, attname)
                     params.append(value if plain else field.get_db_prep_save(value, db))
             out.append((self._sql(len(chunk), returning), params))
         return out
@@ -124,9 +122,9 @@ def _converters_of(column) -> list:
     return connection.ops.get_db_converters(column) + column.get_db_converters(connection)
 
 
-def _apply(converters: list, column, value):
+def _apply(converters: list, column, value, db=connection):
     for converter in converters:
-        value = converter(value, column, connection)
+        value = converter(value, column, db)
     return value
 
 
