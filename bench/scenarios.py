@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -199,7 +200,8 @@ def signed_requests(url: str, count: int) -> list[tuple[bytes, dict]]:
 
 
 def limit_rate(url: str, count: int, threads: int = 1) -> float:
-    """The same HTTP client (urllib3, keep-alive), no database, no broker."""
+    """The limit the targets were set against: urllib3 on keep-alive connections (the
+    hub's client until session 13), no database, no broker."""
     requests_ = signed_requests(url, count)
     pool = urllib3.PoolManager(maxsize=threads)
 
@@ -214,6 +216,22 @@ def limit_rate(url: str, count: int, threads: int = 1) -> float:
         with ThreadPoolExecutor(threads) as executor:
             list(executor.map(post, requests_))
     return count / (time.monotonic() - start)
+
+
+def raw_rate(url: str, count: int) -> float:
+    """One process POSTing on one keep-alive http.client connection: the client the
+    hub sends with since session 13 (hooks/outgoing/connections.py), with nothing
+    around it."""
+    requests_ = signed_requests(url, count)
+    parts = urllib3.util.parse_url(url)
+    conn = http.client.HTTPConnection(parts.host, parts.port)
+    start = time.monotonic()
+    for body, headers in requests_:
+        conn.request("POST", parts.path, body=body, headers=headers)
+        conn.getresponse().read()
+    elapsed = time.monotonic() - start
+    conn.close()
+    return count / elapsed
 
 
 def usual_rate(url: str, count: int) -> float:
@@ -513,6 +531,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
     return {
         "drain_fast": drain_fast,
         "limit_fast": lambda: {"limit_fast": best(k, lambda: limit_rate(fast, n))},
+        "raw_fast": lambda: {"raw_fast": best(k, lambda: raw_rate(fast, n))},
         "usual_fast": lambda: {"usual_fast": best(k, lambda: usual_rate(fast, n))},
         "drain_slow": lambda: {"hub_slow": best(k, lambda: hub_drain(slow, n)[0])},
         "limit_slow": lambda: {"limit_slow": best(k, lambda: limit_rate(slow, n, threads=32))},

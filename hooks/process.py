@@ -36,7 +36,7 @@ class ProcessState:
     declared_types: tuple[float, dict[str, Any]] = (float("-inf"), {})
     broker: Any = None
     executor: ThreadPoolExecutor | None = None
-    # (scheme, address, port, host, verify) -> urllib3 connection pool
+    # (scheme, address, port, host, verify) -> connections.Pool
     pools: dict[tuple, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

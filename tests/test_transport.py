@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import select
 import threading
 
 import pytest
 
-from hooks import emit, send_now
+from hooks import emit, process, send_now
 from hooks.models import Delivery
 from hooks.outgoing import transport
 from hooks.tools.receiver import Receiver, Reply
@@ -24,6 +25,40 @@ def test_connections_are_reused_between_deliveries(receiver):
         deliver_due()
     assert len(receiver.requests) == 3
     assert len({r.client for r in receiver.requests}) == 1  # one keep-alive connection
+
+
+def _idle_connection():
+    [pool] = process.current().pools.values()
+    [conn] = pool.idle
+    return conn
+
+
+def test_a_connection_the_receiver_closed_while_idle_is_not_reused(receiver):
+    """A keep-alive connection the server hung up on is replaced, not failed on."""
+    transport.close_pools()
+    receiver.respond = lambda request: Reply(200, hang_up=True)
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    idle = _idle_connection()
+    assert select.select([idle.sock], [], [], 10)[0]  # the server's close has arrived
+    emit(TEST_EVENT, {"n": 2})
+    deliver_due()
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert len({r.client for r in receiver.requests}) == 2
+
+
+def test_a_connection_with_a_body_left_unread_is_not_reused(receiver):
+    """Past the 64 KiB cap the rest is not read: that connection is closed, and the next
+    request does not read the old body as its answer."""
+    transport.close_pools()
+    receiver.respond = lambda request: Reply(200, body=b"x" * 200_000)
+    make_webhook(receiver.url)
+    for n in range(2):
+        emit(TEST_EVENT, {"n": n})
+        deliver_due()
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert len({r.client for r in receiver.requests}) == 2
 
 
 def test_ipv6_loopback_receiver_when_allowed():

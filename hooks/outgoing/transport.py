@@ -9,6 +9,7 @@ Redirects are never followed; the response body is read up to a cap.
 
 from __future__ import annotations
 
+import http.client
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -16,18 +17,11 @@ from datetime import UTC, datetime
 from functools import cache
 
 import certifi
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
 
 from hooks import process
 from hooks.conf import IPNetwork
 from hooks.outgoing import ssrf
+from hooks.outgoing.connections import Connection, PinnedHTTPSConnection, Pool
 
 
 @dataclass
@@ -59,10 +53,6 @@ class Result:
         return self.status is not None and 200 <= self.status < 300
 
 
-# Unverified TLS is a per-webhook choice an administrator made (and is recorded);
-# urllib3's warning on every such request would only flood the worker log.
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-
 POOL_MAXSIZE = 8
 
 
@@ -78,25 +68,22 @@ def _ssl_context(verify: bool) -> ssl.SSLContext:
     return ctx
 
 
-def _new_pool(target: ssrf.Target, address: str, verify: bool) -> urllib3.HTTPConnectionPool:
+def _new_pool(target: ssrf.Target, address: str, verify: bool) -> Pool:
     if target.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
-            address,
-            target.port,
-            maxsize=POOL_MAXSIZE,
-            block=False,
-            retries=False,
-            ssl_context=_ssl_context(verify),
-            server_hostname=target.host,
-            assert_hostname=target.host if verify else False,
-            cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
-        )
-    return urllib3.HTTPConnectionPool(
-        address, target.port, maxsize=POOL_MAXSIZE, block=False, retries=False
-    )
+        context = _ssl_context(verify)
+
+        def make() -> Connection:
+            return PinnedHTTPSConnection(address, target.port, target.host, context, timeout=None)
+
+    else:
+
+        def make() -> Connection:
+            return http.client.HTTPConnection(address, target.port)
+
+    return Pool(make, POOL_MAXSIZE)
 
 
-def _pool(target: ssrf.Target, address: str, verify: bool) -> urllib3.HTTPConnectionPool:
+def _pool(target: ssrf.Target, address: str, verify: bool) -> Pool:
     """This process's connection pool to the checked address (kept per pinned address
     and host name, so a pool never serves another host)."""
     key = (target.scheme, address, target.port, target.host, verify)
@@ -116,39 +103,81 @@ def close_pools() -> None:
         state.pools.clear()
 
 
-def _describe(exc: BaseException, timeout: float) -> str:
-    # NewConnectionError subclasses ConnectTimeoutError, so it goes first.
-    if isinstance(exc, NewConnectionError):
-        reason = str(exc).split(": ", 1)[-1]
-        return f"Could not connect: {reason}"
-    if isinstance(exc, ConnectTimeoutError):
+class _ConnectFailed(Exception):
+    """The connection (TCP or TLS) could not be made: the host's next address may."""
+
+
+def _connect_error(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return f"TLS error: {exc}"
+    if isinstance(exc, TimeoutError):
         return f"Connection timed out (connect timeout {timeout:g}s)."
-    if isinstance(exc, ReadTimeoutError | TimeoutError):
+    return f"Could not connect: Failed to establish a new connection: {exc}"
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
         return f"The receiver did not answer within {timeout:g}s."
-    if isinstance(exc, SSLError):
+    if isinstance(exc, ssl.SSLError):
         return f"TLS error: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, cap: int, deadline: float) -> bytes:
-    """Read at most `cap` bytes; close the connection instead of draining a larger body."""
+def _headers(response: http.client.HTTPResponse) -> dict[str, str]:
+    """The response's headers: a repeated one keeps its last value, under the spelling
+    it first came with."""
+    headers: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for name, value in response.getheaders():
+        headers[names.setdefault(name.lower(), name)] = value
+    return headers
+
+
+def _read_capped(response: http.client.HTTPResponse, cap: int, deadline: float) -> bytes:
+    """Read at most `cap` bytes (a larger body is not drained: the caller closes the
+    connection, which `response.isclosed()` tells it)."""
     chunks, size = [], 0
-    try:
-        while size <= cap:
-            if time.monotonic() > deadline:
-                raise TimeoutError("deadline")
-            chunk = response.read(min(16384, cap + 1 - size), decode_content=False)
-            if not chunk:
-                response.release_conn()
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-    except BaseException:
-        response.close()
-        raise
-    response.close()  # unread data left: this connection cannot be reused
-    response.release_conn()
+    while size <= cap and not response.isclosed():
+        if time.monotonic() > deadline:
+            raise TimeoutError("deadline")
+        chunk = response.read(min(16384, cap + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
     return b"".join(chunks)[:cap]
+
+
+def _connected(pool: Pool, connect_timeout: float) -> Connection:
+    conn, reused = pool.get()
+    if not reused:  # a new connection: the connect timeout covers TCP and TLS
+        conn.timeout = connect_timeout
+        try:
+            conn.connect()
+        except (OSError, ValueError) as exc:
+            conn.close()
+            raise _ConnectFailed(_connect_error(exc, connect_timeout)) from exc
+    return conn
+
+
+def _post(conn: Connection, pool: Pool, target: ssrf.Target, request: OutgoingRequest,
+          headers: dict, result: Result, cap: int, deadline: float) -> None:  # fmt: skip
+    """One POST on `conn`, into `result`; the connection goes back to the pool only
+    when its response was read to the end and the server keeps it open."""
+    reusable = False
+    try:
+        conn.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        conn.request("POST", target.path, body=request.body, headers=headers)
+        response = conn.getresponse()
+        result.status = response.status
+        result.headers = _headers(response)
+        result.body = _read_capped(response, cap, deadline)
+        reusable = response.isclosed() and not response.will_close
+    finally:
+        if reusable:
+            pool.put(conn)
+        else:
+            conn.close()
 
 
 def send(
@@ -169,31 +198,18 @@ def send(
     for index, address in enumerate(addresses):
         result.address = str(address)
         remaining = max(deadline - time.monotonic(), 0.001)
-        timeout = urllib3.Timeout(connect=min(request.connect_timeout, remaining), read=remaining)
+        pool = _pool(target, str(address), request.verify_tls)
         try:
-            response = _pool(target, str(address), request.verify_tls).urlopen(
-                "POST",
-                target.path,
-                body=request.body,
-                headers=headers,
-                retries=False,
-                redirect=False,
-                timeout=timeout,
-                preload_content=False,
-                assert_same_host=False,
-                release_conn=False,
-            )
-            result.status = response.status
-            result.headers = dict(response.headers.items())
-            result.body = _read_capped(response, body_cap, deadline)
+            conn = _connected(pool, min(request.connect_timeout, remaining))
+            _post(conn, pool, target, request, headers, result, body_cap, deadline)
             result.error = ""
             break
-        except ConnectTimeoutError as exc:  # includes NewConnectionError
-            result.error = _describe(exc, request.connect_timeout)
+        except _ConnectFailed as exc:
+            result.error = str(exc)
             if index + 1 < len(addresses) and time.monotonic() < deadline:
                 continue  # try the host's next checked address
             break
-        except (HTTPError, OSError) as exc:
+        except (http.client.HTTPException, OSError, ValueError) as exc:
             result.error = _describe(exc, request.timeout)
             break
     result.duration_ms = (time.monotonic() - started) * 1000

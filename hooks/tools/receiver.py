@@ -31,6 +31,9 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
+    # Close the connection after answering without saying so, as a server does whose
+    # keep-alive time ran out while the client's connection sat idle.
+    hang_up: bool = False
 
 
 Responder = Callable[[Received], Reply]
@@ -81,6 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+        self.close_connection = self.close_connection or reply.hang_up
 
     do_POST = do_PUT = do_GET = _handle
 
