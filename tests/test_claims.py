@@ -195,3 +195,48 @@ def test_claiming_known_ids_finds_them_by_primary_key_however_big_the_backlog(re
         cursor.execute(f"EXPLAIN QUERY PLAN {update}")
         steps = [row[3] for row in cursor.fetchall()]
     assert steps and all("(id=?)" in step for step in steps), steps
+
+
+def _mixed_deliveries(receiver) -> tuple[list, int]:
+    """Deliveries in every state a claim must tell apart; returns their ids and the
+    webhook a pump would exclude."""
+    live, stopped, excluded = (make_webhook(receiver.url, name=n) for n in ("a", "b", "c"))
+    for n in range(4):
+        emit(TEST_EVENT, {"n": n})
+    event = Delivery.objects.first().event
+    now = timezone.now()
+    Delivery.objects.create(event=event, target_url=receiver.url, next_attempt_at=now)  # no webhook
+    Delivery.objects.create(
+        event=event, target_url=receiver.url, next_attempt_at=now, signed_by=live
+    )
+    a = list(Delivery.objects.filter(webhook=live).order_by("pk"))
+    b = list(Delivery.objects.filter(webhook=stopped).order_by("pk"))
+    soon, ago = now + timedelta(minutes=5), now - timedelta(minutes=5)
+    Delivery.objects.filter(pk=a[0].pk).update(next_attempt_at=soon)  # not due yet
+    Delivery.objects.filter(pk=a[1].pk).update(claimed_until=soon)  # claimed by another
+    Delivery.objects.filter(pk=a[2].pk).update(claimed_until=ago)  # its lease ran out
+    Delivery.objects.filter(pk=a[3].pk).update(attempts=10, max_attempts=10)  # no attempt left
+    Delivery.objects.filter(pk=b[0].pk).update(manual=True)  # redelivered by hand
+    Delivery.objects.filter(pk=b[1].pk).update(status=Delivery.Status.SUCCEEDED)
+    stopped.active = False
+    stopped.save()
+    return list(Delivery.objects.values_list("pk", flat=True)), excluded.pk
+
+
+@pytest.mark.parametrize("ids", ["none", "known", "more than the limit"])
+def test_the_claim_takes_exactly_what_the_orm_calls_due(receiver, ids):
+    """The claim's hand-written SQL (claim_sql) against the ORM's definition of due."""
+    all_ids, excluded = _mixed_deliveries(receiver)
+    now = timezone.now() + timedelta(seconds=1)
+    due = claims.due(now).filter(claims.sendable()).exclude(webhook_id=excluded)
+    expected = set(due.values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=expected).update(enqueued_until=now)
+    assert 0 < len(expected) < len(all_ids) - 6
+    given = {"none": None, "known": all_ids, "more than the limit": [*all_ids, *all_ids]}[ids]
+    claimed = claims.claim_rows(given, len(all_ids), 60, now=now, exclude_webhooks=[excluded])
+    mine = set(Delivery.objects.filter(claim_token=claimed.token).values_list("pk", flat=True))
+    assert mine == expected
+    assert len(claimed.rows) == len(expected)
+    after = Delivery.objects.filter(pk__in=expected)
+    assert {(d.attempts, d.enqueued_until) for d in after} == {(1, None)}  # reserved
+    assert all(d.claimed_until == now + timedelta(seconds=60) for d in after)

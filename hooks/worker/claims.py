@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
 from django.db import connection, transaction
 from django.db.models import CharField, F, Func, Q, QuerySet
-from django.db.models.sql.subqueries import UpdateQuery
 from django.utils import timezone
 
 from hooks import process
 from hooks.models import Delivery, Event, Webhook
-from hooks.worker import rows, writelock
+from hooks.worker import claim_sql, rows, writelock
 
 Status = Delivery.Status
 
@@ -50,7 +49,7 @@ def _stopped() -> list[int]:
     return ids
 
 
-def _sendable() -> Q:
+def sendable() -> Q:
     """A disabled or inactive webhook's deliveries wait to be skipped, unless redelivered.
 
     Written as a short id list rather than a join, so the claim stays an index scan
@@ -107,38 +106,49 @@ def claim_rows(
 ) -> Claim:
     """`claim`'s statements alone, for a pump's write transaction: on SQLite everyone
     waits for the writer, so turning the rows into deliveries (`taken`) waits until
-    after the commit."""
+    after the commit. The statements are `claim_sql`'s, built once per shape."""
     now = now or timezone.now()
     token = uuid.uuid4()
-    known = ids is not None and len(ids := list(ids)) <= limit
-    candidates = due(now, by_ids=known).filter(_sendable())
-    if exclude_webhooks:
-        candidates = candidates.exclude(webhook_id__in=exclude_webhooks)
-    values = {
-        "claim_token": token,
-        "claimed_until": now + timedelta(seconds=lease),
-        "attempts": F("attempts") + 1,
-        "enqueued_until": None,
-    }
-    if known:
+    ids = None if ids is None else list(ids)
+    where = (_stopped(), list(exclude_webhooks or ()))
+    values = [
+        Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection),
+        connection.ops.adapt_datetimefield_value(now + timedelta(seconds=lease)),
+    ]
+    if ids is not None and len(ids) <= limit:
         # Known ids: claim them straight away (the first byte goes out sooner); the
         # conditions still decide which are due and unclaimed.
-        return Claim(token, _claim(candidates.filter(pk__in=ids), values, token), now)
-    if ids is not None:
-        candidates = candidates.filter(pk__in=ids)
+        return Claim(token, _claim_ids(ids, now, values, *where) if ids else [], now)
     with transaction.atomic(savepoint=False):  # FOR UPDATE needs one
-        # Rows another worker is claiming right now are skipped, not waited for:
-        # on PostgreSQL, pumps that all picked the oldest due rows would queue
-        # behind each other's transactions and come back empty (SQLite ignores
-        # this; it has one writer at a time anyway).
-        pks = list(
-            candidates.order_by("next_attempt_at")
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
-        )
-        if not pks:
-            return Claim(token, [], now)
-        return Claim(token, _claim(due(now, by_ids=True).filter(pk__in=pks), values, token), now)
+        pks = _oldest_due(ids, limit, now, *where)
+        return Claim(token, _claim_ids(pks, now, values) if pks else [], now)
+
+
+def _oldest_due(
+    ids: list | None, limit: int, now: datetime, stopped: list[int], excluded: list[int]
+) -> list:
+    """Up to `limit` due ids, oldest first. Rows another worker is claiming right now are
+    skipped, not waited for: on PostgreSQL, pumps that all picked the oldest due rows
+    would queue behind each other's transactions and come back empty (SQLite has one
+    writer at a time anyway)."""
+    shape = claim_sql.Shape(connection.vendor, len(stopped), len(excluded), len(ids or ()), False)
+    params = claim_sql.where_params(now, stopped, excluded, ids or [])
+    with connection.cursor() as cursor:
+        cursor.execute(claim_sql.select_sql(shape), [*params, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _claim_ids(
+    ids: list,
+    now: datetime,
+    values: list,
+    stopped: Sequence[int] = (),
+    excluded: Sequence[int] = (),
+) -> list[tuple]:
+    """Claim those of `ids` still due (`values`: the token and lease end, prepared)."""
+    shape = claim_sql.Shape(connection.vendor, len(stopped), len(excluded), len(ids), True)
+    params = values + claim_sql.where_params(now, list(stopped), list(excluded), ids)
+    return _claim(claim_sql.update_sql(shape), params, values[0])
 
 
 def taken(claimed: Claim) -> list[Delivery]:
@@ -158,21 +168,23 @@ _events = rows.Loader(Event, "e")
 _webhooks = rows.Loader(Webhook, "w")
 
 
-def _claim(targets: QuerySet, values: dict, token: uuid.UUID) -> list[tuple]:
-    """Mark `targets` as ours and read them back with their events and webhooks: on
-    PostgreSQL in one statement (`UPDATE … RETURNING` inside a join), elsewhere in two."""
+def _claim(update_sql: str, params: list, token) -> list[tuple]:
+    """Run the claim's UPDATE and read the rows back with their events and webhooks: on
+    PostgreSQL in one statement (`UPDATE … RETURNING` inside a join), elsewhere in two
+    (`token` as prepared for the database)."""
     if connection.vendor != "postgresql":
-        targets.update(**values)
-        token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
-        return _joined(Delivery._meta.db_table, "WHERE d.claim_token = %s", [token_value])
-    query = targets.query.chain(UpdateQuery)
-    query.add_update_values(values)
-    update_sql, params = query.get_compiler(connection.alias).as_sql()
+        with connection.cursor() as cursor:
+            cursor.execute(update_sql, params)
+        return _joined(Delivery._meta.db_table, "WHERE d.claim_token = %s", [token])
+    with_claimed = f"WITH claimed AS ({update_sql} RETURNING {_returning()}) "
+    return _joined("claimed", "", params, prefix=with_claimed)
+
+
+@cache
+def _returning() -> str:
     quote = connection.ops.quote_name
     table = quote(Delivery._meta.db_table)
-    returning = ", ".join(f"{table}.{quote(f.column)}" for f in Delivery._meta.concrete_fields)
-    with_claimed = f"WITH claimed AS ({update_sql} RETURNING {returning}) "
-    return _joined("claimed", "", list(params), prefix=with_claimed)
+    return ", ".join(f"{table}.{quote(f.column)}" for f in Delivery._meta.concrete_fields)
 
 
 @cache
