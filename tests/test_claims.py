@@ -240,3 +240,24 @@ def test_the_claim_takes_exactly_what_the_orm_calls_due(receiver, ids):
     after = Delivery.objects.filter(pk__in=expected)
     assert {(d.attempts, d.enqueued_until) for d in after} == {(1, None)}  # reserved
     assert all(d.claimed_until == now + timedelta(seconds=60) for d in after)
+
+
+def test_a_late_result_does_not_move_a_delivery_claimed_again_since(receiver):
+    """A worker whose lease ran out records its attempt, but the delivery stays with the
+    worker that holds it now (the recording's UPDATE is conditional on the token)."""
+    from hooks.outgoing.transport import OutgoingRequest, Result
+    from hooks.worker.recording import Sent, record
+
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    old_token, [first] = claims.claim(None, 10, lease=60)
+    later = timezone.now() + timedelta(seconds=61)
+    new_token, [again] = claims.claim(None, 10, lease=60, now=later)
+    request = OutgoingRequest(receiver.url, {}, b"{}", timeout=5, connect_timeout=5)
+    [attempt] = record([Sent(first, old_token, request, Result(status=200))])
+    delivery = Delivery.objects.get()
+    assert attempt.pk and delivery.attempt_set.count() == 1
+    assert delivery.status == "pending" and delivery.claim_token == new_token
+    record([Sent(again, new_token, request, Result(status=200))])
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and delivery.claim_token is None

@@ -99,14 +99,13 @@ class Recorded:
 
 @dataclass
 class Prepared:
-    """A batch's attempts and steps, worked out and compiled outside the write
+    """A batch's attempts and steps, worked out and written as SQL outside the write
     transaction; `apply()` runs the statements (again, if a transaction is retried)."""
 
     batch: list[Sent]
     attempts: list[Attempt]
     inserts: list[tuple[str, list]]
-    finished: dict[tuple, list]  # (token, status, code, error) -> delivery ids
-    retried: list[tuple[Sent, dict]]
+    updates: list[tuple[str, list]]  # the deliveries moved on, by group
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
     now: datetime
     statuses: list[str]
@@ -122,21 +121,30 @@ class Prepared:
                 cursor.execute(sql, params)
                 if cursor.description:  # RETURNING the new ids (rows.Inserter decides)
                     ids += [row[0] for row in cursor.fetchall()]
+            for sql, params in self.updates:
+                cursor.execute(sql, params)
         for attempt, pk in zip(self.attempts, ids, strict=False):
             attempt.pk = pk
             attempt._state.adding, attempt._state.db = False, connection.alias
-        released = {"claim_token": None, "claimed_until": None, "manual": False}
-        for (token, status, code, error), pks in self.finished.items():
-            Delivery.objects.filter(pk__in=pks, claim_token=token).update(
-                status=status, completed_at=self.now, next_attempt_at=None,
-                last_response_status=code, last_error=error, **released,
-            )  # fmt: skip
-        for sent, step in self.retried:
-            Delivery.objects.filter(pk=sent.delivery.pk, claim_token=sent.token).update(
-                last_response_status=sent.result.status, last_error=sent.result.error,
-                **step, **released,
-            )  # fmt: skip
         return Recorded(self.batch, self.attempts, self.outcomes, self.now, self.statuses)
+
+
+_deliveries = rows.Updater(Delivery, held_by="claim_token")
+RELEASED = {"claim_token": None, "claimed_until": None, "manual": False}
+
+
+def _updates(finished: dict[tuple, list], retried: list[tuple[Sent, dict]], now: datetime) -> list:
+    """The UPDATEs that move the deliveries on, if the worker still holds them."""
+    out = []
+    for (token, status, code, error), pks in finished.items():
+        values = {"status": status, "completed_at": now, "next_attempt_at": None,
+                  "last_response_status": code, "last_error": error, **RELEASED}  # fmt: skip
+        out.append(_deliveries.statement(values, pks, token))
+    for sent, step in retried:
+        values = {"last_response_status": sent.result.status, "last_error": sent.result.error,
+                  **step, **RELEASED}  # fmt: skip
+        out.append(_deliveries.statement(values, [sent.delivery.pk], sent.token))
+    return out
 
 
 _attempt_rows = rows.Inserter(Attempt)
@@ -167,7 +175,8 @@ def prepare(batch: list[Sent]) -> Prepared:
             outcome = health.Outcome(result.ok, result.status, step["status"] == Status.FAILED)
             outcomes.setdefault(webhook.pk, (webhook, []))[1].append(outcome)
     inserts = _attempt_rows.statements(attempts) if attempts else []
-    return Prepared(batch, attempts, inserts, finished, retried, outcomes, now, statuses)
+    updates = _updates(finished, retried, now)
+    return Prepared(batch, attempts, inserts, updates, outcomes, now, statuses)
 
 
 def write(batch: list[Sent]) -> Recorded:

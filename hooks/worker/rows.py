@@ -118,6 +118,40 @@ class Inserter:
         return out
 
 
+class Updater:
+    """UPDATEs setting given fields of `model`'s rows chosen by primary key and the value
+    of one more field (`held_by`: a claim token), the SQL written once per shape (the
+    fields set and the number of rows) and the values prepared as the ORM would."""
+
+    def __init__(self, model: type[models.Model], held_by: str) -> None:
+        self.model, self.pk = model, model._meta.pk
+        self.held_by = model._meta.get_field(held_by)
+        self.fields = {f.attname: f for f in model._meta.concrete_fields}
+        self._sqls: dict[tuple, str] = {}
+
+    def _sql(self, names: tuple[str, ...], rows: int) -> str:
+        quote = connection.ops.quote_name
+        sets = ", ".join(f"{quote(self.fields[name].column)} = %s" for name in names)
+        marks = ", ".join(["%s"] * rows)
+        return (
+            f"UPDATE {quote(self.model._meta.db_table)} SET {sets} "
+            f"WHERE {quote(self.pk.column)} IN ({marks}) AND {quote(self.held_by.column)} = %s"
+        )
+
+    def statement(self, values: dict, pks: list, held_by) -> tuple[str, list]:
+        """Set `values` (by attname) on the rows of `pks` still held by `held_by`."""
+        db = current()
+        names = tuple(values)
+        key = (names, len(pks))
+        sql = self._sqls.get(key)
+        if sql is None:
+            sql = self._sqls[key] = self._sql(names, len(pks))
+        params = [self.fields[name].get_db_prep_save(values[name], db) for name in names]
+        params += [self.pk.get_db_prep_value(pk, db) for pk in pks]
+        params.append(self.held_by.get_db_prep_value(held_by, db))
+        return sql, params
+
+
 def _converters_of(column) -> list:
     return connection.ops.get_db_converters(column) + column.get_db_converters(connection)
 
