@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 
 from django.db import connection
 
@@ -102,9 +102,11 @@ def _defaults() -> list:
     ]
 
 
-def _insert_sql(where: str) -> str:
-    names = [f.column for f in _defaulted_fields(connection.vendor)]
-    new_id = "gen_random_uuid()" if connection.vendor == "postgresql" else f"{SQLITE_UUID}()"
+@lru_cache(maxsize=64)
+def _insert_sql(vendor: str, where: str) -> str:
+    """Once per vendor and subscriber condition (its shape: the values are parameters)."""
+    names = [f.column for f in _defaulted_fields(vendor)]
+    new_id = "gen_random_uuid()" if vendor == "postgresql" else f"{SQLITE_UUID}()"
     own = "id, event_id, webhook_id, status, max_attempts, next_attempt_at, enqueued_until"
     return (
         f"INSERT INTO {Delivery._meta.db_table} ({own}, created_at, {', '.join(names)}) "
@@ -118,12 +120,22 @@ def _insert_sql(where: str) -> str:
     )
 
 
-def _event_insert(event: Event) -> tuple[str, list]:
+@cache
+def _event_sql(vendor: str) -> str:
     fields = Event._meta.concrete_fields
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    values = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in fields]
-    marks = ", ".join(["%s"] * len(values))
-    return f"INSERT INTO {Event._meta.db_table} ({columns}) VALUES ({marks})", values
+    marks = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {Event._meta.db_table} ({columns}) VALUES ({marks})"
+
+
+def _event_insert(event: Event) -> tuple[str, list]:
+    """The event's INSERT, as Model.save would write it (without its signals: nothing
+    listens to an Event's, and emit() is on the caller's request path)."""
+    values = [
+        f.get_db_prep_save(f.pre_save(event, True), connection) for f in Event._meta.concrete_fields
+    ]
+    event._state.adding, event._state.db = False, connection.alias
+    return _event_sql(connection.vendor), values
 
 
 def write(
@@ -137,7 +149,7 @@ def write(
     one); returns the ids of the pending deliveries.
 
     On PostgreSQL both go in one statement (one round trip: the foreign key is checked
-    at commit); SQLite, in-process, takes two.
+    at commit); SQLite, in-process, takes two on one cursor.
     """
     sql_where, where_params = where
     prep = connection.ops.adapt_datetimefield_value
@@ -154,14 +166,13 @@ def write(
         *defaults,
         *where_params,
     ]
-    sql = _insert_sql(sql_where)
-    if connection.vendor == "postgresql":
-        event_sql, event_params = _event_insert(event)
-        sql, params = f"WITH e AS ({event_sql}) {sql}", [*event_params, *params]
-        event._state.adding, event._state.db = False, connection.alias
-    else:
-        event.save(force_insert=True)
+    sql = _insert_sql(connection.vendor, sql_where)
+    event_sql, event_params = _event_insert(event)
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            sql, params = f"WITH e AS ({event_sql}) {sql}", [*event_params, *params]
+        else:
+            cursor.execute(event_sql, event_params)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     to_python = Delivery._meta.pk.to_python  # SQLite hands back the hex text
