@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django_q.brokers import get_broker
 
 from hooks import PayloadTooLarge, UnknownEventType, UnsafeURL, emit
@@ -11,6 +15,7 @@ from hooks.models import Delivery, Event
 from hooks.tools.receiver import Reply
 from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook, verify
+from tests.test_sweeper import broker_task_ids
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,14 +36,27 @@ def test_outbox_rollback_sends_nothing(receiver):
     assert receiver.requests == []
 
 
+def seen_by_a_worker() -> int:
+    """The broker's queue as a worker sees it: from a connection of its own."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_queue_size_and_close).result()
+
+
+def _queue_size_and_close() -> int:
+    try:
+        return get_broker().queue_size()
+    finally:
+        connection.close()
+
+
 def test_committed_event_reaches_each_subscriber_once(receiver):
     hooks = [make_webhook(receiver.url, name=f"w{i}") for i in range(3)]
     make_webhook(receiver.url, name="other", event_types=["webhook.test"])
-    queued = get_broker().queue_size()
+    queued = seen_by_a_worker()
     with transaction.atomic():
         event = emit(TEST_EVENT, {"n": 1})
-        assert get_broker().queue_size() == queued  # nothing is enqueued before commit
-    assert get_broker().queue_size() == queued + 1
+        assert seen_by_a_worker() == queued  # no worker hears of it before commit
+    assert seen_by_a_worker() == queued + 1
     assert deliver_due() == 3
     assert deliver_due() == 0
     assert len(receiver.requests) == 3
@@ -47,6 +65,23 @@ def test_committed_event_reaches_each_subscriber_once(receiver):
     for hook in hooks:
         assert verify(hook, by_hook[str(hook.pk)]) == {"n": 1}
     assert set(event.deliveries.values_list("status", flat=True)) == {"succeeded"}
+
+
+@pytest.mark.skipif(
+    bool(settings.REDIS_URL), reason="the database broker writes in the transaction"
+)
+def test_the_pump_task_commits_with_the_deliveries(receiver, monkeypatch):
+    """With the database broker, the task is a row of the emit's own transaction: a
+    process that dies between the commit and its on-commit hooks loses no hand-over
+    (it used to leave the deliveries to the sweeper, a minute later)."""
+    make_webhook(receiver.url)
+    broker_task_ids()
+    monkeypatch.setattr(
+        BaseDatabaseWrapper, "run_and_clear_commit_hooks", lambda self: self.run_on_commit.clear()
+    )
+    emit(TEST_EVENT, {"n": 1})
+    monkeypatch.undo()
+    assert broker_task_ids() == [[str(Delivery.objects.get().pk)]]
 
 
 def test_retries_keep_the_same_webhook_id(receiver):

@@ -1,6 +1,11 @@
 """Handing deliveries to the broker: one pump task per batch of ids, sent once the
 transaction that wrote them commits. The Delivery table stays the source of truth; a
-task the broker loses is made good by the sweeper after ENQUEUE_GRACE."""
+task the broker loses is made good by the sweeper after ENQUEUE_GRACE.
+
+When the broker is the database (django-q2's ORM broker on the same connection), the
+first task is written in the transaction itself rather than after it: it becomes
+visible to the workers with the deliveries, at the same commit, and vanishes with them
+on a rollback, and emit() is spared a second commit of its own."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from datetime import timedelta
 
 from django.db import DatabaseError, transaction
 from django_q.brokers import get_broker
+from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.tasks import async_task
 
@@ -24,22 +30,22 @@ TASK = "hooks.worker.tasks.pump"
 MAX_TASKS_PER_ENQUEUE = 4
 
 
-def enqueue(ids: list) -> None:
-    """Hand deliveries to the broker: a pump task per batch, at most a few per call.
+def enqueue(ids: list, tasks: int = MAX_TASKS_PER_ENQUEUE) -> None:
+    """Hand deliveries to the broker: a pump task per batch, at most `tasks` of them.
 
     Pumps keep claiming whatever is due, so the ids beyond the first batches need no
     task of their own; a lost task is made good by the sweeper.
     """
     size = conf.get().batch_size
-    for start in range(0, min(len(ids), size * MAX_TASKS_PER_ENQUEUE), size):
+    for start in range(0, min(len(ids), size * tasks), size):
         _async([str(i) for i in ids[start : start + size]])
 
 
-def hand_over(ids: list) -> None:
+def hand_over(ids: list, tasks: int = MAX_TASKS_PER_ENQUEUE) -> None:
     """`enqueue`; if the broker refuses, the deliveries are marked unqueued (for the
     ticker's next look) and the broker's error is raised."""
     try:
-        enqueue(ids)
+        enqueue(ids, tasks)
     except Exception:
         try:
             unmark(ids)
@@ -85,13 +91,16 @@ class _Pending:
 
     __qualname__ = "hooks.outbox.handover.hand_over"  # how Django names a failed hook
 
-    def __init__(self) -> None:
+    def __init__(self, tasks: int = MAX_TASKS_PER_ENQUEUE) -> None:
         self.ids: list = []
+        self.tasks = tasks  # how many tasks the commit may still enqueue
 
     def __call__(self) -> None:
         ids, self.ids = self.ids, []
+        if not ids or not self.tasks:
+            return
         try:
-            hand_over(ids)
+            hand_over(ids, self.tasks)
         except Exception as exc:
             log.warning(
                 "Could not hand %d deliveries to the broker (%s: %s); the ticker will.",
@@ -103,8 +112,10 @@ _local = threading.local()  # this thread's _Pending, while its transaction is o
 
 
 def enqueue_on_commit(ids: list) -> None:
-    """Enqueue after the current transaction commits, one hand-over per transaction
-    however many events it emits (a rolled-back one enqueues nothing)."""
+    """Enqueue once the current transaction commits, one hand-over per transaction
+    however many events it emits (a rolled-back one enqueues nothing): the first task in
+    the transaction when the broker writes to it (see the module's docstring), the
+    others after it."""
     connection = transaction.get_connection()
     pending = getattr(_local, "pending", None)
     registered = pending is not None and any(
@@ -113,4 +124,30 @@ def enqueue_on_commit(ids: list) -> None:
     if not registered:
         pending = _local.pending = _Pending()
         transaction.on_commit(pending, robust=True)
+        if _writes_in(connection):
+            ids = _enqueue_first(ids, pending)
     pending.ids.extend(ids)
+
+
+def _enqueue_first(ids: list, pending: _Pending) -> list:
+    """The first batch's task, written in the transaction; returns the ids left for the
+    commit. A database error is the transaction's own and is raised; any other failure
+    leaves every id to the commit's hand-over, which logs it if it fails again."""
+    size = conf.get().batch_size
+    try:
+        enqueue(ids[:size], tasks=1)
+    except DatabaseError:
+        raise
+    except Exception:
+        return ids
+    pending.tasks = MAX_TASKS_PER_ENQUEUE - 1
+    return ids[size:]
+
+
+def _writes_in(connection) -> bool:
+    """Whether a task enqueued now is a row written in `connection`'s transaction."""
+    return (
+        connection.in_atomic_block
+        and isinstance(_broker(), ORM)
+        and (Conf.ORM or "default") == connection.alias
+    )
