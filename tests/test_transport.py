@@ -7,12 +7,14 @@ import threading
 
 import pytest
 
-from hooks import emit, process, send_now
+from hooks import conf, emit, process, send_now
 from hooks.models import Delivery
 from hooks.outgoing import transport
 from hooks.tools.receiver import Receiver, Reply
 from hooks.worker.attempt import deliver_due
-from tests.conftest import TEST_EVENT, make_webhook, verify
+from tests.conftest import LOOPBACK, TEST_EVENT, make_webhook, verify
+
+LOOPBACK_NETWORKS = conf.parse_networks(LOOPBACK)
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +27,32 @@ def test_connections_are_reused_between_deliveries(receiver):
         deliver_due()
     assert len(receiver.requests) == 3
     assert len({r.client for r in receiver.requests}) == 1  # one keep-alive connection
+
+
+def test_a_burst_of_requests_to_one_endpoint_keeps_its_connections(receiver, settings):
+    """The pool keeps as many idle connections as may be in flight to one endpoint, so
+    the next burst reuses them rather than connecting anew."""
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 12
+    transport.close_pools()
+    all_open = threading.Barrier(12, timeout=10)
+
+    def together(request):
+        all_open.wait()  # every request of the burst is on its own connection
+        return Reply(200)
+
+    receiver.respond = together
+    request = transport.OutgoingRequest(receiver.url, {}, b"{}", timeout=10, connect_timeout=5)
+    for _burst in range(2):
+        senders = [
+            threading.Thread(target=transport.send, args=(request, LOOPBACK_NETWORKS))
+            for _ in range(12)
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+    assert len(receiver.requests) == 24
+    assert len({r.client for r in receiver.requests}) == 12
 
 
 def _idle_connection():

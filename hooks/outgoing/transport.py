@@ -18,7 +18,7 @@ from functools import cache
 
 import certifi
 
-from hooks import process
+from hooks import conf, process
 from hooks.conf import IPNetwork
 from hooks.outgoing import ssrf
 from hooks.outgoing.connections import Connection, PinnedHTTPSConnection, Pool
@@ -53,9 +53,6 @@ class Result:
         return self.status is not None and 200 <= self.status < 300
 
 
-POOL_MAXSIZE = 8
-
-
 @cache
 def _ssl_context(verify: bool) -> ssl.SSLContext:
     """One context per choice, shared by every connection (loading the CA bundle for
@@ -80,7 +77,9 @@ def _new_pool(target: ssrf.Target, address: str, verify: bool) -> Pool:
         def make() -> Connection:
             return http.client.HTTPConnection(address, target.port)
 
-    return Pool(make, POOL_MAXSIZE)
+    # As many idle connections as this process may have requests in flight to one
+    # endpoint: a smaller pool closed the surplus after every burst and connected anew.
+    return Pool(make, conf.get().max_in_flight_per_endpoint)
 
 
 def _pool(target: ssrf.Target, address: str, verify: bool) -> Pool:
