@@ -8,6 +8,8 @@ time instead: hooks/tools/metrics.py."""
 
 from __future__ import annotations
 
+import collections
+
 from prometheus_client import Counter, Gauge, Histogram
 
 DELIVERIES = Counter(
@@ -50,15 +52,30 @@ def response_class(status: int | None) -> str:
 
 def observe(attempts, statuses, now) -> None:
     """Count recorded attempts: `attempts` (Attempt rows) with their delivery's new
-    status, at the recording time `now`."""
+    status, at the recording time `now`. Each counter series is incremented once per
+    batch: in multiprocess mode every increment is a write to the process's file (a
+    per-attempt increment cost the workers ~4 % of their Python time in a fast drain)."""
     RECORDED.inc(len(attempts))
+    classes: collections.Counter[tuple[str]] = collections.Counter()
+    ended: collections.Counter[tuple[str, str]] = collections.Counter()
+    retries = 0
     for attempt, status in zip(attempts, statuses, strict=True):
-        ATTEMPTS.labels(response_class(attempt.response_status)).inc()
+        classes[(response_class(attempt.response_status),)] += 1
         DURATION.observe(attempt.duration_ms / 1000)
         delivery = attempt.delivery
         if status == "pending":
-            RETRIES.inc()
+            retries += 1
             continue
-        DELIVERIES.labels(status, delivery.event.type).inc()
+        ended[status, delivery.event.type] += 1
         if status == "succeeded":
             LATENCY.observe(max((now - delivery.created_at).total_seconds(), 0.0))
+    _add(ATTEMPTS, classes)
+    _add(DELIVERIES, ended)
+    if retries:
+        RETRIES.inc(retries)
+
+
+def _add(counter: Counter, counts: collections.Counter[tuple]) -> None:
+    """Each labelled series of `counter` by its count."""
+    for labels, count in counts.items():
+        counter.labels(*labels).inc(count)

@@ -77,6 +77,30 @@ def test_deliveries_and_attempts_are_counted_by_outcome(client):
     assert grew("webhookhub_retries_total") == 0
 
 
+def test_a_batch_counts_every_attempt_in_it(client):
+    """One recording of many attempts adds each of them, not one per series."""
+    before = scrape(client)
+    answer = lambda got: Reply(status=503 if got.path == "/busy" else 200)  # noqa: E731
+    with Receiver(respond=answer) as receiver:
+        for _ in range(3):
+            make_webhook(receiver.url)
+        for _ in range(2):
+            make_webhook(receiver.url.replace("/hook", "/busy"))
+        hooks.emit(TEST_EVENT, {"n": 1})
+        assert deliver_due() == 5
+    after = scrape(client)
+
+    def grew(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("webhookhub_pump_recorded_total") == 5
+    assert grew("webhookhub_attempts_total", response_class="2xx") == 3
+    assert grew("webhookhub_attempts_total", response_class="5xx") == 2
+    assert grew("webhookhub_deliveries_total", outcome="succeeded", event_type=TEST_EVENT) == 3
+    assert grew("webhookhub_retries_total") == 2
+    assert grew("webhookhub_attempt_duration_seconds_count") == 5
+
+
 def test_the_backlog_and_disabled_webhooks_come_from_the_database(client, receiver):
     make_webhook(receiver.url)
     make_webhook(receiver.url, disabled_at=timezone.now(), active=True)
