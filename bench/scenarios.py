@@ -333,17 +333,21 @@ def slow_drain(rx: Receivers, count: int, clusters: int, **env: str) -> tuple[fl
 HALF_CLUSTER = {"Q_WORKERS": "2"}
 
 
+def one_and_two(rx: Receivers, count: int, k: int, **env: str) -> tuple[float, float, int]:
+    """The best rate of one qcluster and of two (each with `env`), and the duplicates of
+    every run with two."""
+    one = max(slow_drain(rx, count, 1, **env)[0] for _ in range(k))
+    runs = [slow_drain(rx, count, 2, **env) for _ in range(k)]
+    return one, max(r[0] for r in runs), sum(r[1] for r in runs)
+
+
 def scale_out(rx: Receivers, count: int, k: int) -> dict:
     """One qcluster against two, draining to the 50 ms receiver, at full size and at half
-    this machine's size each (as if each had a machine of its own); duplicates of every
-    run with two."""
-    one = max(slow_drain(rx, count, 1)[0] for _ in range(k))
-    runs = [slow_drain(rx, count, 2) for _ in range(k)]
-    half_one = max(slow_drain(rx, count, 1, **HALF_CLUSTER)[0] for _ in range(k))
-    half_runs = [slow_drain(rx, count, 2, **HALF_CLUSTER) for _ in range(k)]
-    return {"scale_one": one, "scale_two": max(r[0] for r in runs),
-            "scale_half_one": half_one, "scale_half_two": max(r[0] for r in half_runs),
-            "scale_duplicates": sum(r[1] for r in runs + half_runs)}  # fmt: skip
+    this machine's size each (as if each had a machine of its own)."""
+    one, two, duplicates = one_and_two(rx, count, k)
+    half_one, half_two, half_duplicates = one_and_two(rx, count, k, **HALF_CLUSTER)
+    return {"scale_one": one, "scale_two": two, "scale_half_one": half_one,
+            "scale_half_two": half_two, "scale_duplicates": duplicates + half_duplicates}  # fmt: skip
 
 
 def isolation(rx: Receivers, events: int, dead: int) -> float:
