@@ -28,13 +28,14 @@ gives back what has not gone out.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter, defaultdict, deque
-from concurrent.futures import FIRST_COMPLETED, Future, wait
-from contextlib import nullcontext
+from concurrent.futures import Future
 from datetime import timedelta
 from functools import partial
+from queue import Empty, SimpleQueue
 
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -86,6 +87,10 @@ class Pump:
         self.bounds: dict[object, int] = state.endpoint_bounds
         self.stalling: set = state.stalling
         self.in_flight: dict[Future, tuple] = {}
+        # Futures land here as they finish: waiting on this queue costs the same however
+        # many are in flight (`concurrent.futures.wait` hooks a waiter onto each of them,
+        # at every call).
+        self.landed: SimpleQueue[Future] = SimpleQueue()
         self.waiting: dict[object, deque] = defaultdict(deque)
         self.flying = Counter()  # endpoint -> requests in flight
         self.on_reserve: set[Future] = set()  # in flight to stalling endpoints
@@ -150,6 +155,7 @@ class Pump:
                 self.flying[key] += 1
                 future = pool.submit(self.attempt, d, token)
                 self.in_flight[future] = (d, token)
+                future.add_done_callback(self.landed.put)
                 if key in self.stalling:
                     self.on_reserve.add(future)
 
@@ -237,10 +243,21 @@ class Pump:
             keep.append(d)
         return keep, back
 
+    def landed_within(self, timeout: float) -> list[Future]:
+        """The attempts that have finished, waiting up to `timeout` for a first one."""
+        try:
+            done = [self.landed.get(timeout=timeout)]
+        except Empty:
+            return []
+        with contextlib.suppress(Empty):
+            while True:
+                done.append(self.landed.get_nowait())
+        return done
+
     def collect(self, timeout: float) -> int:
         if not self.in_flight:
             return 0
-        done, _ = wait(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+        done = self.landed_within(timeout)
         for future in done:
             d, _ = self.in_flight.pop(future)
             self.on_reserve.discard(future)
@@ -267,7 +284,7 @@ class Pump:
         the way to a first byte); SQLite keeps it, to take the write lock once."""
         if batch or connection.vendor != "postgresql":
             return transaction.atomic(savepoint=False)
-        return nullcontext()
+        return contextlib.nullcontext()
 
     def write(self, claim: int = 0, ids: list | None = None) -> tuple:
         """Record the finished attempts and claim up to `claim` more, in one write
