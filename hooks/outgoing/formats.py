@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import string
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,8 +36,10 @@ _HOSTS = {
 }
 
 
+@lru_cache(maxsize=4096)
 def detect(url: str) -> str:
-    """The chat platform a URL belongs to, or JSON."""
+    """The chat platform a URL belongs to, or JSON (remembered: a pump asks for every
+    attempt, mostly of the same few URLs)."""
     host = (urlsplit(url).hostname or "").lower()
     for fmt, hosts in _HOSTS.items():
         if any(host == h or host.endswith("." + h) for h in hosts):

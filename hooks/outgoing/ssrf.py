@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from hooks.conf import IPNetwork
@@ -42,6 +43,14 @@ def parse(url: str) -> Target:
     """Syntax rules: http(s) only, a host, no credentials, no CR/LF or spaces."""
     if not isinstance(url, str) or not url:
         raise UnsafeURL("The URL is empty.")
+    return _parsed(url)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(url: str) -> Target:
+    """`parse` for a string, remembered: every attempt parses its URL again, and a pump
+    sends thousands a second to a few URLs (a URL that fails raises each time; only the
+    syntax is remembered, the address is resolved and checked at every attempt)."""
     if any(c in url for c in "\r\n\t ") or not url.isprintable():
         raise UnsafeURL("The URL contains whitespace or control characters.")
     try:
