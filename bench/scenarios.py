@@ -35,7 +35,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 import hooks  # noqa: E402
-from hooks.models import Attempt, Delivery, Event, Webhook  # noqa: E402
+from hooks.models import Attempt, DeclaredEventType, Delivery, Event, Webhook  # noqa: E402
 from hooks.outgoing import signing  # noqa: E402  (the usual way signs as the hub does)
 
 EVENT = "bench.event"
@@ -132,6 +132,15 @@ class Cluster:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+
+
+def declare_event_type() -> None:
+    """The workers know the bench's event type as a platform's own are known (this
+    process registers it in code; they are other processes): declared, as for an
+    outside producer. Unknown to them, every attempt would look it up again."""
+    DeclaredEventType.objects.update_or_create(
+        name=EVENT, defaults={"description": "Benchmark event.", "example": {"seq": 1}}
+    )
 
 
 def reset_db() -> None:
@@ -579,6 +588,7 @@ def main() -> None:
     args = parser.parse_args()
     hooks.register_event_type(EVENT, "Benchmark event.", example={"seq": 1})
     call_command("migrate", verbosity=0)
+    declare_event_type()
     rx = Receivers()
     results: dict = {
         "config": connection.vendor + (" + redis" if settings.REDIS_URL else " + orm broker"),
