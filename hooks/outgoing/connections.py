@@ -6,7 +6,9 @@ through http.client; at the thousand POSTs a second of a fast drain, the differe
 is a third of a core. What urllib3 gave us that a webhook sender needs is kept here: the TCP
 connection goes to the address the SSRF guard checked while TLS verifies the host's
 name, an idle connection the server has closed is found and dropped before it is
-used again, and a connection with an unfinished response is never reused.
+used again, and a connection with an unfinished response is never reused. `http.client`
+makes the connections (TCP, then TLS); the POST and its answer go over their sockets
+by `exchange`, which costs a third of `http.client`'s CPU per request.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The host is resolved and checked by the SSRF guard at send time and the
 connection goes to the address that passed, with the original Host header and
 TLS server name. Connections are pooled per (address, host) in this process and
 share one SSL context, so a new TLS connection does not reload the CA bundle.
-Redirects are never followed; the response body is read up to a cap.
+Redirects are never followed; the response body is read up to a cap. The POST and its
+answer go over the connection's socket (`exchange`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import certifi
 
 from hooks import conf, process
 from hooks.conf import IPNetwork
-from hooks.outgoing import ssrf
+from hooks.outgoing import exchange, ssrf
 from hooks.outgoing.connections import Connection, PinnedHTTPSConnection, Pool
 
 
@@ -122,31 +123,6 @@ def _describe(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _headers(response: http.client.HTTPResponse) -> dict[str, str]:
-    """The response's headers: a repeated one keeps its last value, under the spelling
-    it first came with."""
-    headers: dict[str, str] = {}
-    names: dict[str, str] = {}
-    for name, value in response.getheaders():
-        headers[names.setdefault(name.lower(), name)] = value
-    return headers
-
-
-def _read_capped(response: http.client.HTTPResponse, cap: int, deadline: float) -> bytes:
-    """Read at most `cap` bytes (a larger body is not drained: the caller closes the
-    connection, which `response.isclosed()` tells it)."""
-    chunks, size = [], 0
-    while size <= cap and not response.isclosed():
-        if time.monotonic() > deadline:
-            raise TimeoutError("deadline")
-        chunk = response.read(min(16384, cap + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)[:cap]
-
-
 def _connected(pool: Pool, connect_timeout: float) -> Connection:
     conn, reused = pool.get()
     if not reused:  # a new connection: the connect timeout covers TCP and TLS
@@ -165,13 +141,10 @@ def _post(conn: Connection, pool: Pool, target: ssrf.Target, request: OutgoingRe
     when its response was read to the end and the server keeps it open."""
     reusable = False
     try:
-        conn.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        conn.request("POST", target.path, body=request.body, headers=headers)
-        response = conn.getresponse()
-        result.status = response.status
-        result.headers = _headers(response)
-        result.body = _read_capped(response, cap, deadline)
-        reusable = response.isclosed() and not response.will_close
+        data = exchange.request_bytes(target.path, headers, request.body)
+        answer = exchange.exchange(conn.sock, data, cap, deadline)
+        result.status, result.headers, result.body = answer.status, answer.headers, answer.body
+        reusable = answer.reusable
     finally:
         if reusable:
             pool.put(conn)
@@ -208,7 +181,10 @@ def send(
             if index + 1 < len(addresses) and time.monotonic() < deadline:
                 continue  # try the host's next checked address
             break
-        except (http.client.HTTPException, OSError, ValueError) as exc:
+        except (exchange.BadAnswer, exchange.BadHeader) as exc:
+            result.error = str(exc)
+            break
+        except (OSError, ValueError) as exc:
             result.error = _describe(exc, request.timeout)
             break
     result.duration_ms = (time.monotonic() - started) * 1000
