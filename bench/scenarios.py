@@ -229,9 +229,9 @@ def limit_rate(url: str, count: int, threads: int = 1) -> float:
 
 
 def raw_rate(url: str, count: int) -> float:
-    """One process POSTing on one keep-alive http.client connection: the client the
-    hub sends with since session 13 (hooks/outgoing/connections.py), with nothing
-    around it."""
+    """One process POSTing on one keep-alive http.client connection, with nothing around
+    it: the hub's client from session 13 until session 17 (it now makes connections
+    with http.client and sends on them with hooks/outgoing/exchange.py)."""
     requests_ = signed_requests(url, count)
     parts = urllib3.util.parse_url(url)
     conn = http.client.HTTPConnection(parts.host, parts.port)
