@@ -264,7 +264,11 @@ class Attempt(models.Model):
         AUTOMATIC = "automatic", "Automatic"
         MANUAL = "manual", "Manual redelivery"
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
+    # No index of its own: `attempt_number_unique` (delivery, number) serves every
+    # lookup by delivery, and one index fewer is written for each attempt recorded.
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="attempt_set", db_index=False
+    )
     number = models.PositiveSmallIntegerField()
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.AUTOMATIC)
     started_at = models.DateTimeField()

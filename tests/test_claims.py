@@ -261,3 +261,24 @@ def test_a_late_result_does_not_move_a_delivery_claimed_again_since(receiver):
     record([Sent(again, new_token, request, Result(status=200))])
     delivery.refresh_from_db()
     assert delivery.status == "succeeded" and delivery.claim_token is None
+
+
+def test_an_attempt_writes_no_index_on_its_delivery_alone_and_lookups_use_the_unique_one():
+    """(delivery, number) is unique and leads with the delivery: a second index on the
+    delivery alone only cost a write per attempt recorded."""
+    from hooks.models import Attempt
+
+    table = Attempt._meta.db_table
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, table)
+    on_delivery = [
+        name for name, c in found.items() if c["index"] and c["columns"] == ["delivery_id"]
+    ]
+    assert on_delivery == []
+    assert found["attempt_number_unique"]["columns"] == ["delivery_id", "number"]
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN QUERY PLAN SELECT id FROM {table} WHERE delivery_id = 1")
+            steps = [row[3] for row in cursor.fetchall()]
+        # the unique constraint's own index (SQLite names it sqlite_autoindex_…)
+        assert [s for s in steps if s.startswith("SEARCH") and "(delivery_id=?)" in s], steps
