@@ -135,13 +135,13 @@ def _connected(pool: Pool, connect_timeout: float) -> Connection:
     return conn
 
 
-def _post(conn: Connection, pool: Pool, target: ssrf.Target, request: OutgoingRequest,
-          headers: dict, result: Result, cap: int, deadline: float) -> None:  # fmt: skip
-    """One POST on `conn`, into `result`; the connection goes back to the pool only
-    when its response was read to the end and the server keeps it open."""
+def _post(conn: Connection, pool: Pool, data: bytes, result: Result, cap: int,
+          deadline: float) -> None:  # fmt: skip
+    """One POST (`data`, as `exchange.request_bytes` wrote it) on `conn`, into `result`;
+    the connection goes back to the pool only when its response was read to the end and
+    the server keeps it open."""
     reusable = False
     try:
-        data = exchange.request_bytes(target.path, headers, request.body)
         answer = exchange.exchange(conn.sock, data, cap, deadline)
         result.status, result.headers, result.body = answer.status, answer.headers, answer.body
         reusable = answer.reusable
@@ -162,18 +162,21 @@ def send(
     try:
         target = ssrf.parse(request.url)
         addresses = ssrf.resolve(target, allowed)
-    except ssrf.UnsafeURL as exc:
+        # Written once, before any connection: a header that cannot be sent opens none.
+        data = exchange.request_bytes(
+            target.path, {"Host": target.host_header, **request.headers}, request.body
+        )
+    except (ssrf.UnsafeURL, exchange.BadHeader) as exc:
         result.error = str(exc)
         result.duration_ms = (time.monotonic() - started) * 1000
         return result
-    headers = {"Host": target.host_header, **request.headers}
     for index, address in enumerate(addresses):
         result.address = str(address)
         remaining = max(deadline - time.monotonic(), 0.001)
         pool = _pool(target, str(address), request.verify_tls)
         try:
             conn = _connected(pool, min(request.connect_timeout, remaining))
-            _post(conn, pool, target, request, headers, result, body_cap, deadline)
+            _post(conn, pool, data, result, body_cap, deadline)
             result.error = ""
             break
         except _ConnectFailed as exc:
@@ -181,7 +184,7 @@ def send(
             if index + 1 < len(addresses) and time.monotonic() < deadline:
                 continue  # try the host's next checked address
             break
-        except (exchange.BadAnswer, exchange.BadHeader) as exc:
+        except exchange.BadAnswer as exc:
             result.error = str(exc)
             break
         except (OSError, ValueError) as exc:
