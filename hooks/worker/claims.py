@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from hooks import process
 from hooks.models import Delivery, Event, Webhook
-from hooks.worker import claim_sql, rows, writelock
+from hooks.worker import claim_sql, rows, statements, writelock
 
 Status = Delivery.Status
 
@@ -133,7 +133,7 @@ def _oldest_due(
     writer at a time anyway)."""
     shape = claim_sql.Shape(connection.vendor, len(stopped), len(excluded), len(ids or ()), False)
     params = claim_sql.where_params(now, stopped, excluded, ids or [])
-    with connection.cursor() as cursor:
+    with statements.cursor() as cursor:
         cursor.execute(claim_sql.select_sql(shape), [*params, limit])
         return [row[0] for row in cursor.fetchall()]
 
@@ -173,7 +173,7 @@ def _claim(update_sql: str, params: list, token) -> list[tuple]:
     PostgreSQL in one statement (`UPDATE … RETURNING` inside a join), elsewhere in two
     (`token` as prepared for the database)."""
     if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
+        with statements.cursor() as cursor:
             cursor.execute(update_sql, params)
         return _joined(Delivery._meta.db_table, "WHERE d.claim_token = %s", [token])
     with_claimed = f"WITH claimed AS ({update_sql} RETURNING {_returning()}) "
@@ -207,7 +207,7 @@ def _joined(source: str, where: str, params: list, prefix: str = "") -> list[tup
     job's callback) the webhook whose secret signs it."""
     select, joins = _join_sql(connection.vendor)
     sql = f"{prefix}{select}{source}{joins}{where}"
-    with connection.cursor() as cursor:
+    with statements.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 

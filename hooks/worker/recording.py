@@ -17,7 +17,7 @@ from hooks import conf, metrics
 from hooks.models import Attempt, Delivery, Webhook
 from hooks.outgoing.request import masked
 from hooks.outgoing.transport import OutgoingRequest, Result
-from hooks.worker import health, rows
+from hooks.worker import health, rows, statements
 from hooks.worker.retry import next_step
 
 log = logging.getLogger("hooks.recording")
@@ -115,7 +115,7 @@ class Prepared:
         per group of deliveries that end alike, one per retried delivery. Runs inside
         the caller's transaction; health is left to the caller (`Recorded.update_health`),
         to be done last."""
-        with connection.cursor() as cursor:
+        with statements.cursor() as cursor:
             ids = []
             for sql, params in self.inserts:
                 cursor.execute(sql, params)

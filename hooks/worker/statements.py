@@ -1,0 +1,86 @@
+"""A cursor for the pump's hand-written statements (claims, the attempts' INSERT, the
+deliveries' UPDATEs), which run for every batch a worker sends.
+
+On PostgreSQL, Django's cursor is psycopg's `ClientCursor`: it splits the statement
+text in Python at every `%s` and quotes every parameter into it. Statements longer
+than psycopg's cache limit (4 KiB: a claim of 32 ids with its join, an INSERT of 32
+attempts) are split again at every call, which was a quarter of a worker's GIL time
+in a drain (py-spy --gil). Here the same statements run on a `RawCursor` of the same
+connection, in the same transaction: `$1 … $n` placeholders (numbered once per
+statement text) and the parameters sent apart from the text. An INSERT of 32
+attempts: 2.2–2.4 → 1.1–1.3 ms of the worker's CPU, 4.4 → 2.3 ms until it returns.
+
+The statements are not prepared on the server: preparing them saved ~3 % of the
+workers' CPU in a drain, against statements that fail behind a transaction-mode
+pgbouncer and plans cached across a migration.
+
+Elsewhere (SQLite) it is Django's own cursor. Either way the cursor is Django's
+wrapper: errors are Django's, and the statements are logged and counted as any
+other (`CaptureQueriesContext`, `connection.queries`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from django.db import connection
+
+
+@lru_cache(maxsize=4096)
+def numbered(sql: str) -> str:
+    """`sql` with its `%s` placeholders as `$1 … $n`. Any other `%` is refused: it would
+    mean something else to psycopg's own parser than it does here."""
+    parts = sql.split("%s")
+    if any("%" in part for part in parts):
+        raise ValueError(f"A statement for statements.cursor() holds a % besides %s: {sql}")
+    return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], 1)) + parts[-1]
+
+
+class _Numbering:
+    """Django's cursor wrapper around a server-binding psycopg cursor, taking `%s`."""
+
+    def __init__(self, wrapped) -> None:
+        self.wrapped = wrapped
+
+    def execute(self, sql: str, params: list | tuple = ()) -> None:
+        self.wrapped.execute(numbered(sql), params)
+
+    def fetchall(self) -> list[tuple]:
+        return self.wrapped.fetchall()
+
+    @property
+    def description(self):
+        return self.wrapped.description
+
+    @property
+    def rowcount(self) -> int:
+        return self.wrapped.rowcount
+
+
+def server_binding() -> bool:
+    """PostgreSQL through psycopg 3 (Django's other PostgreSQL driver, psycopg2, has no
+    raw cursor: it keeps Django's)."""
+    if connection.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
+
+
+@contextmanager
+def cursor() -> Iterator:
+    """A cursor whose `execute(sql, params)` takes `%s` placeholders on every database."""
+    if not server_binding():
+        with connection.cursor() as plain:
+            yield plain
+        return
+    connection.ensure_connection()
+    from psycopg import RawCursor
+
+    with connection.wrap_database_errors:
+        raw = RawCursor(connection.connection)
+    wrapped = connection._prepare_cursor(raw)  # Django's wrapper: errors, logging
+    with wrapped:
+        yield _Numbering(wrapped)

@@ -1,0 +1,56 @@
+"""The pump's hand-written statements: on PostgreSQL sent with their parameters apart
+from the text (hooks.worker.statements), with the same results and errors."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
+
+from hooks import emit
+from hooks.models import Attempt, Delivery
+from hooks.worker import claims, statements
+from hooks.worker.attempt import deliver
+from tests.conftest import TEST_EVENT, make_webhook
+
+
+def test_placeholders_are_numbered_in_order():
+    sql = "UPDATE t SET a = %s WHERE id IN (%s, %s) AND b = %s"
+    assert statements.numbered(sql) == "UPDATE t SET a = $1 WHERE id IN ($2, $3) AND b = $4"
+    assert statements.numbered("SELECT 1") == "SELECT 1"
+
+
+def test_a_statement_with_another_percent_sign_is_refused():
+    with pytest.raises(ValueError, match="holds a %"):
+        statements.numbered("SELECT * FROM t WHERE name LIKE 'a%%' AND id = %s")
+
+
+@pytest.mark.django_db
+def test_a_failing_statement_raises_django_s_error_not_the_driver_s():
+    with pytest.raises(DatabaseError), statements.cursor() as cursor:
+        cursor.execute("SELECT no_such_column FROM hooks_delivery WHERE id = %s", [1])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's server-side binding")
+def test_a_batch_reaches_postgresql_with_its_parameters_apart_from_the_text(receiver):
+    """The claim, the attempts' INSERT and the deliveries' UPDATE: `$n` placeholders in
+    the text, the values beside it (Django's client-side cursor wrote them into it),
+    and the rows as the ORM reads them."""
+    make_webhook(receiver.url)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n, "quote": 'it\'s \\ "odd"'})
+    with CaptureQueriesContext(connection) as captured:
+        token, batch = claims.claim(None, 10, lease=60)
+        deliver(token, batch)
+    sent = [q["sql"] for q in captured.captured_queries]
+    claim = next(sql for sql in sent if "WITH claimed AS (UPDATE" in sql)
+    insert = next(sql for sql in sent if sql.startswith('INSERT INTO "hooks_attempt"'))
+    update = next(sql for sql in sent if sql.startswith('UPDATE "hooks_delivery" SET "status"'))
+    for sql in (claim, insert, update):
+        assert "$1" in sql and token.hex not in sql and str(token) not in sql
+    assert "it''s" not in insert  # the body went as a parameter, not a quoted literal
+    receiver.wait_for(3)
+    assert Delivery.objects.filter(status="succeeded", claim_token=None).count() == 3
+    bodies = {a.request_body for a in Attempt.objects.all()}
+    assert len(bodies) == 3 and all('it\'s \\\\ \\"odd\\"' in b for b in bodies)
