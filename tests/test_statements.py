@@ -3,12 +3,14 @@ from the text (hooks.worker.statements), with the same results and errors."""
 
 from __future__ import annotations
 
+import zoneinfo
+
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from hooks import emit
-from hooks.models import Attempt, Delivery
+from hooks.models import Attempt, Delivery, Event
 from hooks.worker import claims, statements
 from hooks.worker.attempt import deliver
 from tests.conftest import TEST_EVENT, make_webhook
@@ -54,3 +56,43 @@ def test_a_batch_reaches_postgresql_with_its_parameters_apart_from_the_text(rece
     assert Delivery.objects.filter(status="succeeded", claim_token=None).count() == 3
     bodies = {a.request_body for a in Attempt.objects.all()}
     assert len(bodies) == 3 and all('it\'s \\\\ \\"odd\\"' in b for b in bodies)
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's loaders")
+def test_timestamps_come_back_as_the_orm_reads_them_by_psycopg_s_c_loader():
+    """In UTC psycopg's own loader (in C) reads them, to the same values and tzinfo as
+    Django's loader (a Python subclass, ~2 µs a timestamp, eleven per claimed delivery)."""
+    event = hooks_event()
+    sql = 'SELECT "created_at" FROM "hooks_event" WHERE "id" = %s'
+    with statements.cursor() as cursor:
+        cursor.execute(sql, [event.pk])
+        ((read,),) = cursor.fetchall()
+        loader = cursor.wrapped.cursor.adapters.get_loader(
+            cursor.wrapped.cursor.adapters.types["timestamptz"].oid, 0
+        )
+    orm = Event.objects.get(pk=event.pk).created_at
+    assert read == orm and read.tzinfo is orm.tzinfo
+    assert loader.__module__.endswith("._psycopg")  # psycopg_c or psycopg_binary
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's loaders")
+def test_in_another_time_zone_timestamps_are_read_as_django_would(monkeypatch):
+    """Django's loader then, registered as its own `create_cursor` would."""
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    event = hooks_event()
+    wrapper = connections[connection.alias]  # the wrapper itself, not its proxy
+    monkeypatch.setitem(wrapper.__dict__, "timezone", paris)  # as a DATABASES TIME_ZONE
+    sql = 'SELECT "created_at" FROM "hooks_event" WHERE "id" = %s'
+    with statements.cursor() as cursor:
+        cursor.execute(sql, [event.pk])
+        ((read,),) = cursor.fetchall()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [event.pk])
+        ((django_read,),) = cursor.fetchall()
+    assert read == django_read and read.tzinfo is paris
+
+
+def hooks_event() -> Event:
+    return Event.objects.create(type=TEST_EVENT, payload={})
