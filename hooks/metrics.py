@@ -8,6 +8,7 @@ time instead: hooks/tools/metrics.py."""
 
 from __future__ import annotations
 
+import bisect
 import collections
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -58,21 +59,41 @@ def observe(attempts, statuses, now) -> None:
     RECORDED.inc(len(attempts))
     classes: collections.Counter[tuple[str]] = collections.Counter()
     ended: collections.Counter[tuple[str, str]] = collections.Counter()
-    retries = 0
+    durations, latencies, retries = [], [], 0
     for attempt, status in zip(attempts, statuses, strict=True):
         classes[(response_class(attempt.response_status),)] += 1
-        DURATION.observe(attempt.duration_ms / 1000)
+        durations.append(attempt.duration_ms / 1000)
         delivery = attempt.delivery
         if status == "pending":
             retries += 1
             continue
         ended[status, delivery.event.type] += 1
         if status == "succeeded":
-            LATENCY.observe(max((now - delivery.created_at).total_seconds(), 0.0))
+            latencies.append(max((now - delivery.created_at).total_seconds(), 0.0))
     _add(ATTEMPTS, classes)
     _add(DELIVERIES, ended)
+    observe_all(DURATION, durations)
+    observe_all(LATENCY, latencies)
     if retries:
         RETRIES.inc(retries)
+
+
+def observe_all(histogram: Histogram, amounts: list[float]) -> None:
+    """`histogram.observe(amount)` for each amount, with each bucket and the sum written
+    once (by prometheus-client's own bucket bounds and values, which `observe` walks
+    for one amount at a time)."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    if bounds is None or not hasattr(histogram, "_buckets"):  # another client version
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    if not amounts:
+        return
+    histogram._sum.inc(sum(amounts))
+    for bucket, count in collections.Counter(
+        bisect.bisect_left(bounds, a) for a in amounts
+    ).items():
+        histogram._buckets[bucket].inc(count)
 
 
 def _add(counter: Counter, counts: collections.Counter[tuple]) -> None:

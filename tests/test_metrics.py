@@ -162,3 +162,25 @@ def test_runhub_starts_the_machines_counters_from_empty(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     fresh_metrics()
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_batch_observed_at_once_counts_as_each_observed_alone():
+    """`metrics.observe_all` writes each bucket once per batch: the same counts and sum
+    as `observe` per amount, bounds included (a bucket holds what is ≤ its bound)."""
+    from prometheus_client import Histogram
+
+    from hooks.metrics import observe_all
+
+    amounts = [0.0, 0.005, 0.0051, 0.01, 0.3, 1.0, 1.0, 59.9, 61.0, 10_000.0]
+    one, together = (
+        Histogram(f"test_batch_{name}", "t", buckets=(0.005, 0.01, 0.5, 1, 60), registry=None)
+        for name in ("one", "together")
+    )
+    for amount in amounts:
+        one.observe(amount)
+    observe_all(together, amounts)
+    observe_all(together, [])
+    assert [b.get() for b in together._buckets] == [b.get() for b in one._buckets]
+    assert [b.get() for b in one._buckets] == [2, 2, 1, 2, 1, 2]
+    assert together._sum.get() == pytest.approx(one._sum.get())
