@@ -90,8 +90,11 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
+@lru_cache(maxsize=4096)  # asked at every attempt, of the same few addresses
 def refusal(ip: IPAddress, allowed: tuple[IPNetwork, ...]) -> str | None:
-    """Why this address may not be contacted, or None when it may."""
+    """Why this address may not be contacted, or None when it may (a pure function of
+    the address and the networks allowed: remembered, while the host is still resolved
+    at every attempt)."""
     if any(ip.version == net.version and ip in net for net in allowed):
         return None
     if isinstance(ip, ipaddress.IPv6Address):
@@ -114,6 +117,12 @@ def refusal(ip: IPAddress, allowed: tuple[IPNetwork, ...]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _address(text: str) -> IPAddress:
+    """A resolved address as an object, without its IPv6 zone."""
+    return ipaddress.ip_address(text.split("%", 1)[0])
+
+
 def resolve(target: Target, allowed: tuple[IPNetwork, ...]) -> list[IPAddress]:
     """Resolve the host; every address must pass, or the whole target is refused."""
     try:
@@ -122,7 +131,7 @@ def resolve(target: Target, allowed: tuple[IPNetwork, ...]) -> list[IPAddress]:
         raise UnsafeURL(f"Could not resolve {target.host!r}: {exc}") from None
     addresses: list[IPAddress] = []
     for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        ip = _address(info[4][0])
         if ip not in addresses:
             addresses.append(ip)
     for ip in addresses:
