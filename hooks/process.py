@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +34,7 @@ class ProcessState:
     # (monotonic time read, event types declared at run time by name)
     declared_types: tuple[float, dict[str, Any]] = (float("-inf"), {})
     broker: Any = None
-    executor: ThreadPoolExecutor | None = None
+    senders: Any = None  # hooks.worker.threads.Senders
     # (scheme, address, port, host, verify) -> connections.Pool
     pools: dict[tuple, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,4 +57,4 @@ def reset() -> None:
     and connection pools are kept: they hold no knowledge, only resources."""
     global _state
     old = current()
-    _state = ProcessState(executor=old.executor, pools=old.pools, lock=old.lock)
+    _state = ProcessState(senders=old.senders, pools=old.pools, lock=old.lock)

@@ -19,7 +19,7 @@ def test_reset_forgets_what_was_learnt_but_keeps_threads_and_pools():
     fresh = process.current()
     assert not fresh.endpoint_bounds and not fresh.stalling and not fresh.env_slots_synced
     assert fresh.stopped_webhooks == (0.0, [])
-    assert fresh.pools is pools and fresh.executor is state.executor
+    assert fresh.pools is pools and fresh.senders is state.senders
 
 
 def test_a_forked_process_starts_from_scratch(monkeypatch):
@@ -31,7 +31,7 @@ def test_a_forked_process_starts_from_scratch(monkeypatch):
     monkeypatch.setattr(os, "getpid", lambda: state.pid + 1)
     child = process.current()
     assert child is not state and child.pid == state.pid + 1
-    assert child.broker is None and child.executor is None and not child.pools
+    assert child.broker is None and child.senders is None and not child.pools
     assert not child.endpoint_bounds
 
 

@@ -160,8 +160,6 @@ def test_a_write_that_keeps_failing_keeps_its_batch_and_raises(receiver, monkeyp
 def test_stalling_endpoints_send_on_their_own_reserve_of_threads(settings):
     """Endpoints that gave no answer wait for the reserve; the endpoints that answer keep
     all of the main threads."""
-    from concurrent.futures import wait as wait_all
-
     from hooks.models import Delivery as Row
     from hooks.outgoing import transport
     from hooks.worker import threads
@@ -186,7 +184,8 @@ def test_stalling_endpoints_send_on_their_own_reserve_of_threads(settings):
         assert p.flying[3] == 4  # all main threads, none taken by the stalling ones
     finally:
         gate.set()
-        wait_all(list(p.in_flight), timeout=10)
+        for _ in list(p.in_flight):
+            p.landed.get(timeout=10)
 
 
 def test_a_stalling_endpoint_with_a_request_in_flight_is_left_out_of_claims():
@@ -207,8 +206,6 @@ def test_a_claim_gives_back_at_once_what_a_stalling_endpoint_cannot_send(receive
     """Its deliveries are the oldest due once every pump leaves it out: a claim that may
     take them takes them all, keeps the one request and hands the rest back in its own
     transaction, unattempted."""
-    from concurrent.futures import wait as wait_all
-
     from django.utils import timezone
 
     from hooks.outgoing import transport
@@ -230,20 +227,23 @@ def test_a_claim_gives_back_at_once_what_a_stalling_endpoint_cannot_send(receive
         assert all(d.attempts == 0 and d.next_attempt_at > timezone.now() for d in back)
     finally:
         gate.set()
-        wait_all(list(p.in_flight), timeout=10)
+        for _ in list(p.in_flight):
+            p.landed.get(timeout=10)
 
 
 def test_requests_out_on_the_stall_reserve_do_not_count_against_the_capacity():
     """Dead endpoints' requests have threads of their own; a pump that counted them as
     held would keep fewer requests going to the endpoints that answer."""
-    from concurrent.futures import Future
+    from queue import SimpleQueue
+
+    from hooks.worker.threads import Job
 
     p = Pump()
     for _ in range(p.reserve):
-        future = Future()
-        p.in_flight[future] = (None, None, None)
-        p.on_reserve.add(future)
-    p.in_flight[Future()] = (None, None, None)  # one to an endpoint that answers
+        job = Job(print, (), SimpleQueue())
+        p.in_flight[job] = (None, None, None)
+        p.on_reserve.add(job)
+    p.in_flight[Job(print, (), SimpleQueue())] = (None, None, None)  # one that answers
     assert p.holding() == 1
 
 

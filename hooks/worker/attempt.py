@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from concurrent.futures import as_completed
+from queue import SimpleQueue
 
 from django.utils import timezone
 
@@ -65,9 +65,10 @@ def deliver(token: uuid.UUID, deliveries: list[Delivery]) -> list[Attempt]:
     if len(deliveries) == 1:
         sent = [attempt(deliveries[0], token, settings)]
     else:
-        pool = threads.executor(settings.send_threads)
-        futures = [pool.submit(attempt, d, token, settings) for d in deliveries]
-        sent = [future.result() for future in as_completed(futures)]
+        pool, landed = threads.senders(settings.send_threads), SimpleQueue()
+        for d in deliveries:
+            pool.submit(attempt, d, token, settings, landed=landed)
+        sent = [landed.get().result() for _ in deliveries]  # in the order they finished
     return recording.record(sent)
 
 

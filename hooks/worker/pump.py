@@ -32,7 +32,6 @@ import contextlib
 import logging
 import time
 from collections import Counter, defaultdict, deque
-from concurrent.futures import Future
 from datetime import timedelta
 from functools import partial
 from queue import Empty, SimpleQueue
@@ -86,14 +85,13 @@ class Pump:
         state = process.current()
         self.bounds: dict[object, int] = state.endpoint_bounds
         self.stalling: set = state.stalling
-        self.in_flight: dict[Future, tuple] = {}
-        # Futures land here as they finish: waiting on this queue costs the same however
-        # many are in flight (`concurrent.futures.wait` hooks a waiter onto each of them,
-        # at every call).
-        self.landed: SimpleQueue[Future] = SimpleQueue()
+        self.in_flight: dict[threads.Job, tuple] = {}
+        # Jobs land here as they finish: waiting on this queue costs the same however
+        # many are in flight.
+        self.landed: SimpleQueue[threads.Job] = SimpleQueue()
         self.waiting: dict[object, deque] = defaultdict(deque)
         self.flying = Counter()  # endpoint -> requests in flight
-        self.on_reserve: set[Future] = set()  # in flight to stalling endpoints
+        self.on_reserve: set[threads.Job] = set()  # in flight to stalling endpoints
         self.finished: list[Sent] = []
         self.recorded = 0
         self.last_flush = time.monotonic()
@@ -148,16 +146,15 @@ class Pump:
         return len(self.in_flight) - len(self.on_reserve) < self.threads
 
     def launch(self) -> None:
-        pool = threads.executor(self.settings.send_threads)
+        pool = threads.senders(self.settings.send_threads)
         for key, queue in self.waiting.items():
             while queue and self.flying[key] < self.bound(key) and self.has_thread(key):
                 d, token = queue.popleft()
                 self.flying[key] += 1
-                future = pool.submit(self.attempt, d, token)
-                self.in_flight[future] = (d, token)
-                future.add_done_callback(self.landed.put)
+                job = pool.submit(self.attempt, d, token, landed=self.landed)
+                self.in_flight[job] = (d, token)
                 if key in self.stalling:
-                    self.on_reserve.add(future)
+                    self.on_reserve.add(job)
 
     def attempt(self, d: Delivery, token) -> Sent:
         """On a sender thread: build and send (`attempt.attempt`)."""
@@ -243,7 +240,7 @@ class Pump:
             keep.append(d)
         return keep, back
 
-    def landed_within(self, timeout: float) -> list[Future]:
+    def landed_within(self, timeout: float) -> list[threads.Job]:
         """The attempts that have finished, waiting up to `timeout` for a first one."""
         try:
             done = [self.landed.get(timeout=timeout)]
@@ -258,14 +255,14 @@ class Pump:
         if not self.in_flight:
             return 0
         done = self.landed_within(timeout)
-        for future in done:
-            d, _ = self.in_flight.pop(future)
-            self.on_reserve.discard(future)
+        for job in done:
+            d, _ = self.in_flight.pop(job)
+            self.on_reserve.discard(job)
             key = endpoint(d)
             self.flying[key] -= 1
             if not self.flying[key]:
                 del self.flying[key]
-            sent: Sent = future.result()
+            sent: Sent = job.result()
             if sent.built:
                 self.learn(key, sent.result)
             self.finished.append(sent)
