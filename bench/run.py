@@ -65,12 +65,15 @@ def measure(config: str, n: int, repeat: int, quick: bool) -> dict:
 def rows(r: dict) -> list[tuple[str, str, str, str]]:
     """(measure, value, ratio, target)."""
     lat = r["latency"]
+    cpu = r["cpu_split"]
     emit_extra_ms = 1000 / r["emit_rate"] - 1000 / r["plain_rate"]
     return [
         ("drain, fast receiver (deliveries/s)", f"{r['hub_fast']:.0f}", "", ""),
         ("  vs the limit (1-process urllib3 loop)", f"{r['limit_fast']:.0f}", f"{r['hub_fast'] / r['limit_fast']:.2f}×", "≥ 0.5×; issue 18: ≥ 1.0×"),
         ("  vs a 1-process http.client loop (stdlib)", f"{r['raw_fast']:.0f}", f"{r['hub_fast'] / r['raw_fast']:.2f}×", ""),
         ("  vs the usual way (task per delivery)", f"{r['usual_fast']:.0f}", f"{r['hub_fast'] / r['usual_fast']:.1f}×", "≥ 2×"),
+        ("  CPU a delivery (ms): workers / database + broker servers / receiver", " / ".join(f"{cpu[k]:.2f}" for k in ("workers", "services", "receiver")),
+         f"{sum(cpu.values()):.2f} ms in all", ""),
         ("drain, 50 ms receiver (deliveries/s)", f"{r['hub_slow']:.0f}", "", ""),
         ("  vs the limit (32 threads)", f"{r['limit_slow']:.0f}", f"{r['hub_slow'] / r['limit_slow']:.2f}×", "≥ 0.8×"),
         ("  vs the usual way", f"{r['usual_slow']:.0f}", f"{r['hub_slow'] / r['usual_slow']:.1f}×", "≥ 5×"),

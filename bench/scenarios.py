@@ -273,19 +273,21 @@ def emit_due(count: int) -> float:
     return start_holder[0]
 
 
-def hub_drain(url: str, count: int) -> tuple[float, float, float, float]:
+def hub_drain(url: str, count: int, rx: Receivers | None = None) -> tuple:
     """Deliveries/s for `count` already-due deliveries; also the worker RSS at 20 % and
-    at the end, and the peak RSS."""
+    at the end, the peak RSS, and (given the receivers) where the CPU went."""
     reset_db()
     webhooks([url])
     cluster = Cluster()
     try:
         committed = emit_due(count)
+        split = CpuSplit(cluster, rx) if rx else None
         wait_until(delivered(count // 5))
         rss_early = cluster.memory_mb("VmRSS")
         wait_until(delivered(count))
         rate = count / (time.monotonic() - committed)
-        return rate, rss_early, cluster.memory_mb("VmRSS"), cluster.memory_mb("VmHWM")
+        cpu = split.per_delivery(count) if split else {}
+        return rate, rss_early, cluster.memory_mb("VmRSS"), cluster.memory_mb("VmHWM"), cpu
     finally:
         cluster.stop()
 
@@ -383,6 +385,43 @@ def isolation_pairs(rx: Receivers, events: int, repeat: int) -> dict:
         "isolation_all": max(all_healthy for _, all_healthy in pairs),
         "isolation_runs": [[round(a), round(b)] for a, b in pairs],
     }
+
+
+def _process_ticks(pid: int) -> int:
+    """User + system CPU ticks of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _pids(*args: str) -> list[int]:
+    out = subprocess.run(["pgrep", *args], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+class CpuSplit:
+    """The CPU time each part spends from now on: the cluster's processes, the database
+    and broker servers (none with SQLite, which runs inside the workers), the receiver."""
+
+    def __init__(self, cluster: Cluster, rx: Receivers) -> None:
+        self.cluster, self.rx = cluster, rx
+        self.start = self.ticks()
+
+    def ticks(self) -> dict[str, int]:
+        groups = {
+            "workers": [self.cluster.proc.pid, *self.cluster.worker_pids()],
+            "services": _pids("-u", "postgres") + _pids("-x", "redis-server"),
+            "receiver": [self.rx.proc.pid],
+        }
+        return {name: sum(_process_ticks(pid) for pid in pids) for name, pids in groups.items()}
+
+    def per_delivery(self, count: int) -> dict[str, float]:
+        """ms of CPU a delivery, by part, since this was made."""
+        hz = os.sysconf("SC_CLK_TCK")
+        end = self.ticks()
+        return {name: (end[name] - self.start[name]) * 1000 / hz / count for name in end}
 
 
 def cpu_ticks() -> tuple[int, int]:
@@ -541,9 +580,10 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
     events = max(n // 25, 2)
 
     def drain_fast() -> dict:
-        drains = [hub_drain(fast, n) for _ in range(k)]
+        drains = [hub_drain(fast, n, rx) for _ in range(k)]
         return {
             "hub_fast": max(d[0] for d in drains),
+            "cpu_split": max(drains, key=lambda d: d[0])[4],  # the fastest drain's
             "rss_early_mb": max(d[1] for d in drains),
             "rss_end_mb": max(d[2] for d in drains),
             "peak_mb": max(d[3] for d in drains),

@@ -17,12 +17,12 @@ def test_benchmark_smoke_run_prints_every_measure():
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     table = out.stdout
     for measure in (
-        "drain, fast receiver", "vs the limit", "http.client loop", "vs the usual way", "drain, 50 ms receiver",
+        "drain, fast receiver", "vs the limit", "CPU a delivery (ms)", "http.client loop", "vs the usual way", "drain, 50 ms receiver",
         "isolation", "each round", "fan-out", "emit()", "latency", "worker RSS", "peak worker RSS",
         "stolen by the hypervisor", "no route events", "route events it does not match",
         "matching one", "at 200 events/s", "retries: first attempt after its due time", "with a payload filter", "two qclusters on one database", "two full-size qclusters", "arrived twice",
     ):  # fmt: skip
         assert measure in table, measure
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 35  # header + 34 measures
+    assert len(rows) == 36  # header + 35 measures
     assert all(re.search(r"\d", row.split("|")[2]) for row in rows[1:])  # every value measured
