@@ -96,3 +96,19 @@ def test_in_another_time_zone_timestamps_are_read_as_django_would(monkeypatch):
 
 def hooks_event() -> Event:
     return Event.objects.create(type=TEST_EVENT, payload={})
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's raw cursor")
+def test_a_connection_s_statements_share_one_raw_cursor_and_a_new_connection_its_own():
+    with statements.cursor() as first:
+        first.execute("SELECT %s::int", [1])
+        assert first.fetchall() == [(1,)]
+        raw = first.wrapped.cursor
+    with statements.cursor() as second:
+        second.execute('UPDATE "hooks_delivery" SET "manual" = %s WHERE false', [True])
+        assert second.wrapped.cursor is raw and second.description is None  # nothing left over
+    connection.close()
+    with statements.cursor() as third:
+        third.execute("SELECT %s::int", [3])
+        assert third.fetchall() == [(3,)] and third.wrapped.cursor is not raw

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from functools import lru_cache
+from weakref import WeakKeyDictionary
 
 from django.db import connection
 
@@ -83,14 +84,27 @@ def cursor() -> Iterator:
             yield plain
         return
     connection.ensure_connection()
+    wrapped = connection._prepare_cursor(_raw_cursor())  # Django's wrapper: errors, logging
+    yield _Numbering(wrapped)
+
+
+# psycopg connection -> (the time zone it reads in, its raw cursor). A cursor serves one
+# statement after another; making one and its loaders anew each time was ~5 % of a
+# worker's GIL time. Django's connections are per thread, so each cursor is too.
+_raw_cursors: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _raw_cursor():
     from psycopg import RawCursor
 
-    with connection.wrap_database_errors:
-        raw = RawCursor(connection.connection)
-    _read_timestamps(raw)
-    wrapped = connection._prepare_cursor(raw)  # Django's wrapper: errors, logging
-    with wrapped:
-        yield _Numbering(wrapped)
+    pg, wanted = connection.connection, connection.timezone
+    held = _raw_cursors.get(pg)
+    if held is None or held[0] is not wanted or held[1].closed:
+        with connection.wrap_database_errors:
+            raw = RawCursor(pg)
+        _read_timestamps(raw)
+        _raw_cursors[pg] = held = (wanted, raw)
+    return held[1]
 
 
 def _read_timestamps(raw) -> None:
