@@ -551,11 +551,11 @@ def route_costs(rx: Receivers, count: int, k: int) -> dict:
     from routes.matching import matcher  # (Django is set up only now)
     from routes.models import RouteEvent, RouteWebhook
 
-    def with_unmatched(count: int) -> None:
+    def with_unmatched(routes: int) -> None:
         RouteEvent.objects.all().delete()
         RouteEvent.objects.bulk_create(  # half of them searched (GET), half not (POST)
             RouteEvent(label=f"route {i}", method=("GET", "POST")[i % 2],
-                       pattern=rf"^/v2/endpoint{i}/(run|status/[^/]+)$") for i in range(count)
+                       pattern=rf"^/v2/endpoint{i}/(run|status/[^/]+)$") for i in range(routes)
         )  # fmt: skip
         matcher.invalidate()
 

@@ -18,11 +18,6 @@ def generate_secret(nbytes: int = 32) -> str:
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_<base64>` secret; ValueError when it is not one."""
-    return _key(secret)
-
-
-@lru_cache(maxsize=1024)  # signing decodes the same few secrets at every attempt
-def _key(secret: str) -> bytes:
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError(f"A secret starts with {SECRET_PREFIX!r}.")
     try:
@@ -34,10 +29,15 @@ def _key(secret: str) -> bytes:
     return key
 
 
+# Signing decodes the same few secrets at every attempt (forms and commands that only
+# check a secret call `secret_key` itself and leave nothing here).
+_signing_key = lru_cache(maxsize=1024)(secret_key)
+
+
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """One `v1,<base64 HMAC-SHA256>` signature over `{id}.{timestamp}.{body}`."""
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.digest(secret_key(secret), signed, "sha256")  # one call into OpenSSL
+    digest = hmac.digest(_signing_key(secret), signed, "sha256")  # one call into OpenSSL
     return "v1," + base64.b64encode(digest).decode()
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
-from functools import lru_cache
+from functools import cache, lru_cache
 from weakref import WeakKeyDictionary
 
 from django.db import connection
@@ -61,16 +61,15 @@ class _Numbering:
     def description(self):
         return self.wrapped.description
 
-    @property
-    def rowcount(self) -> int:
-        return self.wrapped.rowcount
-
 
 def server_binding() -> bool:
     """PostgreSQL through psycopg 3 (Django's other PostgreSQL driver, psycopg2, has no
     raw cursor: it keeps Django's)."""
-    if connection.vendor != "postgresql":
-        return False
+    return connection.vendor == "postgresql" and _psycopg3()
+
+
+@cache
+def _psycopg3() -> bool:
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
     return is_psycopg3
@@ -102,19 +101,18 @@ def _raw_cursor():
     if held is None or held[0] is not wanted or held[1].closed:
         with connection.wrap_database_errors:
             raw = RawCursor(pg)
-        _read_timestamps(raw)
+        _read_timestamps(raw, wanted)
         _raw_cursors[pg] = held = (wanted, raw)
     return held[1]
 
 
-def _read_timestamps(raw) -> None:
+def _read_timestamps(raw, wanted) -> None:
     """psycopg's C loader where it gives what Django's would (both in UTC); otherwise
-    what Django's `create_cursor` would register."""
+    what Django's `create_cursor` would register for time zone `wanted`."""
     from django.db.backends.postgresql.psycopg_any import register_tzloader
     from psycopg.pq import Format
     from psycopg.types.datetime import TimestamptzLoader
 
-    wanted = connection.timezone
     if wanted is UTC and raw.connection.info.timezone is UTC:
         raw.adapters.register_loader("timestamptz", TimestamptzLoader)
         return
