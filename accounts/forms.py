@@ -85,7 +85,9 @@ class TokenForm(forms.Form):
         return name
 
 
-class NotificationWebhookForm(forms.Form):
+class NotificationWebhookForm(hooks.SecretFields):
+    """The settings page's notification webhook (hooks.configure checks and stores it)."""
+
     url = forms.CharField(
         label="Notification webhook URL",
         max_length=2000,
@@ -93,9 +95,6 @@ class NotificationWebhookForm(forms.Form):
         widget=forms.URLInput(attrs={"placeholder": "https://hooks.slack.com/services/…"}),
         help_text="We tell this URL when one of your long jobs finishes while you are away. "
         "Blank turns it off.",
-    )
-    signed = forms.BooleanField(
-        label="Sign requests", required=False, help_text="Adds Standard Webhooks signatures."
     )
     shape = forms.ChoiceField(
         label="Payload",
@@ -106,10 +105,33 @@ class NotificationWebhookForm(forms.Form):
         "receiver was built for. Chat URLs (Discord, Slack, Google Chat, Teams) get a chat "
         "message with the first choice.",
     )
+    field_order = ["url", "secret_action", "pasted_secret", "shape"]
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        hook = notification.webhook_of(user)
+        if hook is not None:
+            self.initial.setdefault("url", hook.url)
+            self.initial.setdefault("shape", notification.shape_of(hook))
+        self.secret_fields_for(hook)
+        self.plan = None
 
     def clean_url(self) -> str:
-        url = self.cleaned_data.get("url", "").strip()
-        return hooks.validate_target_url(url, user_supplied=True) if url else ""
+        return self.cleaned_data.get("url", "").strip()
 
-    def clean_shape(self) -> str | None:
-        return self.cleaned_data.get("shape") or None  # not sent: unchanged
+    def clean(self):
+        data = super().clean()
+        if "url" not in data:
+            return data
+        try:
+            self.plan = notification.prepare(
+                self.user, data["url"], self.secret_change(), data.get("shape") or None
+            )
+        except ValidationError as exc:
+            self.add_configure_errors(exc, {})
+        return data
+
+    def save(self):
+        """The webhook (None: removed) and a secret generated now, to show once."""
+        return notification.apply(self.user, self.plan)

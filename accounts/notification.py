@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+
 import hooks
+from hooks import USER
 from hooks.models import ALL_EVENTS, BodyFormat, Delivery, Scope, Webhook
 
 
@@ -21,29 +24,49 @@ def webhook_of(user) -> Webhook | None:
     return Webhook.objects.filter(scope=Scope.USER, owner=user).order_by("pk").first()
 
 
-def save(user, url: str, signed: bool, shape: str | None = None) -> tuple[Webhook | None, str]:
-    """Set, change or remove (blank URL) the user's webhook. Returns it and a secret
-    that was just generated (to show once), or ''."""
-    hook = webhook_of(user)
+def prepare(user, url: str, secret: hooks.SecretChange, shape: str | None = None):
+    """The checked change of the user's webhook (hooks.prepare_webhook's Plan), or None
+    for a blank URL, which removes it. A ValidationError by field when it is wrong."""
     if not url:
-        if hook:
-            hook.delete()
-        return None, ""
+        return None
+    if shape is not None and shape not in dict(SHAPES):
+        raise ValidationError({"shape": f"A payload shape is one of {', '.join(dict(SHAPES))}."})
+    hook = webhook_of(user)
+    changes = {"name": name_for(user), "url": url, "secret": secret}  # the email may change
     if hook is None:
         # Every event another app addresses to this user (notify_user), as Open WebUI's
         # notification webhook gets every notification; today that is job.finished.
-        hook = Webhook(scope=Scope.USER, owner=user, event_types=[ALL_EVENTS])
-    hook.name = name_for(user)  # the email may have changed since
-    hook.url = url
+        hook = hooks.new_webhook(USER, owner=user)
+        changes["events"] = [ALL_EVENTS]
     if shape is not None and shape != shape_of(hook):  # a format staff chose stays otherwise
-        hook.format = shape
-    new_secret = ""
-    if signed and not hook.secret:
-        hook.secret = new_secret = hooks.generate_secret()
-    elif not signed:
-        hook.secret = hook.previous_secret = ""
-    hook.save()
-    return hook, new_secret
+        changes["format"] = shape
+    return hooks.prepare_webhook(hook, changes)
+
+
+def signed_change(user, signed: bool) -> hooks.SecretChange:
+    """The older `signed` switch as a secret change: on keeps a secret (or makes one)."""
+    hook = webhook_of(user)
+    if not signed:
+        return hooks.SecretChange("remove")
+    return hooks.SecretChange("keep" if hook is None or hook.secret else "generate")
+
+
+def save(user, url: str, secret: hooks.SecretChange, shape: str | None = None):
+    """Set, change or remove (blank URL) the user's webhook. Returns it and a secret
+    that was just generated (to show once), or ''."""
+    plan = prepare(user, url, secret, shape)
+    return apply(user, plan)
+
+
+def apply(user, plan) -> tuple[Webhook | None, str]:
+    """Store a prepared change (None: remove the webhook)."""
+    if plan is None:
+        hook = webhook_of(user)
+        if hook:
+            hook.delete()
+        return None, ""
+    saved = plan.save()
+    return saved.webhook, saved.new_secret
 
 
 def shape_of(hook: Webhook | None) -> str:

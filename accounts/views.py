@@ -44,14 +44,7 @@ def _settings_context(request, **forms) -> dict:
         "new_token": request.session.pop("new_token", None),
         "user_webhooks_enabled": enabled,
         "webhook": hook,
-        "webhook_form": forms.get("webhook_form")
-        or NotificationWebhookForm(
-            initial={
-                "url": hook.url if hook else "",
-                "signed": bool(hook and hook.secret),
-                "shape": notification.shape_of(hook),
-            }
-        ),
+        "webhook_form": forms.get("webhook_form") or NotificationWebhookForm(user=user),
         "new_secret": request.session.pop("new_webhook_secret", None),
         "test_result": request.session.pop("notification_test", None),
         "deliveries": notification.recent_deliveries(user) if enabled else [],
@@ -109,11 +102,10 @@ def _require_user_webhooks() -> None:
 @require_POST
 def save_webhook(request: HttpRequest) -> HttpResponse:
     _require_user_webhooks()
-    form = NotificationWebhookForm(request.POST)
+    form = NotificationWebhookForm(request.POST, user=request.user)
     if not form.is_valid():
         return _settings_with_errors(request, webhook_form=form)
-    data = form.cleaned_data
-    _, secret = notification.save(request.user, data["url"], data["signed"], data["shape"])
+    _, secret = form.save()
     if secret:
         request.session["new_webhook_secret"] = secret
     messages.success(

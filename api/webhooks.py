@@ -1,16 +1,16 @@
 """The management API: the webhooks a token's owner may manage (their notification
 webhook, the webhooks of namespaces they own; staff with the admin's permissions:
 server webhooks), their deliveries with attempts, redelivery, replay, test events and
-secret rotation. Creating and changing go through the same forms as the pages, so the
-validation, the URL (SSRF) rules and the permissions are the pages' own."""
+secret rotation. Creating and changing go through hooks.configure_webhook, as every page
+does, so the validation, the URL (SSRF) rules and the secret rules are the pages' own."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -19,7 +19,6 @@ from ninja import Router, Status
 import hooks
 from accounts import notification
 from accounts.events import user_webhooks_enabled
-from accounts.forms import NotificationWebhookForm
 from api import bodies
 from api.errors import ApiError
 from api.schemas import (
@@ -35,17 +34,13 @@ from api.schemas import (
     WebhookOut,
     WebhookPatch,
 )  # fmt: skip
-from hooks.models import ALL_EVENTS, Delivery, Scope, Webhook
+from hooks.models import Delivery, Scope, Webhook
 from namespaces import access
-from namespaces.forms import NamespaceWebhookForm
 from namespaces.models import Namespace
 
 router = Router(tags=["webhooks"])
 ERRORS = {400: Error, 401: Error, 403: Error, 404: Error}
 PAGE = 50
-# The forms' field names, as the API calls them.
-API_FIELD = {"all_events": "events", "event_types": "events", "new_secret": "secret",
-             "remove_secret": "secret", "__all__": ""}  # fmt: skip
 
 
 # --- who may manage what ------------------------------------------------------------
@@ -97,10 +92,25 @@ def _out(webhook: Webhook, paths: dict[str, str] | None = None) -> dict[str, Any
     }  # fmt: skip
 
 
-def _refused(form) -> ApiError:
-    field, messages = next(iter(form.errors.items()))
-    name = API_FIELD.get(field, field)
-    return ApiError(f"{name}: {messages[0]}" if name else messages[0], name)
+def _refused(exc: ValidationError) -> ApiError:
+    field, messages = next(iter(exc.message_dict.items()))
+    return ApiError(f"{field}: {messages[0]}", field)
+
+
+def _secret(given: dict[str, Any]) -> hooks.SecretChange:
+    """The body's secret_action and secret as one change (a secret alone is pasted)."""
+    action, value = given.pop("secret_action", None), given.pop("secret", None) or ""
+    return hooks.SecretChange(action or ("paste" if value else "keep"), value)
+
+
+def _configured(webhook: Webhook, given: dict[str, Any]) -> Any:
+    secret = _secret(given)  # takes secret_action and secret out of `given`
+    changes = {**given, "secret": secret}
+    try:
+        with transaction.atomic():
+            return hooks.configure_webhook(webhook, changes)
+    except ValidationError as exc:
+        raise _refused(exc) from None
 
 
 # --- webhooks -------------------------------------------------------------------------
@@ -118,23 +128,19 @@ def list_webhooks(request: HttpRequest):
 def create_webhook(request: HttpRequest):
     given = bodies.validated(WebhookIn, bodies.parse(request))
     if given.scope == Scope.NAMESPACE:
-        namespace = _owned(request, given.namespace)
-        form = NamespaceWebhookForm(_namespace_data(given.model_dump()), namespace=namespace)
+        webhook = hooks.new_webhook(Scope.NAMESPACE, namespace=_owned(request, given.namespace).key)
     elif given.scope == Scope.SERVER:
         if not may_server(request.user, "add"):
             raise ApiError("Only staff who may add webhooks create server webhooks.", status=403)
-        form = hooks.WebhookForm(_server_data(Webhook(), given.model_dump()))
+        webhook = hooks.new_webhook(Scope.SERVER)
     else:
         raise ApiError(
             "scope: namespace or server (a notification webhook is set with PUT "
             "/api/v1/notification).", "scope",
         )  # fmt: skip
-    if not form.is_valid():
-        raise _refused(form)
-    with transaction.atomic():
-        webhook = form.save()
-    secret = getattr(form, "new_secret_value", "") or (None if given.secret else webhook.secret)
-    return Status(201, {**_out(webhook), "secret": secret or None})
+    changes = given.model_dump(exclude_unset=True, exclude={"scope", "namespace"})
+    saved = _configured(webhook, {**changes, "url": given.url, "events": given.events})
+    return Status(201, {**_out(saved.webhook), "secret": saved.new_secret or None})
 
 
 @router.get("/webhooks/{int:pk}", response={200: WebhookOut, **ERRORS}, summary="One webhook")
@@ -143,7 +149,7 @@ def get_webhook(request: HttpRequest, pk: int):
 
 
 @router.patch(
-    "/webhooks/{int:pk}", response={200: WebhookOut, **ERRORS}, summary="Change a webhook",
+    "/webhooks/{int:pk}", response={200: WebhookCreated, **ERRORS}, summary="Change a webhook",
     openapi_extra=bodies.doc(WebhookPatch),
 )  # fmt: skip
 def update_webhook(request: HttpRequest, pk: int):
@@ -151,16 +157,8 @@ def update_webhook(request: HttpRequest, pk: int):
     given = bodies.validated(WebhookPatch, bodies.parse(request)).model_dump(exclude_unset=True)
     if webhook.scope == Scope.USER:
         raise ApiError("A notification webhook is changed with PUT /api/v1/notification.")
-    if webhook.scope == Scope.NAMESPACE:
-        namespace = Namespace.objects.get(pk=int(webhook.namespace))
-        data = _namespace_data({**_current(webhook), **given})
-        form = NamespaceWebhookForm(data, instance=webhook, namespace=namespace)
-    else:
-        form = hooks.WebhookForm(_server_data(webhook, given), instance=webhook)
-    if not form.is_valid():
-        raise _refused(form)
-    with transaction.atomic():
-        return _out(form.save())
+    saved = _configured(webhook, given)
+    return {**_out(saved.webhook), "secret": saved.new_secret or None}
 
 
 @router.delete("/webhooks/{int:pk}", response={204: None, **ERRORS}, summary="Delete a webhook")
@@ -174,53 +172,6 @@ def _owned(request: HttpRequest, path: str | None) -> Namespace:
     if found is None or access.role(request.user, found) < access.Role.OWNER:
         raise ApiError(f"No namespace {path!r} that you own.", "namespace", status=404)
     return found
-
-
-def _current(webhook: Webhook) -> dict[str, Any]:
-    return {"url": webhook.url, "name": webhook.name, "events": list(webhook.event_types or []),
-            "payload_filter": webhook.payload_filter, "active": webhook.active,
-            "verify_tls": webhook.verify_tls, "djinn_headers": webhook.djinn_headers}  # fmt: skip
-
-
-def _filter_text(spec: dict | None) -> str:
-    return "" if spec is None else json.dumps(spec)
-
-
-def _namespace_data(given: dict[str, Any]) -> dict[str, Any]:
-    events = list(given.get("events") or [])
-    return {
-        "url": given.get("url", ""), "name": given.get("name", ""),
-        "all_events": ALL_EVENTS in events, "events": [e for e in events if e != ALL_EVENTS],
-        "payload_filter": _filter_text(given.get("payload_filter")),
-        "new_secret": given.get("secret") or "", "active": given.get("active", True),
-        "verify_tls": given.get("verify_tls", True),
-        "djinn_headers": given.get("djinn_headers", False),
-    }  # fmt: skip
-
-
-def _server_data(webhook: Webhook, given: dict[str, Any]) -> dict[str, Any]:
-    """The admin form's data: the webhook as it is (stored headers kept, masked), with
-    what the caller gave over it."""
-    data = {
-        "name": webhook.name, "url": webhook.url, "active": webhook.active,
-        "scope": Scope.SERVER, "event_types": list(webhook.event_types or []),
-        "payload_filter": _filter_text(webhook.payload_filter), "format": webhook.format,
-        "data_template": webhook.data_template,
-        "timeout": "" if webhook.timeout is None else webhook.timeout,
-        "verify_tls": webhook.verify_tls, "github_signature": webhook.github_signature,
-        "djinn_headers": webhook.djinn_headers,
-        "basic_auth_username": webhook.basic_auth_username,
-        # Stored headers as the admin shows them (values masked): masked values are kept.
-        "headers_text": hooks.WebhookForm(instance=webhook).fields["headers_text"].initial,
-    }  # fmt: skip
-    renames = {"events": "event_types", "secret": "new_secret"}
-    for key, value in given.items():
-        if key in ("scope", "namespace"):
-            continue
-        data[renames.get(key, key)] = _filter_text(value) if key == "payload_filter" else value
-    if not data.get("name"):
-        data["name"] = data.get("url", "")[:100]
-    return data
 
 
 # --- deliveries -----------------------------------------------------------------------
@@ -316,9 +267,9 @@ def send_test(request: HttpRequest, pk: int):
 @router.post("/webhooks/{int:pk}/rotate-secret", response={200: Rotated, **ERRORS},
              summary="A new secret; the old one keeps signing for 24 h")  # fmt: skip
 def rotate_secret(request: HttpRequest, pk: int):
-    webhook = _webhook(request, pk, "change")
-    secret = webhook.rotate_secret()
-    return {"secret": secret, "previous_valid_until": webhook.previous_secret_expires_at}
+    saved = hooks.rotate_secret(_webhook(request, pk, "change"))
+    return {"secret": saved.new_secret,
+            "previous_valid_until": saved.webhook.previous_secret_expires_at}  # fmt: skip
 
 
 # --- the caller's notification webhook ------------------------------------------------
@@ -330,14 +281,17 @@ def put_notification(request: HttpRequest):
     given = bodies.validated(NotificationIn, bodies.parse(request))
     if not user_webhooks_enabled():
         raise ApiError("Notification webhooks are turned off on this hub.", status=403)
-    form = NotificationWebhookForm(given.model_dump(exclude_none=True))
-    if not form.is_valid():
-        raise _refused(form)
-    data = form.cleaned_data
-    with transaction.atomic():
-        webhook, secret = notification.save(
-            request.user, data["url"], data["signed"], data["shape"]
-        )
+    body = given.model_dump(exclude_unset=True)
+    secret = _secret(body)
+    if given.signed is not None and "secret_action" not in body and "secret" not in body:
+        secret = notification.signed_change(request.user, given.signed)
+    try:
+        with transaction.atomic():
+            webhook, new_secret = notification.save(
+                request.user, given.url.strip(), secret, given.shape
+            )
+    except ValidationError as exc:
+        raise _refused(exc) from None
     if webhook is None:
         return HttpResponse(status=204)
-    return Status(200, {**_out(webhook), "secret": secret or None})
+    return Status(200, {**_out(webhook), "secret": new_secret or None})

@@ -5,8 +5,10 @@ django-q2.
 Sending:      emit, send_now, send_to_slot
 Registering:  register_event_type, Slot, register_slot, SlotSetting,
               register_slot_setting, SERVER, USER, NAMESPACE, SCOPES
-Validating:   validate_target_url, validate_secret, generate_secret, WebhookForm (the
-              admin's form of a webhook: the management API creates server webhooks with it)
+Configuring:  new_webhook, configure_webhook, prepare_webhook (check, then Plan.save()),
+              rotate_secret, SecretChange (keep / generate / paste / remove), SecretFields
+              (the secret's form fields, the same on every webhook form)
+Validating:   validate_target_url, validate_secret, generate_secret
 Listing:      event_types() (every registered type, with its scopes),
               is_declared_event_type(name) (declared by staff, for outside producers)
 Namespaces:   register_namespaces(label, find) (how the admin names and finds them)
@@ -42,7 +44,14 @@ if TYPE_CHECKING:
     from hooks.slots import Slot
     from hooks.slots import register as register_slot
     from hooks.slots import register_setting as register_slot_setting
-    from hooks.tools.forms import WebhookForm, validate_secret, validate_target_url
+    from hooks.tools.configure import (
+        SecretChange,
+        configure_webhook,
+        new_webhook,
+        prepare_webhook,
+        rotate_secret,
+    )
+    from hooks.tools.forms import SecretFields, validate_secret, validate_target_url
     from hooks.tools.forms import validate_filter as validate_payload_filter
     from hooks.tools.metrics import register as register_metrics
     from hooks.tools.metrics import view as metrics_view
@@ -73,7 +82,12 @@ _LAZY = {
     "register_slot_setting": ("hooks.slots", "register_setting"),
     "validate_target_url": ("hooks.tools.forms", "validate_target_url"),
     "validate_secret": ("hooks.tools.forms", "validate_secret"),
-    "WebhookForm": ("hooks.tools.forms", "WebhookForm"),
+    "SecretFields": ("hooks.tools.forms", "SecretFields"),
+    "SecretChange": ("hooks.tools.configure", "SecretChange"),
+    "new_webhook": ("hooks.tools.configure", "new_webhook"),
+    "configure_webhook": ("hooks.tools.configure", "configure_webhook"),
+    "prepare_webhook": ("hooks.tools.configure", "prepare_webhook"),
+    "rotate_secret": ("hooks.tools.configure", "rotate_secret"),
     "EncryptedTextField": ("hooks.encryption", "EncryptedTextField"),
     "send_test": ("hooks.tools.ping", "ping"),
     "redeliver": ("hooks.tools.redelivery", "request"),
@@ -97,7 +111,12 @@ __all__ = [
     "SlotSetting",
     "UnknownEventType",
     "UnsafeURL",
-    "WebhookForm",
+    "SecretChange",
+    "SecretFields",
+    "configure_webhook",
+    "new_webhook",
+    "prepare_webhook",
+    "rotate_secret",
     "__version__",
     "cluster_stopping",
     "delivery_attempts",

@@ -81,7 +81,8 @@ class WebhookAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Signing", {"fields": ["secret_state", "new_secret", "github_signature", "djinn_headers"]}),
+        ("Signing", {"fields": ["secret_state", "secret_action", "pasted_secret", "github_signature",
+                                 "djinn_headers"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]  # fmt: skip
 
@@ -228,16 +229,20 @@ class WebhookAdmin(admin.ModelAdmin):
         return f"set{rotating}"
 
     def save_model(self, request, obj: Webhook, form, change: bool) -> None:
-        had_secret = bool(form.initial.get("secret")) if change else False
-        super().save_model(request, obj, form, change)
-        if not had_secret and not form.cleaned_data.get("new_secret"):
+        """The form stored the webhook (hooks.configure); a secret it generated is shown
+        here, this once."""
+        if form.saved is None:
+            form.save()
+        if form.saved.new_secret:
             self.message_user(
                 request,
                 format_html(
-                    "Signing secret of “{}”, shown this once: <code>{}</code>", obj.name, obj.secret
+                    "Signing secret of “{}”, shown this once: <code>{}</code> The previous "
+                    "one, if any, keeps signing for 24 hours.",
+                    obj.name, form.saved.new_secret,
                 ),
                 messages.WARNING,
-            )
+            )  # fmt: skip
 
 
 def _pretty(text: str) -> str:

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from hooks import catalog
 from hooks.encryption import EncryptedJSONField, EncryptedTextField
-from hooks.outgoing.signing import generate_secret
 
 
 class Scope(models.TextChoices):
@@ -133,16 +132,6 @@ class Webhook(models.Model):
 
     def subscribes_to(self, event_type: str) -> bool:
         return ALL_EVENTS in self.event_types or event_type in self.event_types
-
-    def rotate_secret(self, now: datetime | None = None) -> str:
-        """Put a new secret in place; the old one keeps signing for ROTATION_GRACE."""
-        now = now or timezone.now()
-        if self.secret:
-            self.previous_secret = self.secret
-            self.previous_secret_expires_at = now + ROTATION_GRACE
-        self.secret = generate_secret()
-        self.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
-        return self.secret
 
     def signing_secrets(self, now: datetime | None = None) -> list[str]:
         """The current secret, plus the previous one while its grace period lasts."""

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import json
 import re
-from urllib.parse import urlsplit
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -20,7 +19,7 @@ from django.template.defaultfilters import filesizeformat
 
 import hooks
 from hooks import NAMESPACE
-from hooks.models import ALL_EVENTS, Scope, Webhook
+from hooks.models import ALL_EVENTS, Webhook
 from namespaces import cron as schedules
 from namespaces.models import (
     MASK,
@@ -339,8 +338,9 @@ def namespace_event_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in sorted(names, key=lambda n: (not n.startswith("build."), n))]
 
 
-class NamespaceWebhookForm(forms.ModelForm):
-    """A namespace's webhook as Djinn's form has it, plus its Djinn-headers option."""
+class NamespaceWebhookForm(hooks.SecretFields, forms.ModelForm):
+    """A namespace's webhook as Djinn's form has it, plus its Djinn-headers option;
+    hooks.configure checks and stores it."""
 
     name = forms.CharField(max_length=100, required=False, help_text="Blank: the URL's host.")
     all_events = forms.BooleanField(
@@ -348,16 +348,6 @@ class NamespaceWebhookForm(forms.ModelForm):
     )
     events = forms.MultipleChoiceField(
         label="Or these events", choices=(), required=False, widget=forms.CheckboxSelectMultiple
-    )
-    new_secret = forms.CharField(
-        label="Secret",
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only. Blank keeps the current secret (a new webhook gets one, shown "
-        "once); or paste a 'whsec_…' secret.",
-    )
-    remove_secret = forms.BooleanField(
-        label="Remove the secret", required=False, help_text="Requests are then not signed."
     )
     payload_filter = forms.CharField(
         label="Payload filter",
@@ -370,8 +360,8 @@ class NamespaceWebhookForm(forms.ModelForm):
     class Meta:
         model = Webhook
         fields = ["name", "url", "verify_tls", "active", "djinn_headers"]
-        field_order = ["url", "name", "all_events", "events", "payload_filter", "new_secret",
-                       "remove_secret", "verify_tls", "active", "djinn_headers"]  # fmt: skip
+        field_order = ["url", "name", "all_events", "events", "payload_filter", "secret_action",
+                       "pasted_secret", "verify_tls", "active", "djinn_headers"]  # fmt: skip
         labels = {"url": "Payload URL", "verify_tls": "SSL verification"}
 
     def __init__(self, *args, namespace: Namespace, **kwargs):
@@ -384,49 +374,27 @@ class NamespaceWebhookForm(forms.ModelForm):
         self.initial.setdefault("events", [t for t in chosen if t != ALL_EVENTS])
         if self.instance.payload_filter is not None:
             self.initial.setdefault("payload_filter", json.dumps(self.instance.payload_filter))
-        if not self.instance.pk:
-            del self.fields["remove_secret"]
-        self.new_secret_value = ""
-
-    def clean_url(self) -> str:
-        url = self.cleaned_data["url"].strip()
-        hooks.validate_target_url(url, user_supplied=True)
-        taken = Webhook.objects.filter(scope=Scope.NAMESPACE, namespace=self.namespace.key, url=url)
-        if taken.exclude(pk=self.instance.pk).exists():
-            raise ValidationError("This namespace already has a webhook for this URL.")
-        return url
-
-    def clean_name(self) -> str:
-        return _no_line_breaks(self.cleaned_data.get("name", "").strip())
-
-    def clean_new_secret(self) -> str:
-        secret = self.cleaned_data.get("new_secret", "").strip()
-        return hooks.validate_secret(secret) if secret else ""
+        if self.instance.pk is None:
+            self.instance = hooks.new_webhook(NAMESPACE, namespace=namespace.key)
+        self.secret_fields_for(self.instance)
+        self.plan = self.saved = None
 
     def clean_payload_filter(self) -> dict | None:
         return hooks.validate_payload_filter(self.cleaned_data.get("payload_filter", ""))
 
     def clean(self):
         data = super().clean()
-        if not data.get("all_events") and not data.get("events"):
-            self.add_error("events", "Pick at least one event, or All events.")
-        if data.get("remove_secret") and data.get("new_secret"):
-            self.add_error("remove_secret", "Either give a new secret or remove it, not both.")
+        changes = {name: data[name] for name in ("url", "name", "verify_tls", "active",
+                                                 "djinn_headers", "payload_filter") if name in data}  # fmt: skip
+        if "events" in data:
+            changes["events"] = [ALL_EVENTS] if data.get("all_events") else data["events"]
+        changes["secret"] = self.secret_change()
+        try:
+            self.plan = hooks.prepare_webhook(self.instance, changes)
+        except ValidationError as exc:
+            self.add_configure_errors(exc, {})
         return data
 
     def save(self, commit: bool = True) -> Webhook:
-        webhook: Webhook = super().save(commit=False)
-        data = self.cleaned_data
-        webhook.scope, webhook.namespace = Scope.NAMESPACE, self.namespace.key
-        webhook.name = data.get("name") or urlsplit(webhook.url).hostname or webhook.url
-        webhook.event_types = [ALL_EVENTS] if data.get("all_events") else list(data["events"])
-        webhook.payload_filter = data.get("payload_filter")
-        if data.get("new_secret"):
-            webhook.secret = data["new_secret"]
-        elif data.get("remove_secret"):
-            webhook.secret = ""
-        elif not webhook.pk:
-            webhook.secret = self.new_secret_value = hooks.generate_secret()
-        if commit:
-            webhook.save()
-        return webhook
+        self.saved = self.plan.save()
+        return self.saved.webhook

@@ -51,8 +51,8 @@ def create(request: HttpRequest, path: str) -> HttpResponse:
     form = NamespaceWebhookForm(request.POST or None, namespace=namespace)
     if request.method == "POST" and form.is_valid():
         webhook = form.save()
-        if form.new_secret_value:
-            request.session["new_webhook_secret"] = form.new_secret_value
+        if form.saved.new_secret:
+            request.session["new_webhook_secret"] = form.saved.new_secret
         messages.success(request, f"Webhook for {webhook.url} created.")
         return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
     return page(request, "namespaces/webhook_form.html", namespace, role,
@@ -66,6 +66,8 @@ def detail(request: HttpRequest, path: str, pk: int) -> HttpResponse:
     form = NamespaceWebhookForm(request.POST or None, instance=webhook, namespace=namespace)
     if request.method == "POST" and form.is_valid():
         form.save()
+        if form.saved.new_secret:
+            request.session["new_webhook_secret"] = form.saved.new_secret
         messages.success(request, "Webhook saved.")
         return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
     last_attempt = Attempt.objects.filter(delivery=OuterRef("pk")).order_by("-number")

@@ -72,12 +72,12 @@ class RouteWebhookAdmin(Audited):
         )
 
     def get_fieldsets(self, request, obj=None):
-        fields = ["active", "name", "url", "secret", "header_name", "header_value",
-                  "basic_auth_username", "basic_auth_password", "events"]  # fmt: skip
+        fields = ["active", "name", "url", "secret_action", "pasted_secret", "header_name",
+                  "header_value", "basic_auth_username", "basic_auth_password", "events"]  # fmt: skip
         if obj is None:
             return [(None, {"fields": fields})]
         fields.insert(fields.index("basic_auth_password") + 1, "remove_password")
-        fields.insert(fields.index("secret"), "secret_state")
+        fields.insert(fields.index("secret_action"), "secret_state")
         return [(None, {"fields": fields}), ("History", {"fields": ["test_button", "history"]})]
 
     @admin.display(description="name")
@@ -164,8 +164,9 @@ class RouteWebhookAdmin(Audited):
         if form.new_secret:
             messages.warning(
                 request,
-                format_html("Secret of “{}”, shown this once: <code>{}</code>",
-                            obj.webhook.name, form.new_secret),
+                format_html("Secret of “{}”, shown this once: <code>{}</code> The previous one, "
+                            "if any, keeps signing for 24 hours.", obj.webhook.name,
+                            form.new_secret),
             )  # fmt: skip
 
     def save_related(self, request, form, formsets, change) -> None:

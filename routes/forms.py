@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 import hooks
-from hooks.models import Scope, Webhook
+from hooks import SERVER
 from routes.events import CALLED
 from routes.matching import compile_pattern
 from routes.models import RouteEvent, RouteWebhook
@@ -30,21 +30,15 @@ class RouteEventForm(forms.ModelForm):
         return pattern
 
 
-class RouteWebhookForm(forms.ModelForm):
-    """A route webhook and its engine webhook in one form. The secret is generated (and
-    shown once); the header value and the password are write-only."""
+class RouteWebhookForm(hooks.SecretFields, forms.ModelForm):
+    """A route webhook and its engine webhook in one form (hooks.configure checks and
+    stores the engine webhook); the header value and the password are write-only."""
 
     active = forms.BooleanField(required=False, initial=True)
     name = forms.CharField(max_length=100)
     url = forms.CharField(
         label="Target", max_length=2000, widget=forms.URLInput(attrs={"size": 80})
     )
-    secret = forms.ChoiceField(
-        choices=[("keep", "Keep as it is"), ("new", "Generate a new secret (shown once)"),
-                 ("remove", "No secret")],
-        initial="new", help_text="Sent in the payload as APIO does, and signs each request "
-        "(Standard Webhooks).",
-    )  # fmt: skip
     header_name = forms.CharField(label="Custom header", max_length=100, required=False)
     header_value = forms.CharField(
         label="Custom header value", max_length=2000, required=False,
@@ -59,6 +53,8 @@ class RouteWebhookForm(forms.ModelForm):
     )  # fmt: skip
     remove_password = forms.BooleanField(label="Remove the password", required=False)
 
+    CONFIGURE_NAMES = {"headers": "header_value", "events": "events"}
+
     class Meta:
         model = RouteWebhook
         fields = ["events"]
@@ -66,59 +62,51 @@ class RouteWebhookForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        hook = self.instance.webhook if self.instance.pk else None
-        if hook:
+        self.hook = self.instance.webhook if self.instance.pk else hooks.new_webhook(SERVER)
+        if self.instance.pk:
+            hook = self.hook
             self.initial.update(
-                active=hook.active, name=hook.name, url=hook.url, secret="keep",
+                active=hook.active, name=hook.name, url=hook.url,
                 header_name=next(iter(hook.headers), ""), basic_auth_username=hook.basic_auth_username,
             )  # fmt: skip
         else:
-            self.fields["secret"].choices = self.fields["secret"].choices[1:]
             del self.fields["remove_password"]
+        self.fields[
+            "secret_action"
+        ].help_text = (
+            "Sent in the payload as APIO does, and signs each request (Standard Webhooks)."
+        )
+        self.secret_fields_for(self.hook)
         self.fields["events"].help_text = "The route events that fire it."
-
-    def clean_url(self) -> str:
-        return hooks.validate_target_url(self.cleaned_data["url"].strip())
-
-    def clean_header_name(self) -> str:
-        name = self.cleaned_data["header_name"].strip()
-        if name and not all(c.isalnum() or c in "-_" for c in name):
-            raise ValidationError("A header name has letters, digits, '-' and '_' only.")
-        if name.lower() in {"authorization", "content-type", "content-length", "host"}:
-            raise ValidationError(f"{name} is set by the hub.")
-        return name
+        self.plan = self.saved = None
 
     def clean(self) -> dict:
         data = super().clean()
-        hook = self.instance.webhook if self.instance.pk else None
-        if data.get("header_name") and not data.get("header_value"):
-            if not (hook and hook.headers.get(data["header_name"])):
-                self.add_error("header_value", "Give the header a value.")
-        if data.get("basic_auth_password") and not data.get("basic_auth_username"):
-            self.add_error("basic_auth_username", "A password needs a username.")
+        changes = {name: data[name] for name in ("name", "url", "active", "basic_auth_username")
+                   if name in data}  # fmt: skip
+        changes["events"] = [CALLED]
+        if "header_name" in data:
+            name = data["header_name"].strip()
+            changes["headers"] = {name: data.get("header_value") or None} if name else {}
+        if data.get("remove_password"):
+            changes["basic_auth_password"] = ""
+        elif data.get("basic_auth_password"):
+            changes["basic_auth_password"] = data["basic_auth_password"]
+        changes["secret"] = self.secret_change()
+        try:
+            self.plan = hooks.prepare_webhook(self.hook, changes)
+        except ValidationError as exc:
+            self.add_configure_errors(exc, self.CONFIGURE_NAMES)
         return data
+
+    @property
+    def new_secret(self) -> str:
+        return self.saved.new_secret if self.saved else ""
 
     @transaction.atomic
     def save(self, commit: bool = True) -> RouteWebhook:
-        data = self.cleaned_data
-        hook = self.instance.webhook if self.instance.pk else Webhook(scope=Scope.SERVER)
-        hook.name, hook.url, hook.active = data["name"], data["url"], data["active"]
-        hook.event_types = [CALLED]
-        self.new_secret = ""
-        if data["secret"] == "new":
-            hook.secret = self.new_secret = hooks.generate_secret()
-        elif data["secret"] == "remove":
-            hook.secret = hook.previous_secret = ""
-        old_value = next(iter(hook.headers.values()), "")
-        name = data["header_name"]
-        hook.headers = {name: data["header_value"] or old_value} if name else {}
-        hook.basic_auth_username = data["basic_auth_username"]
-        if data.get("remove_password") or not hook.basic_auth_username:
-            hook.basic_auth_password = ""
-        elif data["basic_auth_password"]:
-            hook.basic_auth_password = data["basic_auth_password"]
-        hook.save()
-        self.instance.webhook = hook
+        self.saved = self.plan.save()
+        self.instance.webhook = self.saved.webhook
         self.instance.save()
         self._save_m2m()
         return self.instance

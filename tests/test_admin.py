@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+import hooks
 from hooks import emit
 from hooks.models import Attempt, Delivery, Webhook
 from hooks.tools.receiver import Reply
@@ -31,7 +32,7 @@ def form(**overrides) -> dict:
         "verify_tls": "on",
         "basic_auth_username": "",
         "new_basic_auth_password": "",
-        "new_secret": "",
+        "secret_action": None,  # not sent: keep (a new webhook gets one generated)
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -61,7 +62,8 @@ def test_staff_creates_a_webhook_and_sees_its_secret_once(admin_client):
         ("headers_text", "Bad Name: x", "not a valid header name"),
         ("headers_text", "webhook-id: forged", "set by webhookhub itself"),
         ("headers_text", "no colon here", "Name: value"),
-        ("new_secret", "hunter2", "starts with"),
+        ("pasted_secret", "hunter2", "16 to 256 characters"),
+        ("pasted_secret", "whsec_c2hvcnQ=", "24 to 64 random bytes"),
         ("timeout", "9999", "between 0 and"),
         ("basic_auth_username", "a:b", "may not contain"),
     ],
@@ -277,7 +279,7 @@ def test_a_webhooks_page_shows_only_what_its_scope_has(admin_client, django_user
 
     server = make_webhook("https://ci.example.com/hook")
     ann = django_user_model.objects.create_user("ann@example.com", "ann@example.com", "pw")
-    users, _ = notification.save(ann, "https://ann.example.com/hook", signed=False)
+    users, _ = notification.save(ann, "https://ann.example.com/hook", hooks.SecretChange("remove"))
     assert users.name == "Notifications of ann@example.com"  # not one name for every user's
     page = admin_client.get(
         reverse("admin:hooks_webhook_change", args=[server.pk])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import hooks
 from tests.conftest import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -201,7 +202,7 @@ def test_a_walk_through_the_admin_and_the_user_pages(
     )
     server = make_webhook(receiver.url, name="CI receiver")
     emit(TEST_EVENT, {"n": 1})
-    notification.save(ann, receiver.url + "/ann", signed=True)
+    notification.save(ann, receiver.url + "/ann", hooks.SecretChange("generate"))
     ApiToken.issue(ann, "a token with a rather long name for a phone")
     _, raw = ApiToken.issue(ann, "ci")
     import json

@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection
 
+import hooks
 from hooks.encryption import PREFIX, cipher, is_current
 from hooks.models import Webhook
 from tests.conftest import ROOT, make_webhook
@@ -39,7 +40,7 @@ def stored(webhook: Webhook) -> dict[str, str]:
 def webhook():
     hook = make_webhook("https://example.com/hook", basic_auth_username="bot",
                         basic_auth_password="hunter2-pw", headers={"X-Api-Key": "key-123"})  # fmt: skip
-    hook.rotate_secret()
+    hooks.rotate_secret(hook)
     return Webhook.objects.get(pk=hook.pk)
 
 

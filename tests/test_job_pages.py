@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+import hooks
 from accounts import notification
 from hooks.models import Delivery
 from hooks.worker.attempt import deliver_due
@@ -59,7 +60,7 @@ def test_another_users_job_and_callbacks_are_404(api, ann, receiver):
 
 
 def test_the_notification_links_to_the_owners_job_page(api, ann, receiver, client):
-    notification.save(ann, receiver.url, signed=False)
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"))
     job_id = submit(api)
     runner.run(job_id)
     deliver_due()

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Verifier
 
+import hooks
 from accounts import notification
 from hooks.models import Delivery, Event
 from hooks.worker.attempt import deliver_due
@@ -94,7 +95,7 @@ def test_run_then_status_with_runpod_fields(api):
 
 
 def test_per_job_webhook_gets_the_runpod_callback_signed_with_the_users_secret(api, ann, receiver):
-    hook, _ = notification.save(ann, "https://example.com/notify", signed=True)
+    hook, _ = notification.save(ann, "https://example.com/notify", hooks.SecretChange("generate"))
     job_id = submit(api, input={"prompt": "astronaut"}, webhook=receiver.url)
     runner.run(job_id)
     deliver_due()
@@ -114,7 +115,7 @@ def test_the_users_secret_is_never_copied_into_the_callback_or_shown(
 ):
     """The callback names the notification webhook whose secret signs it; the secret
     stays in that one place, and a rotation applies to pending callbacks too."""
-    hook, _ = notification.save(ann, "https://example.com/notify", signed=True)
+    hook, _ = notification.save(ann, "https://example.com/notify", hooks.SecretChange("generate"))
     job_id = submit(api, input={"prompt": "x"}, webhook=receiver.url)
     runner.run(job_id)
     callback = Delivery.objects.get(target_url=receiver.url)
@@ -124,7 +125,7 @@ def test_the_users_secret_is_never_copied_into_the_callback_or_shown(
     page = admin_client.get(f"/admin/hooks/delivery/{callback.pk}/change/").content.decode()
     assert page.count("whsec_") == 0
     old = hook.secret
-    new = hook.rotate_secret()
+    new = hooks.rotate_secret(hook).new_secret
     deliver_due()
     [request] = receiver.requests
     Verifier(new).verify(request.body, request.headers)  # the current secret signs
@@ -134,7 +135,7 @@ def test_the_users_secret_is_never_copied_into_the_callback_or_shown(
 
 
 def test_a_callback_without_a_signing_notification_webhook_is_unsigned(api, ann, receiver):
-    notification.save(ann, "https://example.com/notify", signed=False)
+    notification.save(ann, "https://example.com/notify", hooks.SecretChange("remove"))
     job_id = submit(api, webhook=receiver.url)
     runner.run(job_id)
     deliver_due()
@@ -237,7 +238,7 @@ def test_another_users_jobs_are_not_found(api, client):
 
 
 def test_owner_is_notified_when_away(api, ann, receiver):
-    notification.save(ann, receiver.url, signed=False)
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"))
     User.objects.filter(pk=ann.pk).update(last_activity=None)
     job_id = submit(api)
     runner.run(job_id)

@@ -392,7 +392,7 @@ BAD_INPUT = [
     ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "events": ["job.finished"]},
      "Select a valid choice"),
     ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
-                                        "new_secret": "hunter2"}, "whsec_"),
+                                        "pasted_secret": "hunter2"}, "16 to 256 characters"),
     ("/namespaces/acme/webhooks/new/", {"url": "{hook_url}", "all_events": "on"}, "already has a webhook"),
     ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
                                         "payload_filter": '{"path": "a", "equals": 1}'}, "unknown operator"),
@@ -505,7 +505,7 @@ def test_a_blank_secret_keeps_it_and_remove_clears_it(owner, receiver):
     edit = {"url": receiver.url, "all_events": "on", "active": "on", "verify_tls": "on"}
     client.post(f"/namespaces/acme/webhooks/{hook.pk}/", edit)
     assert Webhook.objects.get(pk=hook.pk).secret == secret
-    client.post(f"/namespaces/acme/webhooks/{hook.pk}/", {**edit, "remove_secret": "on"})
+    client.post(f"/namespaces/acme/webhooks/{hook.pk}/", {**edit, "secret_action": "remove"})
     hook.refresh_from_db()
     assert hook.secret == ""
     client.post("/namespaces/acme/variables/", {"key": "A", "value": "1"})

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
+import hooks
 from accounts import notification
 from accounts.events import notify_user
 from accounts.models import ApiToken, SiteConfig
@@ -42,7 +43,7 @@ def payload() -> dict:
 
 
 def test_an_inactive_user_is_notified_and_only_their_webhook(ann, receiver):
-    notification.save(ann, receiver.url, signed=False)
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"))
     make_webhook(receiver.url, name="server", event_types=[JOB_FINISHED])  # a server subscriber
     away(ann)
     assert notify_user(ann, JOB_FINISHED, payload())
@@ -60,7 +61,7 @@ def test_an_inactive_user_is_notified_and_only_their_webhook(ann, receiver):
 
 
 def test_an_active_user_is_not_notified(ann, receiver):
-    notification.save(ann, receiver.url, signed=False)
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"))
     User.objects.filter(pk=ann.pk).update(last_activity=timezone.now() - timedelta(seconds=60))
     ann.refresh_from_db()
     assert not notify_user(ann, JOB_FINISHED, payload())
@@ -68,7 +69,7 @@ def test_an_active_user_is_not_notified(ann, receiver):
 
 
 def test_a_user_never_seen_counts_as_away(ann, receiver):
-    notification.save(ann, receiver.url, signed=False)
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"))
     User.objects.filter(pk=ann.pk).update(last_activity=None)
     ann.refresh_from_db()
     assert notify_user(ann, JOB_FINISHED, payload())
@@ -76,7 +77,7 @@ def test_a_user_never_seen_counts_as_away(ann, receiver):
 
 @pytest.mark.parametrize("how", ["env", "admin"])
 def test_the_switch_turns_it_off(ann, receiver, settings, client, how):
-    notification.save(ann, receiver.url, signed=False)
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"))
     away(ann)
     if how == "env":
         settings.ENABLE_USER_WEBHOOKS = False
@@ -93,13 +94,13 @@ def test_the_switch_turns_it_off(ann, receiver, settings, client, how):
 def test_admin_switch_overrides_the_env(ann, receiver, settings):
     settings.ENABLE_USER_WEBHOOKS = False
     SiteConfig.objects.update_or_create(pk=1, defaults={"enable_user_webhooks": True})
-    notification.save(ann, receiver.url, signed=False)
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"))
     away(ann)
     assert notify_user(ann, JOB_FINISHED, payload())
 
 
 def test_chat_format_message(ann, receiver):
-    hook, _ = notification.save(ann, receiver.url, signed=False)
+    hook, _ = notification.save(ann, receiver.url, hooks.SecretChange("remove"))
     hook.format = "discord"
     hook.save()
     away(ann)
@@ -113,7 +114,9 @@ def test_chat_format_message(ann, receiver):
 def test_settings_page_saves_signs_tests_and_lists(client, ann, receiver):
     receiver.respond = lambda request: Reply(200, body=b"thanks!")
     page = client.post(
-        reverse("accounts:save_webhook"), {"url": receiver.url, "signed": "on"}, follow=True
+        reverse("accounts:save_webhook"),
+        {"url": receiver.url, "secret_action": "generate"},
+        follow=True,
     )
     page = page.content.decode()
     hook = notification.webhook_of(ann)
@@ -147,7 +150,7 @@ def test_bad_urls_are_refused_and_nothing_saved(client, ann, settings, url, mess
 
 
 def test_redeliver_own_delivery(client, ann, receiver):
-    notification.save(ann, receiver.url, signed=False)
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"))
     away(ann)
     notify_user(ann, JOB_FINISHED, payload())
     deliver_due()
@@ -159,7 +162,7 @@ def test_redeliver_own_delivery(client, ann, receiver):
 
 def test_another_users_webhook_and_tokens_are_unreachable(client, ann, receiver):
     bob = User.objects.create_user("bob@example.com", "bob@example.com", "pw", name="Bob")
-    notification.save(bob, receiver.url, signed=True)
+    notification.save(bob, receiver.url, hooks.SecretChange("generate"))
     away(bob)
     notify_user(bob, JOB_FINISHED, payload())
     deliver_due()
@@ -204,7 +207,7 @@ def test_an_unknown_payload_shape_is_refused(client, ann, receiver):
 
 
 def test_a_user_opens_their_delivery_and_sees_request_and_response(client, ann, receiver):
-    notification.save(ann, receiver.url, signed=True)
+    notification.save(ann, receiver.url, hooks.SecretChange("generate"))
     away(ann)
     notify_user(ann, JOB_FINISHED, payload())
     deliver_due()

@@ -61,7 +61,7 @@ def route_event(
 
 
 def route_webhook(url: str, *events: RouteEvent, **fields) -> tuple[RouteWebhook, str]:
-    data = {"active": "on", "name": "apio", "url": url, "secret": "new",
+    data = {"active": "on", "name": "apio", "url": url, "secret_action": "generate",
             "events": [e.pk for e in events], **fields}  # fmt: skip
     form = RouteWebhookForm(data)
     assert form.is_valid(), form.errors
@@ -99,6 +99,21 @@ def test_a_matching_call_delivers_once_with_apios_payload(client, token, receive
     assert got.headers["Authorization"] == "Basic " + base64.b64encode(b"apio:pa55").decode()
     assert got.headers["X-Apio-Key"] == "k-123"
     Verifier(secret).verify(got.body, got.headers)
+
+
+def test_a_pasted_apio_secret_arrives_in_the_payload_as_typed(client, token, receiver):
+    typed = "apio shared secret 42"  # any 16-256 printable characters, as APIO allows
+    route, shown = route_webhook(
+        receiver.url, route_event(), secret_action="paste", pasted_secret=typed
+    )
+    assert shown == "" and route.webhook.secret == typed
+    submit(client, token)
+    assert deliver_due() == 1
+    [got] = receiver.requests
+    assert json.loads(got.body)["secret"] == typed  # the receiver compares it, as APIO's do
+    Verifier(typed.encode()).verify(got.body, got.headers)  # keyed with its UTF-8 bytes
+    [attempt] = Attempt.objects.filter(delivery__webhook=route.webhook)
+    assert typed not in attempt.request_body  # history shows it masked
 
 
 def test_the_tag_comes_from_the_query_without_a_header(client, token, receiver):
@@ -224,7 +239,7 @@ def test_credentials_are_write_only_in_the_form(receiver):
     rendered = str(form)
     assert "v1" not in rendered and "p1" not in rendered
     data = {**form.initial, "active": "on", "events": [e.pk for e in route.events.all()],
-            "secret": "keep"}  # fmt: skip
+            "secret_action": "keep"}  # fmt: skip
     edited = RouteWebhookForm(data, instance=route)
     assert edited.is_valid(), edited.errors
     edited.save()

@@ -11,6 +11,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
+import hooks
 from hooks import emit
 from hooks.outgoing import signing
 from hooks.worker.attempt import deliver_due
@@ -58,7 +59,7 @@ def test_rotation_signs_with_both_secrets_for_a_day(receiver):
 def test_rotate_secret_keeps_the_old_one_for_24_hours(receiver):
     webhook = make_webhook(receiver.url)
     old = webhook.secret
-    new = webhook.rotate_secret()
+    new = hooks.rotate_secret(webhook).new_secret
     assert new != old and webhook.signing_secrets() == [new, old]
     assert webhook.signing_secrets(timezone.now() + timedelta(hours=24, seconds=1)) == [new]
 
@@ -93,7 +94,11 @@ def test_generated_secrets_follow_the_standard():
     assert signing.generate_secret() != secret
 
 
-@pytest.mark.parametrize("bad", ["plain", "whsec_not base64!", "whsec_c2hvcnQ="])
+@pytest.mark.parametrize(
+    "bad",
+    ["plain", "fifteen-chars!!", "x" * 257, "tab\tin-the-secret-here", " leading-space-secret",
+     "whsec_not base64!", "whsec_c2hvcnQ="],
+)  # fmt: skip
 def test_malformed_secrets_are_refused(bad):
     with pytest.raises(ValueError):
         signing.secret_key(bad)

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+import hooks
 from accounts import notification
 from hooks import emit
 from hooks.models import Delivery, Webhook
@@ -40,7 +41,7 @@ def test_a_forged_cross_site_post_is_refused_and_changes_nothing(receiver):
 def test_what_receivers_and_users_wrote_is_shown_escaped(admin_client, client, receiver):
     receiver.respond = lambda request: Reply(500, headers={"X-Evil": SCRIPT}, body=IMAGE.encode())
     ann = User.objects.create_user("ann@example.com", "ann@example.com", "pw", name=SCRIPT)
-    hook, _ = notification.save(ann, receiver.url, signed=False)
+    hook, _ = notification.save(ann, receiver.url, hooks.SecretChange("remove"))
     Webhook.objects.filter(pk=hook.pk).update(name=SCRIPT)
     make_webhook(receiver.url, name=SCRIPT)
     emit(TEST_EVENT, {"text": SCRIPT})

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from hooks import slots
 from hooks.models import Delivery, Webhook
-from hooks.tools import ping, redelivery
+from hooks.tools import configure, ping, redelivery
 from hooks.tools.forms import ReplayForm, SlotForm
 from hooks.worker import health
 
@@ -76,7 +76,7 @@ def send_test(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
 @require_POST
 def rotate_secret(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
     webhook = _webhook(request, model_admin, pk, change=True)
-    secret = webhook.rotate_secret()
+    secret = configure.rotate_secret(webhook).new_secret
     model_admin.message_user(
         request,
         format_html(

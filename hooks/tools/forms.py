@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -11,21 +10,14 @@ from django.core.exceptions import ValidationError
 from hooks import catalog, conf, scopes
 from hooks.models import ALL_EVENTS, Scope, Webhook
 from hooks.outbox import filters
-from hooks.outgoing import signing, ssrf, templating
+from hooks.outgoing import ssrf, templating
 from hooks.outgoing.request import MASK
-
-HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-RESERVED_HEADERS = {
-    "host", "content-type", "content-length", "transfer-encoding", "connection",
-    "user-agent", "authorization", "x-hub-signature-256", "x-webhookhub-event", "x-webhookhub-hook",
-    "x-djinn-ci-event", "x-djinn-ci-hook-id", "x-djinn-ci-signature",
-}  # fmt: skip
+from hooks.tools import configure
 
 
 def validate_target_url(url: str, *, user_supplied: bool = False) -> str:
-    """URL rules shared by every form that takes a webhook URL. A URL a user supplies
-    (not staff) is held to WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's
-    exemptions."""
+    """URL rules shared by every form that takes a URL. A URL a user supplies (not
+    staff) is held to WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's exemptions."""
     try:
         ssrf.check_target(url, conf.exempt_networks(conf.get(), user_supplied))
     except ssrf.UnsafeURL as exc:
@@ -34,12 +26,9 @@ def validate_target_url(url: str, *, user_supplied: bool = False) -> str:
 
 
 def validate_secret(secret: str) -> str:
-    """A signing secret as given ('whsec_' + base64 of 24-64 bytes), or a ValidationError."""
-    try:
-        signing.secret_key(secret)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from None
-    return secret
+    """A secret as pasted ('whsec_' + base64 of 24-64 bytes, or any 16-256 printable
+    characters), or a ValidationError."""
+    return configure.check_secret(secret)
 
 
 def validate_filter(text: str) -> dict | None:
@@ -66,8 +55,9 @@ def validate_template(template: str) -> str:
     return template
 
 
-def parse_headers(text: str, existing: dict[str, str]) -> dict[str, str]:
-    """`Name: value` lines. A value of ******** keeps the stored one (values are write-only)."""
+def parse_headers(text: str) -> dict[str, str]:
+    """`Name: value` lines; a value of ******** keeps the stored one (configure checks
+    the names and values)."""
     headers: dict[str, str] = {}
     text = text.replace("\r\n", "\n")
     if "\r" in text:
@@ -76,27 +66,68 @@ def parse_headers(text: str, existing: dict[str, str]) -> dict[str, str]:
         if not line.strip():
             continue
         name, sep, value = line.partition(":")
-        name, value = name.strip(), value.strip()
-        if not sep or not name:
+        if not sep or not name.strip():
             raise ValidationError(f"Line {number}: write headers as 'Name: value'.")
-        if not HEADER_NAME.match(name):
-            raise ValidationError(f"Line {number}: {name!r} is not a valid header name.")
-        lowered = name.lower()
-        if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
-            raise ValidationError(f"Line {number}: {name} is set by webhookhub itself.")
-        if value == MASK:
-            if name not in existing:
-                raise ValidationError(f"Line {number}: give a value for the new header {name}.")
-            value = existing[name]
-        if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
-            raise ValidationError(
-                f"Line {number}: header values may not contain control characters."
-            )
-        headers[name] = value
+        headers[name.strip()] = value.strip()
     return headers
 
 
-class WebhookForm(forms.ModelForm):
+class SecretFields(forms.Form):
+    """The secret's two fields, the same on every webhook form: what to do with it, and
+    the secret to paste. A form calls `secret_fields_for(webhook)` in its __init__ and
+    gives `secret_change()` to hooks.prepare_webhook."""
+
+    secret_action = forms.ChoiceField(
+        label="Secret", choices=(), required=False, widget=forms.RadioSelect
+    )  # not sent: keep
+    pasted_secret = forms.CharField(
+        label="Paste a secret",
+        required=False,
+        max_length=300,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=configure.SECRET_HELP,
+    )
+
+    def secret_fields_for(self, webhook: Webhook | None) -> None:
+        exists = webhook is not None and webhook.pk is not None
+        has_secret = exists and bool(webhook.secret)
+        field = self.fields["secret_action"]
+        field.choices = [
+            *([(configure.KEEP, "Keep the current secret" if has_secret
+                else "Keep it unsigned")] if exists else []),
+            (configure.GENERATE, "Generate a new secret (shown once)"),
+            (configure.PASTE, "Use the secret I paste below"),
+            (configure.REMOVE, "Remove the secret: requests are not signed"
+             if has_secret else "No secret: requests are not signed"),
+        ]  # fmt: skip
+        field.initial = configure.KEEP if exists else configure.GENERATE
+        self.initial.setdefault("secret_action", field.initial)
+
+    def secret_change(self) -> configure.SecretChange:
+        action = self.cleaned_data.get("secret_action") or configure.KEEP
+        pasted = self.cleaned_data.get("pasted_secret", "")
+        if pasted and action == configure.KEEP:
+            action = configure.PASTE  # a secret pasted is a secret meant
+        elif pasted and action != configure.PASTE:
+            self.add_error("pasted_secret", "Either paste a secret or choose another option.")
+        return configure.SecretChange(action, pasted)
+
+    def add_configure_errors(self, exc: ValidationError, names: dict[str, str]) -> None:
+        """hooks.configure's errors on this form's fields (`names`: its field -> ours)."""
+        for field, messages in exc.message_dict.items():
+            if field == "secret":
+                ours = (
+                    "pasted_secret" if self.cleaned_data.get("pasted_secret") else "secret_action"
+                )
+            else:
+                ours = names.get(field, field)
+            self.add_error(ours if ours in self.fields else None, messages)
+
+
+class WebhookForm(SecretFields, forms.ModelForm):
+    """The admin's form of a webhook of any scope (hooks.configure checks and stores)."""
+
     event_types = forms.MultipleChoiceField(
         choices=(), required=False, widget=forms.CheckboxSelectMultiple
     )
@@ -105,13 +136,6 @@ class WebhookForm(forms.ModelForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "X-Api-Key: value"}),
         help_text="One 'Name: value' per line. Stored values show as ******** and are kept.",
-    )
-    new_secret = forms.CharField(
-        label="Secret",
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only. Blank keeps the current secret (a new webhook gets a generated "
-        "one); 'whsec_' followed by base64 of 24-64 bytes sets it.",
     )
     new_basic_auth_password = forms.CharField(
         label="Basic auth password",
@@ -130,6 +154,12 @@ class WebhookForm(forms.ModelForm):
         '"exists"|"gt"|"gte"|"lt"|"lte": value}, combined with {"all": [...]} or {"any": [...]}. '
         "Blank: every event it subscribes to.",
     )  # fmt: skip
+
+    # This form's fields under hooks.configure's names.
+    CONFIGURE_NAMES = {"events": "event_types", "headers": "headers_text",
+                       "basic_auth_password": "new_basic_auth_password"}  # fmt: skip
+    PLAIN = ("name", "url", "active", "format", "data_template", "timeout", "verify_tls",
+             "github_signature", "djinn_headers", "basic_auth_username")  # fmt: skip
 
     class Meta:
         model = Webhook
@@ -151,92 +181,67 @@ class WebhookForm(forms.ModelForm):
         self.fields["headers_text"].initial = "\n".join(
             f"{name}: {MASK}" for name in (self.instance.headers or {})
         )
-
-    def clean_url(self) -> str:
-        return self.cleaned_data["url"].strip()
-
-    def clean_data_template(self) -> str:
-        return validate_template(self.cleaned_data.get("data_template", ""))
+        if "name" in self.fields:
+            self.fields["name"].required = False
+            self.fields["name"].help_text = "Blank: the URL's host."
+        self.secret_fields_for(self.instance)
+        self.plan: configure.Plan | None = None
+        self.saved: configure.Saved | None = None
 
     def clean_payload_filter(self):
         return validate_filter(self.cleaned_data.get("payload_filter", ""))
 
-    def clean_timeout(self):
-        timeout = self.cleaned_data.get("timeout")
-        limit = conf.get().max_timeout
-        if timeout is not None and not 0 < timeout <= limit:
-            raise ValidationError(f"Give a timeout between 0 and {limit:g} seconds.")
-        return timeout
-
     def clean_headers_text(self) -> dict[str, str]:
-        return parse_headers(self.cleaned_data.get("headers_text", ""), self.instance.headers or {})
-
-    def clean_new_secret(self) -> str:
-        secret = self.cleaned_data.get("new_secret", "").strip()
-        return validate_secret(secret) if secret else ""
+        return parse_headers(self.cleaned_data.get("headers_text", ""))
 
     def clean(self):
         data = super().clean()
-        scope = data.get("scope") or self.instance.scope  # read-only once it exists
-        if scope == Scope.USER and not data.get("owner") and "owner" in self.fields:
+        if self.instance.pk is None:
+            self._belongs_to(data)
+        changes = {name: data[name] for name in self.PLAIN if name in data and name in self.fields}
+        for ours, theirs in (("event_types", "events"), ("payload_filter", "payload_filter"),
+                             ("headers_text", "headers")):  # fmt: skip
+            if ours in data and ours in self.fields:
+                changes[theirs] = data[ours]
+        if data.get("clear_basic_auth_password"):
+            changes["basic_auth_password"] = ""
+        elif data.get("new_basic_auth_password"):
+            changes["basic_auth_password"] = data["new_basic_auth_password"]
+        changes["secret"] = self.secret_change()
+        try:
+            self.plan = configure.prepare_webhook(self.instance, changes)
+        except ValidationError as exc:
+            self.add_configure_errors(exc, self.CONFIGURE_NAMES)
+        return data
+
+    def _belongs_to(self, data: dict) -> None:
+        """A new webhook's scope and its user or namespace (fixed once it exists)."""
+        scope = data.get("scope") or Scope.SERVER
+        self.instance.scope = scope
+        if scope == Scope.USER and not data.get("owner"):
             self.add_error("owner", "A user webhook needs its user.")
-        if scope == Scope.NAMESPACE and "namespace" not in self.fields:
-            pass  # its own page: the namespace it belongs to is fixed
-        elif scope == Scope.NAMESPACE and not data.get("namespace"):
+        if scope != Scope.NAMESPACE:
+            data["namespace"] = ""
+        elif not data.get("namespace"):
             self.add_error("namespace", "A namespace webhook needs its namespace.")
-        elif scope == Scope.NAMESPACE:
+        else:
             key = scopes.find_namespace(data["namespace"].strip())
             if key is None:
                 self.add_error(
                     "namespace", f"No namespace {data['namespace']!r} (give its path or id)."
                 )
-            else:
-                data["namespace"] = key
-        if data.get("url"):  # a user's or namespace's webhook follows their rules
-            try:
-                validate_target_url(data["url"], user_supplied=scope != Scope.SERVER)
-            except ValidationError as exc:
-                self.add_error("url", exc)
-        for field in ("name", "basic_auth_username"):
-            if any(c in data.get(field, "") for c in "\r\n"):
-                self.add_error(field, "This may not contain line breaks.")
-        if ":" in data.get("basic_auth_username", ""):
-            self.add_error("basic_auth_username", "A basic-auth username may not contain ':'.")
-        if scope and "event_types" in data:
-            self._receives_something(data["event_types"], scope)
-        return data
-
-    def _receives_something(self, chosen: list[str], scope: str) -> None:
-        """A webhook with no event types, or only types its scope never gets, would
-        never receive anything: refused, saying why."""
-        if not chosen:
-            self.add_error("event_types", "Pick at least one event type, or All events.")
-            return
-        if ALL_EVENTS in chosen:
-            return
-        wrong = [t for t in chosen if scope not in catalog.get(t).scopes]
-        if len(wrong) == len(chosen):
-            self.add_error(
-                "event_types",
-                f"A {scope} webhook never receives {', '.join(wrong)}; pick event types of "
-                "its scope.",
-            )
+            data["namespace"] = key or ""
+        self.instance.owner = data.get("owner") if scope == Scope.USER else None
+        self.instance.namespace = data["namespace"]
 
     def save(self, commit: bool = True) -> Webhook:
-        webhook: Webhook = super().save(commit=False)
-        webhook.event_types = list(self.cleaned_data.get("event_types") or [])
-        webhook.headers = self.cleaned_data.get("headers_text") or {}
-        if self.cleaned_data.get("new_secret"):
-            webhook.secret = self.cleaned_data["new_secret"]
-        elif not webhook.secret:
-            webhook.secret = signing.generate_secret()
-        if self.cleaned_data.get("clear_basic_auth_password"):
-            webhook.basic_auth_password = ""
-        elif self.cleaned_data.get("new_basic_auth_password"):
-            webhook.basic_auth_password = self.cleaned_data["new_basic_auth_password"]
-        if commit:
-            webhook.save()
-        return webhook
+        """Stores through hooks.configure whatever `commit` says (the admin's save_model
+        stores nothing more); `self.saved` tells what changed and a secret to show once."""
+        if self.plan is None:
+            raise ValueError("The form is not valid; nothing to save.")
+        self.saved = self.plan.save()
+        self.save_m2m = self._save_m2m
+        return self.saved.webhook
 
 
 class ReplayForm(forms.Form):
