@@ -1,6 +1,6 @@
 """Project settings, read from the environment (and a `.env` file when present).
 
-Every variable is documented in README.md under "Configuration".
+Every variable is documented in docs/configuration.md (the one list; `.env` is made from it).
 """
 
 import base64
