@@ -2,8 +2,8 @@
 """webhookhub's command line: `./manage.py <command>` from the clone, after `make run`.
 
 Without the project's virtualenv active it runs itself again with the one `make run`
-(or `make install`) made in .venv, so the commands in the README work as written
-from any shell.
+(or `make install`) made in .venv, so the commands in the README and docs/ work as
+written from any shell.
 """
 
 import os

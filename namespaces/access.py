@@ -1,4 +1,4 @@
-"""Who may do what in a namespace. Roles (README "Namespaces"):
+"""Who may do what in a namespace. Roles (docs/namespaces.md, "Who may do what"):
 
 - owner: everything: the namespace itself, sub-namespaces, members and invites, webhooks,
   resources, jobs;

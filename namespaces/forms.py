@@ -353,8 +353,8 @@ class NamespaceWebhookForm(hooks.SecretFields, forms.ModelForm):
         label="Payload filter",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"path": "build.status", "eq": "failure"}'}),
-        help_text='Only events whose payload matches (README, "Payload filters"). Blank: every '
-        "event it subscribes to.",
+        help_text='Only events whose payload matches (docs/integrating.md, "Payload filters"). '
+        "Blank: every event it subscribes to.",
     )  # fmt: skip
 
     class Meta:

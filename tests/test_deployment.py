@@ -76,8 +76,8 @@ def test_make_run_writes_a_commented_env_file_once_listing_every_setting(tmp_pat
     path = tmp_path / ".env"
     assert envfile.main(["--path", str(path)]) == 0
     text = path.read_text()
-    readme = (ROOT / "README.md").read_text()
-    names = [name for name, _, _ in envfile.rows(readme)]
+    names = [name for name, _, _ in envfile.rows((ROOT / "docs" / "configuration.md").read_text())]
+    assert envfile.SOURCE == ROOT / "docs" / "configuration.md"
     assert len(names) > 40 and "WEBHOOK_ALLOWED_NETWORKS" in names and "PORT" in names
     assert all(f"\n# {name}=" in text for name in names)
     assert not [line for line in text.splitlines() if line and not line.startswith("#")]

@@ -1,6 +1,6 @@
-"""Every command the README shows works as written, from a shell where nothing is
-activated: `./manage.py …` finds the project's virtualenv itself (each is run with
-`--help`, so nothing changes), and every `make` target it names exists."""
+"""Every command the README and the pages in docs/ show works as written, from a shell
+where nothing is activated: `./manage.py …` finds the project's virtualenv itself (each
+is run with `--help`, so nothing changes), and every `make` target they name exists."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.conftest import ROOT
 
-README = (ROOT / "README.md").read_text()
+# The README and docs/*.md: the commands moved to the pages they belong to.
+README = "\n".join(
+    path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+)
 PLAIN_WORD = re.compile(r"^[a-z_][a-z0-9_-]*$")
 
 

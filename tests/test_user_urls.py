@@ -26,7 +26,8 @@ User = get_user_model()
 
 @pytest.fixture
 def operator_only(settings):
-    """The README's local set-up: the operator exempts loopback, users get nothing."""
+    """The local set-up the docs describe (README, docs/integrating.md): the operator
+    exempts loopback, users get nothing."""
     settings.WEBHOOK_ALLOWED_NETWORKS = LOOPBACK
     settings.WEBHOOK_USER_ALLOWED_NETWORKS = []
 

@@ -1,8 +1,8 @@
 """`python -m webhookhub.envfile`: write `.env` with every setting commented out, on
 the first `make run` (an existing file is never touched).
 
-The settings come from README.md's Configuration table, the one list of them, so the
-file cannot drift from the documentation. django-environ reads `.env` at start-up, in
+The settings come from the tables of docs/configuration.md, the one list of them, so
+the file cannot drift from the documentation. django-environ reads `.env` at start-up, in
 every process and shell (`./manage.py webhooks test` sees what the hub sees);
 variables set in the environment win over it.
 """
@@ -15,22 +15,24 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "docs" / "configuration.md"
 HEADER = """\
 # webhookhub settings, read by every process (the hub, workers, ./manage.py commands).
 # Uncomment a line and edit it; a variable set in the environment wins over this file.
-# What each one does: README.md, "Configuration".
+# What each one does: docs/configuration.md.
 """
 ONLY_FROM_ENVIRONMENT = {"WEBHOOKHUB_ENV_FILE"}  # which file to read cannot be in the file
 ROW = re.compile(r"^\| (`[A-Z_][A-Z0-9_]*`(?:, `[A-Z_][A-Z0-9_]*`)*) \| ([^|]*) \| (.*) \|$")
+LINK = re.compile(r"\[([^\]]+)\]\(([^)#]*)[^)]*\)")
 
 
-def rows(readme: str) -> list[tuple[str, str, str]]:
-    """(name, default, meaning) of each variable of the Configuration table. A row may
-    name several (`HOST`, `PORT` with defaults `127.0.0.1`, `8000`), or shorten them
-    (`DJANGO_SUPERUSER_USERNAME`, `_EMAIL`: DJANGO_SUPERUSER_EMAIL)."""
-    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+def rows(text: str) -> list[tuple[str, str, str]]:
+    """(name, default, meaning) of each variable of docs/configuration.md's tables (every
+    table row whose first cell names variables). A row may name several (`HOST`, `PORT`
+    with defaults `127.0.0.1`, `8000`), or shorten them (`DJANGO_SUPERUSER_USERNAME`,
+    `_EMAIL`: DJANGO_SUPERUSER_EMAIL)."""
     found = []
-    for line in section.splitlines():
+    for line in text.splitlines():
         match = ROW.match(line)
         if not match:
             continue
@@ -46,12 +48,14 @@ def rows(readme: str) -> list[tuple[str, str, str]]:
 
 
 def _plain(text: str) -> str:
+    """A cell as plain text: no code marks; a link as its text and the page it names."""
+    text = LINK.sub(lambda m: f"{m[1]} in docs/{m[2]}" if m[2] else m[1], text)
     return text.replace("`", "").strip()
 
 
-def render(readme: str) -> str:
+def render(text: str) -> str:
     lines = [HEADER]
-    for name, default, meaning in rows(readme):
+    for name, default, meaning in rows(text):
         literal = _plain(default)
         prose = (" " in literal or "$" in literal or "…" in literal or literal.isupper()
                  or literal in {"unset", "empty"})  # fmt: skip
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.path.exists():
         return 0
-    args.path.write_text(render((ROOT / "README.md").read_text()))
+    args.path.write_text(render(SOURCE.read_text()))
     args.path.chmod(0o600)  # it will hold keys and passwords
     print(f"Wrote {args.path.name}: every setting, commented out. Edit it to configure the hub.")
     return 0

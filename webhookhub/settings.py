@@ -1,6 +1,6 @@
 """Project settings, read from the environment (and a `.env` file when present).
 
-Every variable is documented in README.md under "Configuration".
+Every variable is documented in docs/configuration.md (the one list; `.env` is made from it).
 """
 
 import base64
@@ -235,7 +235,7 @@ LOGGING = {
     },
 }
 
-# --- Deployment security (README "Security") ------------------------------------
+# --- Deployment security (docs/security.md) ---------------------------------------
 # Cookies only over HTTPS: on by default when SITE_URL is https.
 SECURE_COOKIES = env.bool("SECURE_COOKIES", default=SITE_URL.startswith("https://"))
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
