@@ -49,6 +49,9 @@ class WebhookOut(Schema):
     payload_filter: dict[str, Any] | None
     verify_tls: bool
     signed: bool = Field(description="It has a signing secret (never shown after creation).")
+    previous_secret_valid_until: datetime | None = Field(
+        None, description="A replaced secret signs beside the current one until then."
+    )
     created_at: datetime
 
 

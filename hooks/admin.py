@@ -221,12 +221,12 @@ class WebhookAdmin(admin.ModelAdmin):
     def secret_state(self, obj: Webhook) -> str:
         if not obj.secret:
             return "none yet: one is generated when you save"
-        rotating = (
-            " (the previous one still signs while rotating)"
-            if len(obj.signing_secrets()) > 1
-            else ""
+        until = obj.replaced_secret_until()
+        return (
+            f"set; the replaced one signs beside it until {until:%Y-%m-%d %H:%M} UTC"
+            if until
+            else "set"
         )
-        return f"set{rotating}"
 
     def save_model(self, request, obj: Webhook, form, change: bool) -> None:
         """The form stored the webhook (hooks.configure); a secret it generated is shown

@@ -133,6 +133,13 @@ class Webhook(models.Model):
     def subscribes_to(self, event_type: str) -> bool:
         return ALL_EVENTS in self.event_types or event_type in self.event_types
 
+    def replaced_secret_until(self, now: datetime | None = None) -> datetime | None:
+        """Until when the replaced secret still signs beside the current one (None: it
+        does not)."""
+        now = now or timezone.now()
+        expires = self.previous_secret_expires_at
+        return expires if self.previous_secret and expires and expires > now else None
+
     def signing_secrets(self, now: datetime | None = None) -> list[str]:
         """The current secret, plus the previous one while its grace period lasts."""
         now = now or timezone.now()

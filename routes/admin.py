@@ -103,7 +103,12 @@ class RouteWebhookAdmin(Audited):
 
     @admin.display(description="secret in effect")
     def secret_state(self, obj: RouteWebhook) -> str:
-        return "set (never shown again)" if obj.webhook.secret else "none"
+        if not obj.webhook.secret:
+            return "none"
+        until = obj.webhook.replaced_secret_until()
+        if until is None:
+            return "set (never shown again)"
+        return f"set (never shown again); the replaced one signs beside it until {until:%Y-%m-%d %H:%M} UTC"
 
     @admin.display(description="test")
     def test_button(self, obj: RouteWebhook) -> str:

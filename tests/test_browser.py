@@ -50,9 +50,15 @@ def test_signup_set_webhook_and_send_a_test_notification(live_server, browser_pa
     assert "Welcome, Grace!" in page.content()
 
     page.fill("#id_url", receiver.url)
-    page.check("#id_signed")
+    page.check("input[name=secret_action][value=generate]")
     page.click("#notification-webhook button[type=submit]")
     assert page.locator("#new-secret code").inner_text().startswith("whsec_")
+    page.reload()
+    assert page.locator("#new-secret").count() == 0  # shown once
+    page.fill("#id_pasted_secret", "my-djinn-secret-0123")
+    page.click("#notification-webhook button[type=submit]")
+    assert "the replaced one signs beside it until" in page.locator("#secret-state").inner_text()
+    assert "my-djinn-secret-0123" not in page.content()
 
     page.click("#send-test")
     result = page.locator("#test-result")

@@ -43,7 +43,10 @@ def logged_in(user) -> Client:
 class EntryPoint:
     """One place where a webhook is made and changed. `submit` sends a form or body with
     the given URL and secret choice (None: not sent, as an unchanged re-submit) and
-    returns what the person reads next; `look` is the webhook's page read later."""
+    returns what the person reads next; `look` is the webhook's page read later, which
+    says until when a replaced secret still signs (REPLACED)."""
+
+    REPLACED = "the replaced one signs beside it until"
 
     def webhook(self) -> Webhook:
         raise NotImplementedError
@@ -139,6 +142,8 @@ class AccountSettings(EntryPoint):
 
 
 class ManagementApi(EntryPoint):
+    REPLACED = '"previous_secret_valid_until": "'
+
     def __init__(self):
         owner = person("olga")
         Namespace.objects.create(name="acme", path="acme", owner=owner)
@@ -222,8 +227,9 @@ def _walk(entry: EntryPoint) -> list[tuple]:
         webhook = entry.webhook()
         stored = _stored(webhook, secrets)
         seen = [secrets[s] for s in secrets if s and s in shown]
-        later = [secrets[s] for s in secrets if s and s in entry.look()]
-        rows.append((what, stored, seen, later))
+        page = entry.look()
+        later = [secrets[s] for s in secrets if s and s in page]
+        rows.append((what, stored, seen, later, entry.REPLACED in page))
     return rows
 
 
@@ -232,14 +238,14 @@ def expected() -> list[tuple]:
     u1, u2 = "https://one.example.com/hook", "https://two.example.com/hook"
     s1, s2, s3 = "secret 1", "secret 2", "secret 3"  # generated, pasted, generated
     return [
-        ("create, generating a secret", (u1, s1, "none", None, [True]), [s1], []),
-        ("re-submit unchanged", (u1, s1, "none", None, [True]), [], []),
-        ("change the URL only", (u2, s1, "none", None, [True]), [], []),
-        ("paste a Djinn secret", (u2, s2, s1, 24, [True, False]), [], []),
-        ("paste the same again", (u2, s2, s1, 24, [True, False]), [], []),
-        ("generate a new one", (u2, s3, s2, 24, [True, False]), [s3], []),
-        ("remove it", (u2, "none", "none", None, []), [], []),
-        ("re-submit unchanged", (u2, "none", "none", None, []), [], []),
+        ("create, generating a secret", (u1, s1, "none", None, [True]), [s1], [], False),
+        ("re-submit unchanged", (u1, s1, "none", None, [True]), [], [], False),
+        ("change the URL only", (u2, s1, "none", None, [True]), [], [], False),
+        ("paste a Djinn secret", (u2, s2, s1, 24, [True, False]), [], [], True),
+        ("paste the same again", (u2, s2, s1, 24, [True, False]), [], [], True),
+        ("generate a new one", (u2, s3, s2, 24, [True, False]), [s3], [], True),
+        ("remove it", (u2, "none", "none", None, []), [], [], False),
+        ("re-submit unchanged", (u2, "none", "none", None, []), [], [], False),
     ]
 
 
