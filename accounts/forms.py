@@ -85,7 +85,7 @@ class TokenForm(forms.Form):
         return name
 
 
-class NotificationWebhookForm(hooks.SecretFields):
+class NotificationWebhookForm(hooks.WebhookConfigForm):
     """The settings page's notification webhook (hooks.configure checks and stores it)."""
 
     url = forms.CharField(
@@ -115,7 +115,6 @@ class NotificationWebhookForm(hooks.SecretFields):
             self.initial.setdefault("url", hook.url)
             self.initial.setdefault("shape", notification.shape_of(hook))
         self.secret_fields_for(hook)
-        self.plan = None
 
     def clean_url(self) -> str:
         return self.cleaned_data.get("url", "").strip()

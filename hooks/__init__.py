@@ -6,7 +6,7 @@ Sending:      emit, send_now, send_to_slot
 Registering:  register_event_type, Slot, register_slot, SlotSetting,
               register_slot_setting, SERVER, USER, NAMESPACE, SCOPES
 Configuring:  new_webhook, configure_webhook, prepare_webhook (check, then Plan.save()),
-              rotate_secret, SecretChange (keep / generate / paste / remove), SecretFields
+              rotate_secret, SecretChange (keep / generate / paste / remove), WebhookConfigForm
               (the secret's form fields, the same on every webhook form)
 Validating:   validate_target_url, validate_secret, generate_secret
 Listing:      event_types() (every registered type, with its scopes),
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
         prepare_webhook,
         rotate_secret,
     )
-    from hooks.tools.forms import SecretFields, validate_secret, validate_target_url
+    from hooks.tools.forms import WebhookConfigForm, validate_secret, validate_target_url
     from hooks.tools.forms import validate_filter as validate_payload_filter
     from hooks.tools.metrics import register as register_metrics
     from hooks.tools.metrics import view as metrics_view
@@ -82,7 +82,7 @@ _LAZY = {
     "register_slot_setting": ("hooks.slots", "register_setting"),
     "validate_target_url": ("hooks.tools.forms", "validate_target_url"),
     "validate_secret": ("hooks.tools.forms", "validate_secret"),
-    "SecretFields": ("hooks.tools.forms", "SecretFields"),
+    "WebhookConfigForm": ("hooks.tools.forms", "WebhookConfigForm"),
     "SecretChange": ("hooks.tools.configure", "SecretChange"),
     "new_webhook": ("hooks.tools.configure", "new_webhook"),
     "configure_webhook": ("hooks.tools.configure", "configure_webhook"),
@@ -112,7 +112,7 @@ __all__ = [
     "UnknownEventType",
     "UnsafeURL",
     "SecretChange",
-    "SecretFields",
+    "WebhookConfigForm",
     "configure_webhook",
     "new_webhook",
     "prepare_webhook",

@@ -338,7 +338,7 @@ def namespace_event_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in sorted(names, key=lambda n: (not n.startswith("build."), n))]
 
 
-class NamespaceWebhookForm(hooks.SecretFields, forms.ModelForm):
+class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
     """A namespace's webhook as Djinn's form has it, plus its Djinn-headers option;
     hooks.configure checks and stores it."""
 
@@ -377,7 +377,7 @@ class NamespaceWebhookForm(hooks.SecretFields, forms.ModelForm):
         if self.instance.pk is None:
             self.instance = hooks.new_webhook(NAMESPACE, namespace=namespace.key)
         self.secret_fields_for(self.instance)
-        self.plan = self.saved = None
+        self.saved = None
 
     def clean_payload_filter(self) -> dict | None:
         return hooks.validate_payload_filter(self.cleaned_data.get("payload_filter", ""))
@@ -388,11 +388,7 @@ class NamespaceWebhookForm(hooks.SecretFields, forms.ModelForm):
                                                  "djinn_headers", "payload_filter") if name in data}  # fmt: skip
         if "events" in data:
             changes["events"] = [ALL_EVENTS] if data.get("all_events") else data["events"]
-        changes["secret"] = self.secret_change()
-        try:
-            self.plan = hooks.prepare_webhook(self.instance, changes)
-        except ValidationError as exc:
-            self.add_configure_errors(exc, {})
+        self.plan_change(self.instance, changes, {})
         return data
 
     def save(self, commit: bool = True) -> Webhook:

@@ -30,7 +30,7 @@ class RouteEventForm(forms.ModelForm):
         return pattern
 
 
-class RouteWebhookForm(hooks.SecretFields, forms.ModelForm):
+class RouteWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
     """A route webhook and its engine webhook in one form (hooks.configure checks and
     stores the engine webhook); the header value and the password are write-only."""
 
@@ -78,7 +78,7 @@ class RouteWebhookForm(hooks.SecretFields, forms.ModelForm):
         )
         self.secret_fields_for(self.hook)
         self.fields["events"].help_text = "The route events that fire it."
-        self.plan = self.saved = None
+        self.saved = None
 
     def clean(self) -> dict:
         data = super().clean()
@@ -88,15 +88,12 @@ class RouteWebhookForm(hooks.SecretFields, forms.ModelForm):
         if "header_name" in data:
             name = data["header_name"].strip()
             changes["headers"] = {name: data.get("header_value") or None} if name else {}
-        if data.get("remove_password"):
-            changes["basic_auth_password"] = ""
-        elif data.get("basic_auth_password"):
-            changes["basic_auth_password"] = data["basic_auth_password"]
-        changes["secret"] = self.secret_change()
-        try:
-            self.plan = hooks.prepare_webhook(self.hook, changes)
-        except ValidationError as exc:
-            self.add_configure_errors(exc, self.CONFIGURE_NAMES)
+        changes.update(
+            self.password_change(
+                data.get("basic_auth_password"), remove=data.get("remove_password")
+            )
+        )
+        self.plan_change(self.hook, changes, self.CONFIGURE_NAMES)
         return data
 
     @property

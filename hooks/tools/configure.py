@@ -157,11 +157,7 @@ def _url(webhook: Webhook, value: str) -> dict[str, Any]:
     url = _one_line(value, "URL", 2000)
     if not url:
         raise ValidationError("Give the URL to send to.")
-    user_supplied = webhook.scope != Scope.SERVER  # users' and namespaces' rules
-    try:
-        ssrf.check_target(url, conf.exempt_networks(conf.get(), user_supplied))
-    except ssrf.UnsafeURL as exc:
-        raise ValidationError(str(exc)) from None
+    check_url(url, user_supplied=webhook.scope != Scope.SERVER)  # users' and namespaces' rules
     if webhook.scope == Scope.NAMESPACE:  # Djinn: one webhook per payload URL
         taken = Webhook.objects.filter(
             scope=Scope.NAMESPACE, namespace=webhook.namespace, url=url
@@ -193,12 +189,7 @@ def _events(webhook: Webhook, value) -> dict[str, Any]:
 
 
 def _payload_filter(webhook: Webhook, value) -> dict[str, Any]:
-    if value is None:
-        return {"payload_filter": None}
-    try:
-        return {"payload_filter": filters.validate(value)}
-    except filters.FilterError as exc:
-        raise ValidationError(str(exc)) from None
+    return {"payload_filter": None if value is None else check_filter(value)}
 
 
 def _format(webhook: Webhook, value: str) -> dict[str, Any]:
@@ -208,13 +199,7 @@ def _format(webhook: Webhook, value: str) -> dict[str, Any]:
 
 
 def _data_template(webhook: Webhook, value: str) -> dict[str, Any]:
-    value = value or ""
-    if value.strip():
-        try:
-            templating.validate(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-    return {"data_template": value}
+    return {"data_template": check_template(value or "")}
 
 
 def _timeout(webhook: Webhook, value) -> dict[str, Any]:
@@ -294,6 +279,35 @@ def _check_whole(webhook: Webhook, values: dict[str, Any], errors: dict[str, str
         errors["url"] = "A namespace's webhook needs its namespace."
     if not values.get("name", webhook.name) and after["url"]:
         values["name"] = (urlsplit(after["url"]).hostname or after["url"])[:100]
+
+
+# --- rules other forms share ------------------------------------------------------------
+def check_url(url: str, *, user_supplied: bool) -> str:
+    """The SSRF guard's verdict on a URL when it is given. A URL a user supplies (not
+    staff) is held to WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's exemptions."""
+    try:
+        ssrf.check_target(url, conf.exempt_networks(conf.get(), user_supplied))
+    except ssrf.UnsafeURL as exc:
+        raise ValidationError(str(exc)) from None
+    return url
+
+
+def check_filter(spec) -> dict:
+    """A payload filter (hooks.outbox.filters), or a ValidationError saying where."""
+    try:
+        return filters.validate(spec)
+    except filters.FilterError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def check_template(template: str) -> str:
+    """A JSON data template (blank allowed), or a ValidationError saying where it breaks."""
+    if template.strip():
+        try:
+            templating.validate(template)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+    return template
 
 
 # --- the secret ---------------------------------------------------------------------

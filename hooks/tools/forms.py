@@ -7,22 +7,15 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
-from hooks import catalog, conf, scopes
+from hooks import catalog, scopes
 from hooks.models import ALL_EVENTS, Scope, Webhook
-from hooks.outbox import filters
-from hooks.outgoing import ssrf, templating
 from hooks.outgoing.request import MASK
 from hooks.tools import configure
 
 
 def validate_target_url(url: str, *, user_supplied: bool = False) -> str:
-    """URL rules shared by every form that takes a URL. A URL a user supplies (not
-    staff) is held to WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's exemptions."""
-    try:
-        ssrf.check_target(url, conf.exempt_networks(conf.get(), user_supplied))
-    except ssrf.UnsafeURL as exc:
-        raise ValidationError(str(exc)) from None
-    return url
+    """URL rules shared by every form that takes a URL (hooks.configure's)."""
+    return configure.check_url(url, user_supplied=user_supplied)
 
 
 def validate_secret(secret: str) -> str:
@@ -39,20 +32,7 @@ def validate_filter(text: str) -> dict | None:
         spec = json.loads(text)
     except ValueError as exc:
         raise ValidationError(f"The filter is not valid JSON: {exc}.") from None
-    try:
-        return filters.validate(spec)
-    except filters.FilterError as exc:
-        raise ValidationError(str(exc)) from None
-
-
-def validate_template(template: str) -> str:
-    """A JSON data template (blank allowed), or a ValidationError saying where it breaks."""
-    if template.strip():
-        try:
-            templating.validate(template)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-    return template
+    return configure.check_filter(spec)
 
 
 def parse_headers(text: str) -> dict[str, str]:
@@ -72,10 +52,20 @@ def parse_headers(text: str) -> dict[str, str]:
     return headers
 
 
-class SecretFields(forms.Form):
-    """The secret's two fields, the same on every webhook form: what to do with it, and
-    the secret to paste. A form calls `secret_fields_for(webhook)` in its __init__ and
-    gives `secret_change()` to hooks.prepare_webhook."""
+def password_change(new: str | None, *, remove: bool | None) -> dict[str, str]:
+    """A write-only password's change: removed, replaced, or (blank) kept."""
+    if remove:
+        return {"basic_auth_password": ""}
+    return {"basic_auth_password": new} if new else {}
+
+
+class WebhookConfigForm(forms.Form):
+    """What every webhook form shares: the secret's two fields (what to do with it, and
+    the secret to paste) and the way to hooks.configure. A form calls
+    `secret_fields_for(webhook)` in its __init__, `plan(webhook, changes)` in its clean
+    (errors land on its fields) and `self.plan.save()` in its save."""
+
+    plan: configure.Plan | None = None
 
     secret_action = forms.ChoiceField(
         label="Secret", choices=(), required=False, widget=forms.RadioSelect
@@ -113,8 +103,19 @@ class SecretFields(forms.Form):
             self.add_error("pasted_secret", "Either paste a secret or choose another option.")
         return configure.SecretChange(action, pasted)
 
+    def plan_change(self, webhook: Webhook, changes: dict, names: dict[str, str]) -> None:
+        """Check `changes` (with the secret's) into `self.plan`; hooks.configure's errors
+        go on this form's fields (`names`: configure's field -> ours)."""
+        try:
+            self.plan = configure.prepare_webhook(
+                webhook, {**changes, "secret": self.secret_change()}
+            )
+        except ValidationError as exc:
+            self.add_configure_errors(exc, names)
+
+    password_change = staticmethod(password_change)
+
     def add_configure_errors(self, exc: ValidationError, names: dict[str, str]) -> None:
-        """hooks.configure's errors on this form's fields (`names`: its field -> ours)."""
         for field, messages in exc.message_dict.items():
             if field == "secret":
                 ours = (
@@ -125,7 +126,7 @@ class SecretFields(forms.Form):
             self.add_error(ours if ours in self.fields else None, messages)
 
 
-class WebhookForm(SecretFields, forms.ModelForm):
+class WebhookForm(WebhookConfigForm, forms.ModelForm):
     """The admin's form of a webhook of any scope (hooks.configure checks and stores)."""
 
     event_types = forms.MultipleChoiceField(
@@ -185,7 +186,6 @@ class WebhookForm(SecretFields, forms.ModelForm):
             self.fields["name"].required = False
             self.fields["name"].help_text = "Blank: the URL's host."
         self.secret_fields_for(self.instance)
-        self.plan: configure.Plan | None = None
         self.saved: configure.Saved | None = None
 
     def clean_payload_filter(self):
@@ -203,15 +203,9 @@ class WebhookForm(SecretFields, forms.ModelForm):
                              ("headers_text", "headers")):  # fmt: skip
             if ours in data and ours in self.fields:
                 changes[theirs] = data[ours]
-        if data.get("clear_basic_auth_password"):
-            changes["basic_auth_password"] = ""
-        elif data.get("new_basic_auth_password"):
-            changes["basic_auth_password"] = data["new_basic_auth_password"]
-        changes["secret"] = self.secret_change()
-        try:
-            self.plan = configure.prepare_webhook(self.instance, changes)
-        except ValidationError as exc:
-            self.add_configure_errors(exc, self.CONFIGURE_NAMES)
+        changes.update(password_change(data.get("new_basic_auth_password"),
+                                       remove=data.get("clear_basic_auth_password")))  # fmt: skip
+        self.plan_change(self.instance, changes, self.CONFIGURE_NAMES)
         return data
 
     def _belongs_to(self, data: dict) -> None:
@@ -302,4 +296,4 @@ class SlotForm(forms.Form):
         return validate_target_url(url) if url else ""
 
     def clean_data(self) -> str:
-        return validate_template(self.cleaned_data.get("data", ""))
+        return configure.check_template(self.cleaned_data.get("data", ""))
