@@ -33,8 +33,12 @@ def browser_page(monkeypatch):
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        errors: list[str] = []  # console errors (CSP violations among them), page errors
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
         try:
             yield page
+            assert not errors, errors
         finally:
             browser.close()
 
@@ -161,7 +165,9 @@ def test_an_owner_runs_a_namespace_in_a_browser(
     page.click("#deliveries tr:has-text('variables') >> nth=0 >> a")
     assert "X-Djinn-CI-Signature" in page.content() and "eu-central-1" in page.content()
     _shot(page, "7-delivery")
-    page.click("#redeliver")
+    page.once("dialog", lambda dialog: dialog.accept())  # Redeliver asks first
+    with page.expect_navigation():
+        page.click("#redeliver")
     assert "queued for redelivery" in page.content()
     deliver_due()
     ids = [r.headers["webhook-id"] for r in receiver.requests if b"eu-central-1" in r.body]
@@ -277,3 +283,59 @@ def test_a_walk_through_the_admin_and_the_user_pages(
     assert "Callback" in user.content() and "HTTP 200" in user.content()
     _look(user, "12-job", "#redeliver")
     user.close()
+
+
+def test_confirmations_ask_and_a_dismissed_one_changes_nothing(
+    live_server, browser_page, receiver, django_user_model
+):
+    """Rotate secret (admin) and Redeliver (a namespace delivery's page) ask first, under
+    the hub's own Content-Security-Policy: dismissed, nothing happens; accepted, it does."""
+    from hooks import emit
+    from hooks.models import Attempt, Webhook
+    from hooks.worker.attempt import deliver_due
+    from tests.conftest import TEST_EVENT, make_webhook
+
+    django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    webhook = make_webhook(receiver.url)
+    secret = webhook.secret
+    page = browser_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(live_server.url + "/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.goto(live_server.url + f"/admin/hooks/webhook/{webhook.pk}/change/")
+    asked: list[str] = []
+
+    def answer(accept: bool):
+        def handle(dialog):
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        return handle
+
+    page.once("dialog", answer(False))
+    page.click("text=Rotate secret")
+    page.wait_for_timeout(300)  # a dismissed form sends nothing: there is no event to await
+    assert len(asked) == 1 and "24 hours" in asked[0]
+    assert Webhook.objects.get(pk=webhook.pk).secret == secret
+    page.once("dialog", answer(True))
+    with page.expect_navigation():
+        page.click("text=Rotate secret")
+    rotated = Webhook.objects.get(pk=webhook.pk)
+    assert rotated.secret != secret and rotated.secret in page.content()  # shown once
+
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    delivery = rotated.deliveries.get()
+    page.goto(live_server.url + f"/admin/hooks/delivery/{delivery.pk}/change/")
+    page.once("dialog", answer(False))
+    page.click("#redeliver")
+    page.wait_for_timeout(300)
+    assert len(asked) == 3 and "same webhook-id" in asked[2]
+    assert Attempt.objects.filter(delivery=delivery).count() == 1
+    page.once("dialog", answer(True))
+    with page.expect_navigation():
+        page.click("#redeliver")
+    deliver_due()
+    assert Attempt.objects.filter(delivery=delivery).count() == 2
