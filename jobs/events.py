@@ -1,6 +1,6 @@
 """The job events of the catalog, SwarmUI's six server hooks (slots), and the one place
-that decides who is told of a job's change and with what payload (`notices`, emitted by
-`tell`)."""
+that decides who is told of a job's change and with what payload: `submitted`,
+`started`, `tagged` and `finished` tell it and return what they told."""
 
 from __future__ import annotations
 
@@ -148,9 +148,10 @@ def _set_delay(value: float | None) -> None:
     QueueState.objects.filter(pk=1).update(queue_end_delay=value)
 
 
-# Who is told of a job's change, and with what. lifecycle.py moves the job and calls
-# tell() once per change, inside the change's transaction: hooks.emit writes in the
-# caller's, so a rolled-back change sends nothing.
+# Who is told of a job's change, and with what: one function per change, each telling
+# its notices in order and returning them. lifecycle.py moves the job and calls one,
+# inside the change's transaction (hooks.emit writes in the caller's: a rolled-back
+# change sends nothing).
 
 
 @dataclass(frozen=True)
@@ -169,10 +170,31 @@ class Notice:
     target_schedule: tuple[float, ...] | None = None
 
 
-def tell(job: Job, change: str, **extra) -> None:
-    """Emit the notices of one change of the job (SUBMITTED, STARTED, TAGGED with
-    `tag`, FINISHED), in order."""
-    for notice in notices(job, change, **extra):
+def submitted(job: Job) -> list[Notice]:
+    """job.submitted to the server's webhooks, as the owner's event; a namespace's job
+    is also build.submitted to the namespace's webhooks (started and tagged likewise)."""
+    return _tell(_moment(job, SUBMITTED), *_build(job, SUBMITTED))
+
+
+def started(job: Job) -> list[Notice]:
+    return _tell(_moment(job, STARTED), *_build(job, STARTED))
+
+
+def tagged(job: Job, tag: str) -> list[Notice]:
+    """One new tag: job.tagged and build.tagged carry it as `tag`."""
+    return _tell(_moment(job, TAGGED, tag=tag), *_build(job, TAGGED, tag=tag))
+
+
+def finished(job: Job) -> list[Notice]:
+    """job.finished (Open WebUI's notification) to the server's webhooks and, when the
+    owner is away, to their notification webhook; build.finished to a namespace's; the
+    status JSON to the job's callback URL (RunPod's webhook); and for a completed job
+    SwarmUI's Every Job and Manual Job hooks."""
+    return _tell(_end(job), *_build(job, FINISHED), *_callback(job), *_swarm(job))
+
+
+def _tell(*told: Notice) -> list[Notice]:
+    for notice in told:
         hooks.emit(
             notice.event_type,
             notice.payload,
@@ -183,34 +205,23 @@ def tell(job: Job, change: str, **extra) -> None:
             target_signer=notice.target_signer,
             target_schedule=notice.target_schedule,
         )
+    return list(told)
 
 
-def notices(job: Job, change: str, **extra) -> list[Notice]:
-    """Who is told of one change of the job, and with what, in the order it is told:
-
-    - its job.* event to the server's webhooks, recorded as the owner's; job.finished
-      (Open WebUI's notification) also to the owner's notification webhook when they
-      are away;
-    - a namespace's job: the same moment as Djinn's build.* event to the namespace's
-      webhooks;
-    - when it finished: its status JSON to its callback URL (RunPod's webhook), and
-      when it completed, SwarmUI's Every Job and Manual Job hooks."""
-    if change == FINISHED:
-        told = [_finished(job)]
-    else:
-        payload = {"event": EVENT_NAMES[change], "job": job_summary(job), **extra}
-        told = [Notice(change, payload, (SERVER,), user=job.user)]
-    if job.namespace_id:
-        payload = {**build_payload(job), **extra}
-        told.append(
-            Notice(BUILD_EVENTS[change], payload, (NAMESPACE,), namespace=job.namespace.key)
-        )
-    if change == FINISHED:
-        told += _callback(job) + _swarm(job)
-    return told
+def _moment(job: Job, change: str, **extra) -> Notice:
+    payload = {"event": EVENT_NAMES[change], "job": job_summary(job), **extra}
+    return Notice(change, payload, (SERVER,), user=job.user)
 
 
-def _finished(job: Job) -> Notice:
+def _build(job: Job, change: str, **extra) -> list[Notice]:
+    """A namespace's job: the same moment as Djinn's build event, to its webhooks."""
+    if not job.namespace_id:
+        return []
+    payload = {**build_payload(job), **extra}
+    return [Notice(BUILD_EVENTS[change], payload, (NAMESPACE,), namespace=job.namespace.key)]
+
+
+def _end(job: Job) -> Notice:
     path = f"/jobs/{job.id}/"  # the owner's page of it (the API's status needs a token)
     payload = finished_payload(job.id, job.endpoint.name, job.status, path)
     audience = (SERVER, USER) if wants_notification(job.user) else (SERVER,)

@@ -24,13 +24,13 @@ def submit(job: Job) -> Job:
     if job.namespace_id:
         job.number = job.namespace.next_build_number()
     job.save()
-    events.tell(job, events.SUBMITTED)
+    events.submitted(job)
     transaction.on_commit(lambda: enqueue(job.id), robust=True)
     return job
 
 
 def started(job: Job) -> None:
-    events.tell(job, events.STARTED)
+    events.started(job)
 
 
 def tag(job: Job, tags: list[str]) -> list[str]:
@@ -42,7 +42,7 @@ def tag(job: Job, tags: list[str]) -> list[str]:
             job.tags = [*job.tags, *added]
             job.save(update_fields=["tags"])
         for new in added:
-            events.tell(job, events.TAGGED, tag=new)
+            events.tagged(job, new)
     return added
 
 
@@ -55,7 +55,7 @@ def finish(job: Job, status: str, *, output=None, error: str = "") -> bool:
         if not moved:
             return False
         job.refresh_from_db()
-        events.tell(job, events.FINISHED)
+        events.finished(job)
     return True
 
 

@@ -1,6 +1,6 @@
 """Who is told of a job's change, and with what: jobs.events' decision table, pinned
-row by row (a recipient dropped, added or reordered fails here), and `tell` emitting
-exactly what `notices` decided."""
+row by row (a recipient dropped, added or reordered fails here), and what each change
+returns as told being exactly what it emitted."""
 
 from __future__ import annotations
 
@@ -55,12 +55,12 @@ def finished(job: Job, status: str = "COMPLETED", output=None) -> Job:
     return job
 
 
-def table(job: Job, change: str, **extra) -> list[tuple]:
+def table(job: Job, told: list[events.Notice]) -> list[tuple]:
     """One row per notice, in order: its type, audience, whose scope it is told in
     (the owner's, the job's namespace's, or none), its callback URL, and its payload's
     keys."""
     rows = []
-    for notice in events.notices(job, change, **extra):
+    for notice in told:
         scope = (
             "owner" if notice.user == job.user
             else "namespace" if job.namespace and notice.namespace == job.namespace.key
@@ -74,25 +74,26 @@ def table(job: Job, change: str, **extra) -> list[tuple]:
 
 def test_a_namespaces_job_is_told_to_the_server_and_the_namespace_at_each_moment(owner, acme):
     job = new_job(owner, namespace=acme, number=1, tags=["nightly"], webhook="https://x.test/cb")
-    for change, name in [(events.SUBMITTED, "build.submitted"), (events.STARTED, "build.started")]:
-        assert table(job, change) == [
+    for tell, change, name in [
+        (events.submitted, events.SUBMITTED, "build.submitted"),
+        (events.started, events.STARTED, "build.started"),
+    ]:
+        told = tell(job)
+        assert table(job, told) == [
             (change, SERVER, "owner", None, SUMMARY),
             (name, NAMESPACE, "namespace", None, BUILD),
         ]
-    assert table(job, events.TAGGED, tag="urgent") == [
+        assert told[0].payload["event"] == change.replace(".", "_")  # job_submitted, …
+    [told, build] = events.tagged(job, "urgent")
+    assert table(job, [told, build]) == [
         (events.TAGGED, SERVER, "owner", None, [*SUMMARY, "tag"]),
         ("build.tagged", NAMESPACE, "namespace", None, sorted([*BUILD, "tag"])),
     ]
-    [told, build] = events.notices(job, events.TAGGED, tag="urgent")
     assert told.payload == {"event": "job_tagged", "tag": "urgent", "job": {
         "id": job.id, "endpoint": "echo", "status": "IN_QUEUE", "tags": ["nightly"],
         "user": owner.pk}}  # fmt: skip
     assert build.payload["tag"] == "urgent" and build.payload["number"] == 1
     assert build.payload["namespace"] == {"id": acme.pk, "path": "acme", "name": "acme"}
-    assert [n.payload["event"] for n in events.notices(job, events.SUBMITTED)[:1]] == [
-        "job_submitted"
-    ]
-    assert events.notices(job, events.STARTED)[0].payload["event"] == "job_started"
 
 
 def test_a_finished_job_is_told_to_everyone_who_waits_for_its_end(owner, acme, settings):
@@ -103,7 +104,8 @@ def test_a_finished_job_is_told_to_everyone_who_waits_for_its_end(owner, acme, s
                   webhooks_mode=Job.Webhooks.MANUAL)  # fmt: skip
     Chunk.objects.bulk_create(Chunk(job=job, seq=i, output={"n": i}) for i in range(2))
     job = finished(job, output=[{"n": 0}, {"n": 1}])
-    assert table(job, events.FINISHED) == [
+    told = events.finished(job)
+    assert table(job, told) == [
         (events.FINISHED, USER, "owner", None, SUMMARY),
         ("build.finished", NAMESPACE, "namespace", None, sorted([*BUILD, "output"])),
         (events.CALLBACK, (), "owner", "https://x.test/cb", CALLBACK),
@@ -112,7 +114,6 @@ def test_a_finished_job_is_told_to_everyone_who_waits_for_its_end(owner, acme, s
         (events.EVERY_JOB, SERVER, None, None, WITH_WEBHOOK),
         (events.MANUAL_JOB, SERVER, None, None, WITH_WEBHOOK),
     ]
-    told = events.notices(job, events.FINISHED)
     assert told[0].payload == {"event": "job_finished", "job": {
         "id": job.id, "name": "echo", "status": "COMPLETED",
         "url": f"{settings.SITE_URL}/jobs/{job.id}/"}}  # fmt: skip
@@ -127,40 +128,47 @@ def test_a_finished_job_is_told_to_everyone_who_waits_for_its_end(owner, acme, s
 
 def test_a_finished_job_tells_only_whom_it_concerns(owner):
     """Owner active, no namespace, no callback, no signing: the server alone; a failed
-    job no SwarmUI hook; Manual At End one Manual Job after the Every Jobs; none, none."""
+    job no SwarmUI hook; Manual At End one Manual Job after the Every Jobs; with
+    SwarmUI's hooks off (none), none of them."""
     User.objects.filter(pk=owner.pk).update(last_activity=timezone.now())
     owner.refresh_from_db()
     notification.save(owner, "https://me.test/hook", signed=False)
     failed = finished(new_job(owner, webhooks_mode=Job.Webhooks.MANUAL), status="FAILED")
-    assert table(failed, events.FINISHED) == [(events.FINISHED, SERVER, "owner", None, SUMMARY)]
+    assert table(failed, events.finished(failed)) == [
+        (events.FINISHED, SERVER, "owner", None, SUMMARY)
+    ]
     at_end = finished(new_job(owner, webhooks_mode=Job.Webhooks.MANUAL_AT_END), output={"a": 1})
-    assert table(at_end, events.FINISHED) == [
+    assert table(at_end, events.finished(at_end)) == [
         (events.FINISHED, SERVER, "owner", None, SUMMARY),
         (events.EVERY_JOB, SERVER, None, None, PER_OUTPUT),
         (events.MANUAL_JOB, SERVER, None, None, FLAT),
     ]
     normal = finished(new_job(owner, webhook="https://x.test/cb"), output={"a": 1})
-    assert table(normal, events.FINISHED) == [
+    told = events.finished(normal)
+    assert table(normal, told) == [
         (events.FINISHED, SERVER, "owner", None, SUMMARY),
         (events.CALLBACK, (), "owner", "https://x.test/cb", CALLBACK),
         (events.EVERY_JOB, SERVER, None, None, WITH_WEBHOOK),
     ]
-    assert events.notices(normal, events.FINISHED)[1].target_signer is None  # unsigned
+    assert told[1].target_signer is None  # unsigned
     quiet = finished(new_job(owner, webhooks_mode=Job.Webhooks.NONE), output={"a": 1})
-    assert table(quiet, events.FINISHED) == [(events.FINISHED, SERVER, "owner", None, SUMMARY)]
+    assert table(quiet, events.finished(quiet)) == [
+        (events.FINISHED, SERVER, "owner", None, SUMMARY)
+    ]
 
 
-def test_tell_emits_what_notices_decided_in_order(owner, acme, settings, monkeypatch):
+def test_what_a_change_returns_as_told_is_what_it_emitted_in_order(
+    owner, acme, settings, monkeypatch
+):
     hook, _ = notification.save(owner, "https://me.test/hook", signed=True)
     job = finished(new_job(owner, namespace=acme, number=1, webhook="https://x.test/cb"),
                    output={"a": 1})  # fmt: skip
-    decided = events.notices(job, events.FINISHED)
     emitted, emit, before = [], hooks.emit, Event.objects.count()  # the owner's user.signup
     monkeypatch.setattr(hooks, "emit", lambda *args, **kw: emitted.append(emit(*args, **kw)))
-    events.tell(job, events.FINISHED)
+    told = events.finished(job)
     assert len(emitted) == Event.objects.count() - before == 4
     assert [(e.type, e.payload, e.user_id, e.namespace) for e in emitted] == [
-        (n.event_type, n.payload, n.user and n.user.pk, n.namespace or "") for n in decided
+        (n.event_type, n.payload, n.user and n.user.pk, n.namespace or "") for n in told
     ]
     away = Delivery.objects.filter(webhook=hook)  # a user never seen counts as away
     assert [delivery.event for delivery in away] == [emitted[0]]  # job.finished alone

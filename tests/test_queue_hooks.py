@@ -219,7 +219,7 @@ def test_every_job_has_swarmuis_user_name_and_time_tags(user, receiver, settings
     finished = datetime(2026, 12, 2, 4, 5, 6, 789000, tzinfo=ZoneInfo("UTC"))
     Job.objects.filter(pk=job.pk).update(completed_at=finished)
     Delivery.objects.all().delete()  # sent again below with the known time
-    events.tell(Job.objects.get(pk=job.pk), events.FINISHED)
+    events.finished(Job.objects.get(pk=job.pk))
     deliver_due()
     body = json.loads(receiver.requests[-1].body)
     assert body == {"who": "Ann Artist", "when": "2026-12-02 05:05:06.789",
