@@ -1,7 +1,10 @@
-"""The job events of the catalog, SwarmUI's six server hooks (slots), and the payloads."""
+"""The job events of the catalog, SwarmUI's six server hooks (slots), and the one place
+that decides who is told of a job's change and with what payload: `submitted`,
+`started`, `tagged` and `finished` tell it and return what they told."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django import forms
@@ -9,14 +12,18 @@ from django.conf import settings
 from django.utils import timezone
 
 import hooks
+from accounts.events import wants_notification
+from accounts.notification import webhook_of
 from hooks import NAMESPACE, SERVER, USER
-from jobs.models import QueueState
+from jobs.models import Job, QueueState
 
 SUBMITTED, STARTED, FINISHED, TAGGED = "job.submitted", "job.started", "job.finished", "job.tagged"
 CALLBACK = "job.callback"
 # The same moments of a namespace's jobs, named as Djinn CI names its builds' events.
 BUILD_EVENTS = {SUBMITTED: "build.submitted", STARTED: "build.started",
                 FINISHED: "build.finished", TAGGED: "build.tagged"}  # fmt: skip
+# The `event` their payloads carry (job.finished's is Open WebUI's, in finished_payload).
+EVENT_NAMES = {SUBMITTED: "job_submitted", STARTED: "job_started", TAGGED: "job_tagged"}
 QUEUE_START, QUEUE_END = "swarm.queue_start", "swarm.queue_end"
 EVERY_JOB, MANUAL_JOB = "swarm.every_job", "swarm.manual_job"
 SERVER_START, SERVER_SHUTDOWN = "swarm.server_start", "swarm.server_shutdown"
@@ -139,6 +146,145 @@ def _set_delay(value: float | None) -> None:
         return  # left blank: unchanged
     QueueState.load()
     QueueState.objects.filter(pk=1).update(queue_end_delay=value)
+
+
+# Who is told of a job's change, and with what: one function per change, each telling
+# its notices in order and returning them. lifecycle.py moves the job and calls one,
+# inside the change's transaction (hooks.emit writes in the caller's: a rolled-back
+# change sends nothing).
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One event a job's change emits: its type, its payload and whom it reaches, as
+    hooks.emit's arguments (the webhooks of `audience`, scoped by `user` or
+    `namespace`; `target_url`, a job's callback, is one delivery more)."""
+
+    event_type: str
+    payload: dict
+    audience: tuple[str, ...]
+    user: object = None
+    namespace: str | None = None
+    target_url: str | None = None
+    target_signer: object = None
+    target_schedule: tuple[float, ...] | None = None
+
+
+def submitted(job: Job) -> list[Notice]:
+    """job.submitted to the server's webhooks, as the owner's event; a namespace's job
+    is also build.submitted to the namespace's webhooks (started and tagged likewise)."""
+    return _tell(_moment(job, SUBMITTED), *_build(job, SUBMITTED))
+
+
+def started(job: Job) -> list[Notice]:
+    return _tell(_moment(job, STARTED), *_build(job, STARTED))
+
+
+def tagged(job: Job, tag: str) -> list[Notice]:
+    """One new tag: job.tagged and build.tagged carry it as `tag`."""
+    return _tell(_moment(job, TAGGED, tag=tag), *_build(job, TAGGED, tag=tag))
+
+
+def finished(job: Job) -> list[Notice]:
+    """job.finished (Open WebUI's notification) to the server's webhooks and, when the
+    owner is away, to their notification webhook; build.finished to a namespace's; the
+    status JSON to the job's callback URL (RunPod's webhook); and for a completed job
+    SwarmUI's Every Job and Manual Job hooks."""
+    return _tell(_end(job), *_build(job, FINISHED), *_callback(job), *_swarm(job))
+
+
+def _tell(*told: Notice) -> list[Notice]:
+    for notice in told:
+        hooks.emit(
+            notice.event_type,
+            notice.payload,
+            audience=notice.audience,
+            user=notice.user,
+            namespace=notice.namespace,
+            target_url=notice.target_url,
+            target_signer=notice.target_signer,
+            target_schedule=notice.target_schedule,
+        )
+    return list(told)
+
+
+def _moment(job: Job, change: str, **extra) -> Notice:
+    payload = {"event": EVENT_NAMES[change], "job": job_summary(job), **extra}
+    return Notice(change, payload, (SERVER,), user=job.user)
+
+
+def _build(job: Job, change: str, **extra) -> list[Notice]:
+    """A namespace's job: the same moment as Djinn's build event, to its webhooks."""
+    if not job.namespace_id:
+        return []
+    payload = {**build_payload(job), **extra}
+    return [Notice(BUILD_EVENTS[change], payload, (NAMESPACE,), namespace=job.namespace.key)]
+
+
+def _end(job: Job) -> Notice:
+    path = f"/jobs/{job.id}/"  # the owner's page of it (the API's status needs a token)
+    payload = finished_payload(job.id, job.endpoint.name, job.status, path)
+    audience = (SERVER, USER) if wants_notification(job.user) else (SERVER,)
+    return Notice(FINISHED, payload, audience, user=job.user)
+
+
+def _callback(job: Job) -> list[Notice]:
+    if not job.webhook:
+        return []
+    return [
+        Notice(
+            CALLBACK,
+            job.status_json(with_input=True),
+            (),  # no webhook but the URL; recorded as the owner's, for their Jobs page
+            user=job.user,
+            target_url=job.webhook,
+            target_signer=callback_signer(job.user),
+            target_schedule=callback_schedule(),
+        )
+    ]
+
+
+def _swarm(job: Job) -> list[Notice]:
+    """SwarmUI's Every Gen (and Manual Gen, for `manual`) once per produced output of a
+    completed job: each chunk a generator handler yielded, or the one output; Manual At
+    End once per job."""
+    mode = job.webhooks_mode
+    if job.status != Job.Status.COMPLETED or mode == Job.Webhooks.NONE:
+        return []
+    told = []
+    for number, output in enumerate(produced_outputs(job)):
+        values = flat(job, output=output, number=number)
+        told.append(Notice(EVERY_JOB, values, (SERVER,)))
+        if mode == Job.Webhooks.MANUAL:
+            told.append(Notice(MANUAL_JOB, values, (SERVER,)))
+    if mode == Job.Webhooks.MANUAL_AT_END:
+        told.append(Notice(MANUAL_JOB, flat(job), (SERVER,)))
+    return told
+
+
+def produced_outputs(job: Job) -> list:
+    chunks = list(job.chunks.values_list("output", flat=True))
+    return chunks or [job.output]
+
+
+def callback_signer(user):
+    """Whose secret signs a job's callback: its owner's notification webhook when it
+    signs, or nobody (unsigned, as RunPod sends it). The hub reads the secret at each
+    attempt; it is never copied into the delivery.
+
+    By design: RunPod signs nothing, and a job's callback URL is given per request,
+    with no place for a secret. A user who turned on signing for their notification
+    webhook already verifies that secret, so their callbacks become verifiable with
+    it too; someone who did not gets RunPod's unsigned callback."""
+    notification = webhook_of(user)
+    return notification if notification and notification.secret else None
+
+
+def callback_schedule() -> tuple[float, ...]:
+    """Seconds before each attempt of a job's callback (JOB_CALLBACK_SCHEDULE): RunPod
+    retries twice, 10 s apart; by default the hub then goes on with its own schedule,
+    and "0,10,10" is RunPod's exact policy (three attempts, then failed)."""
+    return tuple(settings.JOB_CALLBACK_SCHEDULE)
 
 
 IMAGE_KEYS = ("image", "image_url", "url")

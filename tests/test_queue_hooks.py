@@ -16,7 +16,7 @@ from hooks import slots
 from hooks.models import Delivery
 from hooks.tools.receiver import Receiver, Reply
 from hooks.worker.attempt import deliver_due
-from jobs import lifecycle, runner
+from jobs import events, lifecycle, runner
 from jobs.models import Endpoint, Job, QueueState
 from tests.conftest import db_thread
 
@@ -219,7 +219,7 @@ def test_every_job_has_swarmuis_user_name_and_time_tags(user, receiver, settings
     finished = datetime(2026, 12, 2, 4, 5, 6, 789000, tzinfo=ZoneInfo("UTC"))
     Job.objects.filter(pk=job.pk).update(completed_at=finished)
     Delivery.objects.all().delete()  # sent again below with the known time
-    lifecycle._final_events(Job.objects.get(pk=job.pk))
+    events.finished(Job.objects.get(pk=job.pk))
     deliver_due()
     body = json.loads(receiver.requests[-1].body)
     assert body == {"who": "Ann Artist", "when": "2026-12-02 05:05:06.789",
