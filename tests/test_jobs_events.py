@@ -99,7 +99,7 @@ def test_a_namespaces_job_is_told_to_the_server_and_the_namespace_at_each_moment
 def test_a_finished_job_is_told_to_everyone_who_waits_for_its_end(owner, acme, settings):
     """Owner away with a signing notification webhook, a namespace, a callback URL and
     SwarmUI's manual mode with two produced outputs: every recipient, in order."""
-    hook, _ = notification.save(owner, "https://me.test/hook", signed=True)
+    hook, _ = notification.save(owner, "https://me.test/hook", hooks.SecretChange("generate"))
     job = new_job(owner, namespace=acme, number=1, webhook="https://x.test/cb",
                   webhooks_mode=Job.Webhooks.MANUAL)  # fmt: skip
     Chunk.objects.bulk_create(Chunk(job=job, seq=i, output={"n": i}) for i in range(2))
@@ -132,7 +132,7 @@ def test_a_finished_job_tells_only_whom_it_concerns(owner):
     SwarmUI's hooks off (none), none of them."""
     User.objects.filter(pk=owner.pk).update(last_activity=timezone.now())
     owner.refresh_from_db()
-    notification.save(owner, "https://me.test/hook", signed=False)
+    notification.save(owner, "https://me.test/hook", hooks.SecretChange("remove"))
     failed = finished(new_job(owner, webhooks_mode=Job.Webhooks.MANUAL), status="FAILED")
     assert table(failed, events.finished(failed)) == [
         (events.FINISHED, SERVER, "owner", None, SUMMARY)
@@ -160,7 +160,7 @@ def test_a_finished_job_tells_only_whom_it_concerns(owner):
 def test_what_a_change_returns_as_told_is_what_it_emitted_in_order(
     owner, acme, settings, monkeypatch
 ):
-    hook, _ = notification.save(owner, "https://me.test/hook", signed=True)
+    hook, _ = notification.save(owner, "https://me.test/hook", hooks.SecretChange("generate"))
     job = finished(new_job(owner, namespace=acme, number=1, webhook="https://x.test/cb"),
                    output={"a": 1})  # fmt: skip
     emitted, emit, before = [], hooks.emit, Event.objects.count()  # the owner's user.signup
