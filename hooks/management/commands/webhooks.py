@@ -12,12 +12,12 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from hooks import catalog
+from hooks.management.cli import OneLineErrors, Progress, one_line_errors, quiet_logs
 from hooks.models import Webhook
 from hooks.outgoing import signing
 from hooks.tools import redelivery, reencryption, retention, stats
 from hooks.tools.ping import ping
 from hooks.tools.receiver import Receiver, Reply
-from webhookhub.cli import OneLineErrors, Progress, one_line_errors, quiet_logs
 
 STATUSES = ["failed", "skipped", "succeeded", "pending"]
 
