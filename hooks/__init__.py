@@ -37,11 +37,11 @@ if TYPE_CHECKING:
     from hooks.encryption import EncryptedTextField
     from hooks.outbox.event import PayloadTooLarge, emit
     from hooks.outgoing.signing import generate_secret
-    from hooks.outgoing.ssrf import UnsafeURL
     from hooks.slots import Setting as SlotSetting
     from hooks.slots import Slot
     from hooks.slots import register as register_slot
     from hooks.slots import register_setting as register_slot_setting
+    from hooks.ssrf import UnsafeURL
     from hooks.tools.forms import WebhookForm, validate_secret, validate_target_url
     from hooks.tools.forms import validate_filter as validate_payload_filter
     from hooks.tools.metrics import register as register_metrics
@@ -66,7 +66,7 @@ _LAZY = {
     "register_metrics": ("hooks.tools.metrics", "register"),
     "send_to_slot": ("hooks.worker.send_now", "send_to_slot"),
     "generate_secret": ("hooks.outgoing.signing", "generate_secret"),
-    "UnsafeURL": ("hooks.outgoing.ssrf", "UnsafeURL"),
+    "UnsafeURL": ("hooks.ssrf", "UnsafeURL"),
     "Slot": ("hooks.slots", "Slot"),
     "SlotSetting": ("hooks.slots", "Setting"),
     "register_slot": ("hooks.slots", "register"),

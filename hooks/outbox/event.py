@@ -9,11 +9,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from hooks import catalog, conf
+from hooks import catalog, conf, ssrf
 from hooks.models import Delivery, Event, Webhook
 from hooks.outbox import fanout
 from hooks.outbox.handover import ENQUEUE_GRACE, enqueue_on_commit
-from hooks.outgoing import ssrf
 from hooks.outgoing.body import encode_json
 
 

@@ -19,9 +19,9 @@ from functools import cache
 
 import certifi
 
-from hooks import conf, process
+from hooks import conf, process, ssrf
 from hooks.conf import IPNetwork
-from hooks.outgoing import exchange, ssrf
+from hooks.outgoing import exchange
 from hooks.outgoing.connections import Connection, PinnedHTTPSConnection, Pool
 
 

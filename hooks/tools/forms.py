@@ -8,10 +8,10 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from hooks import catalog, conf, scopes
+from hooks import catalog, conf, scopes, ssrf
 from hooks.models import ALL_EVENTS, Scope, Webhook
 from hooks.outbox import filters
-from hooks.outgoing import signing, ssrf, templating
+from hooks.outgoing import signing, templating
 from hooks.outgoing.request import MASK
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
