@@ -36,7 +36,6 @@ from hooks.scopes import register_namespaces
 if TYPE_CHECKING:
     from hooks.encryption import EncryptedTextField
     from hooks.outbox.event import PayloadTooLarge, emit
-    from hooks.outgoing.signing import generate_secret
     from hooks.slots import Setting as SlotSetting
     from hooks.slots import Slot
     from hooks.slots import register as register_slot
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from hooks.tools.redelivery import request as redeliver
     from hooks.tools.shown import attempts_of as delivery_attempts
     from hooks.tools.shown import filter_preview
+    from hooks.webhook_secrets import generate_secret
     from hooks.worker.send_now import send_now, send_to_slot
     from hooks.worker.stopping import requested as cluster_stopping
 
@@ -65,7 +65,7 @@ _LAZY = {
     "metrics_view": ("hooks.tools.metrics", "view"),
     "register_metrics": ("hooks.tools.metrics", "register"),
     "send_to_slot": ("hooks.worker.send_now", "send_to_slot"),
-    "generate_secret": ("hooks.outgoing.signing", "generate_secret"),
+    "generate_secret": ("hooks.webhook_secrets", "generate_secret"),
     "UnsafeURL": ("hooks.ssrf", "UnsafeURL"),
     "Slot": ("hooks.slots", "Slot"),
     "SlotSetting": ("hooks.slots", "Setting"),

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from hooks import process
 from hooks.models import Scope, Webhook
-from hooks.outgoing.signing import generate_secret
+from hooks.webhook_secrets import generate_secret
 
 ADMIN, ENV = "admin", "env"
 

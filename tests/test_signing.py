@@ -11,8 +11,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from hooks import emit
-from hooks.outgoing import signing
+from hooks import emit, webhook_secrets
 from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook, verify
 
@@ -40,10 +39,10 @@ def test_a_tampered_body_does_not_verify(receiver):
 
 
 def test_rotation_signs_with_both_secrets_for_a_day(receiver):
-    old = signing.generate_secret()
+    old = webhook_secrets.generate_secret()
     webhook = make_webhook(
         receiver.url,
-        secret=signing.generate_secret(),
+        secret=webhook_secrets.generate_secret(),
         previous_secret=old,
         previous_secret_expires_at=timezone.now() + timedelta(hours=24),
     )
@@ -64,7 +63,7 @@ def test_rotate_secret_keeps_the_old_one_for_24_hours(receiver):
 
 
 def test_an_expired_previous_secret_no_longer_signs(receiver):
-    old = signing.generate_secret()
+    old = webhook_secrets.generate_secret()
     make_webhook(
         receiver.url,
         previous_secret=old,
@@ -88,15 +87,15 @@ def test_github_style_signature(receiver):
 
 
 def test_generated_secrets_follow_the_standard():
-    secret = signing.generate_secret()
-    assert secret.startswith("whsec_") and len(signing.secret_key(secret)) == 32
-    assert signing.generate_secret() != secret
+    secret = webhook_secrets.generate_secret()
+    assert secret.startswith("whsec_") and len(webhook_secrets.secret_key(secret)) == 32
+    assert webhook_secrets.generate_secret() != secret
 
 
 @pytest.mark.parametrize("bad", ["plain", "whsec_not base64!", "whsec_c2hvcnQ="])
 def test_malformed_secrets_are_refused(bad):
     with pytest.raises(ValueError):
-        signing.secret_key(bad)
+        webhook_secrets.secret_key(bad)
 
 
 def test_custom_headers_and_basic_auth_are_sent_but_stored_masked(receiver):

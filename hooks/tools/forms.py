@@ -8,10 +8,10 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from hooks import catalog, conf, scopes, ssrf
+from hooks import catalog, conf, scopes, ssrf, webhook_secrets
 from hooks.models import ALL_EVENTS, Scope, Webhook
 from hooks.outbox import filters
-from hooks.outgoing import signing, templating
+from hooks.outgoing import templating
 from hooks.outgoing.request import MASK
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -36,7 +36,7 @@ def validate_target_url(url: str, *, user_supplied: bool = False) -> str:
 def validate_secret(secret: str) -> str:
     """A signing secret as given ('whsec_' + base64 of 24-64 bytes), or a ValidationError."""
     try:
-        signing.secret_key(secret)
+        webhook_secrets.secret_key(secret)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
     return secret
@@ -229,7 +229,7 @@ class WebhookForm(forms.ModelForm):
         if self.cleaned_data.get("new_secret"):
             webhook.secret = self.cleaned_data["new_secret"]
         elif not webhook.secret:
-            webhook.secret = signing.generate_secret()
+            webhook.secret = webhook_secrets.generate_secret()
         if self.cleaned_data.get("clear_basic_auth_password"):
             webhook.basic_auth_password = ""
         elif self.cleaned_data.get("new_basic_auth_password"):

@@ -11,7 +11,7 @@ from django.core.management import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from hooks import catalog
+from hooks import catalog, webhook_secrets
 from hooks.management.cli import OneLineErrors, Progress, one_line_errors, quiet_logs
 from hooks.models import Webhook
 from hooks.outgoing import signing
@@ -187,7 +187,7 @@ class Command(BaseCommand):
     ) -> None:
         if secret:
             try:
-                signing.secret_key(secret)
+                webhook_secrets.secret_key(secret)
             except ValueError as exc:
                 raise CommandError(f"--secret: {exc}") from None
 
