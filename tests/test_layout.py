@@ -1,6 +1,8 @@
 """The project's import rules, read from the source (no code is run):
 
 - other apps reach the engine only through `hooks` (its public API) and `hooks.models`;
+- the engine imports nothing from the project's other packages;
+- inside the engine, imports go one way, down its layers (`ENGINE_LAYERS`);
 - no import circle anywhere, counting imports inside functions too;
 - an import inside a function says why in a comment (app loading, usually).
 
@@ -19,6 +21,19 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESSES = {"tests", "bench"}
 ENGINE = "hooks"
 OPEN_TO_APPS = {"hooks", "hooks.models"}
+# The engine's layers, lowest first: a module imports from its own layer and the ones
+# below it, never from one above. The lowest is the top-level modules (hooks/*.py:
+# models, catalog, conf, checks, slots, ssrf, encryption, ...).
+ENGINE_LAYERS = ("hooks", "hooks.outgoing", "hooks.outbox", "hooks.worker", "hooks.tools")
+# Entry points: the public API (hooks/__init__.py) and Django's fixed places (admin.py,
+# apps.py, urls.py, management/), where Django and the other apps come in. They may import
+# from any layer; no layer imports them.
+ENTRY_POINTS = ("hooks.admin", "hooks.apps", "hooks.urls", "hooks.management")
+# Known arrows back up, each with what removes it: (importing module, imported module).
+ALLOWED_BACK_UP = {
+    # removed by the configuration service (issue 35 point 1)
+    ("hooks.models", "hooks.outgoing.signing"),
+}
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,39 @@ def private_engine_imports(root: Path) -> list[str]:
     ]
 
 
+def engine_imports_of_other_packages(root: Path) -> list[str]:
+    """Modules of the engine importing any module of the project outside hooks/."""
+    return [
+        f"{imp.source}:{imp.line} imports {imp.target}"
+        for imp in all_imports(root)
+        if imp.source.split(".")[0] == ENGINE and imp.target.split(".")[0] != ENGINE
+    ]
+
+
+def _is_entry_point(module: str) -> bool:
+    return module == ENGINE or any(module == e or module.startswith(e + ".") for e in ENTRY_POINTS)
+
+
+def layer(module: str) -> int:
+    """The engine layer `module` belongs to (an index into ENGINE_LAYERS)."""
+    return max(
+        i for i, name in enumerate(ENGINE_LAYERS) if module == name or module.startswith(name + ".")
+    )
+
+
+def arrows_back_up(root: Path) -> list[str]:
+    """Imports inside the engine that go up its layers, or into an entry point."""
+    found = []
+    for imp in all_imports(root):
+        if imp.source.split(".")[0] != ENGINE or imp.target.split(".")[0] != ENGINE:
+            continue
+        if _is_entry_point(imp.source) or (imp.source, imp.target) in ALLOWED_BACK_UP:
+            continue
+        if _is_entry_point(imp.target) or layer(imp.target) > layer(imp.source):
+            found.append(f"{imp.source}:{imp.line} imports {imp.target} (up)")
+    return found
+
+
 def circles(root: Path) -> list[list[str]]:
     """Import circles between modules (strongly connected components, Tarjan)."""
     graph: dict[str, set[str]] = {}
@@ -163,6 +211,16 @@ def test_other_apps_use_only_the_public_api_and_models():
     assert private_engine_imports(ROOT) == []
 
 
+def test_the_engine_imports_nothing_of_the_other_packages():
+    assert engine_imports_of_other_packages(ROOT) == []
+
+
+def test_imports_in_the_engine_go_down_its_layers():
+    """tools → worker → outbox → outgoing → the top-level modules, never back up; the
+    entry points (hooks/__init__.py, admin, apps, urls, management) import from any."""
+    assert arrows_back_up(ROOT) == []
+
+
 def test_no_import_circle():
     assert circles(ROOT) == []
 
@@ -171,11 +229,16 @@ def test_imports_inside_functions_say_why():
     assert unexplained_function_imports(ROOT) == []
 
 
-def test_the_checker_sees_a_circle_and_a_private_import(tmp_path):
-    """The rules are not vacuous: a small tree that breaks both is caught."""
+def test_the_checker_sees_each_kind_of_violation(tmp_path):
+    """The rules are not vacuous: a small tree that breaks each of them is caught."""
     for package, files in {
-        "hooks": {"__init__.py": "", "a.py": "from hooks import b\n", "b.py": "def f():\n    from hooks import a\n"},
-        "jobs": {"__init__.py": "", "x.py": "from hooks.a import thing\nfrom hooks.models import M\n"},
+        "hooks": {"__init__.py": "", "a.py": "from hooks import b\n", "b.py": "def f():\n    from hooks import a\n",
+                  "c.py": "def f():\n    from hooks.worker import w  # at run time\n",
+                  "admin.py": "from hooks.tools import t\n", "apps.py": ""},  # entry points
+        "hooks/worker": {"__init__.py": "", "w.py": "from hooks import apps\nfrom jobs import y\n"},
+        "hooks/tools": {"__init__.py": "", "t.py": "from hooks.worker import w\n"},
+        "jobs": {"__init__.py": "", "x.py": "from hooks.a import thing\nfrom hooks.models import M\n",
+                 "y.py": ""},
     }.items():  # fmt: skip
         (tmp_path / package).mkdir()
         for name, text in files.items():
@@ -185,12 +248,19 @@ def test_the_checker_sees_a_circle_and_a_private_import(tmp_path):
     assert unexplained_function_imports(tmp_path) == [
         "hooks.b:2 imports hooks.a inside a function without saying why"
     ]
+    assert engine_imports_of_other_packages(tmp_path) == ["hooks.worker.w:2 imports jobs.y"]
+    assert arrows_back_up(tmp_path) == [
+        "hooks.c:2 imports hooks.worker.w (up)",
+        "hooks.worker.w:1 imports hooks.apps (up)",
+    ]
 
 
 if __name__ == "__main__":
     root = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT
     problems = [
         *private_engine_imports(root),
+        *engine_imports_of_other_packages(root),
+        *arrows_back_up(root),
         *(" → ".join(c) + " (circle)" for c in circles(root)),
         *unexplained_function_imports(root),
     ]
