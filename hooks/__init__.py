@@ -24,35 +24,37 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from hooks.catalog import NAMESPACE, SCOPES, SERVER, USER, UnknownEventType
-from hooks.catalog import all_types as event_types
-from hooks.catalog import is_declared as is_declared_event_type
-from hooks.catalog import register as register_event_type
-from hooks.conf import DEFAULT_RETRY_SCHEDULE, VERSION
-from hooks.conf import DEFAULTS as SETTING_DEFAULTS
-from hooks.conf import get as settings
+from hooks.catalog import (
+    NAMESPACE,
+    SCOPES,
+    SERVER,
+    USER,
+    UnknownEventType,
+    event_types,
+    is_declared_event_type,
+    register_event_type,
+)
+from hooks.conf import DEFAULT_RETRY_SCHEDULE, SETTING_DEFAULTS, VERSION, settings
 from hooks.scopes import register_namespaces
 
 if TYPE_CHECKING:
     from hooks.encryption import EncryptedTextField
     from hooks.outbox.event import PayloadTooLarge, emit
-    from hooks.slots import Setting as SlotSetting
-    from hooks.slots import Slot
-    from hooks.slots import register as register_slot
-    from hooks.slots import register_setting as register_slot_setting
+    from hooks.slots import Slot, SlotSetting, register_slot, register_slot_setting
     from hooks.ssrf import UnsafeURL
-    from hooks.tools.forms import WebhookForm, validate_secret, validate_target_url
-    from hooks.tools.forms import validate_filter as validate_payload_filter
-    from hooks.tools.metrics import register as register_metrics
-    from hooks.tools.metrics import view as metrics_view
-    from hooks.tools.ping import ping as send_test
-    from hooks.tools.redelivery import replay
-    from hooks.tools.redelivery import request as redeliver
-    from hooks.tools.shown import attempts_of as delivery_attempts
-    from hooks.tools.shown import filter_preview
+    from hooks.tools.forms import (
+        WebhookForm,
+        validate_payload_filter,
+        validate_secret,
+        validate_target_url,
+    )
+    from hooks.tools.metrics import metrics_view, register_metrics
+    from hooks.tools.ping import send_test
+    from hooks.tools.redelivery import redeliver, replay
+    from hooks.tools.shown import delivery_attempts, filter_preview
     from hooks.webhook_secrets import generate_secret
     from hooks.worker.send_now import send_now, send_to_slot
-    from hooks.worker.stopping import requested as cluster_stopping
+    from hooks.worker.stopping import cluster_stopping
 
 __version__ = VERSION
 
@@ -62,26 +64,26 @@ _LAZY = {
     "emit": ("hooks.outbox.event", "emit"),
     "PayloadTooLarge": ("hooks.outbox.event", "PayloadTooLarge"),
     "send_now": ("hooks.worker.send_now", "send_now"),
-    "metrics_view": ("hooks.tools.metrics", "view"),
-    "register_metrics": ("hooks.tools.metrics", "register"),
+    "metrics_view": ("hooks.tools.metrics", "metrics_view"),
+    "register_metrics": ("hooks.tools.metrics", "register_metrics"),
     "send_to_slot": ("hooks.worker.send_now", "send_to_slot"),
     "generate_secret": ("hooks.webhook_secrets", "generate_secret"),
     "UnsafeURL": ("hooks.ssrf", "UnsafeURL"),
     "Slot": ("hooks.slots", "Slot"),
-    "SlotSetting": ("hooks.slots", "Setting"),
-    "register_slot": ("hooks.slots", "register"),
-    "register_slot_setting": ("hooks.slots", "register_setting"),
+    "SlotSetting": ("hooks.slots", "SlotSetting"),
+    "register_slot": ("hooks.slots", "register_slot"),
+    "register_slot_setting": ("hooks.slots", "register_slot_setting"),
     "validate_target_url": ("hooks.tools.forms", "validate_target_url"),
     "validate_secret": ("hooks.tools.forms", "validate_secret"),
     "WebhookForm": ("hooks.tools.forms", "WebhookForm"),
     "EncryptedTextField": ("hooks.encryption", "EncryptedTextField"),
-    "send_test": ("hooks.tools.ping", "ping"),
-    "redeliver": ("hooks.tools.redelivery", "request"),
-    "delivery_attempts": ("hooks.tools.shown", "attempts_of"),
+    "send_test": ("hooks.tools.ping", "send_test"),
+    "redeliver": ("hooks.tools.redelivery", "redeliver"),
+    "delivery_attempts": ("hooks.tools.shown", "delivery_attempts"),
     "filter_preview": ("hooks.tools.shown", "filter_preview"),
-    "validate_payload_filter": ("hooks.tools.forms", "validate_filter"),
+    "validate_payload_filter": ("hooks.tools.forms", "validate_payload_filter"),
     "replay": ("hooks.tools.redelivery", "replay"),
-    "cluster_stopping": ("hooks.worker.stopping", "requested"),
+    "cluster_stopping": ("hooks.worker.stopping", "cluster_stopping"),
 }
 
 __all__ = [

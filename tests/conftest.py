@@ -38,7 +38,7 @@ def fresh_process_state():
 @pytest.fixture(autouse=True, scope="session")
 def test_event_type():
     if not catalog.is_registered_in_code(TEST_EVENT):
-        catalog.register(
+        catalog.register_event_type(
             TEST_EVENT,
             "Something happened (tests only).",
             scopes=(catalog.SERVER, catalog.USER, catalog.NAMESPACE),

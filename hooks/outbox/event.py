@@ -28,7 +28,7 @@ def validate(
     (a job's callback) is a URL a user supplied: a loopback, private or metadata
     address written as such is refused now, not retried at send time."""
     spec = catalog.get(event_type)
-    settings = conf.get()
+    settings = conf.settings()
     _check_payload(payload, settings)
     if target_url:
         ssrf.check_target(target_url, settings.user_allowed_networks)

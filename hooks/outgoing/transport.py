@@ -80,7 +80,7 @@ def _new_pool(target: ssrf.Target, address: str, verify: bool) -> Pool:
 
     # As many idle connections as this process may have requests in flight to one
     # endpoint: a smaller pool closed the surplus after every burst and connected anew.
-    return Pool(make, conf.get().max_in_flight_per_endpoint)
+    return Pool(make, conf.settings().max_in_flight_per_endpoint)
 
 
 def _pool(target: ssrf.Target, address: str, verify: bool) -> Pool:

@@ -27,7 +27,7 @@ def validate_target_url(url: str, *, user_supplied: bool = False) -> str:
     (not staff) is held to WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's
     exemptions."""
     try:
-        ssrf.check_target(url, conf.exempt_networks(conf.get(), user_supplied))
+        ssrf.check_target(url, conf.exempt_networks(conf.settings(), user_supplied))
     except ssrf.UnsafeURL as exc:
         raise ValidationError(str(exc)) from None
     return url
@@ -42,7 +42,7 @@ def validate_secret(secret: str) -> str:
     return secret
 
 
-def validate_filter(text: str) -> dict | None:
+def validate_payload_filter(text: str) -> dict | None:
     """A payload filter as JSON text (blank: none), or a ValidationError saying where."""
     if not text.strip():
         return None
@@ -159,11 +159,11 @@ class WebhookForm(forms.ModelForm):
         return validate_template(self.cleaned_data.get("data_template", ""))
 
     def clean_payload_filter(self):
-        return validate_filter(self.cleaned_data.get("payload_filter", ""))
+        return validate_payload_filter(self.cleaned_data.get("payload_filter", ""))
 
     def clean_timeout(self):
         timeout = self.cleaned_data.get("timeout")
-        limit = conf.get().max_timeout
+        limit = conf.settings().max_timeout
         if timeout is not None and not 0 < timeout <= limit:
             raise ValidationError(f"Give a timeout between 0 and {limit:g} seconds.")
         return timeout
@@ -259,7 +259,7 @@ class ReplayForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["event_type"].choices = [("", "Any event type")] + [
-            (t.name, t.name) for t in catalog.all_types()
+            (t.name, t.name) for t in catalog.event_types()
         ]
 
     def clean(self):
