@@ -17,29 +17,35 @@ Operating:    send_test, redeliver, replay, delivery_attempts (for owners' deliv
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
 Metrics:      metrics_view (GET /metrics), register_metrics(collector) (an app's figures)
 Errors:       UnknownEventType, PayloadTooLarge, UnsafeURL
+Version:      VERSION (the hub's version, as the API documents and the User-Agent give it)
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hooks.catalog import (
-    NAMESPACE,
-    SCOPES,
-    SERVER,
-    USER,
-    UnknownEventType,
-    event_types,
-    is_declared_event_type,
-    register_event_type,
-)
-from hooks.conf import DEFAULT_RETRY_SCHEDULE, SETTING_DEFAULTS, VERSION, settings
-from hooks.scopes import register_namespaces
-
+# Every public name, imported from the module that defines it under that name. Type
+# checkers and IDEs read these imports; at run time `_MODULES` is read from them and each
+# name is imported on first use (PEP 562, `__getattr__` below): most of these modules
+# import models, which do not exist while Django loads this app.
 if TYPE_CHECKING:
+    from hooks.catalog import (
+        NAMESPACE,
+        SCOPES,
+        SERVER,
+        USER,
+        UnknownEventType,
+        event_types,
+        is_declared_event_type,
+        register_event_type,
+    )
+    from hooks.conf import DEFAULT_RETRY_SCHEDULE, SETTING_DEFAULTS, VERSION, settings
     from hooks.encryption import EncryptedTextField
     from hooks.outbox.event import PayloadTooLarge, emit
+    from hooks.scopes import register_namespaces
     from hooks.slots import Slot, SlotSetting, register_slot, register_slot_setting
     from hooks.ssrf import UnsafeURL
     from hooks.tools.forms import (
@@ -56,85 +62,70 @@ if TYPE_CHECKING:
     from hooks.worker.send_now import send_now, send_to_slot
     from hooks.worker.stopping import cluster_stopping
 
-__version__ = VERSION
 
-# Public name -> (module, name there). These modules import models, which do not exist
-# while Django loads this app, so they are imported on first use (PEP 562).
-_LAZY = {
-    "emit": ("hooks.outbox.event", "emit"),
-    "PayloadTooLarge": ("hooks.outbox.event", "PayloadTooLarge"),
-    "send_now": ("hooks.worker.send_now", "send_now"),
-    "metrics_view": ("hooks.tools.metrics", "metrics_view"),
-    "register_metrics": ("hooks.tools.metrics", "register_metrics"),
-    "send_to_slot": ("hooks.worker.send_now", "send_to_slot"),
-    "generate_secret": ("hooks.webhook_secrets", "generate_secret"),
-    "UnsafeURL": ("hooks.ssrf", "UnsafeURL"),
-    "Slot": ("hooks.slots", "Slot"),
-    "SlotSetting": ("hooks.slots", "SlotSetting"),
-    "register_slot": ("hooks.slots", "register_slot"),
-    "register_slot_setting": ("hooks.slots", "register_slot_setting"),
-    "validate_target_url": ("hooks.tools.forms", "validate_target_url"),
-    "validate_secret": ("hooks.tools.forms", "validate_secret"),
-    "WebhookForm": ("hooks.tools.forms", "WebhookForm"),
-    "EncryptedTextField": ("hooks.encryption", "EncryptedTextField"),
-    "send_test": ("hooks.tools.ping", "send_test"),
-    "redeliver": ("hooks.tools.redelivery", "redeliver"),
-    "delivery_attempts": ("hooks.tools.shown", "delivery_attempts"),
-    "filter_preview": ("hooks.tools.shown", "filter_preview"),
-    "validate_payload_filter": ("hooks.tools.forms", "validate_payload_filter"),
-    "replay": ("hooks.tools.redelivery", "replay"),
-    "cluster_stopping": ("hooks.worker.stopping", "cluster_stopping"),
-}
+def _public_modules() -> dict[str, str]:
+    """Public name -> the module that defines it, read from the imports above."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    (block,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+    ]
+    return {alias.name: imp.module for imp in block.body for alias in imp.names}
 
+
+# The same names, for `from hooks import *` and `dir(hooks)` (ruff flags an import above
+# that is missing here; tests/test_layout.py checks both ways).
 __all__ = [
     "DEFAULT_RETRY_SCHEDULE",
     "EncryptedTextField",
     "NAMESPACE",
+    "PayloadTooLarge",
     "SCOPES",
     "SERVER",
     "SETTING_DEFAULTS",
-    "USER",
-    "PayloadTooLarge",
     "Slot",
     "SlotSetting",
+    "USER",
     "UnknownEventType",
     "UnsafeURL",
+    "VERSION",
     "WebhookForm",
-    "__version__",
     "cluster_stopping",
     "delivery_attempts",
-    "filter_preview",
-    "replay",
-    "validate_payload_filter",
     "emit",
     "event_types",
+    "filter_preview",
+    "generate_secret",
     "is_declared_event_type",
     "metrics_view",
-    "register_metrics",
-    "generate_secret",
     "redeliver",
     "register_event_type",
+    "register_metrics",
     "register_namespaces",
     "register_slot",
     "register_slot_setting",
+    "replay",
     "send_now",
     "send_test",
     "send_to_slot",
     "settings",
+    "validate_payload_filter",
     "validate_secret",
     "validate_target_url",
 ]
+_MODULES = _public_modules()
 
 
 def __getattr__(name: str):
     try:
-        module, attribute = _LAZY[name]
+        module = _MODULES[name]
     except KeyError:
         raise AttributeError(f"module 'hooks' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attribute)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return __all__

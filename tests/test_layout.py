@@ -4,7 +4,9 @@
 - the engine imports nothing from the project's other packages;
 - inside the engine, imports go one way, down its layers (`ENGINE_LAYERS`);
 - no import circle anywhere, counting imports inside functions too;
-- an import inside a function says why in a comment (app loading, usually).
+- an import inside a function says why in a comment (app loading, usually);
+- `hooks.__all__` is what hooks/__init__.py imports, each name from the module that
+  defines it under that name (this test alone imports code: `hooks`).
 
 `python tests/test_layout.py [ROOT]` prints the violations found under ROOT.
 Tests and the benchmark are harnesses: they may reach into the engine's modules.
@@ -13,6 +15,7 @@ Tests and the benchmark are harnesses: they may reach into the engine's modules.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +163,34 @@ def arrows_back_up(root: Path) -> list[str]:
     return found
 
 
+def public_imports(root: Path) -> list[tuple[str, str, str | None]]:
+    """(module, name, alias) of each import under `if TYPE_CHECKING:` in hooks/__init__.py:
+    the public names."""
+    tree = ast.parse((root / ENGINE / "__init__.py").read_text())
+    return [
+        (imp.module or "", alias.name, alias.asname)
+        for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+        for imp in node.body
+        if isinstance(imp, ast.ImportFrom)
+        for alias in imp.names
+    ]
+
+
+def defines(path: Path, name: str) -> bool:
+    """Whether the module at `path` defines `name` itself (a def, class or assignment at
+    its top level), rather than importing it."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == name:
+                return True
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return True
+    return False
+
+
 def circles(root: Path) -> list[list[str]]:
     """Import circles between modules (strongly connected components, Tarjan)."""
     graph: dict[str, set[str]] = {}
@@ -219,6 +250,27 @@ def test_imports_in_the_engine_go_down_its_layers():
     """tools → worker → outbox → outgoing → the top-level modules, never back up; the
     entry points (hooks/__init__.py, admin, apps, urls, management) import from any."""
     assert arrows_back_up(ROOT) == []
+
+
+def test_hooks_exports_its_public_names_each_under_its_own_name():
+    """`hooks.__all__` is exactly the names hooks/__init__.py imports for type checkers;
+    each is imported under the name its module defines it by (grep finds `def name` or
+    `name =`), resolves on first use to that very object, and is in the docstring."""
+    import importlib
+
+    import hooks
+
+    imported = public_imports(ROOT)
+    names = [name for _, name, _ in imported]
+    assert [alias for _, _, alias in imported if alias] == []  # no `import x as y`
+    assert sorted(hooks.__all__) == sorted(names) and len(set(names)) == len(names)
+    assert hooks._MODULES == {name: module for module, name, _ in imported}
+    first_party_modules = first_party(ROOT)
+    for module, name, _ in imported:
+        assert defines(first_party_modules[module], name), f"{module} does not define {name}"
+        assert getattr(hooks, name) is getattr(importlib.import_module(module), name)
+        assert re.search(rf"\b{name}\b", hooks.__doc__), f"{name} is not in the docstring"
+    assert sorted(dir(hooks)) == sorted(names)
 
 
 def test_no_import_circle():
