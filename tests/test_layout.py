@@ -1,4 +1,4 @@
-"""The project's import rules, read from the source (no code is run):
+"""The project's import rules, read from the source (the last one alone imports `hooks`):
 
 - other apps reach the engine only through `hooks` (its public API) and `hooks.models`;
 - the engine imports nothing from the project's other packages;
@@ -6,7 +6,7 @@
 - no import circle anywhere, counting imports inside functions too;
 - an import inside a function says why in a comment (app loading, usually);
 - `hooks.__all__` is what hooks/__init__.py imports, each name from the module that
-  defines it under that name (this test alone imports code: `hooks`).
+  defines it under that name.
 
 `python tests/test_layout.py [ROOT]` prints the violations found under ROOT.
 Tests and the benchmark are harnesses: they may reach into the engine's modules.
