@@ -19,31 +19,37 @@ Operating:    send_test, redeliver, replay, delivery_attempts (for owners' deliv
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
 Metrics:      metrics_view (GET /metrics), register_metrics(collector) (an app's figures)
 Errors:       UnknownEventType, PayloadTooLarge, UnsafeURL
+Version:      VERSION (the hub's version, as the API documents and the User-Agent give it)
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hooks.catalog import NAMESPACE, SCOPES, SERVER, USER, UnknownEventType
-from hooks.catalog import all_types as event_types
-from hooks.catalog import is_declared as is_declared_event_type
-from hooks.catalog import register as register_event_type
-from hooks.conf import DEFAULT_RETRY_SCHEDULE, VERSION
-from hooks.conf import DEFAULTS as SETTING_DEFAULTS
-from hooks.conf import get as settings
-from hooks.scopes import register_namespaces
-
+# Every public name, imported from the module that defines it under that name. Type
+# checkers and IDEs read these imports; at run time `_MODULES` is read from them and each
+# name is imported on first use (PEP 562, `__getattr__` below): most of these modules
+# import models, which do not exist while Django loads this app.
 if TYPE_CHECKING:
+    from hooks.catalog import (
+        NAMESPACE,
+        SCOPES,
+        SERVER,
+        USER,
+        UnknownEventType,
+        event_types,
+        is_declared_event_type,
+        register_event_type,
+    )
+    from hooks.conf import DEFAULT_RETRY_SCHEDULE, SETTING_DEFAULTS, VERSION, settings
     from hooks.encryption import EncryptedTextField
     from hooks.outbox.event import PayloadTooLarge, emit
-    from hooks.outgoing.signing import generate_secret
-    from hooks.outgoing.ssrf import UnsafeURL
-    from hooks.slots import Setting as SlotSetting
-    from hooks.slots import Slot
-    from hooks.slots import register as register_slot
-    from hooks.slots import register_setting as register_slot_setting
+    from hooks.scopes import register_namespaces
+    from hooks.slots import Slot, SlotSetting, register_slot, register_slot_setting
+    from hooks.ssrf import UnsafeURL
     from hooks.tools.configure import (
         SecretChange,
         configure_webhook,
@@ -51,107 +57,89 @@ if TYPE_CHECKING:
         prepare_webhook,
         rotate_secret,
     )
-    from hooks.tools.forms import WebhookConfigForm, validate_secret, validate_target_url
-    from hooks.tools.forms import validate_filter as validate_payload_filter
-    from hooks.tools.metrics import register as register_metrics
-    from hooks.tools.metrics import view as metrics_view
-    from hooks.tools.ping import ping as send_test
-    from hooks.tools.redelivery import replay
-    from hooks.tools.redelivery import request as redeliver
-    from hooks.tools.shown import attempts_of as delivery_attempts
-    from hooks.tools.shown import filter_preview
+    from hooks.tools.forms import (
+        WebhookConfigForm,
+        validate_payload_filter,
+        validate_secret,
+        validate_target_url,
+    )
+    from hooks.tools.metrics import metrics_view, register_metrics
+    from hooks.tools.ping import send_test
+    from hooks.tools.redelivery import redeliver, replay
+    from hooks.tools.shown import delivery_attempts, filter_preview
+    from hooks.webhook_secrets import generate_secret
     from hooks.worker.send_now import send_now, send_to_slot
-    from hooks.worker.stopping import requested as cluster_stopping
+    from hooks.worker.stopping import cluster_stopping
 
-__version__ = VERSION
 
-# Public name -> (module, name there). These modules import models, which do not exist
-# while Django loads this app, so they are imported on first use (PEP 562).
-_LAZY = {
-    "emit": ("hooks.outbox.event", "emit"),
-    "PayloadTooLarge": ("hooks.outbox.event", "PayloadTooLarge"),
-    "send_now": ("hooks.worker.send_now", "send_now"),
-    "metrics_view": ("hooks.tools.metrics", "view"),
-    "register_metrics": ("hooks.tools.metrics", "register"),
-    "send_to_slot": ("hooks.worker.send_now", "send_to_slot"),
-    "generate_secret": ("hooks.outgoing.signing", "generate_secret"),
-    "UnsafeURL": ("hooks.outgoing.ssrf", "UnsafeURL"),
-    "Slot": ("hooks.slots", "Slot"),
-    "SlotSetting": ("hooks.slots", "Setting"),
-    "register_slot": ("hooks.slots", "register"),
-    "register_slot_setting": ("hooks.slots", "register_setting"),
-    "validate_target_url": ("hooks.tools.forms", "validate_target_url"),
-    "validate_secret": ("hooks.tools.forms", "validate_secret"),
-    "WebhookConfigForm": ("hooks.tools.forms", "WebhookConfigForm"),
-    "SecretChange": ("hooks.tools.configure", "SecretChange"),
-    "new_webhook": ("hooks.tools.configure", "new_webhook"),
-    "configure_webhook": ("hooks.tools.configure", "configure_webhook"),
-    "prepare_webhook": ("hooks.tools.configure", "prepare_webhook"),
-    "rotate_secret": ("hooks.tools.configure", "rotate_secret"),
-    "EncryptedTextField": ("hooks.encryption", "EncryptedTextField"),
-    "send_test": ("hooks.tools.ping", "ping"),
-    "redeliver": ("hooks.tools.redelivery", "request"),
-    "delivery_attempts": ("hooks.tools.shown", "attempts_of"),
-    "filter_preview": ("hooks.tools.shown", "filter_preview"),
-    "validate_payload_filter": ("hooks.tools.forms", "validate_filter"),
-    "replay": ("hooks.tools.redelivery", "replay"),
-    "cluster_stopping": ("hooks.worker.stopping", "requested"),
-}
+def _public_modules() -> dict[str, str]:
+    """Public name -> the module that defines it, read from the imports above."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    (block,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+    ]
+    return {alias.name: imp.module for imp in block.body for alias in imp.names}
 
+
+# The same names, for `from hooks import *` and `dir(hooks)` (ruff flags an import above
+# that is missing here; tests/test_layout.py checks both ways).
 __all__ = [
     "DEFAULT_RETRY_SCHEDULE",
     "EncryptedTextField",
     "NAMESPACE",
+    "PayloadTooLarge",
     "SCOPES",
     "SERVER",
     "SETTING_DEFAULTS",
-    "USER",
-    "PayloadTooLarge",
     "Slot",
     "SlotSetting",
+    "USER",
     "UnknownEventType",
     "UnsafeURL",
     "SecretChange",
+    "VERSION",
     "WebhookConfigForm",
     "configure_webhook",
     "new_webhook",
     "prepare_webhook",
     "rotate_secret",
-    "__version__",
     "cluster_stopping",
     "delivery_attempts",
-    "filter_preview",
-    "replay",
-    "validate_payload_filter",
     "emit",
     "event_types",
+    "filter_preview",
+    "generate_secret",
     "is_declared_event_type",
     "metrics_view",
-    "register_metrics",
-    "generate_secret",
     "redeliver",
     "register_event_type",
+    "register_metrics",
     "register_namespaces",
     "register_slot",
     "register_slot_setting",
+    "replay",
     "send_now",
     "send_test",
     "send_to_slot",
     "settings",
+    "validate_payload_filter",
     "validate_secret",
     "validate_target_url",
 ]
+_MODULES = _public_modules()
 
 
 def __getattr__(name: str):
     try:
-        module, attribute = _LAZY[name]
+        module = _MODULES[name]
     except KeyError:
         raise AttributeError(f"module 'hooks' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attribute)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return __all__

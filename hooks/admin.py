@@ -124,7 +124,7 @@ class WebhookAdmin(admin.ModelAdmin):
         """The body each subscribed event type's example would get."""
         if not obj.pk:
             return "Save to see a preview."
-        types = [t for t in catalog.all_types() if obj.subscribes_to(t.name)]
+        types = [t for t in catalog.event_types() if obj.subscribes_to(t.name)]
         if not types:
             return "Subscribe to an event type to see a preview."
         blocks = []

@@ -59,7 +59,7 @@ def check_name(name: str) -> None:
         )
 
 
-def register(
+def register_event_type(
     name: str,
     description: str,
     *,
@@ -85,7 +85,7 @@ def register(
     return event_type
 
 
-def unregister(name: str) -> None:
+def unregister_event_type(name: str) -> None:
     """For tests that register throwaway types."""
     _registry.pop(name, None)
 
@@ -117,7 +117,7 @@ def is_registered_in_code(name: str) -> bool:
     return name in _registry
 
 
-def is_declared(name: str) -> bool:
+def is_declared_event_type(name: str) -> bool:
     """A type declared at run time (which outside producers may post)."""
     return name in _declared_types() or name in _declared_types(MISS_RELOAD)
 
@@ -134,14 +134,14 @@ def get(name: str) -> EventType:
     return found
 
 
-def all_types() -> list[EventType]:
+def event_types() -> list[EventType]:
     return sorted([*_registry.values(), *_declared_types().values()], key=lambda t: t.name)
 
 
 def choices(scope: str | None = None) -> list[tuple[str, str]]:
     return [
         (t.name, f"{t.name} — {t.description}")
-        for t in all_types()
+        for t in event_types()
         if scope is None or scope in t.scopes
     ]
 
@@ -156,14 +156,14 @@ def grouped_choices(scope: str | None = None) -> list[tuple[str, list[tuple[str,
 
 def register_builtin() -> None:
     """Operational events of the engine itself (called from HooksConfig.ready)."""
-    register(
+    register_event_type(
         "webhook.test",
         "A test event sent on request to check a receiver.",
         scopes=SCOPES,
         example={"event": "test", "webhook": {"id": 1, "name": "My receiver"}},
         summary="Test event from webhookhub",
     )
-    register(
+    register_event_type(
         "webhook.disabled",
         "A webhook was disabled because its receiver kept failing or answered 410.",
         scopes=(SERVER,),

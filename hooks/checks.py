@@ -11,9 +11,8 @@ import os
 from django.core.checks import Error, register
 from django.core.exceptions import ImproperlyConfigured
 
-from hooks import encryption, slots
+from hooks import encryption, slots, ssrf
 from hooks.conf import parse_networks, value
-from hooks.outgoing import ssrf
 
 MIN_CLAIM_LEASE = 5.0  # shorter, and a busy worker's renewals could come too late
 

@@ -1,7 +1,7 @@
 """The one accessor for webhook settings, and the one place their defaults are defined.
 
 `webhookhub/settings.py` reads the environment with these defaults; code reads the
-values through `get()`; `hooks.checks` reports bad values at start-up, naming the
+values through `settings()`; `hooks.checks` reports bad values at start-up, naming the
 variable. Nothing here touches Django settings at import time, so the settings module
 may import it.
 """
@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
+from django.conf import settings as django_settings
 
 VERSION = "0.1.0"
 
@@ -20,7 +20,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Setting name -> default. The environment variable of the same name overrides it
 # (webhookhub/settings.py), except WEBHOOK_MAX_TIMEOUT, which is fixed.
-DEFAULTS: dict[str, Any] = {
+SETTING_DEFAULTS: dict[str, Any] = {
     # Exempt from the SSRF guard: for webhooks staff configure (server scope) ...
     "WEBHOOK_ALLOWED_NETWORKS": (),
     # ... and for URLs users supply (their notification webhook, a job's callback URL,
@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES": 20,
     "WEBHOOK_HISTORY_DAYS": 30,
 }
-DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = DEFAULTS["WEBHOOK_RETRY_SCHEDULE"]
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = SETTING_DEFAULTS["WEBHOOK_RETRY_SCHEDULE"]
 RESPONSE_BODY_CAP = 64 * 1024
 # A synchronous send (`send_now`: blocking server hooks, test pings) holds its delivery
 # for one (longest) request timeout and this margin; nothing renews it.
@@ -76,12 +76,12 @@ class HookSettings:
 
 def value(name: str) -> Any:
     """The setting as configured, or its default."""
-    return getattr(settings, name, DEFAULTS[name])
+    return getattr(django_settings, name, SETTING_DEFAULTS[name])
 
 
-def exempt_networks(settings: HookSettings, user_supplied: bool) -> tuple[IPNetwork, ...]:
+def exempt_networks(current: HookSettings, user_supplied: bool) -> tuple[IPNetwork, ...]:
     """The SSRF guard's exemptions for a URL staff configured, or one a user supplied."""
-    return settings.user_allowed_networks if user_supplied else settings.allowed_networks
+    return current.user_allowed_networks if user_supplied else current.allowed_networks
 
 
 def parse_networks(values: list[str] | tuple[str, ...]) -> tuple[IPNetwork, ...]:
@@ -98,7 +98,7 @@ def parse_networks(values: list[str] | tuple[str, ...]) -> tuple[IPNetwork, ...]
     return tuple(networks)
 
 
-def get() -> HookSettings:
+def settings() -> HookSettings:
     """Current settings. Cheap enough to call per delivery; tests override settings."""
     max_timeout = float(value("WEBHOOK_MAX_TIMEOUT"))
     return HookSettings(

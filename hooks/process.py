@@ -1,5 +1,5 @@
-"""What one process has learnt and holds, in one place: the engine's only mutable
-module-level state.
+"""What one process has learnt and holds, in one place: a forked child starts from
+scratch, and `reset()` (what tests call between cases) forgets what was learnt.
 
 - what the pump learnt about endpoints (in-flight bounds, which ones stall);
 - the claims' short-lived list of stopped webhooks;
@@ -9,8 +9,18 @@ module-level state.
   not cross a fork: django-q2
   forks its workers, so each process (pid) gets its own.
 
-Registries filled at start-up (event types, slots) are configuration, not state, and
-live with their modules. `reset()` is what tests call between cases.
+Registries filled at start-up (event types, slots, namespaces' names, metrics
+collectors) are configuration, not state, and live with their modules. Run-time state
+that is not one process's, or that a hot path reaches without `current()`'s pid check,
+stays in the one module that reads and writes it:
+
+- the cluster's stop flag (`worker/stopping.py`): shared by the cluster's processes,
+  made before they fork;
+- per thread: the writers' lock depths (`worker/writelock.py`) and the transaction's
+  pending hand-over (`outbox/handover.py`);
+- per database connection: the raw cursors (`worker/statements.py`);
+- per process already: the writers' lock files, by pid (`worker/writelock.py`), and the
+  wake-up sender, a socket with no peer that a child may share (`worker/wakeup.py`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from hooks import process
 from hooks.models import Scope, Webhook
-from hooks.outgoing.signing import generate_secret
+from hooks.webhook_secrets import generate_secret
 
 ADMIN, ENV = "admin", "env"
 
@@ -39,7 +39,7 @@ class Slot:
 _slots: dict[str, Slot] = {}
 
 
-def register(slot: Slot) -> Slot:
+def register_slot(slot: Slot) -> Slot:
     if slot.name in _slots and _slots[slot.name] != slot:
         raise ValueError(f"Slot {slot.name!r} is already registered differently.")
     _slots[slot.name] = slot
@@ -142,7 +142,7 @@ def save(name: str, url: str, data_template: str | None = None) -> Webhook | Non
 
 
 @dataclass(frozen=True)
-class Setting:
+class SlotSetting:
     """A value shown with the slots on the Server configuration page (e.g. Queue End
     Delay), stored by the app that owns it."""
 
@@ -153,13 +153,13 @@ class Setting:
     set: Callable[[Any], None]
 
 
-_settings: dict[str, Setting] = {}
+_settings: dict[str, SlotSetting] = {}
 
 
-def register_setting(setting: Setting) -> Setting:
+def register_slot_setting(setting: SlotSetting) -> SlotSetting:
     _settings[setting.name] = setting
     return setting
 
 
-def all_settings() -> list[Setting]:
+def all_settings() -> list[SlotSetting]:
     return list(_settings.values())

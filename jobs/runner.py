@@ -69,7 +69,7 @@ def error_info(exc: BaseException) -> str:
             "error_traceback": traceback.format_exc()[-TRACEBACK_LIMIT:],
             "hostname": socket.gethostname(),
             "worker_id": f"{socket.gethostname()}:{os.getppid()}",
-            "runpod_version": f"webhookhub-{hooks.__version__}",
+            "runpod_version": f"webhookhub-{hooks.VERSION}",
         }
     )
 

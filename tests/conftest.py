@@ -12,8 +12,8 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from accounts.models import ApiToken
 from hooks import catalog, process
 from hooks.models import Scope, Webhook
-from hooks.outgoing.signing import generate_secret
 from hooks.tools.receiver import Received, Receiver
+from hooks.webhook_secrets import generate_secret
 
 TEST_EVENT = "test.happened"
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
@@ -38,7 +38,7 @@ def fresh_process_state():
 @pytest.fixture(autouse=True, scope="session")
 def test_event_type():
     if not catalog.is_registered_in_code(TEST_EVENT):
-        catalog.register(
+        catalog.register_event_type(
             TEST_EVENT,
             "Something happened (tests only).",
             scopes=(catalog.SERVER, catalog.USER, catalog.NAMESPACE),

@@ -59,5 +59,5 @@ def test_a_setting_left_out_is_checked_and_used_at_the_same_default(settings):
     del settings.WEBHOOK_RETRY_SCHEDULE
     del settings.WEBHOOK_TIMEOUT
     call_command("check")
-    assert conf.get().retry_schedule == conf.DEFAULT_RETRY_SCHEDULE
-    assert conf.get().timeout == conf.DEFAULTS["WEBHOOK_TIMEOUT"]
+    assert conf.settings().retry_schedule == conf.DEFAULT_RETRY_SCHEDULE
+    assert conf.settings().timeout == conf.SETTING_DEFAULTS["WEBHOOK_TIMEOUT"]

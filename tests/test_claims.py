@@ -263,6 +263,38 @@ def test_a_late_result_does_not_move_a_delivery_claimed_again_since(receiver):
     assert delivery.status == "succeeded" and delivery.claim_token is None
 
 
+def test_recorded_attempts_give_every_field_and_read_back_as_the_orm_reads_them(receiver):
+    """An attempt's row is written by hand (`recording._attempt_row`, one INSERT by
+    `rows.Inserter`): it gives every concrete field of Attempt, and each comes back from
+    the database as the instance held it (datetimes, JSON, floats, booleans, NULLs)."""
+    from hooks.models import Attempt
+    from hooks.outgoing.transport import OutgoingRequest, Result
+    from hooks.worker import recording
+    from hooks.worker.recording import Sent, record
+
+    make_webhook(receiver.url, name="answers", basic_auth_username="u", basic_auth_password="p")
+    make_webhook(receiver.url, name="unreachable")
+    emit(TEST_EVENT, {"n": 1, "é": [1, 2.5, None]})
+    token, claimed = claims.claim(None, 10, lease=60)
+    request = OutgoingRequest(
+        receiver.url, {"Authorization": "Basic dTpw", "X-Team": "ops"}, b'{"n": 1}', 5, 5
+    )
+    answered = Result(status=503, headers={"retry-after": "5"}, body="bientôt".encode(),
+                      duration_ms=12.3456, started_at=timezone.now())  # fmt: skip
+    unreachable = Result(error="Connection refused", duration_ms=0.5, started_at=timezone.now())
+    batch = [
+        Sent(d, token, request, r) for d, r in zip(claimed, (answered, unreachable), strict=True)
+    ]
+    row = recording._attempt_row(batch[0])
+    assert set(vars(row)) - {"_state"} == {f.attname for f in Attempt._meta.concrete_fields}
+    attempts = record(batch)
+    assert len(attempts) == 2
+    for attempt in attempts:
+        stored = Attempt.objects.get(pk=attempt.pk)
+        for field in Attempt._meta.concrete_fields:
+            assert getattr(attempt, field.attname) == getattr(stored, field.attname), field.name
+
+
 def test_an_attempt_writes_no_index_on_its_delivery_alone_and_lookups_use_the_unique_one():
     """(delivery, number) is unique and leads with the delivery: a second index on the
     delivery alone only cost a write per attempt recorded."""

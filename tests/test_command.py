@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from hooks import emit
+from hooks import emit, webhook_secrets
 from hooks.models import Attempt, Delivery, Event
 from hooks.outgoing import signing
 from hooks.tools import retention, stats
@@ -179,7 +179,7 @@ def test_receive_prints_requests_and_verifies_signatures():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    secret = signing.generate_secret()
+    secret = webhook_secrets.generate_secret()
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "webhooks", "receive", "--port", str(port), "--secret", secret],
         cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -198,7 +198,7 @@ def test_receive_prints_requests_and_verifies_signatures():
         )
         bad = {
             **good,
-            "webhook-signature": signing.sign(signing.generate_secret(), "msg_1", ts, body),
+            "webhook-signature": signing.sign(webhook_secrets.generate_secret(), "msg_1", ts, body),
         }
         requests.post(f"http://127.0.0.1:{port}/x", data=body, headers=bad, timeout=5)
     finally:

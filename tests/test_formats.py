@@ -36,11 +36,11 @@ def test_auto_detects_the_platform_from_the_url(url, expected):
 
 @pytest.fixture
 def summarised_event():
-    catalog.register(
+    catalog.register_event_type(
         "test.summarised", "A summarised event.", example={"who": "Ann"}, summary="{who} did {what}"
     )
     yield "test.summarised"
-    catalog.unregister("test.summarised")
+    catalog.unregister_event_type("test.summarised")
 
 
 @pytest.mark.parametrize(
@@ -98,11 +98,11 @@ def test_rendered_templates_stay_valid_json():
 
 @pytest.fixture
 def job_event():
-    catalog.register(
+    catalog.register_event_type(
         "test.job_done", "A job ended.", example={}, summary="{job[name]} finished: {job[status]}"
     )
     yield "test.job_done"
-    catalog.unregister("test.job_done")
+    catalog.unregister_event_type("test.job_done")
 
 
 def job_payload(status: str) -> dict:

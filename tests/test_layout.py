@@ -1,8 +1,12 @@
-"""The project's import rules, read from the source (no code is run):
+"""The project's import rules, read from the source (the last one alone imports `hooks`):
 
 - other apps reach the engine only through `hooks` (its public API) and `hooks.models`;
+- the engine imports nothing from the project's other packages;
+- inside the engine, imports go one way, down its layers (`ENGINE_LAYERS`);
 - no import circle anywhere, counting imports inside functions too;
-- an import inside a function says why in a comment (app loading, usually).
+- an import inside a function says why in a comment (app loading, usually);
+- `hooks.__all__` is what hooks/__init__.py imports, each name from the module that
+  defines it under that name.
 
 `python tests/test_layout.py [ROOT]` prints the violations found under ROOT.
 Tests and the benchmark are harnesses: they may reach into the engine's modules.
@@ -11,6 +15,7 @@ Tests and the benchmark are harnesses: they may reach into the engine's modules.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESSES = {"tests", "bench"}
 ENGINE = "hooks"
 OPEN_TO_APPS = {"hooks", "hooks.models"}
+# The engine's layers, lowest first: a module imports from its own layer and the ones
+# below it, never from one above. The lowest is the top-level modules (hooks/*.py:
+# models, catalog, conf, checks, slots, ssrf, encryption, ...).
+ENGINE_LAYERS = ("hooks", "hooks.outgoing", "hooks.outbox", "hooks.worker", "hooks.tools")
+# Entry points: the public API (hooks/__init__.py) and Django's fixed places (admin.py,
+# apps.py, urls.py, management/), where Django and the other apps come in. They may import
+# from any layer; no layer imports them.
+ENTRY_POINTS = ("hooks.admin", "hooks.apps", "hooks.urls", "hooks.management")
+# Known arrows back up, each with what removes it: (importing module, imported module).
+ALLOWED_BACK_UP: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,67 @@ def private_engine_imports(root: Path) -> list[str]:
     ]
 
 
+def engine_imports_of_other_packages(root: Path) -> list[str]:
+    """Modules of the engine importing any module of the project outside hooks/."""
+    return [
+        f"{imp.source}:{imp.line} imports {imp.target}"
+        for imp in all_imports(root)
+        if imp.source.split(".")[0] == ENGINE and imp.target.split(".")[0] != ENGINE
+    ]
+
+
+def _is_entry_point(module: str) -> bool:
+    return module == ENGINE or any(module == e or module.startswith(e + ".") for e in ENTRY_POINTS)
+
+
+def layer(module: str) -> int:
+    """The engine layer `module` belongs to (an index into ENGINE_LAYERS)."""
+    return max(
+        i for i, name in enumerate(ENGINE_LAYERS) if module == name or module.startswith(name + ".")
+    )
+
+
+def arrows_back_up(root: Path) -> list[str]:
+    """Imports inside the engine that go up its layers, or into an entry point."""
+    found = []
+    for imp in all_imports(root):
+        if imp.source.split(".")[0] != ENGINE or imp.target.split(".")[0] != ENGINE:
+            continue
+        if _is_entry_point(imp.source) or (imp.source, imp.target) in ALLOWED_BACK_UP:
+            continue
+        if _is_entry_point(imp.target) or layer(imp.target) > layer(imp.source):
+            found.append(f"{imp.source}:{imp.line} imports {imp.target} (up)")
+    return found
+
+
+def public_imports(root: Path) -> list[tuple[str, str, str | None]]:
+    """(module, name, alias) of each import under `if TYPE_CHECKING:` in hooks/__init__.py:
+    the public names."""
+    tree = ast.parse((root / ENGINE / "__init__.py").read_text())
+    return [
+        (imp.module or "", alias.name, alias.asname)
+        for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+        for imp in node.body
+        if isinstance(imp, ast.ImportFrom)
+        for alias in imp.names
+    ]
+
+
+def defines(path: Path, name: str) -> bool:
+    """Whether the module at `path` defines `name` itself (a def, class or assignment at
+    its top level), rather than importing it."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == name:
+                return True
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return True
+    return False
+
+
 def circles(root: Path) -> list[list[str]]:
     """Import circles between modules (strongly connected components, Tarjan)."""
     graph: dict[str, set[str]] = {}
@@ -163,6 +239,37 @@ def test_other_apps_use_only_the_public_api_and_models():
     assert private_engine_imports(ROOT) == []
 
 
+def test_the_engine_imports_nothing_of_the_other_packages():
+    assert engine_imports_of_other_packages(ROOT) == []
+
+
+def test_imports_in_the_engine_go_down_its_layers():
+    """tools → worker → outbox → outgoing → the top-level modules, never back up; the
+    entry points (hooks/__init__.py, admin, apps, urls, management) import from any."""
+    assert arrows_back_up(ROOT) == []
+
+
+def test_hooks_exports_its_public_names_each_under_its_own_name():
+    """`hooks.__all__` is exactly the names hooks/__init__.py imports for type checkers;
+    each is imported under the name its module defines it by (grep finds `def name` or
+    `name =`), resolves on first use to that very object, and is in the docstring."""
+    import importlib
+
+    import hooks
+
+    imported = public_imports(ROOT)
+    names = [name for _, name, _ in imported]
+    assert [alias for _, _, alias in imported if alias] == []  # no `import x as y`
+    assert sorted(hooks.__all__) == sorted(names) and len(set(names)) == len(names)
+    assert hooks._MODULES == {name: module for module, name, _ in imported}
+    first_party_modules = first_party(ROOT)
+    for module, name, _ in imported:
+        assert defines(first_party_modules[module], name), f"{module} does not define {name}"
+        assert getattr(hooks, name) is getattr(importlib.import_module(module), name)
+        assert re.search(rf"\b{name}\b", hooks.__doc__), f"{name} is not in the docstring"
+    assert sorted(dir(hooks)) == sorted(names)
+
+
 def test_no_import_circle():
     assert circles(ROOT) == []
 
@@ -171,11 +278,16 @@ def test_imports_inside_functions_say_why():
     assert unexplained_function_imports(ROOT) == []
 
 
-def test_the_checker_sees_a_circle_and_a_private_import(tmp_path):
-    """The rules are not vacuous: a small tree that breaks both is caught."""
+def test_the_checker_sees_each_kind_of_violation(tmp_path):
+    """The rules are not vacuous: a small tree that breaks each of them is caught."""
     for package, files in {
-        "hooks": {"__init__.py": "", "a.py": "from hooks import b\n", "b.py": "def f():\n    from hooks import a\n"},
-        "jobs": {"__init__.py": "", "x.py": "from hooks.a import thing\nfrom hooks.models import M\n"},
+        "hooks": {"__init__.py": "", "a.py": "from hooks import b\n", "b.py": "def f():\n    from hooks import a\n",
+                  "c.py": "def f():\n    from hooks.worker import w  # at run time\n",
+                  "admin.py": "from hooks.tools import t\n", "apps.py": ""},  # entry points
+        "hooks/worker": {"__init__.py": "", "w.py": "from hooks import apps\nfrom jobs import y\n"},
+        "hooks/tools": {"__init__.py": "", "t.py": "from hooks.worker import w\n"},
+        "jobs": {"__init__.py": "", "x.py": "from hooks.a import thing\nfrom hooks.models import M\n",
+                 "y.py": ""},
     }.items():  # fmt: skip
         (tmp_path / package).mkdir()
         for name, text in files.items():
@@ -185,12 +297,19 @@ def test_the_checker_sees_a_circle_and_a_private_import(tmp_path):
     assert unexplained_function_imports(tmp_path) == [
         "hooks.b:2 imports hooks.a inside a function without saying why"
     ]
+    assert engine_imports_of_other_packages(tmp_path) == ["hooks.worker.w:2 imports jobs.y"]
+    assert arrows_back_up(tmp_path) == [
+        "hooks.c:2 imports hooks.worker.w (up)",
+        "hooks.worker.w:1 imports hooks.apps (up)",
+    ]
 
 
 if __name__ == "__main__":
     root = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT
     problems = [
         *private_engine_imports(root),
+        *engine_imports_of_other_packages(root),
+        *arrows_back_up(root),
         *(" → ".join(c) + " (circle)" for c in circles(root)),
         *unexplained_function_imports(root),
     ]

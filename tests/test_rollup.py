@@ -81,7 +81,7 @@ def test_an_hour_with_a_pending_delivery_waits_until_it_finishes(webhook):
 def test_a_redelivery_voids_the_hours_it_changes(webhook):
     (failed,) = history(webhook, (30, "failed"))
     assert rollup.counts(webhook, WEEK, NOW) == (0, 1)
-    redelivery.request(Delivery.objects.filter(pk=failed.pk))
+    redelivery.redeliver(Delivery.objects.filter(pk=failed.pk))
     deliver_due()  # the receiver answers 200 this time
     assert Delivery.objects.get(pk=failed.pk).status == "succeeded"
     assert rollup.counts(webhook, WEEK, NOW) == plain(webhook) == (1, 0)

@@ -12,8 +12,7 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
 import hooks
-from hooks import emit
-from hooks.outgoing import signing
+from hooks import emit, webhook_secrets
 from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook, verify
 
@@ -41,10 +40,10 @@ def test_a_tampered_body_does_not_verify(receiver):
 
 
 def test_rotation_signs_with_both_secrets_for_a_day(receiver):
-    old = signing.generate_secret()
+    old = webhook_secrets.generate_secret()
     webhook = make_webhook(
         receiver.url,
-        secret=signing.generate_secret(),
+        secret=webhook_secrets.generate_secret(),
         previous_secret=old,
         previous_secret_expires_at=timezone.now() + timedelta(hours=24),
     )
@@ -65,7 +64,7 @@ def test_rotate_secret_keeps_the_old_one_for_24_hours(receiver):
 
 
 def test_an_expired_previous_secret_no_longer_signs(receiver):
-    old = signing.generate_secret()
+    old = webhook_secrets.generate_secret()
     make_webhook(
         receiver.url,
         previous_secret=old,
@@ -89,9 +88,9 @@ def test_github_style_signature(receiver):
 
 
 def test_generated_secrets_follow_the_standard():
-    secret = signing.generate_secret()
-    assert secret.startswith("whsec_") and len(signing.secret_key(secret)) == 32
-    assert signing.generate_secret() != secret
+    secret = webhook_secrets.generate_secret()
+    assert secret.startswith("whsec_") and len(webhook_secrets.secret_key(secret)) == 32
+    assert webhook_secrets.generate_secret() != secret
 
 
 @pytest.mark.parametrize(
@@ -101,7 +100,7 @@ def test_generated_secrets_follow_the_standard():
 )  # fmt: skip
 def test_malformed_secrets_are_refused(bad):
     with pytest.raises(ValueError):
-        signing.secret_key(bad)
+        webhook_secrets.secret_key(bad)
 
 
 def test_custom_headers_and_basic_auth_are_sent_but_stored_masked(receiver):

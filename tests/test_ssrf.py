@@ -6,9 +6,8 @@ import ipaddress
 
 import pytest
 
-from hooks import emit
+from hooks import emit, ssrf
 from hooks.models import Delivery
-from hooks.outgoing import ssrf
 from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook
 

@@ -113,7 +113,11 @@ def test_the_system_check_refuses_an_unsafe_webhook_url(monkeypatch, settings, u
 
 
 def test_by_default_neither_exemption_exists():
-    from hooks.conf import DEFAULTS
+    from hooks.conf import SETTING_DEFAULTS
 
-    assert DEFAULTS["WEBHOOK_ALLOWED_NETWORKS"] == DEFAULTS["WEBHOOK_USER_ALLOWED_NETWORKS"] == ()
+    assert (
+        SETTING_DEFAULTS["WEBHOOK_ALLOWED_NETWORKS"]
+        == SETTING_DEFAULTS["WEBHOOK_USER_ALLOWED_NETWORKS"]
+        == ()
+    )
     assert not Webhook.objects.exists()

@@ -9,11 +9,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from hooks import catalog, conf
+from hooks import catalog, conf, ssrf
 from hooks.models import Delivery, Event, Webhook
 from hooks.outbox import fanout
 from hooks.outbox.handover import ENQUEUE_GRACE, enqueue_on_commit
-from hooks.outgoing import ssrf
 from hooks.outgoing.body import encode_json
 
 
@@ -29,7 +28,7 @@ def validate(
     (a job's callback) is a URL a user supplied: a loopback, private or metadata
     address written as such is refused now, not retried at send time."""
     spec = catalog.get(event_type)
-    settings = conf.get()
+    settings = conf.settings()
     _check_payload(payload, settings)
     if target_url:
         ssrf.check_target(target_url, settings.user_allowed_networks)

@@ -36,7 +36,7 @@ def enqueue(ids: list, tasks: int = MAX_TASKS_PER_ENQUEUE) -> None:
     Pumps keep claiming whatever is due, so the ids beyond the first batches need no
     task of their own; a lost task is made good by the sweeper.
     """
-    size = conf.get().batch_size
+    size = conf.settings().batch_size
     for start in range(0, min(len(ids), size * tasks), size):
         _async([str(i) for i in ids[start : start + size]])
 
@@ -133,7 +133,7 @@ def _enqueue_first(ids: list, pending: _Pending) -> list:
     """The first batch's task, written in the transaction; returns the ids left for the
     commit. A database error is the transaction's own and is raised; any other failure
     leaves every id to the commit's hand-over, which logs it if it fails again."""
-    size = conf.get().batch_size
+    size = conf.settings().batch_size
     try:
         enqueue(ids[:size], tasks=1)
     except DatabaseError:

@@ -19,9 +19,9 @@ from functools import cache
 
 import certifi
 
-from hooks import conf, process
+from hooks import conf, process, ssrf
 from hooks.conf import IPNetwork
-from hooks.outgoing import exchange, ssrf
+from hooks.outgoing import exchange
 from hooks.outgoing.connections import Connection, PinnedHTTPSConnection, Pool
 
 
@@ -80,7 +80,7 @@ def _new_pool(target: ssrf.Target, address: str, verify: bool) -> Pool:
 
     # As many idle connections as this process may have requests in flight to one
     # endpoint: a smaller pool closed the surplus after every burst and connected anew.
-    return Pool(make, conf.get().max_in_flight_per_endpoint)
+    return Pool(make, conf.settings().max_in_flight_per_endpoint)
 
 
 def _pool(target: ssrf.Target, address: str, verify: bool) -> Pool:

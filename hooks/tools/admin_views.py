@@ -52,7 +52,7 @@ def _replay_url(webhook: Webhook) -> str:
 def send_test(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
     webhook = _webhook(request, model_admin, pk, change=True)
     since = webhook.failing_since or webhook.disabled_at
-    result = ping.ping(webhook)
+    result = ping.send_test(webhook)
     level = messages.SUCCESS if result.ok else messages.ERROR
     text = format_html(
         "Test event to “{}”: {}<pre style='margin:.5em 0 0'>{}</pre>",
@@ -116,7 +116,7 @@ def replay(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
         )
         count = selection.count()
         if request.method == "POST" and "confirm" in request.POST:
-            queued = redelivery.request_in_batches(selection)
+            queued = redelivery.redeliver_in_batches(selection)
             model_admin.message_user(
                 request,
                 f"{queued} deliveries of “{webhook.name}” queued for redelivery.",
@@ -138,7 +138,7 @@ def confirm_redeliver(model_admin, request: HttpRequest, queryset) -> HttpRespon
     """The Redeliver action: a page that says how many, then the redelivery itself."""
     if request.POST.get("confirm") == "yes":
         with transaction.atomic():
-            count = redelivery.request(queryset)
+            count = redelivery.redeliver(queryset)
         model_admin.message_user(
             request,
             f"{count} deliver{'y' if count == 1 else 'ies'} queued for redelivery.",
@@ -213,7 +213,7 @@ def redeliver_one(request: HttpRequest, model_admin, pk) -> HttpResponse:
     if request.method != "POST" or not model_admin.has_change_permission(request):
         raise PermissionDenied
     with transaction.atomic():
-        queued = redelivery.request(Delivery.objects.filter(pk=delivery.pk))
+        queued = redelivery.redeliver(Delivery.objects.filter(pk=delivery.pk))
     if queued:
         model_admin.message_user(request, "Queued for redelivery: one more attempt, same webhook-id.",
                                  messages.SUCCESS)  # fmt: skip

@@ -30,10 +30,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from hooks import catalog, conf
+from hooks import catalog, conf, ssrf, webhook_secrets
 from hooks.models import ALL_EVENTS, ROTATION_GRACE, BodyFormat, Scope, Webhook
 from hooks.outbox import filters
-from hooks.outgoing import signing, ssrf, templating
+from hooks.outgoing import templating
 from hooks.outgoing.request import MASK
 
 KEEP, GENERATE, PASTE, REMOVE = "keep", "generate", "paste", "remove"
@@ -203,7 +203,7 @@ def _data_template(webhook: Webhook, value: str) -> dict[str, Any]:
 
 
 def _timeout(webhook: Webhook, value) -> dict[str, Any]:
-    limit = conf.get().max_timeout
+    limit = conf.settings().max_timeout
     if value is not None and (isinstance(value, bool) or not 0 < float(value) <= limit):
         raise ValidationError(f"Give a timeout between 0 and {limit:g} seconds.")
     return {"timeout": None if value is None else float(value)}
@@ -286,7 +286,7 @@ def check_url(url: str, *, user_supplied: bool) -> str:
     """The SSRF guard's verdict on a URL when it is given. A URL a user supplies (not
     staff) is held to WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's exemptions."""
     try:
-        ssrf.check_target(url, conf.exempt_networks(conf.get(), user_supplied))
+        ssrf.check_target(url, conf.exempt_networks(conf.settings(), user_supplied))
     except ssrf.UnsafeURL as exc:
         raise ValidationError(str(exc)) from None
     return url
@@ -316,7 +316,7 @@ def check_secret(secret: str) -> str:
     if not secret:
         raise ValidationError("Paste the secret, or choose another secret option.")
     try:
-        signing.secret_key(secret)
+        webhook_secrets.secret_key(secret)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
     return secret
@@ -338,7 +338,7 @@ def _apply_secret(webhook: Webhook, change: SecretChange) -> str:
         webhook.secret = webhook.previous_secret = ""
         webhook.previous_secret_expires_at = None
         return ""
-    new = signing.generate_secret() if action == GENERATE else change.value
+    new = webhook_secrets.generate_secret() if action == GENERATE else change.value
     if new == webhook.secret:
         return ""  # the same secret pasted again: nothing to rotate
     if webhook.secret:

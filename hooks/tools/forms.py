@@ -24,7 +24,7 @@ def validate_secret(secret: str) -> str:
     return configure.check_secret(secret)
 
 
-def validate_filter(text: str) -> dict | None:
+def validate_payload_filter(text: str) -> dict | None:
     """A payload filter as JSON text (blank: none), or a ValidationError saying where."""
     if not text.strip():
         return None
@@ -189,7 +189,7 @@ class WebhookForm(WebhookConfigForm, forms.ModelForm):
         self.saved: configure.Saved | None = None
 
     def clean_payload_filter(self):
-        return validate_filter(self.cleaned_data.get("payload_filter", ""))
+        return validate_payload_filter(self.cleaned_data.get("payload_filter", ""))
 
     def clean_headers_text(self) -> dict[str, str]:
         return parse_headers(self.cleaned_data.get("headers_text", ""))
@@ -258,7 +258,7 @@ class ReplayForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["event_type"].choices = [("", "Any event type")] + [
-            (t.name, t.name) for t in catalog.all_types()
+            (t.name, t.name) for t in catalog.event_types()
         ]
 
     def clean(self):

@@ -29,7 +29,7 @@ _collectors: list = []
 _LIVE_FILE = re.compile(r"gauge_live\w*_(\d+)\.db$")
 
 
-def register(collector) -> None:
+def register_metrics(collector) -> None:
     """A prometheus-client collector (an object with `collect()`) added to every scrape."""
     if collector not in _collectors:
         _collectors.append(collector)
@@ -100,7 +100,7 @@ def allowed(request: HttpRequest) -> bool:
 
 
 @never_cache
-def view(request: HttpRequest) -> HttpResponse:
+def metrics_view(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(
             "Use GET.\n", status=405, content_type="text/plain", headers={"Allow": "GET"}

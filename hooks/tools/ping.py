@@ -32,7 +32,7 @@ class PingResult:
         return f"{outcome} in {a.duration_ms:.0f} ms"
 
 
-def ping(webhook: Webhook) -> PingResult:
+def send_test(webhook: Webhook) -> PingResult:
     """Send a test event now; a success re-enables a disabled webhook."""
     payload = {"event": "test", "webhook": {"id": webhook.pk, "name": webhook.name}}
     [attempt] = send_now("webhook.test", payload, webhooks=[webhook])

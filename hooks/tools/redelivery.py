@@ -15,7 +15,7 @@ from hooks.tools import rollup
 Status = Delivery.Status
 
 
-def request(deliveries: QuerySet[Delivery]) -> int:
+def redeliver(deliveries: QuerySet[Delivery]) -> int:
     """Queue one manual attempt for each delivery (call inside a transaction).
 
     A finished delivery gets exactly one more attempt (its final state is decided
@@ -70,13 +70,13 @@ def select(
     return deliveries.order_by("created_at")
 
 
-def request_in_batches(deliveries: QuerySet[Delivery], batch: int = 500, progress=None) -> int:
+def redeliver_in_batches(deliveries: QuerySet[Delivery], batch: int = 500, progress=None) -> int:
     """Queue a large selection for redelivery a batch per transaction (short locks)."""
     ids = list(deliveries.values_list("pk", flat=True))
     done = 0
     for start in range(0, len(ids), batch):
         with transaction.atomic():
-            done += request(Delivery.objects.filter(pk__in=ids[start : start + batch]))
+            done += redeliver(Delivery.objects.filter(pk__in=ids[start : start + batch]))
         if progress:
             progress(min(start + batch, len(ids)), len(ids))
     return done
@@ -89,4 +89,4 @@ def replay(
     selection = select(
         webhook=webhook, statuses=statuses, since=since, until=until, event_type=event_type
     )
-    return request_in_batches(selection)
+    return redeliver_in_batches(selection)

@@ -84,7 +84,7 @@ def _delete(event_ids: list) -> dict[str, int]:
 
 def prune_by_setting(now: datetime | None = None) -> int:
     """The daily task: keep WEBHOOK_HISTORY_DAYS of history (0 keeps everything)."""
-    days = conf.get().history_days
+    days = conf.settings().history_days
     if days <= 0:
         return 0
     return prune((now or timezone.now()) - timedelta(days=days))["events"]

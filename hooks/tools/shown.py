@@ -20,7 +20,7 @@ def readable(body: str) -> str:
         return body
 
 
-def attempts_of(delivery: Delivery) -> list[Attempt]:
+def delivery_attempts(delivery: Delivery) -> list[Attempt]:
     """Newest first, each with `shown_request` and `shown_response` (headers as recorded:
     credentials were masked when the attempt was stored)."""
     attempts = list(delivery.attempt_set.order_by("-number"))
@@ -33,7 +33,7 @@ def attempts_of(delivery: Delivery) -> list[Attempt]:
 def recent_events(webhook: Webhook, count: int) -> list[Event]:
     """The latest events this webhook subscribes to and would have been offered: of its
     scope's types, and its user's or namespace's own."""
-    types = [t.name for t in catalog.all_types()
+    types = [t.name for t in catalog.event_types()
              if webhook.scope in t.scopes and webhook.subscribes_to(t.name)]  # fmt: skip
     events = Event.objects.filter(type__in=types)
     if webhook.scope == "user":

@@ -61,7 +61,7 @@ def deliver(token: uuid.UUID, deliveries: list[Delivery]) -> list[Attempt]:
     the attempts and decide each delivery's next step, in one transaction."""
     if not deliveries:
         return []
-    settings = conf.get()
+    settings = conf.settings()
     if len(deliveries) == 1:
         sent = [attempt(deliveries[0], token, settings)]
     else:
@@ -75,6 +75,6 @@ def deliver(token: uuid.UUID, deliveries: list[Delivery]) -> list[Attempt]:
 def deliver_due(limit: int | None = None) -> int:
     """Claim and deliver whatever is due now, in this process (tests and tools); returns
     how many attempts were made."""
-    settings = conf.get()
+    settings = conf.settings()
     token, batch = claims.claim(None, limit or settings.batch_size, settings.sync_lease)
     return len(deliver(token, batch))

@@ -104,7 +104,7 @@ def _count_failures(webhook: Webhook, failures: list[Outcome], now: datetime) ->
 
 
 def _rule_broken(webhook: Webhook, now: datetime) -> str:
-    settings_ = conf.get()
+    settings_ = conf.settings()
     days = settings_.disable_after_days
     if days and webhook.failing_since and webhook.failing_since <= now - timedelta(days=days):
         return f"Every attempt has failed since {webhook.failing_since:%Y-%m-%d %H:%M} UTC ({days:g} days or more)."

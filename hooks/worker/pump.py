@@ -75,7 +75,7 @@ class Pump:
     """Schedules attempts; `attempt()` and `recording.write()` do the work."""
 
     def __init__(self, settings: conf.HookSettings | None = None):
-        self.settings = settings or conf.get()
+        self.settings = settings or conf.settings()
         self.threads = self.settings.send_threads
         self.reserve = threads.stall_reserve(self.threads)
         self.capacity = WINDOW * self.threads  # claimed and held here, sent or waiting
@@ -322,7 +322,7 @@ class Pump:
                 with writelock.serialized(), self._transaction(prepared.batch):
                     recorded = prepared.apply()
                     claimed = None
-                    if claim > 0 and not stopping.requested():
+                    if claim > 0 and not stopping.cluster_stopping():
                         claimed = claims.claim_rows(
                             ids, claim, self.settings.claim_lease,
                             exclude_webhooks=self.saturated(),
@@ -368,7 +368,7 @@ class Pump:
         is spent or the cluster stops; then let what is in flight land. Returns how many
         were recorded. If it fails (the database stayed away), what has not gone out is
         given back if it can be, and the rest of its claims lapse with their lease."""
-        if stopping.requested():
+        if stopping.cluster_stopping():
             if ids:
                 unmark(ids)  # the next look at the table hands them to another worker
             return 0
@@ -383,7 +383,7 @@ class Pump:
         claiming, first, changed = True, True, True
         while True:
             self.renew()
-            if not self.stopped and stopping.requested():
+            if not self.stopped and stopping.cluster_stopping():
                 self.stop_claiming()
                 claiming = False
             if (

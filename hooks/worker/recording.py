@@ -153,7 +153,7 @@ _attempt_rows = rows.Inserter(Attempt)
 def prepare(batch: list[Sent]) -> Prepared:
     """Each attempt's row and each delivery's next step (`retry.next_step`), grouped
     into the statements `Prepared.apply` runs."""
-    settings = conf.get()
+    settings = conf.settings()
     now = timezone.now()
     attempts = [_attempt_row(sent) for sent in batch]
     finished: dict[tuple, list] = defaultdict(list)

@@ -80,7 +80,7 @@ def send_to_slot(name: str, payload: dict | None = None, timeout: float | None =
     hook = slots.webhook(name)
     if hook is None or not hook.active or not hook.url:
         return None
-    hook.timeout = hook.timeout or slot.timeout or conf.get().timeout
+    hook.timeout = hook.timeout or slot.timeout or conf.settings().timeout
     if timeout is not None:
         hook.timeout = min(hook.timeout, timeout)
     action = slot.event_type.split(".", 1)[1]

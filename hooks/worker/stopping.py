@@ -36,7 +36,7 @@ def request() -> None:
         _flag.value = True
 
 
-def requested() -> bool:
+def cluster_stopping() -> bool:
     return _flag is not None and bool(_flag.value)
 
 
@@ -44,7 +44,7 @@ def wait(timeout: float) -> bool:
     """Sleep up to `timeout` seconds, waking within SLICE of a stop request; returns
     whether one was made."""
     deadline = time.monotonic() + timeout
-    while not requested():
+    while not cluster_stopping():
         left = deadline - time.monotonic()
         if left <= 0:
             return False

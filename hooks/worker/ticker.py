@@ -71,7 +71,7 @@ class Ticker:
 
     def run(self, alive: Callable[[], bool] = lambda: True) -> None:
         """Tick until a stop is requested or `alive()` says the cluster is gone."""
-        while alive() and not stopping.requested():
+        while alive() and not stopping.cluster_stopping():
             self.tick()
             stopping.wait(self.pause())
         connection.close()

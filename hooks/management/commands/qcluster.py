@@ -51,7 +51,7 @@ class Command(qcluster.Command):
         if not run_once:
             self.wait(cluster)
         cluster.stop()
-        if not stopping.requested() and not run_once:
+        if not stopping.cluster_stopping() and not run_once:
             raise CommandError("The cluster's sentinel died; stopping.")
 
     @staticmethod

@@ -11,13 +11,13 @@ from django.core.management import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from hooks import catalog
+from hooks import catalog, webhook_secrets
+from hooks.management.cli import OneLineErrors, Progress, one_line_errors, quiet_logs
 from hooks.models import Webhook
 from hooks.outgoing import signing
 from hooks.tools import redelivery, reencryption, retention, stats
-from hooks.tools.ping import ping
+from hooks.tools.ping import send_test
 from hooks.tools.receiver import Receiver, Reply
-from webhookhub.cli import OneLineErrors, Progress, one_line_errors, quiet_logs
 
 STATUSES = ["failed", "skipped", "succeeded", "pending"]
 
@@ -127,7 +127,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"      disabled: {webhook.disabled_reason}")
 
     def do_test(self, webhook: str, **options) -> None:
-        result = ping(find_webhook(webhook))
+        result = send_test(find_webhook(webhook))
         self.stdout.write(result.summary())
         if result.body_preview:
             self.stdout.write(result.body_preview)
@@ -156,7 +156,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         progress = Progress("Queueing", self.stderr._out, force=self.force_progress)
         try:
-            queued = redelivery.request_in_batches(selection, progress=progress)
+            queued = redelivery.redeliver_in_batches(selection, progress=progress)
         finally:
             progress.close()
         self.stdout.write(f"{queued} deliver{'y' if queued == 1 else 'ies'} queued for redelivery "
@@ -187,7 +187,7 @@ class Command(BaseCommand):
     ) -> None:
         if secret:
             try:
-                signing.secret_key(secret)
+                webhook_secrets.secret_key(secret)
             except ValueError as exc:
                 raise CommandError(f"--secret: {exc}") from None
 

@@ -2,6 +2,8 @@
 
 Every outgoing request resolves its host here at send time; the transport then
 connects to the address that passed (pinned), so DNS rebinding cannot swap it.
+A URL is checked when it is given, too (forms, system checks, `emit(target_url=…)`):
+hence a top-level module, below `outgoing/` and the modules that check URLs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""What management commands share: argument errors as one line and exit status 2
-(argparse prints its whole usage first, and an error raised in an argument's type is a
-traceback), quiet engine logs, and a progress bar for long work."""
+"""What the engine's management commands share: argument errors as one line and exit
+status 2 (argparse prints its whole usage first, and an error raised in an argument's
+type is a traceback), quiet engine logs, and a progress bar for long work."""
 
 from __future__ import annotations
 
