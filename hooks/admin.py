@@ -62,16 +62,16 @@ SCOPE_FIELD = {"user": "owner", "namespace": "namespace"}  # what each scope bel
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
-    list_display = ["name", "scope", "belongs_to", "url", "is_on", "health", "last_delivery"]
+    list_display = ["name", "scope", "belongs_to", "short_url", "is_on", "health", "last_delivery"]
     list_filter = ["scope", "active", ("disabled_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "url", "namespace"]
     readonly_fields = ["health", "secret_state", "preview", "filter_preview", "created_at",
                        "updated_at"]  # fmt: skip
     autocomplete_fields = ["owner"]
-    fieldsets = [
+    fieldsets = [  # the scope first: it decides the event types offered
+        ("Scope", {"fields": ["scope", "owner", "namespace"]}),
         (None, {"fields": ["name", "url", "active", "event_types", "payload_filter",
                            "filter_preview", "health"]}),
-        ("Scope", {"fields": ["scope", "owner", "namespace"]}),
         (
             "Request",
             {
@@ -168,7 +168,10 @@ class WebhookAdmin(admin.ModelAdmin):
         )
 
     class Media:
-        js = ["hooks/webhook_form.js"]  # the add form shows Owner or Namespace by scope
+        # The add form shows Owner or Namespace, and the event types, by scope; the event
+        # types sit in a grid of their sources.
+        js = ["hooks/webhook_form.js"]
+        css = {"all": ["hooks/webhook_form.css"]}
 
     def get_readonly_fields(self, request, obj=None):
         # A webhook keeps its scope: its owner or namespace, secrets and history go with it.
@@ -190,6 +193,11 @@ class WebhookAdmin(admin.ModelAdmin):
             for title, options in self.fieldsets
             if title != "Record"
         ]
+
+    @admin.display(description="URL", ordering="url")
+    def short_url(self, obj: Webhook) -> str:
+        """The URL on one line, cut with an ellipsis (the whole of it on hover)."""
+        return format_html('<span class="url-cell" title="{}">{}</span>', obj.url, obj.url)
 
     @admin.display(description="active", boolean=True)
     def is_on(self, obj: Webhook) -> bool:
@@ -312,12 +320,26 @@ class DeliveryAdmin(VoidsRollupOnDelete, admin.ModelAdmin):
     list_filter = ["status", "webhook", "event__type", "created_at"]
     search_fields = ["id", "target_url", "webhook__name", "event__id"]
     list_select_related = ["event", "webhook", "webhook__owner"]
-    readonly_fields = ["id", "event", "webhook", "target_url", "status", "attempts", "max_attempts",
-                       "next_attempt_at", "last_response_status", "last_error", "created_at",
-                       "completed_at"]  # fmt: skip
-    exclude = ["claimed_until", "claim_token", "enqueued_until", "manual"]
+    # What a person looks for first: how it went, to whom, for what; then the rest.
+    fields = ["coloured_status", "webhook", "target_url", "event", "id", "attempts",
+              "max_attempts", "next_attempt_at", "last_response_status", "last_error",
+              "created_at", "completed_at", "signed_by", "retry_schedule"]  # fmt: skip
+    readonly_fields = fields
     inlines = [AttemptInline]
     actions = ["redeliver"]
+
+    def get_fields(self, request, obj=None):
+        """A delivery's page leaves out what it does not have (no target URL beside a
+        webhook, no signer or own retry schedule unless it is a job's callback)."""
+        empty = {name for name in ("target_url", "signed_by", "retry_schedule", "last_error",
+                                   "next_attempt_at", "completed_at")
+                 if obj is not None and getattr(obj, name) in (None, "", [])}  # fmt: skip
+        if obj is not None and obj.webhook_id is None:
+            empty.add("webhook")
+        return [name for name in self.fields if name not in empty]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Deliveries", **(extra_context or {})})
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -388,6 +410,9 @@ class EventAdmin(VoidsRollupOnDelete, admin.ModelAdmin):
     search_fields = ["id", "type", "namespace"]
     readonly_fields = ["id", "type", "payload", "user", "namespace", "created_at"]
     inlines = [DeliveryInline]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Events", **(extra_context or {})})
 
     def has_add_permission(self, request) -> bool:
         return False

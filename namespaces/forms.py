@@ -352,7 +352,7 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
     payload_filter = forms.CharField(
         label="Payload filter",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"path": "build.status", "eq": "failure"}'}),
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"path": "status", "eq": "FAILED"}'}),
         help_text='Only events whose payload matches (docs/integrating.md, "Payload filters"). '
         "Blank: every event it subscribes to.",
     )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -298,3 +300,36 @@ def test_a_webhooks_page_shows_only_what_its_scope_has(admin_client, django_user
     assert saved.status_code == 302
     server.refresh_from_db()
     assert server.name == "CI 2" and server.scope == "server"  # its scope stays
+
+
+def test_a_webhooks_page_offers_only_the_event_types_its_scope_receives(admin_client):
+    webhook = make_webhook("https://ci.example.com/hook")  # a server webhook
+    page = admin_client.get(reverse("admin:hooks_webhook_change", args=[webhook.pk]))
+    offered = set(re.findall(r'name="event_types" value="([^"]+)"', page.content.decode()))
+    assert "job.finished" in offered and "swarm.queue_start" in offered
+    assert not offered & {"build.finished", "cron", "images", "invite.sent", "variables",
+                          "objects", "ssh_keys"}  # fmt: skip
+
+
+def test_the_add_form_asks_the_scope_first_and_says_which_scope_gets_each_type(admin_client):
+    page = admin_client.get(ADD).content.decode()
+    assert page.index('name="scope"') < page.index('name="event_types"')
+    boxes = re.findall(r'<input type="checkbox" name="event_types"[^>]*>', page)
+    assert boxes and all("data-scopes=" in box for box in boxes)
+    build = next(box for box in boxes if 'value="build.finished"' in box)
+    assert 'data-scopes="namespace"' in build and "title=" in build
+
+
+def test_deliveries_are_listed_as_such_and_a_delivery_opens_with_its_outcome(
+    admin_client, receiver
+):
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    listing = admin_client.get(reverse("admin:hooks_delivery_changelist")).content.decode()
+    assert "<h1>Deliveries</h1>" in listing and "Select delivery to change" not in listing
+    delivery = Delivery.objects.get()
+    page = admin_client.get(reverse("admin:hooks_delivery_change", args=[delivery.pk]))
+    labels = re.findall(r"<label>([^<]+):</label>", page.content.decode())
+    assert labels[:3] == ["Status", "Webhook", "Event"], labels
+    assert "Signed by" not in labels and "Retry schedule" not in labels

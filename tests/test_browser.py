@@ -339,3 +339,50 @@ def test_confirmations_ask_and_a_dismissed_one_changes_nothing(
         page.click("#redeliver")
     deliver_due()
     assert Attempt.objects.filter(delivery=delivery).count() == 2
+
+
+ADMIN_SHOTS = OUTPUT / "admin"
+
+
+def test_the_admin_webhook_form_is_compact_and_offers_the_scopes_types(
+    live_server, browser_page, receiver, django_user_model
+):
+    """Scope first, then only its event types in a grid (the add page was 3,800 px tall at
+    1400 px); the webhook and delivery lists fit a 1400 px window (test-output/admin/)."""
+    from hooks import emit
+    from hooks.worker.attempt import deliver_due
+    from tests.conftest import TEST_EVENT, make_webhook
+
+    django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    make_webhook(receiver.url + "/a/rather/long/path/that/goes/on/and/on/to/the/receiver")
+    emit(TEST_EVENT, {"n": 1})
+    deliver_due()
+    page = browser_page
+    ADMIN_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(live_server.url + "/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+
+    page.goto(live_server.url + "/admin/hooks/webhook/add/")
+    page.screenshot(path=str(ADMIN_SHOTS / "webhook-add-1400.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollHeight") < 2200
+    visible = lambda value: page.locator(f"#id_event_types input[value='{value}']").is_visible()  # noqa: E731
+    assert visible("job.finished") and not visible("build.finished")  # a server webhook
+    page.select_option("#id_scope", "namespace")
+    assert visible("build.finished") and not visible("job.finished")
+    page.screenshot(path=str(ADMIN_SHOTS / "webhook-add-namespace-1400.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(ADMIN_SHOTS / "webhook-add-390.png"), full_page=True)
+
+    page.set_viewport_size({"width": 1400, "height": 900})
+    for name, path in (
+        ("webhooks", "/admin/hooks/webhook/"),
+        ("deliveries", "/admin/hooks/delivery/"),
+    ):
+        page.goto(live_server.url + path)
+        page.screenshot(path=str(ADMIN_SHOTS / f"{name}-1400.png"), full_page=True)
+        table = page.locator("#result_list").bounding_box()
+        content = page.locator("#changelist").bounding_box()
+        assert table["x"] + table["width"] <= content["x"] + content["width"] + 1, name

@@ -69,3 +69,31 @@ def test_the_notification_links_to_the_owners_job_page(api, ann, receiver, clien
     assert url.endswith(f"/jobs/{job_id}/")
     client.force_login(ann)
     assert client.get(url.split("localhost:8000", 1)[-1]).status_code == 200  # a page, not a 401
+
+
+REPR = ("{'", "': '", "None", "True", "False")  # Python's repr, where JSON was meant
+
+
+def test_job_input_and_output_read_as_json_on_the_list_and_the_page(api, ann, client):
+    job_id = submit(api, input={"prompt": "hi", "steps": None, "hires": True})
+    runner.run(job_id)
+    client.force_login(ann)
+    listing = client.get("/jobs/").content.decode()
+    page = client.get(f"/jobs/{job_id}/").content.decode()
+    for text in (listing, page):
+        assert not [r for r in REPR if r in _cells(text)], _cells(text)
+    assert "&quot;prompt&quot;: &quot;hi&quot;" in listing
+    shown = page.split("<h2>Input</h2><pre>", 1)[1].split("</pre>", 1)[0]
+    assert json.loads(shown.replace("&quot;", '"')) == {
+        "prompt": "hi",
+        "steps": None,
+        "hires": True,
+    }
+
+
+def _cells(page: str) -> str:
+    """The page's text without its markup, scripts and styles (where reprs would show)."""
+    import re
+
+    body = page.split("<main", 1)[-1]
+    return re.sub(r"<[^>]+>", " ", body)

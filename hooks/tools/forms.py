@@ -126,11 +126,37 @@ class WebhookConfigForm(forms.Form):
             self.add_error(ours if ours in self.fields else None, messages)
 
 
+class EventTypeCheckboxes(forms.CheckboxSelectMultiple):
+    """Event types by name, grouped by source; each says which scopes receive it
+    (data-scopes: the add form shows only the chosen scope's) and what it is (title)."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value == ALL_EVENTS:
+            option["attrs"]["data-scopes"] = " ".join(Scope.values)
+            return option
+        try:
+            spec = catalog.get(value)
+        except catalog.UnknownEventType:
+            return option
+        option["attrs"].update({"data-scopes": " ".join(spec.scopes), "title": spec.description})
+        return option
+
+
+def event_type_choices(scope: str | None) -> list:
+    """All events of the scope, then its event types by source (every scope's: None)."""
+    groups = [
+        (group, [(name, name) for name, _ in names])
+        for group, names in catalog.grouped_choices(scope)
+    ]
+    return [("all", [(ALL_EVENTS, "All events of its scope, now and later")]), *groups]
+
+
 class WebhookForm(WebhookConfigForm, forms.ModelForm):
     """The admin's form of a webhook of any scope (hooks.configure checks and stores)."""
 
     event_types = forms.MultipleChoiceField(
-        choices=(), required=False, widget=forms.CheckboxSelectMultiple
+        choices=(), required=False, widget=EventTypeCheckboxes
     )
     headers_text = forms.CharField(
         label="Custom headers",
@@ -172,10 +198,8 @@ class WebhookForm(WebhookConfigForm, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["event_types"].choices = [
-            ("all", [(ALL_EVENTS, "All events of its scope, now and later")]),
-            *catalog.grouped_choices(),
-        ]
+        # A webhook keeps its scope: its page offers only what that scope receives.
+        self.fields["event_types"].choices = event_type_choices(self.instance.scope if self.instance.pk else None)
         self.fields["event_types"].initial = list(self.instance.event_types or [])
         if self.instance.payload_filter is not None:
             self.initial["payload_filter"] = json.dumps(self.instance.payload_filter, indent=2)
