@@ -16,10 +16,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 import hooks
 from accounts.models import ApiToken
+from apikit import jsonbody
 from jobs import lifecycle, waiters, workers
 from jobs.models import Chunk, Endpoint, Job, new_sync_job_id
 from namespaces import access
-from webhookhub import jsonbody
 
 Status = Job.Status
 MIN_TIMEOUT_MS, MAX_MS = 5_000, 7 * 24 * 3600 * 1000
