@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from django.http import HttpRequest
-from ninja import Schema
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 import hooks
 from apikit import jsonbody
@@ -23,7 +22,7 @@ from apikit.errors import PLAIN, ApiError, Wording
 # path (700) and 20 tags of 64, as JSON encoders may write them (\u escapes, up to 12
 # bytes a character), take up to about 47 KiB.
 HEADROOM = 64 * 1024
-S = TypeVar("S", bound=Schema)
+S = TypeVar("S", bound=BaseModel)
 
 
 def limit(carries: int | None = None) -> int:
@@ -53,7 +52,7 @@ def validated(
         raise wording.invalid(exc.errors()) from None
 
 
-def doc(schema: type[Schema], **more: Any) -> dict[str, Any]:
+def doc(schema: type[BaseModel], **more: Any) -> dict[str, Any]:
     """`openapi_extra` for an operation whose body is `schema`."""
     content = {"application/json": {"schema": schema.model_json_schema()}}
     return {"requestBody": {"required": True, "content": content}, **more}

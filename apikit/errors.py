@@ -29,7 +29,7 @@ class ApiError(Exception):
 
 
 class Error(Schema):
-    """The documented shape of every refusal (render's)."""
+    """A refusal: what is wrong, and the field to blame when it is one."""
 
     error: str = Field(examples=["type: Field required."])
     field: str | None = Field(None, description="Where the problem is, when it is one field.")
