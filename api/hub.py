@@ -1,15 +1,15 @@
-"""The /api/v1 NinjaAPI: its routers, token auth, JSON errors, and one OpenAPI document
-for /api/v1 and the /v2 job API (the job API is its own NinjaAPI, mounted at /v2/)."""
+"""The /api/v1 NinjaAPI: its routers, the kit's token auth and JSON refusals (in the
+kit's plain wording), and one OpenAPI document for /api/v1 and the /v2 job API (the job
+API is its own NinjaAPI, mounted at /v2/)."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, HttpError
-from ninja.errors import ValidationError as NinjaValidationError
 
-from api import errors, ingest, webhooks
-from api.auth import TokenAuth
+from api import ingest, webhooks
+from apikit import handlers
+from apikit.auth import TokenAuth
+from apikit.errors import PLAIN
 from hooks import VERSION
 from jobs.openapi import jobs_api  # the job API's own document, merged into ours
 
@@ -34,24 +34,4 @@ hub = HubAPI(
 )
 hub.add_router("/", ingest.router)
 hub.add_router("/", webhooks.router)
-
-
-@hub.exception_handler(errors.ApiError)
-def _api_error(request: HttpRequest, exc: errors.ApiError) -> JsonResponse:
-    return errors.handle_api_error(request, exc)
-
-
-@hub.exception_handler(AuthenticationError)
-def _unauthorized(request: HttpRequest, exc: AuthenticationError) -> JsonResponse:
-    return errors.response("Unauthorized: send Authorization: Bearer <API token>.", 401)
-
-
-@hub.exception_handler(NinjaValidationError)
-def _invalid(request: HttpRequest, exc: NinjaValidationError) -> JsonResponse:
-    found = errors.from_pydantic(list(exc.errors))
-    return errors.response(found.message, 400, found.field)
-
-
-@hub.exception_handler(HttpError)
-def _http_error(request: HttpRequest, exc: HttpError) -> JsonResponse:
-    return errors.response(str(exc), exc.status_code)
+handlers.install(hub, PLAIN)

@@ -9,9 +9,10 @@ from django.http import HttpRequest, JsonResponse
 from ninja import Router
 
 import hooks
-from api import bodies, idempotency
-from api.errors import ApiError
-from api.schemas import Error, EventIn, EventOut
+from api import idempotency
+from api.schemas import EventIn, EventOut
+from apikit import bodies
+from apikit.errors import ApiError, documented
 from namespaces.models import Namespace
 
 router = Router(tags=["events"])
@@ -28,7 +29,7 @@ KEY_HEADER = {
 
 @router.post(
     "/events",
-    response={202: EventOut, 400: Error, 401: Error, 403: Error, 413: Error, 422: Error},
+    response={202: EventOut, **documented(400, 401, 403, 413, 422)},
     summary="Post an event",
     openapi_extra=bodies.doc(EventIn, parameters=[KEY_HEADER]),
 )
@@ -45,7 +46,7 @@ def post_event(request: HttpRequest):
     try:
         if key is not None:
             idempotency.check(key)
-        body = bodies.parse(request)
+        body = bodies.read(request)
         status, answer, replayed = idempotency.once(
             token.user, key, request.body, lambda: _emit(body)
         )

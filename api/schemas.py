@@ -11,11 +11,6 @@ from ninja import Schema
 from pydantic import ConfigDict, Field
 
 
-class Error(Schema):
-    error: str = Field(examples=["type: Field required."])
-    field: str | None = Field(None, description="Where the problem is, when it is one field.")
-
-
 class EventIn(Schema):
     model_config = ConfigDict(extra="forbid")
 

@@ -19,11 +19,8 @@ from ninja import Router, Status
 import hooks
 from accounts import notification
 from accounts.events import user_webhooks_enabled
-from api import bodies
-from api.errors import ApiError
 from api.schemas import (
     DeliveryOut,
-    Error,
     NotificationIn,
     Queued,
     ReplayIn,
@@ -34,12 +31,14 @@ from api.schemas import (
     WebhookOut,
     WebhookPatch,
 )  # fmt: skip
+from apikit import bodies
+from apikit.errors import ApiError, documented
 from hooks.models import Delivery, Scope, Webhook
 from namespaces import access
 from namespaces.models import Namespace
 
 router = Router(tags=["webhooks"])
-ERRORS = {400: Error, 401: Error, 403: Error, 404: Error}
+ERRORS = documented(400, 401, 403, 404)
 PAGE = 50
 
 
@@ -127,7 +126,7 @@ def list_webhooks(request: HttpRequest):
     openapi_extra=bodies.doc(WebhookIn),
 )  # fmt: skip
 def create_webhook(request: HttpRequest):
-    given = bodies.validated(WebhookIn, bodies.parse(request))
+    given = bodies.validated(WebhookIn, bodies.read(request))
     if given.scope == Scope.NAMESPACE:
         webhook = hooks.new_webhook(Scope.NAMESPACE, namespace=_owned(request, given.namespace).key)
     elif given.scope == Scope.SERVER:
@@ -155,7 +154,7 @@ def get_webhook(request: HttpRequest, pk: int):
 )  # fmt: skip
 def update_webhook(request: HttpRequest, pk: int):
     webhook = _webhook(request, pk, "change")
-    given = bodies.validated(WebhookPatch, bodies.parse(request)).model_dump(exclude_unset=True)
+    given = bodies.validated(WebhookPatch, bodies.read(request)).model_dump(exclude_unset=True)
     if webhook.scope == Scope.USER:
         raise ApiError("A notification webhook is changed with PUT /api/v1/notification.")
     saved = _configured(webhook, given)
@@ -245,7 +244,7 @@ def redeliver(request: HttpRequest, pk: int, delivery_id: UUID):
 )  # fmt: skip
 def replay(request: HttpRequest, pk: int):
     webhook = _webhook(request, pk, "change")
-    given = bodies.validated(ReplayIn, bodies.parse(request))
+    given = bodies.validated(ReplayIn, bodies.read(request))
     if given.since and given.until and given.since >= given.until:
         raise ApiError("since must be before until.", "since")
     wrong = set(given.statuses) - {"failed", "skipped"}
@@ -279,7 +278,7 @@ def rotate_secret(request: HttpRequest, pk: int):
     summary="Set or remove your notification webhook", openapi_extra=bodies.doc(NotificationIn),
 )  # fmt: skip
 def put_notification(request: HttpRequest):
-    given = bodies.validated(NotificationIn, bodies.parse(request))
+    given = bodies.validated(NotificationIn, bodies.read(request))
     if not user_webhooks_enabled():
         raise ApiError("Notification webhooks are turned off on this hub.", status=403)
     body = given.model_dump(exclude_unset=True)

@@ -1,120 +1,70 @@
-"""The /v2 job API's routes as a django-ninja API, so the hub's OpenAPI document is
-generated from the routes that serve it. Each operation hands the request to its view
-in jobs.api unchanged (that module parses and answers, RunPod's way: bare-token auth,
-strict JSON, every refusal JSON); other methods on a route reach the same view, which
-answers a JSON 405 with Allow."""
+"""The /v2 job API's routes as a django-ninja API on the API kit, so the hub's OpenAPI
+document is generated from the routes that serve them. Each documented operation takes
+the kit's token auth (bearer or RunPod's bare key) and hands the request to its view in
+jobs.api; the other methods on a route answer a JSON 405 with Allow, before any token
+is asked for; every refusal is the kit's JSON in RunPod's wording (jobs/wording.py)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
 
-from django.http import HttpRequest
-from ninja import NinjaAPI, Schema
-from pydantic import Field
+from django.http import HttpRequest, JsonResponse
+from ninja import NinjaAPI
+from pydantic import BaseModel
 
+from apikit import bodies, handlers
+from apikit.auth import TokenAuth
+from apikit.errors import ApiError, documented
 from hooks import VERSION
 from jobs import api
+from jobs.schemas import Health, JobRef, JobStatus, Purged, RunIn, StreamOut, Tagged, TagIn
+from jobs.wording import RUNPOD, WRONG_METHOD
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-SECURITY = {"security": [{"TokenAuth": []}]}
-
-
-class Error(Schema):
-    error: str
-    field: str | None = None
-
-
-class Policy(Schema):
-    executionTimeout: int = Field(600_000, description="ms a run may take (5 s to 7 days).")
-    ttl: int = Field(86_400_000, description="ms the job may live, queued and running.")
-    lowPriority: bool = False
-    webhooks: Literal["none", "normal", "manual", "manual_at_end"] = Field(
-        "normal", description="Which SwarmUI-style slot hooks this job fires."
-    )
-
-
-class RunIn(Schema):
-    input: dict[str, Any] = Field(description="What the endpoint's handler receives.")
-    webhook: str | None = Field(None, description="A callback URL: the final status is POSTed.")
-    policy: Policy | None = None
-    tags: list[str] = Field(default_factory=list, max_length=api.MAX_TAGS_PER_CALL)
-    namespace: str | None = Field(None, description="A namespace you are a member of.")
-
-
-class TagIn(Schema):
-    tags: list[str] = Field(min_length=1, max_length=api.MAX_TAGS_PER_CALL)
-
-
-class JobRef(Schema):
-    id: str
-    status: str
-
-
-class JobStatus(JobRef):
-    delayTime: int | None = None
-    executionTime: int | None = None
-    output: Any = None
-    error: str | None = None
-
-
-class Chunk(Schema):
-    output: Any
-
-
-class StreamOut(Schema):
-    status: str
-    stream: list[Chunk]
-
-
-class Tagged(Schema):
-    id: str
-    tags: list[str]
-    added: list[str]
-
-
-class Health(Schema):
-    jobs: dict[str, int]
-    workers: dict[str, int]
-
-
-class Purged(Schema):
-    removed: int
-    status: str
-
+ERRORS = documented(400, 401, 404, 405, 413)
 
 jobs_api = NinjaAPI(
     title="webhookhub job API", version=VERSION, urls_namespace="jobs-v2",
-    docs_url=None, openapi_url=None,
+    docs_url=None, openapi_url=None, auth=TokenAuth(),
 )  # fmt: skip
-ERRORS = {400: Error, 401: Error, 404: Error, 405: Error, 413: Error}
+handlers.install(jobs_api, RUNPOD)
 
 
-def _body(schema: type[Schema]) -> dict:
-    content = {"application/json": {"schema": schema.model_json_schema()}}
-    return {"requestBody": {"required": True, "content": content}, **SECURITY}
-
-
-def route(path: str, method: str, view, response, body: type[Schema] | None = None, **doc):
-    """The documented operation, and the other methods (undocumented) to the same view."""
-    extra = _body(body) if body else SECURITY
-
+def _operation(path: str, call: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+    """`call` as a ninja operation taking the path's parameters."""
     if "{job_id}" in path:
 
         def operation(request: HttpRequest, endpoint: str, job_id: str):
-            return view(request, endpoint, job_id)
+            return call(request, endpoint, job_id)
     else:
 
         def operation(request: HttpRequest, endpoint: str):
-            return view(request, endpoint)
+            return call(request, endpoint)
 
+    return operation
+
+
+def _wrong_method(method: str) -> Callable[..., JsonResponse]:
+    def refuse(request: HttpRequest, *path: str) -> JsonResponse:
+        message = WRONG_METHOD.format(method=method)
+        raise ApiError(message, status=405, headers={"Allow": method})
+
+    return refuse
+
+
+def route(path: str, method: str, view, response, body: type[BaseModel] | None = None, **doc):
+    """The documented operation, and the other methods (undocumented, no auth: a 405)."""
+    operation = _operation(path, view)
     operation.__name__ = view.__name__
     operation.__doc__ = doc.pop("description", None)
     jobs_api.api_operation(
-        [method], path, response={200: response, **ERRORS}, openapi_extra=extra,
+        [method], path, response={200: response, **ERRORS},
+        openapi_extra=bodies.doc(body) if body else None,
         url_name=view.__name__, tags=["jobs (RunPod)"], **doc,
     )(operation)  # fmt: skip
     others = [m for m in METHODS if m != method]
-    jobs_api.api_operation(others, path, include_in_schema=False)(operation)
+    refusal = _operation(path, _wrong_method(method))
+    jobs_api.api_operation(others, path, include_in_schema=False, auth=None)(refusal)
 
 
 route(

@@ -79,6 +79,7 @@ def test_unknown_and_foreign_jobs_wrong_methods_and_routes_are_json(call, client
     response = call("GET", "/v2/echo/run")
     assert refused(response, 405)["error"] == "Use POST here." and response["Allow"] == "POST"
     assert refused(call("POST", "/v2/echo/health"), 405)["error"] == "Use GET here."
+    assert refused(client.get("/v2/echo/run"), 405)["error"] == "Use POST here."  # no token
     assert "No job API route" in refused(client.get("/v2/nothing/here/at/all"), 404)["error"]
 
 

@@ -60,6 +60,13 @@ def test_unknown_endpoint_is_404(api):
         ({"input": {}, "webhook": "ftp://example.com"}, "webhook"),
         ({"input": {}, "webhook": 5}, "webhook"),
         ({"input": {}, "tags": "x"}, "tags"),
+        ({"input": {}, "tags": [""]}, "tags"),
+        ({"input": {}, "tags": [f"t{n}" for n in range(21)]}, "tags"),
+        ({"input": {}, "namespace": ""}, "namespace"),
+        # strict, as the schema the OpenAPI document shows: no coercion
+        ({"input": {}, "policy": {"executionTimeout": "600000"}}, "policy.executionTimeout"),
+        ({"input": {}, "policy": {"ttl": True}}, "policy.ttl"),
+        ({"input": {}, "policy": {"lowPriority": 1}}, "policy.lowPriority"),
     ],
 )
 def test_malformed_bodies_get_400_naming_the_field(api, body, field):
@@ -67,6 +74,47 @@ def test_malformed_bodies_get_400_naming_the_field(api, body, field):
     assert response.status_code == 400 and response.json()["field"] == field
     assert response.json()["error"]
     assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ({}, "'input' is required."),
+        ({"input": "hi"}, "'input' must be a JSON object."),
+        ({"input": {}, "webhook": 5}, "'webhook' must be a URL string."),
+        ({"input": {}, "webhook": "https://e.com/" + "a" * 2000}, "'webhook' is longer than 2000 characters."),
+        ({"input": {}, "policy": 5}, "'policy' must be a JSON object."),
+        ({"input": {}, "policy": {"executionTimeout": 1.5}}, "policy.executionTimeout must be a whole number of milliseconds."),
+        ({"input": {}, "policy": {"ttl": 1}}, "policy.ttl must be between 10000 and 604800000 ms."),
+        ({"input": {}, "policy": {"lowPriority": "no"}}, "policy.lowPriority must be true or false."),
+        ({"input": {}, "policy": {"webhooks": "x"}}, "policy.webhooks must be 'none', 'normal', 'manual' or 'manual_at_end'."),
+        ({"input": {}, "tags": [1]}, "'tags' must be a list of short strings."),
+        ({"input": {}, "tags": ["t"] * 21}, "At most 20 tags per request."),
+        ({"input": {}, "namespace": 7}, "'namespace' must be a namespace's path, e.g. \"acme/ci\"."),
+    ],
+)  # fmt: skip
+def test_refusals_are_worded_as_the_job_api_words_them(api, body, error):
+    """RunPod's wording (jobs/wording.py) over pydantic's."""
+    assert api("POST", "/v2/echo/run", body).json()["error"] == error
+
+
+def test_an_input_over_the_payload_limit_is_refused_naming_its_size(api, settings):
+    settings.WEBHOOK_MAX_PAYLOAD_BYTES = 1000
+    response = api("POST", "/v2/echo/run", {"input": {"text": "x" * 2000}})
+    assert response.status_code == 400 and response.json() == {
+        "error": "'input' is 2012 bytes; the limit is 1000.",
+        "field": "input",
+    }
+    assert Job.objects.count() == 0
+
+
+def test_the_document_shows_the_schemas_that_validate(client):
+    from jobs.schemas import RunIn, TagIn
+
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    for path, schema in [("run", RunIn), ("runsync", RunIn), ("tag/{job_id}", TagIn)]:
+        body = paths[f"/v2/{{endpoint}}/{path}"]["post"]["requestBody"]
+        assert body["content"]["application/json"]["schema"] == schema.model_json_schema()
 
 
 def test_not_json_is_400(api):
