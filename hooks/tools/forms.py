@@ -155,9 +155,7 @@ def event_type_choices(scope: str | None) -> list:
 class WebhookForm(WebhookConfigForm, forms.ModelForm):
     """The admin's form of a webhook of any scope (hooks.configure checks and stores)."""
 
-    event_types = forms.MultipleChoiceField(
-        choices=(), required=False, widget=EventTypeCheckboxes
-    )
+    event_types = forms.MultipleChoiceField(choices=(), required=False, widget=EventTypeCheckboxes)
     headers_text = forms.CharField(
         label="Custom headers",
         required=False,
@@ -199,7 +197,9 @@ class WebhookForm(WebhookConfigForm, forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # A webhook keeps its scope: its page offers only what that scope receives.
-        self.fields["event_types"].choices = event_type_choices(self.instance.scope if self.instance.pk else None)
+        self.fields["event_types"].choices = event_type_choices(
+            self.instance.scope if self.instance.pk else None
+        )
         self.fields["event_types"].initial = list(self.instance.event_types or [])
         if self.instance.payload_filter is not None:
             self.initial["payload_filter"] = json.dumps(self.instance.payload_filter, indent=2)
