@@ -159,9 +159,15 @@ def test_an_owner_runs_a_namespace_in_a_browser(
 
     deliver_due()
     page.click("nav.tabs >> text=Webhooks")
+    _look(page, "namespace-webhooks", "#webhooks tbody td:last-child")
     page.click("#webhooks a")
     assert page.locator("#deliveries").inner_text().count("variables") == 2  # created, updated
     _shot(page, "6-recent-deliveries")
+    _look(page, "namespace-webhook", "#deliveries tbody td:last-child")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    tabs = page.locator("nav.tabs a")
+    assert len({round(tabs.nth(i).bounding_box()["y"]) for i in range(tabs.count())}) == 1
+    page.set_viewport_size({"width": 390, "height": 844})
     page.click("#deliveries tr:has-text('variables') >> nth=0 >> a")
     assert "X-Djinn-CI-Signature" in page.content() and "eu-central-1" in page.content()
     _shot(page, "7-delivery")
@@ -278,7 +284,7 @@ def test_a_walk_through_the_admin_and_the_user_pages(
     assert "HTTP 200" in user.content()
     _look(user, "10-notification-delivery")
     user.goto(base + "/jobs/")
-    _look(user, "11-jobs")
+    _look(user, "11-jobs", "#jobs tbody td:last-child")
     user.click("#jobs a")
     assert "Callback" in user.content() and "HTTP 200" in user.content()
     _look(user, "12-job", "#redeliver")
