@@ -110,7 +110,7 @@ class InviteForm(forms.Form):
                 raise ValidationError(f"Several users are called {who!r}; give their email.")
             invitee = named[0] if named else None
         if invitee is None:
-            raise ValidationError(f"No user is called or has the email {who!r}.")
+            return None  # answered as if invited: an invite does not tell who has an account
         if invitee.pk == self.namespace.owner_id:
             raise ValidationError("The owner is already a member.")
         if Collaborator.objects.filter(namespace=self.namespace, user=invitee).exists():
@@ -119,7 +119,11 @@ class InviteForm(forms.Form):
             raise ValidationError(f"{invitee.display_name} has already been invited.")
         return invitee
 
-    def save(self) -> Invite:
+    def save(self) -> Invite | None:
+        """The invite, or None for someone without an account (nothing is stored; the page
+        answers the same either way)."""
+        if self.cleaned_data["who"] is None:
+            return None
         return Invite.objects.create(
             namespace=self.namespace, inviter=self.inviter, invitee=self.cleaned_data["who"]
         )

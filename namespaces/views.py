@@ -136,8 +136,11 @@ def invite(request: HttpRequest, path: str) -> HttpResponse:
         return members(request, path, form=form)
     with transaction.atomic():
         sent = form.save()
-        events.invite(events.INVITE_SENT, sent)
-    messages.success(request, f"{sent.invitee.display_name} is invited.")
+        if sent is not None:
+            events.invite(events.INVITE_SENT, sent)
+    who = request.POST.get("who", "").strip()  # one answer, whether or not they have an account
+    messages.success(request, f"If “{who}” has an account here, they are invited: they see "
+                              "the invite on their Namespaces page.")  # fmt: skip
     return redirect("namespaces:members", path=namespace.path)
 
 

@@ -59,6 +59,11 @@ def test_staff_creates_a_webhook_and_sees_its_secret_once(admin_client):
         ("url", "not-a-url", "Only http and https"),
         ("url", "ftp://example.com/file", "Only http and https"),
         ("url", "http://", "no host"),
+        (
+            "url",
+            "http://10.0.0.1/hook",
+            "allows such addresses with WEBHOOK_ALLOWED_NETWORKS in .env",
+        ),
         ("data_template", '{"a": ', "not valid JSON"),
         ("headers_text", "X-Evil: a\rInjected: 1", "carriage return"),
         ("headers_text", "Bad Name: x", "not a valid header name"),

@@ -126,7 +126,7 @@ def test_an_owner_runs_a_namespace_in_a_browser(
     page.click("nav.tabs >> text=Members")
     page.fill("#id_who", "bob@example.com")
     page.click("#invite button[type=submit]")
-    assert "Bob is invited." in page.content()
+    assert "has an account here, they are invited" in page.content()
     _shot(page, "2-members")
 
     bob = page.context.browser.new_page()

@@ -288,7 +288,14 @@ def check_url(url: str, *, user_supplied: bool) -> str:
     try:
         ssrf.check_target(url, conf.exempt_networks(conf.settings(), user_supplied))
     except ssrf.UnsafeURL as exc:
-        raise ValidationError(str(exc)) from None
+        message = str(exc)
+        if "not allowed" in message:  # an internal address: say how an operator allows it
+            setting = (
+                "WEBHOOK_USER_ALLOWED_NETWORKS" if user_supplied else "WEBHOOK_ALLOWED_NETWORKS"
+            )
+            message += (f" An operator allows such addresses with {setting} in .env (e.g. "
+                        "127.0.0.0/8), then restarts the hub.")  # fmt: skip
+        raise ValidationError(message) from None
     return url
 
 
