@@ -15,6 +15,7 @@ Namespaces:   register_namespaces(label, find) (how the admin names and finds th
 Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
 Operating:    send_test, redeliver, replay, delivery_attempts (for owners' delivery pages),
+              secret_shown_once (a just-made secret's one-time message, with Copy),
               validate_payload_filter, filter_preview (a filter's effect on recent events)
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
 Metrics:      metrics_view (GET /metrics), register_metrics(collector) (an app's figures)
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
     from hooks.tools.metrics import metrics_view, register_metrics
     from hooks.tools.ping import send_test
     from hooks.tools.redelivery import redeliver, replay
-    from hooks.tools.shown import delivery_attempts, filter_preview
+    from hooks.tools.shown import delivery_attempts, filter_preview, secret_shown_once
     from hooks.webhook_secrets import generate_secret
     from hooks.worker.send_now import send_now, send_to_slot
     from hooks.worker.stopping import cluster_stopping
@@ -120,6 +121,7 @@ __all__ = [
     "register_slot",
     "register_slot_setting",
     "replay",
+    "secret_shown_once",
     "send_now",
     "send_test",
     "send_to_slot",

@@ -243,12 +243,7 @@ class WebhookAdmin(admin.ModelAdmin):
             form.save()
         if form.saved.new_secret:
             self.message_user(
-                request,
-                format_html(
-                    "Signing secret of “{}”, shown this once: <code>{}</code> The previous "
-                    "one, if any, keeps signing for 24 hours.",
-                    obj.name, form.saved.new_secret,
-                ),
+                request, shown.secret_shown_once(obj.name, form.saved.new_secret),
                 messages.WARNING,
             )  # fmt: skip
 

@@ -167,12 +167,7 @@ class RouteWebhookAdmin(Audited):
 
     def save_model(self, request, obj, form, change) -> None:
         if form.new_secret:
-            messages.warning(
-                request,
-                format_html("Secret of “{}”, shown this once: <code>{}</code> The previous one, "
-                            "if any, keeps signing for 24 hours.", obj.webhook.name,
-                            form.new_secret),
-            )  # fmt: skip
+            messages.warning(request, hooks.secret_shown_once(obj.webhook.name, form.new_secret))
 
     def save_related(self, request, form, formsets, change) -> None:
         pass  # the form saved the webhook, the route webhook and its route events

@@ -338,3 +338,11 @@ def test_deliveries_are_listed_as_such_and_a_delivery_opens_with_its_outcome(
     labels = re.findall(r"<label>([^<]+):</label>", page.content.decode())
     assert labels[:3] == ["Status", "Webhook", "Event"], labels
     assert "Signed by" not in labels and "Retry schedule" not in labels
+
+
+def test_the_admin_index_opens_with_webhooks_and_links_the_api_docs(admin_client):
+    page = admin_client.get(reverse("admin:index")).content.decode()
+    apps = re.findall(r'class="app-([a-z_]+) module', page)
+    assert apps[0] == "hooks" and apps.index("axes") > apps.index("jobs"), apps
+    assert 'href="/api/v1/docs"' in page
+    assert 'href="/api/v1/docs"' in admin_client.get("/accounts/settings/").content.decode()

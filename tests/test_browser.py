@@ -56,7 +56,11 @@ def test_signup_set_webhook_and_send_a_test_notification(live_server, browser_pa
     page.fill("#id_url", receiver.url)
     page.check("input[name=secret_action][value=generate]")
     page.click("#notification-webhook button[type=submit]")
-    assert page.locator("#new-secret code").inner_text().startswith("whsec_")
+    shown = page.locator("#new-secret code").inner_text()
+    assert shown.startswith("whsec_")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("#new-secret button[data-copy]")
+    assert page.evaluate("navigator.clipboard.readText()") == shown
     page.reload()
     assert page.locator("#new-secret").count() == 0  # shown once
     page.fill("#id_pasted_secret", "my-djinn-secret-0123")
@@ -330,6 +334,9 @@ def test_confirmations_ask_and_a_dismissed_one_changes_nothing(
         page.click("text=Rotate secret")
     rotated = Webhook.objects.get(pk=webhook.pk)
     assert rotated.secret != secret and rotated.secret in page.content()  # shown once
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("button[data-copy=shown-secret]")
+    assert page.evaluate("navigator.clipboard.readText()") == rotated.secret
 
     emit(TEST_EVENT, {"n": 1})
     deliver_due()

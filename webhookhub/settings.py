@@ -64,7 +64,7 @@ SITE_URL = env.str(
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "webhookhub.admin_site.HubAdminConfig",  # django.contrib.admin, webhooks first
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

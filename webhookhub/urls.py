@@ -5,11 +5,6 @@ from django.views.generic import RedirectView, TemplateView
 
 import hooks
 
-admin.site.site_header = "webhookhub administration"
-# Lists get the whole width (a 1400 px window fits every column); the index lists the apps.
-admin.site.enable_nav_sidebar = False
-admin.site.site_title = "webhookhub admin"
-
 urlpatterns = [
     path("admin/", include("hooks.urls")),  # the dashboard and server configuration
     path("admin/", admin.site.urls),

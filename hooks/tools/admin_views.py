@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from hooks import slots
 from hooks.models import Delivery, Webhook
-from hooks.tools import configure, ping, redelivery
+from hooks.tools import configure, ping, redelivery, shown
 from hooks.tools.forms import ReplayForm, SlotForm
 from hooks.worker import health
 
@@ -78,13 +78,7 @@ def rotate_secret(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
     webhook = _webhook(request, model_admin, pk, change=True)
     secret = configure.rotate_secret(webhook).new_secret
     model_admin.message_user(
-        request,
-        format_html(
-            "New signing secret, shown this once: <code>{}</code>. The previous secret keeps "
-            "signing for 24 hours, so update the receiver within a day.",
-            secret,
-        ),
-        messages.WARNING,
+        request, shown.secret_shown_once(webhook.name, secret), messages.WARNING
     )
     return HttpResponseRedirect(_change_url(webhook))
 

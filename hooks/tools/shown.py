@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import json
 
+from django.utils.html import format_html
+
 from hooks import catalog
 from hooks.models import Attempt, Delivery, Event, Webhook
 from hooks.outbox import filters
 
 FILTER_PREVIEW = 20
+
+
+def secret_shown_once(webhook_name: str, secret: str) -> str:
+    """The message that shows a secret just made, this once, with a Copy button (the
+    hub's copy.js)."""
+    return format_html(
+        "Signing secret of “{}”, shown this once: <code id='shown-secret'>{}</code> "
+        "<button type='button' class='button' data-copy='shown-secret'>Copy</button> The "
+        "replaced one, if any, keeps signing beside it for 24 hours: update the receiver "
+        "within a day.",
+        webhook_name, secret,
+    )  # fmt: skip
 
 
 def readable(body: str) -> str:
