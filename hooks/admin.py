@@ -400,11 +400,17 @@ class DeliveryInline(admin.TabularInline):
 @admin.register(Event)
 class EventAdmin(VoidsRollupOnDelete, admin.ModelAdmin):
     webhooks_of = "deliveries__webhook_id"
-    list_display = ["type", "id", "user", "namespace", "created_at"]
+    list_display = ["type", "id", "user", "namespace_path", "created_at"]
     list_filter = ["type", "created_at"]  # no date_hierarchy: see DeliveryAdmin
     search_fields = ["id", "type", "namespace"]
-    readonly_fields = ["id", "type", "payload", "user", "namespace", "created_at"]
+    readonly_fields = ["id", "type", "payload", "user", "namespace_path", "created_at"]
+    exclude = ["namespace"]
     inlines = [DeliveryInline]
+
+    @admin.display(description="namespace", ordering="namespace")
+    def namespace_path(self, obj: Event) -> str:
+        """The namespace by its path, as its owner knows it (its key is its id)."""
+        return scopes.namespace_label(obj.namespace) if obj.namespace else "—"
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"title": "Events", **(extra_context or {})})

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 import hooks
 from hooks.models import Delivery
 from jobs.events import CALLBACK
-from jobs.models import Job
+from jobs.models import Endpoint, Job
 from webhookhub import pages
 
 SHOWN = 50
@@ -48,9 +48,12 @@ def callbacks(job: Job):
 @never_cache
 def index(request: HttpRequest) -> HttpResponse:
     jobs = Job.objects.filter(user=request.user).select_related("endpoint", "namespace")
+    endpoint = Endpoint.objects.filter(active=True).order_by("name").first()
     return render(request, "jobs/index.html", {
         "jobs": jobs.order_by("-created_at")[:SHOWN],
         "kept": _duration(settings.JOB_RESULT_TTL), "kept_sync": _duration(settings.JOB_RESULT_TTL_SYNC),
+        # The first job to try, on this hub's own address (an empty list says how).
+        "try_url": request.build_absolute_uri(f"/v2/{endpoint.name}/runsync") if endpoint else "",
     })  # fmt: skip
 
 

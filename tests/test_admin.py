@@ -346,3 +346,12 @@ def test_the_admin_index_opens_with_webhooks_and_links_the_api_docs(admin_client
     assert apps[0] == "hooks" and apps.index("axes") > apps.index("jobs"), apps
     assert 'href="/api/v1/docs"' in page
     assert 'href="/api/v1/docs"' in admin_client.get("/accounts/settings/").content.decode()
+
+
+def test_the_event_list_names_a_namespace_by_its_path(admin_client, admin_user):
+    from namespaces.models import Namespace
+
+    acme = Namespace.objects.create(owner=admin_user, name="acme", path="acme")
+    emit("variables", {"action": "created", "variable": {"key": "A"}}, namespace=str(acme.pk))
+    page = admin_client.get(reverse("admin:hooks_event_changelist")).content.decode()
+    assert '<td class="field-namespace_path">acme</td>' in page

@@ -66,12 +66,10 @@ def test_test_subcommand_reports_the_answer(receiver):
 def test_redeliver_with_filters_and_dry_run(receiver):
     webhook = failing_history(receiver)
     receiver.respond = lambda request: Reply(200)
-    assert "3 deliveries would be redelivered" in run(
-        "redeliver", "--webhook", "flaky", "--dry-run"
-    )
-    assert "0 deliveries would" in run("redeliver", "--status", "skipped", "--dry-run")
+    assert "3 deliveries would be redelivered" in run("replay", "--webhook", "flaky", "--dry-run")
+    assert "0 deliveries would" in run("replay", "--status", "skipped", "--dry-run")
     tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
-    assert "0 deliveries would" in run("redeliver", "--since", tomorrow, "--dry-run")
+    assert "0 deliveries would" in run("replay", "--since", tomorrow, "--dry-run")
     assert "3 deliveries queued" in run(
         "redeliver", "--webhook", str(webhook.pk), "--event-type", TEST_EVENT
     )
@@ -280,3 +278,14 @@ def test_long_replay_and_prune_show_a_progress_bar_and_a_summary(receiver, monke
         r"Pruned 3 events older than 30 days, with 3 deliveries and \d+ attempts, in",
         out.getvalue(),
     )
+
+
+def test_a_reader_that_stops_early_ends_the_listing_quietly(receiver):
+    """`webhooks status | head`: the closed pipe ends the command, without a traceback."""
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    make_webhook(receiver.url)
+    call_command("webhooks", "status", stdout=ClosedPipe())  # raises nothing

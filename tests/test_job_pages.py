@@ -97,3 +97,12 @@ def _cells(page: str) -> str:
 
     body = page.split("<main", 1)[-1]
     return re.sub(r"<[^>]+>", " ", body)
+
+
+def test_an_empty_jobs_page_shows_a_job_to_try_on_this_hubs_address(ann, client, settings):
+    settings.ALLOWED_HOSTS = ["hub.example.com"]
+    client.force_login(ann)
+    page = client.get("/jobs/", HTTP_HOST="hub.example.com").content.decode()
+    assert "No jobs yet" in page
+    assert "curl -X POST http://hub.example.com/v2/echo/runsync" in page
+    assert 'data-copy="try-a-job"' in page

@@ -44,7 +44,7 @@ def run_help(words: list[str]) -> tuple[list[str], int, str]:
 
 def test_the_readme_names_the_commands_people_run():
     commands = [" ".join(c) for c in manage_commands()]
-    for expected in ("webhooks status", "webhooks redeliver", "tokens create", "qcluster",
+    for expected in ("webhooks status", "webhooks replay", "tokens create", "qcluster",
                      "runjobs", "shell", "migrate"):  # fmt: skip
         assert expected in commands, commands
 

@@ -222,9 +222,10 @@ def test_the_admin_shows_history_and_sends_a_test_event(admin_client, client, to
     delivery = Delivery.objects.get()
     assert 'id="route-history"' in html and str(delivery.id) in html and "POST /v2/echo/run" in html
     assert route.webhook.secret not in html and "pa55" not in html
-    answer = admin_client.get(
-        reverse("admin:routes_routewebhook_test", args=[route.pk]), follow=True
-    )
+    assert 'id="send-test"' in html  # a POST button, named as on every webhook page
+    test_url = reverse("admin:routes_routewebhook_test", args=[route.pk])
+    assert admin_client.get(test_url).status_code == 405  # a link sends nothing
+    answer = admin_client.post(test_url, follow=True)
     assert "Test event: HTTP 200" in answer.content.decode()
     test_body = json.loads(receiver.requests[-1].body)
     assert (

@@ -1,9 +1,13 @@
-"""`manage.py webhooks`: list, status, test, redeliver, prune, receive, reencrypt."""
+"""`manage.py webhooks`: list, status, test, replay (alias redeliver), prune, receive,
+reencrypt."""
 
 from __future__ import annotations
 
 import argparse
 import hmac
+import io
+import os
+import sys
 import time
 from datetime import datetime, timedelta
 
@@ -20,6 +24,7 @@ from hooks.tools.ping import send_test
 from hooks.tools.receiver import Receiver, Reply
 
 STATUSES = ["failed", "skipped", "succeeded", "pending"]
+ALIASES = {"redeliver": "replay"}
 
 
 def moment(value: str) -> datetime:
@@ -52,7 +57,7 @@ def find_webhook(value: str) -> Webhook:
 class Command(BaseCommand):
     force_progress = False  # tests: draw the bar although stderr is not a terminal
 
-    help = "Operate webhooks: list, status, test, redeliver, prune, receive, reencrypt."
+    help = "Operate webhooks: list, status, test, replay, prune, receive, reencrypt."
 
     def add_arguments(self, parser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineErrors)
@@ -65,9 +70,10 @@ class Command(BaseCommand):
         )
         test = sub.add_parser("test", help="Send a test event now and show the answer.")
         test.add_argument("webhook", help="Id or name.")
-        again = sub.add_parser(
-            "redeliver", help="Queue finished deliveries again (same webhook-id)."
-        )
+        again = sub.add_parser(  # `replay`, as the pages and the API call it
+            "replay", aliases=["redeliver"],
+            help="Queue finished deliveries again (same webhook-id).",
+        )  # fmt: skip
         again.add_argument("--webhook", help="Id or name.")
         again.add_argument(
             "--status", nargs="+", action="extend", choices=STATUSES,
@@ -96,8 +102,12 @@ class Command(BaseCommand):
         return one_line_errors(super().create_parser(prog_name, subcommand, **kwargs))
 
     def handle(self, *args, action: str, **options) -> None:
-        with quiet_logs(options["verbosity"], "hooks"):
-            getattr(self, f"do_{action}")(**options)
+        action = ALIASES.get(action, action)
+        try:
+            with quiet_logs(options["verbosity"], "hooks"):
+                getattr(self, f"do_{action}")(**options)
+        except BrokenPipeError:  # `webhooks status | head`: the reader has all it wanted
+            _quiet_stdout()
 
     def do_list(self, **options) -> None:
         for webhook in Webhook.objects.order_by("pk"):
@@ -136,7 +146,7 @@ class Command(BaseCommand):
         if not result.ok:
             raise CommandError("The test event was not accepted.")
 
-    def do_redeliver(self, webhook, status, since, until, event_type, dry_run, **options) -> None:
+    def do_replay(self, webhook, status, since, until, event_type, dry_run, **options) -> None:
         if event_type:  # an unknown type is an error, not an empty selection
             try:
                 catalog.get(event_type)
@@ -209,6 +219,15 @@ class Command(BaseCommand):
             pass
         finally:
             receiver.stop()
+
+
+def _quiet_stdout() -> None:
+    """What is left to write goes nowhere, so Python's exit does not report the closed
+    pipe once more (its flush of stdout would)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # no real stdout (a test's capture): nothing to flush
 
 
 def verdict(request, secret: str | None) -> str:
