@@ -12,6 +12,7 @@ from django.test import Client
 import hooks
 from accounts import notification
 from hooks.models import Delivery
+from hooks.tools.receiver import Reply
 from hooks.worker.attempt import deliver_due
 from jobs import runner
 
@@ -106,3 +107,15 @@ def test_an_empty_jobs_page_shows_a_job_to_try_on_this_hubs_address(ann, client,
     assert "No jobs yet" in page
     assert "curl -X POST http://hub.example.com/v2/echo/runsync" in page
     assert 'data-copy="try-a-job"' in page
+
+
+def test_a_pending_callback_says_when_its_next_attempt_is(api, ann, client, receiver):
+    receiver.respond = lambda request: Reply(500)
+    job_id = submit(api, webhook=receiver.url)
+    runner.run(job_id)
+    deliver_due()  # the first attempt fails: the callback waits for its retry
+    callback = Delivery.objects.get()
+    assert callback.status == "pending" and callback.next_attempt_at is not None
+    client.force_login(ann)
+    page = client.get(f"/jobs/{job_id}/").content.decode()
+    assert f"next attempt {callback.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC" in page
