@@ -92,6 +92,21 @@ def test_every_child_stops_when_runhub_is_stopped_or_dies(signum):
     assert wait_until(lambda: not alive(children), 45), f"left running: {alive(children)}"
 
 
+def test_a_stopping_signal_sent_twice_stops_gracefully_once():
+    """`kill -TERM -- -PGID` of `make run`: make forwards SIGTERM to runhub, which gets it
+    from the group too; the second must not cut the graceful stop short."""
+    hub = start_hub(free_port())
+    assert wait_until(lambda: len(descendants(hub.pid)) >= 8, 60)
+    children = descendants(hub.pid)
+    os.kill(hub.pid, signal.SIGTERM)
+    time.sleep(0.05)
+    os.kill(hub.pid, signal.SIGTERM)
+    output, _ = hub.communicate(timeout=60)
+    assert hub.returncode == 0 and "Stopping…" in output
+    assert "Traceback" not in output and "Stop:" not in output, output[-2000:]
+    assert wait_until(lambda: not alive(children), 45), f"left running: {alive(children)}"
+
+
 def test_a_busy_port_starts_nothing_and_says_so():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -211,8 +211,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="webhookhub.mail.ConsoleEmailBackend")
 
+# The console: quiet by default (warnings, errors, one line per start and stop); VERBOSE
+# adds what is routine (each failed attempt, which a retry usually mends; django-q2's).
+VERBOSE = env.bool("VERBOSE", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -229,7 +232,10 @@ LOGGING = {
         },
     },
     "loggers": {
-        "hooks": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+        "hooks": {
+            "handlers": ["console"],
+            "level": env.str("LOG_LEVEL", default="INFO" if VERBOSE else "WARNING"),
+        },
         # Unhandled errors in views, with their traceback, on stderr for the operator.
         "django.request": {"handlers": ["errors"], "level": "ERROR"},
     },
@@ -304,8 +310,6 @@ Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(mode=0o700, parents=True, exi
 # loops for under a minute. `retry` (the broker's visibility timeout) must exceed what
 # a task can wait in the cluster's local queue plus its own run time, or it runs twice.
 REDIS_URL = env.str("REDIS_URL", default="")
-# The console: quiet by default (warnings, errors, one line per start and stop).
-VERBOSE = env.bool("VERBOSE", default=False)
 Q_WORKERS = env.int("Q_WORKERS", default=4)
 Q_TASK_TIMEOUT = int(WEBHOOK_MAX_TIMEOUT + WEBHOOK_PUMP_SECONDS) + 60
 Q_CLUSTER = {

@@ -51,6 +51,14 @@ def _raise_stop(signum, frame) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
+def _stopping_already(signum, frame) -> None:
+    """A second stopping signal while stopping (make forwards SIGTERM to runhub, and a
+    supervisor's `kill -- -PGID` sends it too): the graceful stop goes on."""
+
+
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class Command(BaseCommand):
     help = "Start the web server (gunicorn), the delivery workers and the job workers (what `make run` runs)."
 
@@ -84,6 +92,8 @@ class Command(BaseCommand):
         except (KeyboardInterrupt, Stop):
             self.stdout.write("Stopping…")
         finally:
+            for signum in STOPPING_SIGNALS:  # once stopping, a signal more changes nothing
+                signal.signal(signum, _stopping_already)
             self.stop(children)
         if login and login.password:
             self.tell(login)  # the password scrolled away: once more, on the way out
