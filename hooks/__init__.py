@@ -14,7 +14,7 @@ Listing:      event_types() (every registered type, with its scopes),
 Namespaces:   register_namespaces(label, find) (how the admin names and finds them)
 Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
-Operating:    send_test, redeliver, replay, delivery_attempts (for owners' delivery pages),
+Operating:    send_test, redeliver, replay, stop_retrying, delivery_attempts (owners' pages),
               secret_shown_once (a just-made secret's one-time message, with Copy),
               validate_payload_filter, filter_preview (a filter's effect on recent events)
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     )
     from hooks.tools.metrics import metrics_view, register_metrics
     from hooks.tools.ping import send_test
-    from hooks.tools.redelivery import redeliver, replay
+    from hooks.tools.redelivery import redeliver, replay, stop_retrying
     from hooks.tools.shown import delivery_attempts, filter_preview, secret_shown_once
     from hooks.webhook_secrets import generate_secret
     from hooks.worker.send_now import send_now, send_to_slot
@@ -125,6 +125,7 @@ __all__ = [
     "send_now",
     "send_test",
     "send_to_slot",
+    "stop_retrying",
     "settings",
     "validate_payload_filter",
     "validate_secret",

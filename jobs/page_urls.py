@@ -10,4 +10,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("<str:job_id>/", views.detail, name="detail"),
     path("<str:job_id>/callbacks/<uuid:delivery_id>/redeliver/", views.redeliver, name="redeliver"),
+    path(
+        "<str:job_id>/callbacks/<uuid:delivery_id>/stop/", views.stop_retrying, name="stop_retrying"
+    ),
 ]

@@ -79,3 +79,13 @@ def redeliver(request: HttpRequest, job_id: str, delivery_id) -> HttpResponse:
     job = _own_job(request, job_id)
     pages.redeliver(request, get_object_or_404(callbacks(job), pk=delivery_id), "The callback")
     return redirect("job_pages:detail", job_id=job.id)
+
+
+@login_required
+@require_POST
+def stop_retrying(request: HttpRequest, job_id: str, delivery_id) -> HttpResponse:
+    """A callback that keeps failing (a URL that will never answer) stops here, at once,
+    rather than retrying for days."""
+    job = _own_job(request, job_id)
+    pages.stop_retrying(request, get_object_or_404(callbacks(job), pk=delivery_id), "The callback")
+    return redirect("job_pages:detail", job_id=job.id)

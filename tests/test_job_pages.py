@@ -119,3 +119,24 @@ def test_a_pending_callback_says_when_its_next_attempt_is(api, ann, client, rece
     client.force_login(ann)
     page = client.get(f"/jobs/{job_id}/").content.decode()
     assert f"next attempt {callback.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC" in page
+
+
+def test_an_owner_sends_a_pending_callback_now_or_stops_its_retries(api, ann, client, receiver):
+    receiver.respond = lambda request: Reply(500)
+    job_id = submit(api, webhook=receiver.url)
+    runner.run(job_id)
+    deliver_due()
+    callback = Delivery.objects.get()
+    client.force_login(ann)
+    page = client.get(f"/jobs/{job_id}/").content.decode()
+    assert 'id="send-now"' in page and 'id="stop-retrying"' in page
+    client.post(f"/jobs/{job_id}/callbacks/{callback.pk}/redeliver/")
+    assert deliver_due() == 1 and len(receiver.requests) == 2  # sent now, not in 5 s
+    page = client.post(f"/jobs/{job_id}/callbacks/{callback.pk}/stop/", follow=True)
+    assert "will not be retried" in page.content.decode()
+    callback.refresh_from_db()
+    assert callback.status == "failed" and callback.next_attempt_at is None
+    assert deliver_due() == 0 and len(receiver.requests) == 2  # no more attempts
+    bob = Client()
+    bob.force_login(User.objects.create_user("bob@example.com", "bob@example.com", "pw"))
+    assert bob.post(f"/jobs/{job_id}/callbacks/{callback.pk}/stop/").status_code == 404

@@ -103,6 +103,7 @@ def test_a_stopping_signal_sent_twice_stops_gracefully_once():
     os.kill(hub.pid, signal.SIGTERM)
     output, _ = hub.communicate(timeout=60)
     assert hub.returncode == 0 and "Stopping…" in output
+    assert "is running on http://localhost:" in output  # as the login line spells it
     assert "Traceback" not in output and "Stop:" not in output, output[-2000:]
     assert wait_until(lambda: not alive(children), 45), f"left running: {alive(children)}"
 

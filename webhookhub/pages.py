@@ -20,3 +20,13 @@ def redeliver(request: HttpRequest, delivery: Delivery, what: str = "It") -> boo
     else:
         messages.error(request, "It is being sent right now; look again in a moment.")
     return bool(queued)
+
+
+def stop_retrying(request: HttpRequest, delivery: Delivery, what: str = "It") -> bool:
+    """No more attempts on a pending `delivery`, and a message that says so."""
+    stopped = hooks.stop_retrying(Delivery.objects.filter(pk=delivery.pk))
+    if stopped:
+        messages.success(request, f"{what} will not be retried; Redeliver sends it again.")
+    else:
+        messages.error(request, "It is not waiting for a retry (sent, or being sent right now).")
+    return bool(stopped)

@@ -46,6 +46,18 @@ def redeliver(deliveries: QuerySet[Delivery]) -> int:
     return len(ids)
 
 
+def stop_retrying(deliveries: QuerySet[Delivery], reason: str = "Stopped by its owner.") -> int:
+    """End each pending delivery as failed, with no further attempt (its history stays,
+    and it can be redelivered later). One a worker is sending right now is left alone."""
+    stopping = deliveries.filter(status=Status.PENDING, claim_token__isnull=True)
+    with transaction.atomic():
+        rollup.invalidate(stopping.values_list("webhook_id", flat=True).distinct())
+        return stopping.update(
+            status=Status.FAILED, next_attempt_at=None, enqueued_until=None,
+            completed_at=timezone.now(), last_error=reason, manual=False,
+        )  # fmt: skip
+
+
 REPLAYABLE = (Status.FAILED, Status.SKIPPED)
 
 

@@ -47,6 +47,13 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def address(host: str, port: str) -> str:
+    """Where the hub answers, spelled as the login line spells it (SITE_URL's default
+    says localhost), not once 127.0.0.1 and once localhost."""
+    shown = "localhost" if host in ("127.0.0.1", "localhost", "::1", "[::1]") else host
+    return f"http://{shown}:{port}/"
+
+
 def _raise_stop(signum, frame) -> None:
     raise Stop(signal.Signals(signum).name)
 
@@ -85,7 +92,7 @@ class Command(BaseCommand):
         try:
             if self.wait_for_web(host, int(port), children["web server (gunicorn)"]):
                 self.stdout.write(
-                    f"webhookhub is running on http://{host}:{port}/ (Ctrl-C stops it)"
+                    f"webhookhub is running on {address(host, port)} (Ctrl-C stops it)"
                 )
                 self.tell(login)
             failed = self.watch(children)
