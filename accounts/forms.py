@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 import hooks
 from accounts import notification
 from accounts.models import ApiToken
+from hooks.models import ALL_EVENTS
 
 User = get_user_model()
 
@@ -105,12 +106,23 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
         "receiver was built for. Chat URLs (Discord, Slack, Google Chat, Teams) get a chat "
         "message with the first choice.",
     )
-    field_order = ["url", "secret_action", "pasted_secret", "shape"]
+    events = forms.MultipleChoiceField(
+        label="Events",
+        choices=(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What is sent here: your jobs that finish while you are away (job.finished), "
+        "and events this hub's integrations address to you through its API (declared by "
+        "staff). Tick the ones you want, or everything.",
+    )
+    field_order = ["url", "events", "secret_action", "pasted_secret", "shape"]
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
         hook = notification.webhook_of(user)
+        self.fields["events"].choices = notification.event_choices()
+        self.initial.setdefault("events", list(hook.event_types) if hook else [ALL_EVENTS])
         if hook is not None:
             self.initial.setdefault("url", hook.url)
             self.initial.setdefault("shape", notification.shape_of(hook))
@@ -125,7 +137,11 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
             return data
         try:
             self.plan = notification.prepare(
-                self.user, data["url"], self.secret_change(), data.get("shape") or None
+                self.user,
+                data["url"],
+                self.secret_change(),
+                data.get("shape") or None,
+                data.get("events") or None,
             )
         except ValidationError as exc:
             self.add_configure_errors(exc, {})

@@ -24,7 +24,19 @@ def webhook_of(user) -> Webhook | None:
     return Webhook.objects.filter(scope=Scope.USER, owner=user).order_by("pk").first()
 
 
-def prepare(user, url: str, secret: hooks.SecretChange, shape: str | None = None):
+def event_choices() -> list[tuple[str, str]]:
+    """What a user's webhook may receive: everything addressed to them, or some types
+    (their finished jobs; event types staff declared for users, which the hub's
+    integrations post through the ingest API)."""
+    names = [t.name for t in hooks.event_types() if USER in t.scopes and t.name != "webhook.test"]
+    return [(ALL_EVENTS, "Everything addressed to me, now and later"),
+            *[(name, name) for name in names]]  # fmt: skip
+
+
+def prepare(
+    user, url: str, secret: hooks.SecretChange, shape: str | None = None,
+    events: list[str] | None = None,
+):  # fmt: skip
     """The checked change of the user's webhook (hooks.prepare_webhook's Plan), or None
     for a blank URL, which removes it. A ValidationError by field when it is wrong."""
     if not url:
@@ -34,10 +46,12 @@ def prepare(user, url: str, secret: hooks.SecretChange, shape: str | None = None
     hook = webhook_of(user)
     changes = {"name": name_for(user), "url": url, "secret": secret}  # the email may change
     if hook is None:
-        # Every event another app addresses to this user (notify_user), as Open WebUI's
-        # notification webhook gets every notification; today that is job.finished.
+        # By default every event addressed to this user, as Open WebUI's notification
+        # webhook gets every notification: their finished jobs, and declared user events.
         hook = hooks.new_webhook(USER, owner=user)
         changes["events"] = [ALL_EVENTS]
+    if events is not None:
+        changes["events"] = [ALL_EVENTS] if ALL_EVENTS in events else events
     if shape is not None and shape != shape_of(hook):  # a format staff chose stays otherwise
         changes["format"] = shape
     return hooks.prepare_webhook(hook, changes)
@@ -51,10 +65,13 @@ def signed_change(user, signed: bool) -> hooks.SecretChange:
     return hooks.SecretChange("keep" if hook is None or hook.secret else "generate")
 
 
-def save(user, url: str, secret: hooks.SecretChange, shape: str | None = None):
+def save(
+    user, url: str, secret: hooks.SecretChange, shape: str | None = None,
+    events: list[str] | None = None,
+):  # fmt: skip
     """Set, change or remove (blank URL) the user's webhook. Returns it and a secret
     that was just generated (to show once), or ''."""
-    plan = prepare(user, url, secret, shape)
+    plan = prepare(user, url, secret, shape, events)
     return apply(user, plan)
 
 

@@ -169,6 +169,9 @@ class NotificationIn(Schema):
     )
     secret_action: Literal["keep", "generate", "paste", "remove"] | None = SECRET_ACTION
     secret: str | None = PASTED_SECRET
+    events: list[str] | None = Field(
+        None, description='What it receives: ["*"] (everything addressed to you) or event types.'
+    )
     shape: str | None = Field(
         None, description="auto (Open WebUI's docs) or open_webui (its code)."
     )

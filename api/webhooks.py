@@ -288,7 +288,7 @@ def put_notification(request: HttpRequest):
     try:
         with transaction.atomic():
             webhook, new_secret = notification.save(
-                request.user, given.url.strip(), secret, given.shape
+                request.user, given.url.strip(), secret, given.shape, given.events
             )
     except ValidationError as exc:
         raise _refused(exc) from None

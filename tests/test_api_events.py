@@ -286,3 +286,24 @@ def test_v2_routes_keep_their_json_refusals_through_ninja(api):
     assert response.status_code == 405 and response["Allow"] == "POST"
     assert response.json() == {"error": "Use POST here."}
     assert api("GET", "/v2/echo/nothing-here").status_code == 404
+
+
+def test_a_user_chooses_on_their_settings_page_which_events_addressed_to_them_arrive(
+    client, producer, declared, ann, receiver
+):
+    from django.test import Client
+
+    from accounts import notification
+
+    page = Client()
+    page.force_login(ann)
+    settings_page = page.get("/accounts/settings/").content.decode()
+    assert 'value="invoice.paid"' in settings_page and 'value="job.finished"' in settings_page
+    assert "integrations address to you" in settings_page  # it says what arrives
+    form = {"url": receiver.url, "events": ["job.finished"], "secret_action": "remove"}
+    page.post("/accounts/notification/", form)
+    assert notification.webhook_of(ann).event_types == ["job.finished"]
+    assert post(client, producer, paid(user="ann@example.com")).json()["deliveries"] == 0
+    page.post("/accounts/notification/", {**form, "events": ["*", "job.finished"]})
+    assert notification.webhook_of(ann).event_types == ["*"]
+    assert post(client, producer, paid(user="ann@example.com")).json()["deliveries"] == 1
