@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ninja import NinjaAPI
 
-from api import ingest, webhooks
+from api import ingest, routes, webhooks
 from apikit import handlers
 from apikit.auth import TokenAuth
 from apikit.errors import PLAIN
@@ -34,4 +34,5 @@ hub = HubAPI(
 )
 hub.add_router("/", ingest.router)
 hub.add_router("/", webhooks.router)
+hub.add_router("/", routes.router)
 handlers.install(hub, PLAIN)

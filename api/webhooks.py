@@ -92,25 +92,25 @@ def _out(webhook: Webhook, paths: dict[str, str] | None = None) -> dict[str, Any
     }  # fmt: skip
 
 
-def _refused(exc: ValidationError) -> ApiError:
+def refused(exc: ValidationError) -> ApiError:
     field, messages = next(iter(exc.message_dict.items()))
     return ApiError(f"{field}: {messages[0]}", field)
 
 
-def _secret(given: dict[str, Any]) -> hooks.SecretChange:
+def secret_change(given: dict[str, Any]) -> hooks.SecretChange:
     """The body's secret_action and secret as one change (a secret alone is pasted)."""
     action, value = given.pop("secret_action", None), given.pop("secret", None) or ""
     return hooks.SecretChange(action or ("paste" if value else "keep"), value)
 
 
 def _configured(webhook: Webhook, given: dict[str, Any]) -> Any:
-    secret = _secret(given)  # takes secret_action and secret out of `given`
+    secret = secret_change(given)  # takes secret_action and secret out of `given`
     changes = {**given, "secret": secret}
     try:
         with transaction.atomic():
             return hooks.configure_webhook(webhook, changes)
     except ValidationError as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
 
 
 # --- webhooks -------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def _owned(request: HttpRequest, path: str | None) -> Namespace:
 
 
 # --- deliveries -----------------------------------------------------------------------
-def _delivery_out(delivery: Delivery) -> dict[str, Any]:
+def delivery_out(delivery: Delivery) -> dict[str, Any]:
     attempts = sorted(delivery.attempt_set.all(), key=lambda a: a.number)
     return {
         "id": delivery.pk, "event_type": delivery.event.type, "event_id": delivery.event_id,
@@ -203,7 +203,7 @@ def list_deliveries(
     if before is not None:
         deliveries = deliveries.filter(created_at__lt=before)
     page = deliveries.prefetch_related("attempt_set").order_by("-created_at")[:limit]
-    return [_delivery_out(d) for d in page]
+    return [delivery_out(d) for d in page]
 
 
 def _delivery(webhook: Webhook, delivery_id: str) -> Delivery:
@@ -221,7 +221,7 @@ def _delivery(webhook: Webhook, delivery_id: str) -> Delivery:
     summary="One delivery with its attempts",
 )  # fmt: skip
 def get_delivery(request: HttpRequest, pk: int, delivery_id: UUID):
-    return _delivery_out(_delivery(_webhook(request, pk), str(delivery_id)))
+    return delivery_out(_delivery(_webhook(request, pk), str(delivery_id)))
 
 
 @router.post(
@@ -282,7 +282,7 @@ def put_notification(request: HttpRequest):
     if not user_webhooks_enabled():
         raise ApiError("Notification webhooks are turned off on this hub.", status=403)
     body = given.model_dump(exclude_unset=True)
-    secret = _secret(body)
+    secret = secret_change(body)
     if given.signed is not None and "secret_action" not in body and "secret" not in body:
         secret = notification.signed_change(request.user, given.signed)
     try:
@@ -291,7 +291,7 @@ def put_notification(request: HttpRequest):
                 request.user, given.url.strip(), secret, given.shape, given.events
             )
     except ValidationError as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
     if webhook is None:
         return HttpResponse(status=204)
     return Status(200, {**_out(webhook), "secret": new_secret or None})

@@ -12,18 +12,12 @@ from django.views.decorators.http import require_POST
 
 import hooks
 from hooks.models import Attempt, Delivery
-from routes import audit, events
+from routes import audit, configure
 from routes.forms import RouteEventForm, RouteWebhookForm
 from routes.models import AuditRecord, RouteEvent, RouteWebhook
 
 HISTORY_ROWS = 20
 BODY_PREVIEW = 300
-SAMPLE_CALL = {
-    "event": {"id": 0, "label": "test event"},
-    "request": {"method": "post", "url": "/api/example/path", "body": {"foo": "bar"},
-                "tag": "test"},
-    "response": {"status": 200, "body": {}},
-}  # fmt: skip
 
 
 class Audited(admin.ModelAdmin):
@@ -147,7 +141,7 @@ class RouteWebhookAdmin(Audited):
         route = get_object_or_404(RouteWebhook.objects.select_related("webhook"), pk=pk)
         if not self.has_change_permission(request, route):
             return redirect("admin:index")
-        [attempt] = hooks.send_now(events.CALLED, SAMPLE_CALL, webhooks=[route.webhook])
+        attempt = configure.send_test(route)
         outcome = f"HTTP {attempt.response_status}" if attempt.response_status else attempt.error
         level = messages.SUCCESS if attempt.succeeded else messages.ERROR
         messages.add_message(

@@ -21,6 +21,14 @@ EXAMPLE = {
 }  # fmt: skip
 
 
+SAMPLE_CALL = {
+    "event": {"id": 0, "label": "test event"},
+    "request": {"method": "post", "url": "/api/example/path", "body": {"foo": "bar"},
+                "tag": "test"},
+    "response": {"status": 200, "body": {}},
+}  # fmt: skip
+
+
 def register() -> None:
     hooks.register_event_type(
         CALLED,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
 import hooks
 from hooks import SERVER
+from routes import configure
 from routes.events import CALLED
 from routes.matching import compile_pattern
 from routes.models import RouteEvent, RouteWebhook
@@ -84,7 +84,6 @@ class RouteWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
         data = super().clean()
         changes = {name: data[name] for name in ("name", "url", "active", "basic_auth_username")
                    if name in data}  # fmt: skip
-        changes["events"] = [CALLED]
         if "header_name" in data:
             name = data["header_name"].strip()
             changes["headers"] = {name: data.get("header_value") or None} if name else {}
@@ -93,17 +92,15 @@ class RouteWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
                 data.get("basic_auth_password"), remove=data.get("remove_password")
             )
         )
-        self.plan_change(self.hook, changes, self.CONFIGURE_NAMES)
+        self.plan_change(self.hook, {**changes, "events": [CALLED]}, self.CONFIGURE_NAMES)
         return data
 
     @property
     def new_secret(self) -> str:
         return self.saved.new_secret if self.saved else ""
 
-    @transaction.atomic
     def save(self, commit: bool = True) -> RouteWebhook:
-        self.saved = self.plan.save()
-        self.instance.webhook = self.saved.webhook
-        self.instance.save()
-        self._save_m2m()
+        events = self.cleaned_data.get("events")
+        route = self.instance if self.instance.pk else None
+        self.instance, self.saved = configure.store(route, self.plan, events)
         return self.instance
