@@ -82,16 +82,22 @@ def ensure_schedule(**kwargs) -> None:
     )  # fmt: skip
 
 
-BUILTIN_ENDPOINTS = [
-    ("echo", "jobs.handlers.echo", "Returns its input."),
-    ("sleep", "jobs.handlers.sleep", "Sleeps input.seconds, then returns them."),
-    ("words", "jobs.handlers.words", "Streams the words of input.text (a generator handler)."),
-]
+BUILTIN_ENDPOINTS = [  # (name, handler, description, aggregate the stream)
+    ("echo", "jobs.handlers.echo", "Returns its input.", False),
+    ("sleep", "jobs.handlers.sleep", "Sleeps input.seconds, then returns them.", False),
+    ("words", "jobs.handlers.words",
+     "Streams the words of input.text (a generator handler; its output lists them).", True),
+]  # fmt: skip
 
 
 def ensure_endpoints(**kwargs) -> None:
     """A fresh install (and every migrate) has the built-in endpoints."""
-    for name, handler, description in BUILTIN_ENDPOINTS:
+    for name, handler, description, aggregate in BUILTIN_ENDPOINTS:
         Endpoint.objects.get_or_create(
-            name=name, defaults={"handler": handler, "description": description}
+            name=name,
+            defaults={
+                "handler": handler,
+                "description": description,
+                "aggregate_stream": aggregate,
+            },
         )

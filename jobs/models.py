@@ -28,10 +28,10 @@ class Endpoint(models.Model):
     active = models.BooleanField(default=True)
     aggregate_stream = models.BooleanField(
         "Aggregate the stream",
-        default=True,
+        default=False,  # RunPod's return_aggregate_stream is off unless a worker turns it on
         help_text="For a generator handler: the job's output is the list of its yielded chunks "
-        "(RunPod's return_aggregate_stream). Unticked, the output is [] and the chunks are only "
-        "read through /stream, as RunPod does by default.",
+        "(RunPod's return_aggregate_stream). Unticked (RunPod's default), the output is [] and "
+        "the chunks are only read through /stream.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -7,6 +7,7 @@ events of a final state are emitted once, by whoever got there first."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import json
@@ -80,12 +81,31 @@ def _child(handler_path: str, job: dict, write_fd: int) -> None:
     with os.fdopen(write_fd, "w") as pipe:
         try:
             result = load_handler(handler_path)(job)
+            if inspect.iscoroutine(result):  # `async def handler`, as runpod-python runs it
+                result = asyncio.run(result)
+            if inspect.isasyncgen(result):
+                result = _drained(result)
             final = _stream(result, pipe) if inspect.isgenerator(result) else outcome(result)
             line = json.dumps(final)
         except BaseException as exc:  # the handler's failure is the job's failure
             line = json.dumps({"error": error_info(exc)})
         pipe.write(line + "\n")
     os._exit(0)  # no cleanup: the parent's database connection must stay untouched
+
+
+def _drained(chunks):
+    """An async generator handler's chunks, one by one as it yields them, on an event
+    loop of the child's own."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(anext(chunks))
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run_until_complete(chunks.aclose())
+        loop.close()
 
 
 def _stream(chunks, pipe) -> dict:

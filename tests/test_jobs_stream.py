@@ -128,3 +128,37 @@ def test_streaming_someone_elses_job_is_a_json_404(api, client):
     _, raw = ApiToken.issue(bob, "bob")
     response = client.get(f"/v2/words/stream/{job_id}", HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert response.status_code == 404 and "error" in response.json()
+
+
+async def async_echo(job: dict):
+    import asyncio
+
+    await asyncio.sleep(0)
+    return {"echo": job["input"]}
+
+
+async def async_words(job: dict):
+    import asyncio
+
+    for word in job["input"]["text"].split():
+        await asyncio.sleep(0)
+        yield word
+
+
+def test_async_handlers_and_async_generators_run_as_runpods_worker_runs_them(api):
+    endpoint("aecho", async_echo)
+    job_id = submit(api, endpoint="aecho", input={"prompt": "hi"})
+    assert runner.run(job_id) == "COMPLETED"
+    assert api("GET", f"/v2/aecho/status/{job_id}").json()["output"] == {"echo": {"prompt": "hi"}}
+    endpoint("awords", async_words)
+    job_id = submit(api, endpoint="awords", input={"text": "one two three"})
+    assert runner.run(job_id) == "COMPLETED"
+    assert [c["output"] for c in stream(api, job_id, "awords")["stream"]] == ["one", "two", "three"]
+
+
+def test_a_new_generator_endpoint_does_not_aggregate_its_stream_as_runpods_default(api):
+    endpoint("plain", async_words)
+    job_id = submit(api, endpoint="plain", input={"text": "a b"})
+    assert runner.run(job_id) == "COMPLETED"
+    assert api("GET", f"/v2/plain/status/{job_id}").json()["output"] == []
+    assert [c["output"] for c in stream(api, job_id, "plain")["stream"]] == ["a", "b"]
