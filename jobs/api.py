@@ -62,6 +62,10 @@ def _own(request: HttpRequest, endpoint: Endpoint, job_id: str) -> Job:
     job = jobs.filter(pk=job_id).first()
     if job is None:  # someone else's job is not found either
         raise ApiError(f"No job {job_id!r} on endpoint {endpoint.name!r}.", "id", status=404)
+    if job.ttl_expired():  # as RunPod's: gone once its ttl ran out, whatever it did
+        raise ApiError(
+            f"Job {job_id!r} has expired: its ttl of {job.ttl_ms} ms ran out.", "id", status=404
+        )
     if job.result_expired():  # the sweeper deletes it soon
         raise ApiError(
             f"Job {job_id!r} has expired: results are kept {job.result_kept_for()} s after "

@@ -122,6 +122,10 @@ class Job(models.Model):
         """Seconds this job's result is kept after it finished (RunPod's retention)."""
         return settings.JOB_RESULT_TTL_SYNC if self.is_sync else settings.JOB_RESULT_TTL
 
+    def ttl_expired(self) -> bool:
+        """Past its ttl, which covers the job's whole life: RunPod removes such a job."""
+        return timezone.now() > self.created_at + timedelta(milliseconds=self.ttl_ms)
+
     def result_expired(self) -> bool:
         if not self.is_final or self.completed_at is None:
             return False

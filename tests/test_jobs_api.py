@@ -224,6 +224,16 @@ def test_ttl_expired_before_start_times_out(api):
     Job.objects.filter(pk=job_id).update(created_at=timezone.now() - timedelta(seconds=11))
     assert runner.run(job_id) == "TIMED_OUT"
     assert "ttl expired" in Job.objects.get(pk=job_id).error
+    gone = api("GET", f"/v2/echo/status/{job_id}")  # RunPod removes it: 404 afterwards
+    assert gone.status_code == 404 and "ttl of 10000 ms ran out" in gone.json()["error"]
+
+
+def test_a_finished_job_answers_404_once_its_ttl_ran_out(api):
+    job_id = submit(api, policy={"ttl": 10_000})
+    assert runner.run(job_id) == "COMPLETED"
+    assert api("GET", f"/v2/echo/status/{job_id}").status_code == 200
+    Job.objects.filter(pk=job_id).update(created_at=timezone.now() - timedelta(seconds=11))
+    assert api("GET", f"/v2/echo/status/{job_id}").status_code == 404
 
 
 def test_cancel_queued_and_running_jobs(api):
