@@ -62,7 +62,7 @@ SCOPE_FIELD = {"user": "owner", "namespace": "namespace"}  # what each scope bel
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
-    list_display = ["name", "scope", "belongs_to", "short_url", "is_on", "health", "last_delivery"]
+    list_display = ["name", "kind", "belongs_to", "short_url", "is_on", "health", "last_delivery"]
     list_filter = ["scope", "active", ("disabled_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "url", "namespace"]
     readonly_fields = ["health", "secret_state", "preview", "filter_preview", "created_at",
@@ -193,6 +193,11 @@ class WebhookAdmin(admin.ModelAdmin):
             for title, options in self.fieldsets
             if title != "Record"
         ]
+
+    @admin.display(description="scope", ordering="scope")
+    def kind(self, obj: Webhook) -> str:
+        """Its scope, or the page that owns it (a route webhook is not just 'Server')."""
+        return catalog.kind_of(obj.event_types or []) or obj.get_scope_display()
 
     @admin.display(description="URL", ordering="url")
     def short_url(self, obj: Webhook) -> str:

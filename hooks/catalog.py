@@ -39,6 +39,9 @@ class EventType:
     # `sent` (e.g. with the delivery's own id or the webhook's secret added at send
     # time), history shows `shown`. Such events ignore data templates and formats.
     personalise: Callable[[dict, Any], tuple[dict, dict]] | None = None
+    # Webhooks that receive only this type are another page's (route webhooks): listed
+    # under this kind, and the webhook forms do not offer the type.
+    kind: str = ""
 
 
 _registry: dict[str, EventType] = {}
@@ -67,6 +70,7 @@ def register_event_type(
     example: dict[str, Any] | None = None,
     summary: str = "",
     personalise: Callable[[dict, Any], tuple[dict, dict]] | None = None,
+    kind: str = "",
 ) -> EventType:
     """Register an event type. The same definition again is a no-op; another definition
     under a registered name is an error."""
@@ -78,7 +82,9 @@ def register_event_type(
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f"Unknown scope(s) {sorted(unknown)} for {name!r}.")
-    event_type = EventType(name, description, tuple(scopes), example or {}, summary, personalise)
+    event_type = EventType(
+        name, description, tuple(scopes), example or {}, summary, personalise, kind
+    )
     if name in _registry and _registry[name] != event_type:
         raise ValueError(f"Event type {name!r} is already registered differently.")
     _registry[name] = event_type
@@ -139,11 +145,18 @@ def event_types() -> list[EventType]:
 
 
 def choices(scope: str | None = None) -> list[tuple[str, str]]:
+    """What a webhook form offers: a scope's types, less those another page owns (kind)."""
     return [
         (t.name, f"{t.name} — {t.description}")
         for t in event_types()
-        if scope is None or scope in t.scopes
+        if (scope is None or scope in t.scopes) and not t.kind
     ]
+
+
+def kind_of(names: list[str]) -> str:
+    """The kind of a webhook that receives only types of one kind (a route webhook), or ''."""
+    kinds = {_registry[n].kind if n in _registry else "" for n in names}
+    return kinds.pop() if len(kinds) == 1 else ""
 
 
 def grouped_choices(scope: str | None = None) -> list[tuple[str, list[tuple[str, str]]]]:

@@ -38,6 +38,7 @@ def register() -> None:
         example=EXAMPLE,
         summary="{event[label]}: {request[method]} {request[url]} → {response[status]}",
         personalise=personalise,
+        kind="Route (APIO)",
     )
 
 

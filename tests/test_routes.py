@@ -290,3 +290,15 @@ def test_route_webhooks_are_in_the_webhooks_command_listing(receiver):
     call_command("webhooks", "list", stdout=out)
     line = next(line for line in out.getvalue().splitlines() if "apio" in line)
     assert receiver.url in line and "[route.called]" in line and "active" in line
+
+
+def test_a_route_webhook_is_listed_as_such_and_other_webhooks_are_not_offered_its_type(
+    admin_client, receiver
+):
+    route, _ = route_webhook(receiver.url, route_event())
+    listing = admin_client.get(reverse("admin:hooks_webhook_changelist")).content.decode()
+    assert '<td class="field-kind">Route (APIO)</td>' in listing
+    add = admin_client.get(reverse("admin:hooks_webhook_add")).content.decode()
+    assert 'value="route.called"' not in add  # a route webhook is made on its own page
+    own = admin_client.get(reverse("admin:hooks_webhook_change", args=[route.pk]))
+    assert 'value="route.called"' in own.content.decode()  # its own page keeps it

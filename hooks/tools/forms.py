@@ -143,13 +143,16 @@ class EventTypeCheckboxes(forms.CheckboxSelectMultiple):
         return option
 
 
-def event_type_choices(scope: str | None) -> list:
-    """All events of the scope, then its event types by source (every scope's: None)."""
+def event_type_choices(scope: str | None, current: list[str] = ()) -> list:
+    """All events of the scope, then its event types by source (every scope's: None);
+    a type another page owns (route.called) only where the webhook already has it."""
     groups = [
         (group, [(name, name) for name, _ in names])
         for group, names in catalog.grouped_choices(scope)
     ]
-    return [("all", [(ALL_EVENTS, "All events of its scope, now and later")]), *groups]
+    owned = [(name, name) for name in current if catalog.kind_of([name])]
+    return [("all", [(ALL_EVENTS, "All events of its scope, now and later")]), *groups,
+            *([("its own", owned)] if owned else [])]  # fmt: skip
 
 
 class WebhookForm(WebhookConfigForm, forms.ModelForm):
@@ -198,7 +201,7 @@ class WebhookForm(WebhookConfigForm, forms.ModelForm):
         super().__init__(*args, **kwargs)
         # A webhook keeps its scope: its page offers only what that scope receives.
         self.fields["event_types"].choices = event_type_choices(
-            self.instance.scope if self.instance.pk else None
+            self.instance.scope if self.instance.pk else None, self.instance.event_types or []
         )
         self.fields["event_types"].initial = list(self.instance.event_types or [])
         if self.instance.payload_filter is not None:
