@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from hooks import catalog
+from hooks import catalog, largevalues
+from hooks.largevalues import encode_json
 from hooks.models import BodyFormat, Delivery
 from hooks.outgoing import formats, templating
 
@@ -27,14 +27,27 @@ class Body:
         return self.shown if self.shown is not None else self.content.decode("utf-8", "replace")
 
 
-def encode_json(data) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def body_for(delivery: Delivery) -> Body:
-    """The webhook's data template filled from the event, a chat message, or the payload."""
+    """The webhook's data template filled from the event, a chat message, or the payload.
+    An event whose large values are kept apart (hooks.largevalues) sends each in its
+    place; its history shows the same body built from the event's row, a preview in
+    each one's place (a chat message is built from the row alone: it needs the fields,
+    not the large values)."""
     event = delivery.event
-    payload = event.payload if isinstance(event.payload, dict) else {}
+    kept = event.payload if isinstance(event.payload, dict) else {}
+    if not event.stored_apart:
+        return _built(delivery, kept, event.payload)
+    values = getattr(event, "apart_values", None)
+    if values is None:
+        raise ValueError("The event's values kept apart were not loaded.")
+    whole = largevalues.joined(kept, values)
+    sent = _built(delivery, whole, whole)
+    return replace(sent, shown=_built(delivery, kept, kept).text())
+
+
+def _built(delivery: Delivery, payload: dict, plain) -> Body:
+    """The body from `payload`; `plain` is what a plain JSON body sends."""
+    event = delivery.event
     personalise = _personaliser(event.type)
     if personalise:
         sent, shown = personalise(payload, delivery)
@@ -52,8 +65,9 @@ def body_for(delivery: Delivery) -> Body:
         return multipart(rendered, *image) if image else Body(rendered)
     fmt = formats.effective(webhook.format, webhook.url) if webhook else BodyFormat.JSON
     if fmt != BodyFormat.JSON:
-        return Body(encode_json(formats.body(fmt, event.type, payload)))
-    return Body(encode_json(event.payload))
+        row = event.payload if isinstance(event.payload, dict) else {}
+        return Body(encode_json(formats.body(fmt, event.type, row)))
+    return Body(encode_json(plain))
 
 
 def _personaliser(event_type: str):
