@@ -19,6 +19,11 @@ def new_sync_job_id() -> str:
     return f"sync-{uuid.uuid4()}"
 
 
+def payload_limit(*, sync: bool) -> int:
+    """JOB_PAYLOAD_LIMIT, or JOB_PAYLOAD_LIMIT_SYNC for a /runsync job."""
+    return settings.JOB_PAYLOAD_LIMIT_SYNC if sync else settings.JOB_PAYLOAD_LIMIT
+
+
 class Endpoint(models.Model):
     """A named endpoint whose jobs run `handler(job) -> output` (RunPod's contract)."""
 
@@ -121,6 +126,11 @@ class Job(models.Model):
     def result_kept_for(self) -> int:
         """Seconds this job's result is kept after it finished (RunPod's retention)."""
         return settings.JOB_RESULT_TTL_SYNC if self.is_sync else settings.JOB_RESULT_TTL
+
+    def payload_limit(self) -> int:
+        """The largest input and output of this job, in bytes of JSON (RunPod's payload
+        limit of the route it came by: 10 MB for /run, 20 MB for /runsync)."""
+        return payload_limit(sync=self.is_sync)
 
     def result_expired(self) -> bool:
         if not self.is_final or self.completed_at is None:
