@@ -91,27 +91,22 @@ def test_an_output_larger_than_a_pipe_completes(api):
     assert len(Job.objects.get(pk=job_id).output["text"]) == 200_000
 
 
-def test_an_output_over_the_payload_limit_fails_the_job_clearly(api, settings):
-    """RunPod's rule: a result over the payload limit fails (the runner does not even
-    keep it: it counts the line as it comes)."""
-    settings.JOB_PAYLOAD_LIMIT = 100_000
-    endpoint("big", big_output)
-    job_id = submit(api, endpoint="big", input={"size": 300_000})
-    assert runner.run(job_id) == "FAILED"  # before: the end's events refused it, stuck running
-    job = Job.objects.get(pk=job_id)
-    assert job.output is None and job.error == (
-        "The job's output is 300011 bytes; at most 100000 fit."
-    )
-
-
-def test_an_output_within_the_limit_but_not_the_end_events_fails_the_job(api, settings):
-    """Every Job carries the input and the output twice: within WEBHOOK_MAX_EVENT_BYTES."""
-    settings.WEBHOOK_MAX_EVENT_BYTES = 500_000
+@pytest.mark.parametrize(
+    ("setting", "value", "most"),
+    [("JOB_PAYLOAD_LIMIT", 100_000, 100_000), ("WEBHOOK_MAX_EVENT_BYTES", 500_000, 247_937)],
+    ids=["over the payload limit", "over what the end events carry"],
+)
+def test_an_output_too_large_fails_the_job_clearly(api, settings, setting, value, most):
+    """RunPod's rule: a result over the payload limit fails; so does one the job's end
+    events could not carry within WEBHOOK_MAX_EVENT_BYTES (Every Job carries the input
+    and the output twice). Before, the events refused it and the job stayed running."""
+    setattr(settings, setting, value)
     endpoint("big", big_output)
     job_id = submit(api, endpoint="big", input={"size": 300_000})
     assert runner.run(job_id) == "FAILED"
     job = Job.objects.get(pk=job_id)
-    assert job.output is None and "300011 bytes; at most 247937 fit" in job.error
+    assert job.output is None
+    assert job.error == f"The job's output is 300011 bytes; at most {most} fit."
 
 
 def test_a_chunk_over_the_payload_limit_fails_the_job(api, settings):
