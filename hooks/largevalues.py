@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,21 @@ Path = tuple[str | int, ...]  # keys and indexes from the payload's top; () is a
 def encode_json(data: Any) -> bytes:
     """JSON as the hub sends it: compact, UTF-8."""
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_size(data: Any) -> int:
+    """`len(encode_json(data))`, without the bytes when the JSON is ASCII."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def payload_size(payload: dict) -> int:
+    """`len(encode_json(payload))`, measured one top-level value at a time: json.dumps
+    gathers every piece of its JSON before it joins them, so measuring a 30 MB payload
+    whole would hold 60 MB; this holds its largest value's JSON at most."""
+    if not _plain_keys(payload):
+        return json_size(payload)
+    return size_of_object({key: json_size(value) for key, value in payload.items()})
 
 
 @dataclass(frozen=True)
@@ -159,14 +176,36 @@ def _plain_keys(value: dict | list) -> bool:
 def joined(kept: dict, values: list[tuple[Path, bytes]]) -> dict:
     """The whole payload again: the row's `kept` payload with each value loaded from
     apart back in its place (the containers on its path copied, the rest shared)."""
+    for path, data in values:
+        if not path:
+            return json.loads(data)
+    return _placed(kept, [(path, json.loads(data)) for path, data in values])
+
+
+def joined_json(kept: dict, values: list[tuple[Path, bytes]]) -> bytes:
+    """`encode_json(joined(kept, values))`, without parsing the values or encoding them
+    again: the row's payload is encoded with a marker in each value's place, and each
+    marker is replaced by the value's JSON as stored. A 10 MB value costs the body's
+    bytes, not also its text, its parse and the encoder's pieces."""
+    for path, data in values:
+        if not path:
+            return data
+    nonce = secrets.token_hex(16)  # no payload can hold it: it is made now
+    marked = _placed(kept, [(path, f"\x00{nonce}:{i}") for i, (path, _) in enumerate(values)])
+    pieces = re.split(rb'"\\u0000' + nonce.encode() + rb':(\d+)"', encode_json(marked))
+    for at in range(1, len(pieces), 2):
+        pieces[at] = values[int(pieces[at])][1]
+    return b"".join(pieces)
+
+
+def _placed(kept: dict, values: list[tuple[Path, Any]]) -> dict:
+    """`kept` with each value in its place (the containers on its path copied)."""
     if not values:
         return kept
     copied: set[int] = set()
     top = dict(kept)
     copied.add(id(top))
-    for path, data in values:
-        if not path:
-            return json.loads(data)
+    for path, value in values:
         parent = top
         for step in path[:-1]:
             child = parent[step]
@@ -175,5 +214,5 @@ def joined(kept: dict, values: list[tuple[Path, bytes]]) -> dict:
                 copied.add(id(child))
                 parent[step] = child
             parent = child
-        parent[path[-1]] = json.loads(data)
+        parent[path[-1]] = value
     return top

@@ -242,11 +242,13 @@ class _Lines:
                 self.pieces = []
             if end < 0:
                 return
-            if self.pieces or not self.length:
-                self._line(b"".join(self.pieces), new)
-            else:
-                self._over(self.length)
-            self.pieces, self.length = [], 0
+            pieces, length, self.pieces, self.length = self.pieces, self.length, [], 0
+            if pieces:
+                line = b"".join(pieces)
+                del pieces  # one copy of a 20 MB line at a time
+                self._line(line, new)
+            elif length:
+                self._over(length)
             start = end + 1
 
     def _over(self, length: int) -> None:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 import hooks
 from hooks import largevalues
-from hooks.largevalues import WHOLE, encode_json, joined, split
+from hooks.largevalues import WHOLE, encode_json, joined, joined_json, split
 from hooks.models import Attempt, Delivery, Event, EventValue, LargeValue
 from hooks.tools import retention
 from hooks.worker.attempt import deliver_due
@@ -30,8 +30,11 @@ IMAGE = "data:image/png;base64," + base64.b64encode(PNG).decode()
 
 
 def whole_again(payload: dict) -> tuple[dict, list]:
-    kept, parts = split(payload, LIMIT, len(encode_json(payload)))
-    assert joined(kept, [(p.path, p.data) for p in parts]) == payload
+    """Split, then joined again, both ways: parsed (templates) and as the JSON sent."""
+    kept, parts = split(payload, LIMIT, largevalues.payload_size(payload))
+    values = [(p.path, p.data) for p in parts]
+    assert joined(kept, values) == payload
+    assert joined_json(kept, values) == encode_json(payload)
     return kept, parts
 
 

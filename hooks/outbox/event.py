@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from hooks import catalog, conf, largevalues, ssrf
-from hooks.largevalues import Part, encode_json
+from hooks.largevalues import Part
 from hooks.models import Delivery, Event, EventValue, LargeValue, Webhook
 from hooks.outbox import fanout
 from hooks.outbox.handover import ENQUEUE_GRACE, enqueue_on_commit
@@ -63,7 +63,7 @@ def _check_payload(
     if not isinstance(payload, dict):
         raise TypeError("An event payload is a JSON object (a dict).")
     try:
-        size = len(encode_json(payload))
+        size = largevalues.payload_size(payload)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"The event payload is not JSON-serialisable: {exc}") from None
     limit = settings.max_event_bytes if limit is None else limit

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from hooks import catalog, largevalues
@@ -36,38 +37,42 @@ def body_for(delivery: Delivery) -> Body:
     event = delivery.event
     kept = event.payload if isinstance(event.payload, dict) else {}
     if not event.stored_apart:
-        return _built(delivery, kept, event.payload)
+        return _built(delivery, lambda: kept, lambda: encode_json(event.payload))
     values = getattr(event, "apart_values", None)
     if values is None:
         raise ValueError("The event's values kept apart were not loaded.")
-    whole = largevalues.joined(kept, values)
-    sent = _built(delivery, whole, whole)
-    return replace(sent, shown=_built(delivery, kept, kept).text())
+    sent = _built(
+        delivery,
+        lambda: largevalues.joined(kept, values),
+        lambda: largevalues.joined_json(kept, values),  # the plain body: values as stored
+    )
+    return replace(sent, shown=_built(delivery, lambda: kept, lambda: encode_json(kept)).text())
 
 
-def _built(delivery: Delivery, payload: dict, plain) -> Body:
-    """The body from `payload`; `plain` is what a plain JSON body sends."""
+def _built(delivery: Delivery, payload: Callable[[], dict], plain: Callable[[], bytes]) -> Body:
+    """The body from the payload (`payload()`); `plain()` is the plain JSON body."""
     event = delivery.event
     personalise = _personaliser(event.type)
     if personalise:
-        sent, shown = personalise(payload, delivery)
+        sent, shown = personalise(payload(), delivery)
         return Body(encode_json(sent), shown=encode_json(shown).decode())
     webhook = delivery.webhook
     template = webhook.data_template.strip() if webhook else ""
     if template:
         attach, template = templating.split_discord_image(template)
-        values = templating.flatten(payload)
+        whole = payload()
+        values = templating.flatten(whole)
         values.update(
             event_type=event.type, event_id=str(event.id), timestamp=event.created_at.isoformat()
         )
         rendered = templating.render(template, values).encode()
-        image = data_url(payload.get("image")) if attach else None
+        image = data_url(whole.get("image")) if attach else None
         return multipart(rendered, *image) if image else Body(rendered)
     fmt = formats.effective(webhook.format, webhook.url) if webhook else BodyFormat.JSON
     if fmt != BodyFormat.JSON:
         row = event.payload if isinstance(event.payload, dict) else {}
         return Body(encode_json(formats.body(fmt, event.type, row)))
-    return Body(encode_json(plain))
+    return Body(plain())
 
 
 def _personaliser(event_type: str):
