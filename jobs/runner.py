@@ -207,13 +207,15 @@ class _Lines:
         self.final: dict | None = None
         self.final_size = 0
         self.too_big = ""
+        self.poller = select.poll()
+        self.poller.register(fd, select.POLLIN)
 
     def wait(self, timeout: float) -> None:
         """Until the child writes, or `timeout`: a big output is read as fast as it comes."""
         if self.closed:
             time.sleep(timeout)
         else:
-            select.select([self.fd], [], [], timeout)
+            self.poller.poll(timeout * 1000)
 
     def read(self) -> None:
         new: list = []
