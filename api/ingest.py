@@ -71,6 +71,7 @@ def _emit(body: dict) -> tuple[int, dict]:
             event_in.payload,
             user=_user(event_in.user),
             namespace=_namespace(event_in.namespace),
+            limit=hooks.settings().max_payload_bytes,  # an outside producer's limit
         )
     except hooks.PayloadTooLarge as exc:
         raise ApiError(str(exc), "payload", status=413) from None

@@ -4,7 +4,9 @@ by the pydantic schema the OpenAPI document shows, and that schema told to djang
 
 The size policy: a body may be as large as the largest JSON value it carries (an event's
 payload, a job's input: `carries`, the hub's WEBHOOK_MAX_PAYLOAD_BYTES unless the route
-says) plus HEADROOM for its other fields, or it is a 413 before it is parsed."""
+says: /run 10 MB, /runsync 20 MB) plus HEADROOM for its other fields, or it is a 413
+before it is parsed. The kit reads the body itself under that limit: Django's
+DATA_UPLOAD_MAX_MEMORY_SIZE stays the limit of the site's forms."""
 
 from __future__ import annotations
 

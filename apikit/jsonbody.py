@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
 
@@ -28,17 +28,42 @@ def _finite(text: str) -> float:
     return value
 
 
+def _raw(request: HttpRequest, limit: int) -> bytes | None:
+    """The body's bytes, or None when it is over `limit`: read here under the route's own
+    limit, not Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB, for the site's forms), as a
+    job's input may be 20 MB. A larger Content-Length is refused unread; the bytes read
+    become `request.body` for whatever looks at it later (the route events)."""
+    if hasattr(request, "_body"):  # read before
+        return request._body if len(request._body) <= limit else None
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        return None
+    request._body = request.read()  # Django's own `body` reads it so, up to the length
+    return request._body
+
+
+def _may_hold_surrogates(raw: bytes) -> bool:
+    """A surrogate written as an escape (`\\ud800`), or as UTF-8 bytes (which Python's
+    JSON parser lets through), or a body not in UTF-8: only then is it looked at closely."""
+    utf8 = json.detect_encoding(raw) in ("utf-8", "utf-8-sig")
+    return not utf8 or SURROGATE.search(raw) is not None
+
+
+SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
 def parse(request: HttpRequest, limit: int) -> dict:
     """The body's JSON object (an empty body is `{}`), or BodyError saying what is wrong."""
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raw = None
-    if raw is None or len(raw) > limit:
+    raw = _raw(request, limit)
+    if raw is None:
         raise BodyError(f"The request body is larger than {limit} bytes.", status=413)
     try:
         body = json.loads(raw or b"{}", parse_constant=_not_a_number, parse_float=_finite)
-        json.dumps(body, ensure_ascii=False).encode()  # lone surrogates cannot be stored
+        if _may_hold_surrogates(raw):  # a lone one cannot be stored
+            json.dumps(body, ensure_ascii=False).encode()
     except RecursionError:
         raise BodyError("The request body is nested too deeply.") from None
     except UnicodeError:

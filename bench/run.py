@@ -106,7 +106,22 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         ("  matching one (its event written)", f"{r['route_matched']:.0f}",
          f"{r['route_matched'] / r['route_none']:.2f}×", ""),
         *history_rows(r),
+        *big_job_rows(r),
         ("CPU time stolen by the hypervisor during the run", f"{r['stolen_pct']:.1f} %", "", ""),
+    ]  # fmt: skip
+
+
+def big_job_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """The big-job measure (bench/bigjob.py): a job of RunPod's /run payload limit."""
+    idle, peak = r["big_job_idle_mb"], r["big_job_peak_mb"]
+    parts = ("web", "jobs", "deliveries")
+    return [
+        (f"a {r['big_job_mb']:.0f} MB job round trip: POST /run → its callback (both, "
+         f"{2 * r['big_job_mb']:.0f} MB) received (s)", f"{r['big_job_s']:.2f}",
+         f"/run answered in {r['big_job_run_s']:.2f} s", ""),
+        ("  peak RSS web / jobs / deliveries, largest process of each (MB)",
+         " / ".join(f"{peak[p]:.0f}" for p in parts),
+         "idle " + " / ".join(f"{idle[p]:.0f}" for p in parts), ""),
     ]  # fmt: skip
 
 

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webhookhub.settings")
 os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
+os.environ.setdefault("WEBHOOK_USER_ALLOWED_NETWORKS", "127.0.0.0/8")  # a job's callback
 
 import django  # noqa: E402
 
@@ -70,12 +71,13 @@ class Receivers:
 
 
 class Cluster:
-    """One `manage.py qcluster`, started and waited for; stopped with SIGTERM. `env`
-    overrides settings of this cluster alone (say `Q_WORKERS`)."""
+    """One `manage.py qcluster` (or another of the hub's processes: `command`), started
+    and waited for (its `ready` line); stopped with SIGTERM. `env` overrides settings of
+    this cluster alone (say `Q_WORKERS`)."""
 
-    def __init__(self, **env: str) -> None:
+    def __init__(self, *command: str, ready: str = "running.", **env: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            list(command) or [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT,
             env={**os.environ, **env, "VERBOSE": "true"},  # its "running." line says it is up
             stdout=subprocess.PIPE,
@@ -83,19 +85,19 @@ class Cluster:
             text=True,
             start_new_session=True,  # its whole tree can be killed, never left behind
         )
-        ready = threading.Event()
+        ready, ready_line = threading.Event(), ready
         self.lines: list[str] = []
 
         def read() -> None:
             for line in self.proc.stdout:
                 self.lines = [*self.lines[-20:], line]
-                if "running." in line:
+                if ready_line in line:
                     ready.set()
 
         threading.Thread(target=read, daemon=True).start()
         if not ready.wait(60):
             self.kill()  # a cluster left running would take the next measure's tasks
-            raise RuntimeError("qcluster did not start:\n" + "".join(self.lines))
+            raise RuntimeError(f"{self.proc.args} did not start:\n" + "".join(self.lines))
 
     def worker_pids(self) -> list[int]:
         """Every process below the qcluster command (sentinel, workers, monitor, pusher)."""
@@ -313,6 +315,26 @@ def big_history(rx: Receivers, n: int, rows: int, k: int) -> dict:
         return webhooks([rx.url("fast")])[0]
 
     return history.measure(fresh, lambda: drain_as_is(rx, n), rows, k)
+
+
+def big_job(rx: Receivers, size: int, k: int) -> dict:
+    """The 10 MB round trip `k` times: its best time, the largest peak of each process."""
+    from bench import bigjob  # (Django is set up only now)
+
+    def start(command: list[str], ready: str) -> Cluster:
+        return Cluster(*command, ready=ready)
+
+    def once() -> dict:
+        reset_db()
+        return bigjob.measure(start, rx.url("fast"), lambda: rx.stats()["counts"]["fast"],
+                              wait_until, size)  # fmt: skip
+
+    runs = [once() for _ in range(k)]
+    fastest = min(runs, key=lambda r: r["big_job_s"])
+    peaks = {
+        name: max(r["big_job_peak_mb"][name] for r in runs) for name in fastest["big_job_peak_mb"]
+    }
+    return {**fastest, "big_job_peak_mb": peaks}
 
 
 def slow_drain(rx: Receivers, count: int, clusters: int, **env: str) -> tuple[float, int]:
@@ -624,6 +646,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         "routes": lambda: route_costs(rx, 2000 if not quick else 100, k),
         "scale_out": lambda: scale_out(rx, n, k),
         "history": lambda: big_history(rx, n, 1_000_000 if not quick else 2_000, k),
+        "big_job": lambda: big_job(rx, (10 if not quick else 1) * 1024 * 1024, k),
     }
 
 

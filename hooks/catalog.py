@@ -37,7 +37,9 @@ class EventType:
     summary: str = ""
     # `personalise(payload, delivery) -> (sent, shown)`: the body of each delivery is
     # `sent` (e.g. with the delivery's own id or the webhook's secret added at send
-    # time), history shows `shown`. Such events ignore data templates and formats.
+    # time), history shows `shown`. Such events ignore data templates and formats. An
+    # event with large values kept apart is personalised twice: its whole payload for
+    # `sent`, its row's (previews in their places) for `shown`.
     personalise: Callable[[dict, Any], tuple[dict, dict]] | None = None
     # Webhooks that receive only this type are another page's (route webhooks): listed
     # under this kind, and the webhook forms do not offer the type.

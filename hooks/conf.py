@@ -36,7 +36,11 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "WEBHOOK_BATCH_SIZE": 32,
     "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": 16,
     "WEBHOOK_PUMP_SECONDS": 30.0,
+    # The largest payload an event's row keeps whole, and an outside producer may post;
+    # larger payloads of the hub's own events keep their large values apart
+    # (hooks.largevalues), up to the largest event as a receiver gets it.
     "WEBHOOK_MAX_PAYLOAD_BYTES": 256 * 1024,
+    "WEBHOOK_MAX_EVENT_BYTES": 100 * 1024 * 1024,
     # A worker's claim on a delivery lasts this long unless the worker renews it (it
     # does, while it holds the delivery): a worker that dies gives its deliveries up
     # this soon, and the ticker hands them to another within a second.
@@ -66,6 +70,7 @@ class HookSettings:
     sync_lease: float
     response_body_cap: int
     max_payload_bytes: int
+    max_event_bytes: int
     user_agent: str
     disable_after_days: float
     max_in_flight_per_endpoint: int
@@ -114,6 +119,7 @@ def settings() -> HookSettings:
         sync_lease=max_timeout + SYNC_LEASE_MARGIN,
         response_body_cap=RESPONSE_BODY_CAP,
         max_payload_bytes=int(value("WEBHOOK_MAX_PAYLOAD_BYTES")),
+        max_event_bytes=int(value("WEBHOOK_MAX_EVENT_BYTES")),
         user_agent=f"webhookhub/{VERSION}",
         max_in_flight_per_endpoint=int(value("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT")),
         pump_seconds=float(value("WEBHOOK_PUMP_SECONDS")),

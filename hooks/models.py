@@ -162,12 +162,41 @@ class Event(models.Model):
     )
     namespace = models.CharField(max_length=100, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # How many of its payload's values are stored apart (LargeValue, through
+    # EventValue), a preview in each one's place in `payload`; null: none.
+    stored_apart = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
+
+
+class LargeValue(models.Model):
+    """A large value of event payloads (hooks.largevalues), its JSON stored once however
+    many events of a transaction carry it (a job's output: its callback, job.finished,
+    build.finished, Every Job). Found by its digest; pruned with the last event that
+    carries it (hooks.tools.retention)."""
+
+    digest = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of `data`.")
+    data = models.BinaryField(help_text="The value's JSON, compact, UTF-8.")
+    size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.size} bytes {self.digest[:12]}"
+
+
+class EventValue(models.Model):
+    """Where a value stored apart goes in an event's payload."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
+    value = models.ForeignKey(LargeValue, on_delete=models.PROTECT, related_name="uses")
+    path = models.JSONField(help_text="Keys and indexes from the payload's top; [] is all of it.")
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.path}"
 
 
 class Delivery(models.Model):

@@ -56,7 +56,10 @@ def _submit(request: HttpRequest, endpoint: Endpoint, limit: int, **fields) -> J
 
 
 def _own(request: HttpRequest, endpoint: Endpoint, job_id: str) -> Job:
-    jobs = Job.objects.select_related("endpoint", "user").filter(endpoint=endpoint)
+    """The caller's job (staff: anyone's), its input left in the database until asked
+    for (no answer of these routes shows it; it may be 20 MB)."""
+    jobs = Job.objects.select_related("endpoint", "user").defer("input")
+    jobs = jobs.filter(endpoint=endpoint)
     if not request.user.is_staff:
         jobs = jobs.filter(user=request.user)
     job = jobs.filter(pk=job_id).first()
@@ -76,7 +79,7 @@ def _own(request: HttpRequest, endpoint: Endpoint, job_id: str) -> Job:
 
 @on_endpoint
 def run(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
-    job = _submit(request, endpoint, input_limit())
+    job = _submit(request, endpoint, input_limit(sync=False))
     return JsonResponse({"id": job.id, "status": job.status})
 
 
@@ -87,11 +90,10 @@ def runsync(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
         raise ApiError(f"?wait must be between {WAIT_MIN_MS} and {WAIT_MAX_MS} ms.", "wait")
     try:
         with waiters.slot(request.user.pk):  # before submitting: a refusal queues nothing
-            job = _submit(request, endpoint, input_limit(), id=new_sync_job_id())
+            job_id = _submit(request, endpoint, input_limit(sync=True), id=new_sync_job_id()).pk
             deadline = time.monotonic() + int(raw_wait) / 1000
             while time.monotonic() < deadline:
-                job.refresh_from_db()
-                if job.is_final:
+                if _status(job_id) in Job.FINAL:
                     break
                 time.sleep(getattr(settings, "RUNSYNC_POLL", 0.05))
     except waiters.Busy as exc:
@@ -99,7 +101,13 @@ def runsync(request: HttpRequest, endpoint: Endpoint) -> JsonResponse:
             f"{exc}; use /run and /status, or try again shortly.", status=429,
             headers={"Retry-After": "1"},
         ) from None  # fmt: skip
-    return JsonResponse(job.status_json())
+    # Its input stays in the database: the answer does not show it, and it may be 20 MB.
+    return JsonResponse(Job.objects.defer("input").get(pk=job_id).status_json())
+
+
+def _status(job_id: str) -> str | None:
+    """The job's status now: its row's status alone (runsync asks 20 times a second)."""
+    return Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
 
 
 @on_endpoint

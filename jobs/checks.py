@@ -13,6 +13,11 @@ def job_settings(app_configs=None, **kwargs) -> list[Error]:
         for name in ("JOB_RESULT_TTL", "JOB_RESULT_TTL_SYNC")
         if getattr(settings, name) < 0
     ]
+    errors += [
+        Error(f"{name} must be at least 1024 bytes.", id="jobs.E003")
+        for name in ("JOB_PAYLOAD_LIMIT", "JOB_PAYLOAD_LIMIT_SYNC")
+        if getattr(settings, name) < 1024
+    ]
     schedule = settings.JOB_CALLBACK_SCHEDULE
     if not schedule or any(s < 0 for s in schedule) or len(schedule) > 100:
         errors.append(

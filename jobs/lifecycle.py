@@ -11,6 +11,7 @@ from jobs import events
 from jobs.models import Job
 
 Status = Job.Status
+REREAD = [f.attname for f in Job._meta.concrete_fields if f.name not in ("input", "output")]
 TASK = "jobs.runner.run"
 CLUSTER = "jobs"
 
@@ -54,7 +55,10 @@ def finish(job: Job, status: str, *, output=None, error: str = "") -> bool:
         ).update(status=status, output=output, error=error, completed_at=timezone.now())
         if not moved:
             return False
-        job.refresh_from_db()
+        # Its state as the UPDATE left it; the input and output are not read back (each
+        # may be 20 MB): the input has not changed, the output is the one just written.
+        job.refresh_from_db(fields=REREAD)
+        job.output = output
         events.finished(job)
     return True
 

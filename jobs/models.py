@@ -19,6 +19,11 @@ def new_sync_job_id() -> str:
     return f"sync-{uuid.uuid4()}"
 
 
+def payload_limit(*, sync: bool) -> int:
+    """JOB_PAYLOAD_LIMIT, or JOB_PAYLOAD_LIMIT_SYNC for a /runsync job."""
+    return settings.JOB_PAYLOAD_LIMIT_SYNC if sync else settings.JOB_PAYLOAD_LIMIT
+
+
 class Endpoint(models.Model):
     """A named endpoint whose jobs run `handler(job) -> output` (RunPod's contract)."""
 
@@ -125,6 +130,11 @@ class Job(models.Model):
     def ttl_expired(self) -> bool:
         """Past its ttl, which covers the job's whole life: RunPod removes such a job."""
         return timezone.now() > self.created_at + timedelta(milliseconds=self.ttl_ms)
+
+    def payload_limit(self) -> int:
+        """The largest input and output of this job, in bytes of JSON (RunPod's payload
+        limit of the route it came by: 10 MB for /run, 20 MB for /runsync)."""
+        return payload_limit(sync=self.is_sync)
 
     def result_expired(self) -> bool:
         if not self.is_final or self.completed_at is None:

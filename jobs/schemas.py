@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic_core import PydanticCustomError
 
 import hooks
-from jobs.models import Job
+from jobs.models import Job, payload_limit
 
 MIN_TIMEOUT_MS, MAX_MS = 5_000, 7 * 24 * 3600 * 1000
 MIN_TTL_MS = 10_000
@@ -27,17 +27,22 @@ WEBHOOK_URL_MAX = Job._meta.get_field("webhook").max_length
 STRICT = ConfigDict(strict=True)
 
 
-def input_limit() -> int:
-    """The largest `input` /run and /runsync take (its JSON, in bytes): a job's events
-    carry its input, so the hub's payload limit."""
-    return hooks.settings().max_payload_bytes
+def input_limit(*, sync: bool = False) -> int:
+    """The largest `input` /run (/runsync) takes, in bytes of its JSON: RunPod's payload
+    limit (JOB_PAYLOAD_LIMIT, JOB_PAYLOAD_LIMIT_SYNC)."""
+    return payload_limit(sync=sync)
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value`'s JSON as the hub stores and sends it (compact, UTF-8)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def _fits(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-    """At most the route's `input_limit` (validation context), measured as json.dumps
-    writes it."""
+    """At most the route's `input_limit` (validation context), as `json_size` counts."""
     limit = (info.context or {}).get("input_limit") or input_limit()
-    size = len(json.dumps(value))
+    size = json_size(value)
     if size > limit:
         raise PydanticCustomError(
             "input_too_large", "{size} bytes; the limit is {limit}", {"size": size, "limit": limit}
@@ -82,7 +87,8 @@ class RunIn(BaseModel):
     model_config = STRICT
 
     input: Annotated[dict[str, Any], AfterValidator(_fits)] = Field(
-        description="What the endpoint's handler receives (at most WEBHOOK_MAX_PAYLOAD_BYTES)."
+        description="What the endpoint's handler receives: at most 10 MB of JSON on /run, "
+        "20 MB on /runsync (JOB_PAYLOAD_LIMIT, JOB_PAYLOAD_LIMIT_SYNC)."
     )
     webhook: CallbackURL | None = Field(
         None, description="A callback URL: the final status is POSTed."

@@ -59,7 +59,7 @@ def test_bad_json_is_a_400_and_writes_nothing(call, raw, message):
 
 
 def test_a_body_over_the_limit_is_a_413(call, settings):
-    settings.WEBHOOK_MAX_PAYLOAD_BYTES = 1000
+    settings.JOB_PAYLOAD_LIMIT = 1000
     big = json.dumps({"input": {"text": "x" * 200_000}})
     assert "larger than" in refused(call("POST", "/v2/echo/run", big), 413)["error"]
     assert not Job.objects.exists()

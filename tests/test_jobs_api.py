@@ -99,10 +99,10 @@ def test_refusals_are_worded_as_the_job_api_words_them(api, body, error):
 
 
 def test_an_input_over_the_payload_limit_is_refused_naming_its_size(api, settings):
-    settings.WEBHOOK_MAX_PAYLOAD_BYTES = 1000
+    settings.JOB_PAYLOAD_LIMIT = 1000
     response = api("POST", "/v2/echo/run", {"input": {"text": "x" * 2000}})
     assert response.status_code == 400 and response.json() == {
-        "error": "'input' is 2012 bytes; the limit is 1000.",
+        "error": "'input' is 2011 bytes; the limit is 1000.",
         "field": "input",
     }
     assert Job.objects.count() == 0

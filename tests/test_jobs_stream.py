@@ -91,21 +91,31 @@ def test_an_output_larger_than_a_pipe_completes(api):
     assert len(Job.objects.get(pk=job_id).output["text"]) == 200_000
 
 
-def test_an_output_the_final_events_cannot_carry_fails_the_job_clearly(api):
+@pytest.mark.parametrize(
+    ("setting", "value", "most"),
+    [("JOB_PAYLOAD_LIMIT", 100_000, 100_000), ("WEBHOOK_MAX_EVENT_BYTES", 500_000, 247_937)],
+    ids=["over the payload limit", "over what the end events carry"],
+)
+def test_an_output_too_large_fails_the_job_clearly(api, settings, setting, value, most):
+    """RunPod's rule: a result over the payload limit fails; so does one the job's end
+    events could not carry within WEBHOOK_MAX_EVENT_BYTES (Every Job carries the input
+    and the output twice). Before, the events refused it and the job stayed running."""
+    setattr(settings, setting, value)
     endpoint("big", big_output)
     job_id = submit(api, endpoint="big", input={"size": 300_000})
-    assert runner.run(job_id) == "FAILED"  # before: the end's events refused it, stuck running
+    assert runner.run(job_id) == "FAILED"
     job = Job.objects.get(pk=job_id)
-    assert job.output is None and "bytes; at most" in job.error
+    assert job.output is None
+    assert job.error == f"The job's output is 300011 bytes; at most {most} fit."
 
 
 def test_a_chunk_over_the_payload_limit_fails_the_job(api, settings):
-    settings.WEBHOOK_MAX_PAYLOAD_BYTES = 1000
+    settings.JOB_PAYLOAD_LIMIT = 1000
     endpoint("bigchunk", big_chunk)
     job_id = submit(api, endpoint="bigchunk", input={"size": 2000})
     assert runner.run(job_id) == "FAILED"
     job = Job.objects.get(pk=job_id)
-    assert "larger than 1000 bytes" in job.error
+    assert job.error == "A streamed chunk is 2002 bytes; at most 1000 fit."
     assert list(job.chunks.values_list("output", flat=True)) == ["short"]
 
 

@@ -119,7 +119,10 @@ def test_emit_refuses_unknown_event_type_and_writes_nothing(receiver):
         (["not", "an", "object"], TypeError),
     ],
 )
-def test_emit_refuses_bad_payloads(receiver, payload, error):
+def test_emit_refuses_bad_payloads(receiver, settings, payload, error):
+    """Too large: over WEBHOOK_MAX_EVENT_BYTES (over WEBHOOK_MAX_PAYLOAD_BYTES, its large
+    values are kept apart: tests/test_large_values.py)."""
+    settings.WEBHOOK_MAX_EVENT_BYTES = 299_999
     make_webhook(receiver.url)
     with pytest.raises(error):
         emit(TEST_EVENT, payload)

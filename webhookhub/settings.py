@@ -281,6 +281,9 @@ WEBHOOK_PUMP_SECONDS = env.float("WEBHOOK_PUMP_SECONDS", default=HOOKS["WEBHOOK_
 WEBHOOK_MAX_PAYLOAD_BYTES = env.int(
     "WEBHOOK_MAX_PAYLOAD_BYTES", default=HOOKS["WEBHOOK_MAX_PAYLOAD_BYTES"]
 )
+WEBHOOK_MAX_EVENT_BYTES = env.int(
+    "WEBHOOK_MAX_EVENT_BYTES", default=HOOKS["WEBHOOK_MAX_EVENT_BYTES"]
+)
 WEBHOOK_CLAIM_LEASE = env.float("WEBHOOK_CLAIM_LEASE", default=HOOKS["WEBHOOK_CLAIM_LEASE"])
 WEBHOOK_DISABLE_AFTER_DAYS = env.float(
     "WEBHOOK_DISABLE_AFTER_DAYS", default=HOOKS["WEBHOOK_DISABLE_AFTER_DAYS"]
@@ -347,6 +350,11 @@ ROUTE_BODY_LIMIT = env.int("ROUTE_BODY_LIMIT", default=16 * 1024)
 # /runsync); after that its status answers 404 and the jobs sweeper deletes it.
 JOB_RESULT_TTL = env.int("JOB_RESULT_TTL", default=1800)
 JOB_RESULT_TTL_SYNC = env.int("JOB_RESULT_TTL_SYNC", default=60)
+# RunPod's payload limits: the largest input a /run (a /runsync) job takes, in bytes of
+# its JSON, and the largest output (and streamed chunk) it may return; its callback
+# carries both, the whole status JSON.
+JOB_PAYLOAD_LIMIT = env.int("JOB_PAYLOAD_LIMIT", default=10 * 1024 * 1024)
+JOB_PAYLOAD_LIMIT_SYNC = env.int("JOB_PAYLOAD_LIMIT_SYNC", default=20 * 1024 * 1024)
 JOB_TASK_TIMEOUT = 7 * 24 * 3600 + 600
 Q_CLUSTER["ALT_CLUSTERS"] = {
     "jobs": {

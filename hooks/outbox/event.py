@@ -4,48 +4,99 @@ caller's transaction; the broker only hears about them once it commits."""
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from hooks import catalog, conf, ssrf
-from hooks.models import Delivery, Event, Webhook
+from hooks import catalog, conf, largevalues, ssrf
+from hooks.largevalues import Part
+from hooks.models import Delivery, Event, EventValue, LargeValue, Webhook
 from hooks.outbox import fanout
 from hooks.outbox.handover import ENQUEUE_GRACE, enqueue_on_commit
-from hooks.outgoing.body import encode_json
+
+# A value stored apart is shared by the events of the next hour that carry it (a job's
+# retries); the prune deletes unshared values only when they are older than that, so
+# it never deletes one an event is being linked to.
+SHARED_FOR = timedelta(hours=1)
 
 
 class PayloadTooLarge(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Checked:
+    """An event that passed `validate`: its type, the settings, and its payload as the
+    row keeps it with the parts that go apart (hooks.largevalues)."""
+
+    spec: catalog.EventType
+    settings: conf.HookSettings
+    kept: dict
+    parts: list[Part]
+
+
 def validate(
-    event_type: str, payload: dict, target_url: str | None
-) -> tuple[catalog.EventType, conf.HookSettings]:
+    event_type: str, payload: dict, target_url: str | None, limit: int | None = None
+) -> Checked:
     """Everything about an event that can be refused, checked before anything is written:
-    UnknownEventType, TypeError / PayloadTooLarge, or ssrf.UnsafeURL. A `target_url`
-    (a job's callback) is a URL a user supplied: a loopback, private or metadata
-    address written as such is refused now, not retried at send time."""
+    UnknownEventType, TypeError / PayloadTooLarge (over `limit` bytes, by default
+    WEBHOOK_MAX_EVENT_BYTES), or ssrf.UnsafeURL. A `target_url` (a job's callback) is a
+    URL a user supplied: a loopback, private or metadata address written as such is
+    refused now, not retried at send time."""
     spec = catalog.get(event_type)
     settings = conf.settings()
-    _check_payload(payload, settings)
+    kept, parts = _check_payload(payload, settings, limit)
     if target_url:
         ssrf.check_target(target_url, settings.user_allowed_networks)
-    return spec, settings
+    return Checked(spec, settings, kept, parts)
 
 
-def _check_payload(payload: dict, settings: conf.HookSettings) -> None:
+def _check_payload(
+    payload: dict, settings: conf.HookSettings, limit: int | None
+) -> tuple[dict, list[Part]]:
+    """The payload as the row keeps it and the parts that go apart, or TypeError /
+    PayloadTooLarge (over `limit`, by default WEBHOOK_MAX_EVENT_BYTES, as a receiver
+    would get it)."""
     if not isinstance(payload, dict):
         raise TypeError("An event payload is a JSON object (a dict).")
     try:
-        size = len(encode_json(payload))
+        size = largevalues.payload_size(payload)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"The event payload is not JSON-serialisable: {exc}") from None
-    if size > settings.max_payload_bytes:
-        raise PayloadTooLarge(
-            f"The event payload is {size} bytes; the limit is {settings.max_payload_bytes}."
-        )
+    limit = settings.max_event_bytes if limit is None else limit
+    if size > limit:
+        raise PayloadTooLarge(f"The event payload is {size} bytes; the limit is {limit}.")
+    return largevalues.split(payload, settings.max_payload_bytes, size)
+
+
+def new_event(checked: Checked, event_type: str, user, namespace: str, now: datetime) -> Event:
+    """The Event row to write: the payload as the row keeps it."""
+    return Event(
+        type=event_type, payload=checked.kept, user=user, namespace=namespace, created_at=now,
+        stored_apart=len(checked.parts) or None,
+    )  # fmt: skip
+
+
+def store_apart(event: Event, parts: list[Part], now: datetime) -> None:
+    """The event's large values, each stored once (one already stored by an event of the
+    last SHARED_FOR is shared), and where each goes in its payload; kept on `event` too
+    (`apart_values`), for a send in this process."""
+    event.apart_values = [(part.path, part.data) for part in parts]
+    if not parts:
+        return
+    data = {part.digest: part.data for part in parts}
+    known = LargeValue.objects.filter(digest__in=list(data), created_at__gte=now - SHARED_FOR)
+    ids = dict(known.values_list("digest", "pk"))
+    new = [LargeValue(digest=d, data=v, size=len(v), created_at=now)
+           for d, v in data.items() if d not in ids]  # fmt: skip
+    for value in LargeValue.objects.bulk_create(new):
+        ids[value.digest] = value.pk
+    EventValue.objects.bulk_create(
+        EventValue(event=event, value_id=ids[part.digest], path=list(part.path)) for part in parts
+    )
 
 
 def namespace_key(namespace: Any) -> str:
@@ -69,6 +120,7 @@ def emit(
     target_schedule: tuple[float, ...] | None = None,
     audience: tuple[str, ...] | None = None,
     webhooks: Collection[int] | None = None,
+    limit: int | None = None,
 ) -> Event:
     """Record an event and a delivery per subscriber, in the caller's transaction; they
     go to the worker when it commits (a rolled-back transaction sends nothing).
@@ -81,21 +133,25 @@ def emit(
     `target_signer`'s secrets when given (read at each attempt, never copied) and
     retried on `target_schedule` (seconds before each attempt) instead of the hub's
     schedule.
-    Raises UnknownEventType, TypeError / PayloadTooLarge or ssrf.UnsafeURL — and then
-    writes nothing.
+    A payload over WEBHOOK_MAX_PAYLOAD_BYTES keeps its large values apart from the
+    event's row (hooks.largevalues): each stored once, however many events of the
+    transaction carry it, and put back in its place when a delivery is sent.
+    Raises UnknownEventType, TypeError / PayloadTooLarge (over `limit` bytes of JSON,
+    by default WEBHOOK_MAX_EVENT_BYTES; an outside producer's: WEBHOOK_MAX_PAYLOAD_BYTES)
+    or ssrf.UnsafeURL — and then writes nothing.
     """
-    spec, settings = validate(event_type, payload, target_url)
+    checked = validate(event_type, payload, target_url, limit)
+    settings = checked.settings
     now = timezone.now()
     namespace = namespace_key(namespace)
     attempts = len(settings.retry_schedule)
     # Everything that can fail on bad input was checked above, so no savepoint is
     # needed: a database error here breaks the caller's transaction as it should.
     with transaction.atomic(savepoint=False):
-        event = Event(
-            type=event_type, payload=payload, user=user, namespace=namespace, created_at=now
-        )
-        where = fanout.condition(spec, user_id(user), namespace, audience, webhooks)
-        pending = fanout.write(event, where, attempts, now, now + ENQUEUE_GRACE)
+        event = new_event(checked, event_type, user, namespace, now)
+        where = fanout.condition(checked.spec, user_id(user), namespace, audience, webhooks)
+        pending = fanout.write(event, where, attempts, now, now + ENQUEUE_GRACE, payload)
+        store_apart(event, checked.parts, now)
         if target_url:
             schedule = list(target_schedule) if target_schedule else None
             callback = Delivery.objects.create(

@@ -144,9 +144,11 @@ def write(
     max_attempts: int,
     now: datetime,
     enqueued_until: datetime,
+    payload: dict | None = None,
 ) -> list:
     """Save `event` and one delivery per webhook matching `where` (skipped for a disabled
-    one); returns the ids of the pending deliveries.
+    one); returns the ids of the pending deliveries. Payload filters match `payload`
+    (default: the event's), the whole of it even where the row keeps a preview.
 
     On PostgreSQL both go in one statement (one round trip: the foreign key is checked
     at commit); SQLite, in-process, takes two on one cursor.
@@ -179,7 +181,7 @@ def write(
     pending = [to_python(pk) for pk, status, _ in rows if status == Status.PENDING]
     filtered = {to_python(pk): webhook for pk, status, webhook in rows if status == FILTERING}
     if filtered:  # only when a subscriber has a payload filter: one more look and write
-        pending += apply_filters(event.payload, filtered)
+        pending += apply_filters(event.payload if payload is None else payload, filtered)
     return pending
 
 

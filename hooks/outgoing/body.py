@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
-from hooks import catalog
+from hooks import catalog, largevalues
+from hooks.largevalues import encode_json
 from hooks.models import BodyFormat, Delivery
 from hooks.outgoing import formats, templating
 
@@ -27,33 +28,51 @@ class Body:
         return self.shown if self.shown is not None else self.content.decode("utf-8", "replace")
 
 
-def encode_json(data) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def body_for(delivery: Delivery) -> Body:
-    """The webhook's data template filled from the event, a chat message, or the payload."""
+    """The webhook's data template filled from the event, a chat message, or the payload.
+    An event whose large values are kept apart (hooks.largevalues) sends each in its
+    place; its history shows the same body built from the event's row, a preview in
+    each one's place (a chat message is built from the row alone: it needs the fields,
+    not the large values)."""
     event = delivery.event
-    payload = event.payload if isinstance(event.payload, dict) else {}
+    kept = event.payload if isinstance(event.payload, dict) else {}
+    if not event.stored_apart:
+        return _built(delivery, lambda: kept, lambda: encode_json(event.payload))
+    values = getattr(event, "apart_values", None)
+    if values is None:
+        raise ValueError("The event's values kept apart were not loaded.")
+    sent = _built(
+        delivery,
+        lambda: largevalues.joined(kept, values),
+        lambda: largevalues.joined_json(kept, values),  # the plain body: values as stored
+    )
+    return replace(sent, shown=_built(delivery, lambda: kept, lambda: encode_json(kept)).text())
+
+
+def _built(delivery: Delivery, payload: Callable[[], dict], plain: Callable[[], bytes]) -> Body:
+    """The body from the payload (`payload()`); `plain()` is the plain JSON body."""
+    event = delivery.event
     personalise = _personaliser(event.type)
     if personalise:
-        sent, shown = personalise(payload, delivery)
+        sent, shown = personalise(payload(), delivery)
         return Body(encode_json(sent), shown=encode_json(shown).decode())
     webhook = delivery.webhook
     template = webhook.data_template.strip() if webhook else ""
     if template:
         attach, template = templating.split_discord_image(template)
-        values = templating.flatten(payload)
+        whole = payload()
+        values = templating.flatten(whole)
         values.update(
             event_type=event.type, event_id=str(event.id), timestamp=event.created_at.isoformat()
         )
         rendered = templating.render(template, values).encode()
-        image = data_url(payload.get("image")) if attach else None
+        image = data_url(whole.get("image")) if attach else None
         return multipart(rendered, *image) if image else Body(rendered)
     fmt = formats.effective(webhook.format, webhook.url) if webhook else BodyFormat.JSON
     if fmt != BodyFormat.JSON:
-        return Body(encode_json(formats.body(fmt, event.type, payload)))
-    return Body(encode_json(event.payload))
+        row = event.payload if isinstance(event.payload, dict) else {}
+        return Body(encode_json(formats.body(fmt, event.type, row)))
+    return Body(plain())
 
 
 def _personaliser(event_type: str):

@@ -11,7 +11,8 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from hooks import conf
-from hooks.models import Attempt, Delivery, Event
+from hooks.models import Attempt, Delivery, Event, EventValue, LargeValue
+from hooks.outbox.event import SHARED_FOR
 from hooks.tools import rollup
 from hooks.worker import claims, writelock
 
@@ -26,10 +27,11 @@ def prunable(older_than: datetime):
 
 
 def prune(older_than: datetime, batch: int = BATCH, progress=None) -> dict[str, int]:
-    """Delete those events with their deliveries and attempts, a batch per transaction;
-    returns how many rows of each kind went. `progress(done, None)` after each batch.
+    """Delete those events with their deliveries and attempts, a batch per transaction,
+    then the large values no event carries any more; returns how many rows of each kind
+    went. `progress(done, None)` after each batch.
 
-    Each batch is three DELETEs by id (no rows fetched, as the ORM's cascade would),
+    Each batch is four DELETEs by id (no rows fetched, as the ORM's cascade would),
     under the writers' lock on SQLite; while deliveries are due (a drain is on), the
     prune rests YIELD times its batch's time after each one, so the workers keep most of
     the database's write time."""
@@ -52,7 +54,23 @@ def prune(older_than: datetime, batch: int = BATCH, progress=None) -> dict[str, 
     with writelock.serialized(), transaction.atomic():
         rollup.forget_before(older_than)
         rollup.invalidate(reached)
+    deleted["large_values"] = prune_large_values(min(older_than, timezone.now() - SHARED_FOR))
     return deleted
+
+
+def prune_large_values(older_than: datetime, batch: int = BATCH) -> int:
+    """Values kept apart (hooks.largevalues) that no event carries any more, stored
+    before `older_than`: never one an event of the last SHARED_FOR may be sharing now."""
+    unused = LargeValue.objects.filter(created_at__lt=older_than).exclude(
+        Exists(EventValue.objects.filter(value=OuterRef("pk")))
+    )
+    pruned = 0
+    while True:
+        with writelock.serialized(), transaction.atomic():
+            ids = list(unused.values_list("pk", flat=True)[:batch])
+            if not ids:
+                return pruned
+            pruned += LargeValue.objects.filter(pk__in=ids).delete()[0]
 
 
 def _webhooks_of(event_ids: list) -> set[int]:
@@ -72,6 +90,9 @@ def _delete(event_ids: list) -> dict[str, int]:
         "attempts": f"DELETE FROM {attempt} WHERE {of_delivery} IN "
         f"(SELECT {q(Delivery._meta.pk.column)} FROM {delivery} WHERE {of_event} IN ({marks}))",
         "deliveries": f"DELETE FROM {delivery} WHERE {of_event} IN ({marks})",
+        # where their large values go (the values themselves: prune_large_values)
+        "links": f"DELETE FROM {q(EventValue._meta.db_table)} "
+        f"WHERE {q(EventValue._meta.get_field('event').column)} IN ({marks})",
         "events": f"DELETE FROM {event} WHERE {q(field.column)} IN ({marks})",
     }
     counts = {}
@@ -79,6 +100,7 @@ def _delete(event_ids: list) -> dict[str, int]:
         for kind, sql in statements.items():
             cursor.execute(sql, params)
             counts[kind] = cursor.rowcount
+    del counts["links"]
     return counts
 
 

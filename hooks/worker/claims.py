@@ -21,7 +21,7 @@ from django.db.models import CharField, F, Func, Q, QuerySet
 from django.utils import timezone
 
 from hooks import process
-from hooks.models import Delivery, Event, Webhook
+from hooks.models import Delivery, Event, EventValue, LargeValue, Webhook
 from hooks.worker import claim_sql, rows, statements, writelock
 
 Status = Delivery.Status
@@ -160,7 +160,33 @@ def taken(claimed: Claim) -> list[Delivery]:
         with writelock.serialized(), transaction.atomic(savepoint=False):
             _skip(stopped, claimed.token, claimed.now)
         deliveries = [d for d in deliveries if not _stopped_now(d)]
+    load_apart(deliveries)
     return deliveries
+
+
+def load_apart(deliveries: list[Delivery]) -> None:
+    """The values their events keep apart (hooks.largevalues), as each event's
+    `apart_values`: two reads, only for a claim that holds such events, each value
+    loaded once however many of the deliveries carry it."""
+    by_event: dict = {}
+    for d in deliveries:
+        if d.event.stored_apart:
+            by_event.setdefault(d.event_id, []).append(d.event)
+    if not by_event:
+        return
+    links = list(
+        EventValue.objects.filter(event_id__in=list(by_event)).values_list(
+            "event_id", "path", "value_id"
+        )
+    )
+    values = LargeValue.objects.filter(pk__in={value for _, _, value in links})
+    data = {pk: bytes(blob) for pk, blob in values.values_list("pk", "data")}
+    found: dict = {event_id: [] for event_id in by_event}
+    for event_id, path, value in links:
+        found[event_id].append((tuple(path), data[value]))
+    for event_id, events in by_event.items():
+        for event in events:
+            event.apart_values = found[event_id]
 
 
 _deliveries = rows.Loader(Delivery, "d")

@@ -39,10 +39,28 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _attempt_row(sent: Sent) -> Attempt:
+def shown_body(request: OutgoingRequest, cap: int) -> str:
+    """The request body as history keeps it: what the body says to show (the event's
+    row, for an event with large values kept apart), or the body; at most `cap` bytes
+    of it (WEBHOOK_MAX_PAYLOAD_BYTES), and then its size."""
+    if request.shown_body is not None:
+        text = request.shown_body
+        if len(text) <= cap:  # characters: fewer than the bytes, or as many
+            return text
+        data = text.encode()
+    else:
+        data = request.body
+    if len(data) <= cap:
+        return _text(data)
+    return _text(data[:cap]) + f"… [{len(data)} bytes]"
+
+
+def _attempt_row(sent: Sent, cap: int | None = None) -> Attempt:
     """The attempt's row, unsaved: built with `rows.instance`, as a pump records a
-    thousand a second (every concrete field is given here)."""
+    thousand a second (every concrete field is given here). `cap`: the most of the
+    request body it keeps (default WEBHOOK_MAX_PAYLOAD_BYTES)."""
     d, request, result = sent.delivery, sent.request, sent.result
+    cap = conf.settings().max_payload_bytes if cap is None else cap
     attempt = rows.instance(Attempt, {
         "id": None,
         "delivery_id": d.pk,
@@ -52,7 +70,7 @@ def _attempt_row(sent: Sent) -> Attempt:
         "duration_ms": round(result.duration_ms, 2),
         "url": request.url,
         "request_headers": masked(request.headers, d.webhook),
-        "request_body": _text(request.body) if request.shown_body is None else request.shown_body,
+        "request_body": shown_body(request, cap),
         "response_status": result.status,
         "response_headers": result.headers,
         "response_body": _text(result.body),
@@ -155,7 +173,7 @@ def prepare(batch: list[Sent]) -> Prepared:
     into the statements `Prepared.apply` runs."""
     settings = conf.settings()
     now = timezone.now()
-    attempts = [_attempt_row(sent) for sent in batch]
+    attempts = [_attempt_row(sent, settings.max_payload_bytes) for sent in batch]
     finished: dict[tuple, list] = defaultdict(list)
     retried: list[tuple[Sent, dict]] = []
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]] = {}

@@ -13,9 +13,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from hooks import conf, slots
-from hooks.models import Attempt, Delivery, Event, Webhook
+from hooks.models import Attempt, Delivery, Webhook
 from hooks.outbox import fanout
-from hooks.outbox.event import namespace_key, user_id, validate
+from hooks.outbox.event import namespace_key, new_event, store_apart, user_id, validate
 from hooks.worker.attempt import deliver
 
 log = logging.getLogger("hooks.send_now")
@@ -41,13 +41,13 @@ def send_now(
         log.warning(
             "send_now(%s) called inside a transaction; its records may roll back.", event_type
         )
-    spec, settings = validate(event_type, payload, target_url)
+    checked = validate(event_type, payload, target_url)
     now = timezone.now()
     token = uuid.uuid4()
     namespace = namespace_key(namespace)
     if webhooks is None:
-        webhooks = fanout.subscribers(spec, user_id(user), namespace)
-    lease = now + timedelta(seconds=settings.sync_lease)
+        webhooks = fanout.subscribers(checked.spec, user_id(user), namespace)
+    lease = now + timedelta(seconds=checked.settings.sync_lease)
     claimed = dict(
         status=Delivery.Status.PENDING,
         attempts=1,
@@ -58,9 +58,9 @@ def send_now(
         created_at=now,
     )
     with transaction.atomic():
-        event = Event.objects.create(
-            type=event_type, payload=payload, user=user, namespace=namespace, created_at=now
-        )
+        event = new_event(checked, event_type, user, namespace, now)
+        event.save(force_insert=True)
+        store_apart(event, checked.parts, now)
         rows = [Delivery(event=event, webhook=w, **claimed) for w in webhooks]
         if target_url:
             rows.append(Delivery(event=event, target_url=target_url, **claimed))
