@@ -15,18 +15,20 @@ def redeliver(request: HttpRequest, delivery: Delivery, what: str = "It") -> boo
     whether it was queued: a delivery being sent right now is left alone."""
     with transaction.atomic():
         queued = hooks.redeliver(Delivery.objects.filter(pk=delivery.pk))
-    if queued:
-        messages.success(request, f"{what} is queued for redelivery (the same webhook-id).")
-    else:
-        messages.error(request, "It is being sent right now; look again in a moment.")
-    return bool(queued)
+    return _told(request, queued, f"{what} is queued for redelivery (the same webhook-id).",
+                 "It is being sent right now; look again in a moment.")  # fmt: skip
 
 
 def stop_retrying(request: HttpRequest, delivery: Delivery, what: str = "It") -> bool:
     """No more attempts on a pending `delivery`, and a message that says so."""
     stopped = hooks.stop_retrying(Delivery.objects.filter(pk=delivery.pk))
-    if stopped:
-        messages.success(request, f"{what} will not be retried; Redeliver sends it again.")
+    return _told(request, stopped, f"{what} will not be retried; Redeliver sends it again.",
+                 "It is not waiting for a retry (sent, or being sent right now).")  # fmt: skip
+
+
+def _told(request: HttpRequest, done: int, success: str, failure: str) -> bool:
+    if done:
+        messages.success(request, success)
     else:
-        messages.error(request, "It is not waiting for a retry (sent, or being sent right now).")
-    return bool(stopped)
+        messages.error(request, failure)
+    return bool(done)
