@@ -259,11 +259,6 @@ def _headers_html(headers: dict) -> str:
     return format_html_join("\n", "{}: {}", sorted(headers.items()))
 
 
-EXCHANGE_CELL = (
-    '<td style="vertical-align:top;width:50%;white-space:pre-wrap;font-family:monospace">'
-)
-
-
 class AttemptInline(admin.StackedInline):
     model = Attempt
     extra = 0
@@ -285,12 +280,11 @@ class AttemptInline(admin.StackedInline):
 
     @admin.display(description="request / response")
     def exchange(self, obj: Attempt) -> str:
+        """The request beside the response; one above the other on a phone (the hub's
+        webhookhub/admin.css)."""
         return format_html(
-            '<table style="width:100%"><tr><th>Request</th><th>Response</th></tr><tr>'
-            + EXCHANGE_CELL
-            + "POST {}\n{}\n\n{}</td>"
-            + EXCHANGE_CELL
-            + "{}\n{}\n\n{}</td></tr></table>",
+            '<div class="exchange"><div><strong>Request</strong><pre>POST {}\n{}\n\n{}</pre></div>'
+            "<div><strong>Response</strong><pre>{}\n{}\n\n{}</pre></div></div>",
             obj.url,
             _headers_html(obj.request_headers),
             _pretty(obj.request_body),
