@@ -14,6 +14,7 @@ from django.db.models import OuterRef, Subquery
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
 from hooks import catalog, scopes
 from hooks.models import Attempt, DeclaredEventType, Delivery, Event, Webhook
@@ -145,7 +146,8 @@ class WebhookAdmin(admin.ModelAdmin):
         if not recent:
             return "No events of its types yet."
         rows = [(("✓" if matched else "✗"),
-                 f"{e.created_at:%Y-%m-%d %H:%M:%S}", e.type, json.dumps(e.payload)[:120])
+                 f"{e.created_at:%Y-%m-%d %H:%M:%S}", e.type,
+                 Truncator(json.dumps(e.payload)).chars(120))  # a cut one ends in "…"
                 for e, matched in recent]  # fmt: skip
         passed = sum(1 for r in rows if r[0] == "✓")
         return format_html(
