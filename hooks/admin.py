@@ -227,7 +227,7 @@ class WebhookAdmin(admin.ModelAdmin):
             return f"failing ({obj.consecutive_failures} in a row)"
         return "ok"
 
-    @admin.display(description="secret")
+    @admin.display(description="secret in effect")  # as on the route webhook's page
     def secret_state(self, obj: Webhook) -> str:
         if not obj.secret:
             return "none yet: one is generated when you save"

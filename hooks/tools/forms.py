@@ -68,7 +68,11 @@ class WebhookConfigForm(forms.Form):
     plan: configure.Plan | None = None
 
     secret_action = forms.ChoiceField(
-        label="Secret", choices=(), required=False, widget=forms.RadioSelect
+        label="Secret",
+        choices=(),
+        required=False,
+        # radiolist: in the admin each choice on its line, not squeezed to a label's width
+        widget=forms.RadioSelect(attrs={"class": "radiolist"}),
     )  # not sent: keep
     pasted_secret = forms.CharField(
         label="Paste a secret",
