@@ -279,7 +279,7 @@ class ReplayForm(forms.Form):
         initial=["failed", "skipped"],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked means both.",
+        help_text="Neither ticked means both.",
     )
     event_type = forms.ChoiceField(required=False, choices=())
 
