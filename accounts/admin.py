@@ -42,7 +42,8 @@ class SiteConfigForm(forms.ModelForm):
 
     enable_user_webhooks = forms.TypedChoiceField(
         label="Users' notification webhooks",
-        widget=forms.RadioSelect,
+        # radiolist: the admin's look for choices (else each is squeezed to a label's width)
+        widget=forms.RadioSelect(attrs={"class": "radiolist"}),
         coerce=lambda value: value == "on",
         empty_value=None,
         required=False,

@@ -76,7 +76,8 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, e.g. 'CI runner'.")
 
     def __init__(self, *args, user, **kwargs):
-        super().__init__(*args, **kwargs)
+        # Its own ids: it sits on the settings page beside the profile form's `name`.
+        super().__init__(*args, auto_id="id_token_%s", **kwargs)
         self.user = user
 
     def clean_name(self) -> str:

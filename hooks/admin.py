@@ -14,6 +14,7 @@ from django.db.models import OuterRef, Subquery
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
 from hooks import catalog, scopes
 from hooks.models import Attempt, DeclaredEventType, Delivery, Event, Webhook
@@ -145,7 +146,8 @@ class WebhookAdmin(admin.ModelAdmin):
         if not recent:
             return "No events of its types yet."
         rows = [(("✓" if matched else "✗"),
-                 f"{e.created_at:%Y-%m-%d %H:%M:%S}", e.type, json.dumps(e.payload)[:120])
+                 f"{e.created_at:%Y-%m-%d %H:%M:%S}", e.type,
+                 Truncator(json.dumps(e.payload)).chars(120))  # a cut one ends in "…"
                 for e, matched in recent]  # fmt: skip
         passed = sum(1 for r in rows if r[0] == "✓")
         return format_html(
@@ -230,7 +232,7 @@ class WebhookAdmin(admin.ModelAdmin):
             return f"failing ({obj.consecutive_failures} in a row)"
         return "ok"
 
-    @admin.display(description="secret")
+    @admin.display(description="secret in effect")  # as on the route webhook's page
     def secret_state(self, obj: Webhook) -> str:
         if not obj.secret:
             return "none yet: one is generated when you save"
@@ -264,11 +266,6 @@ def _headers_html(headers: dict) -> str:
     return format_html_join("\n", "{}: {}", sorted(headers.items()))
 
 
-EXCHANGE_CELL = (
-    '<td style="vertical-align:top;width:50%;white-space:pre-wrap;font-family:monospace">'
-)
-
-
 class AttemptInline(admin.StackedInline):
     model = Attempt
     extra = 0
@@ -290,12 +287,11 @@ class AttemptInline(admin.StackedInline):
 
     @admin.display(description="request / response")
     def exchange(self, obj: Attempt) -> str:
+        """The request beside the response; one above the other on a phone (the hub's
+        webhookhub/admin.css)."""
         return format_html(
-            '<table style="width:100%"><tr><th>Request</th><th>Response</th></tr><tr>'
-            + EXCHANGE_CELL
-            + "POST {}\n{}\n\n{}</td>"
-            + EXCHANGE_CELL
-            + "{}\n{}\n\n{}</td></tr></table>",
+            '<div class="exchange"><div><strong>Request</strong><pre>POST {}\n{}\n\n{}</pre></div>'
+            "<div><strong>Response</strong><pre>{}\n{}\n\n{}</pre></div></div>",
             obj.url,
             _headers_html(obj.request_headers),
             _pretty(obj.request_body),

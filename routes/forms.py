@@ -58,7 +58,7 @@ class RouteWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
     class Meta:
         model = RouteWebhook
         fields = ["events"]
-        widgets = {"events": forms.CheckboxSelectMultiple}
+        widgets = {"events": forms.CheckboxSelectMultiple(attrs={"class": "radiolist"})}  # as above
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -3,44 +3,23 @@ notification webhook."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 import hooks
-from tests.conftest import ROOT
+from tests.browser import OUTPUT, PASSWORD, chromium, log_in, require_chromium, watch
 
-CHROMIUM = "/usr/bin/chromium"
-OUTPUT = ROOT / "test-output"
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs the chromium package")
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-
+require_chromium()
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def browser_page(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-        errors: list[str] = []  # console errors (CSP violations among them), page errors
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            yield page
-            assert not errors, errors
-        finally:
-            browser.close()
+        errors = watch(page)
+        yield page
+        assert not errors, errors
 
 
 def test_signup_set_webhook_and_send_a_test_notification(live_server, browser_page, receiver):
@@ -48,7 +27,7 @@ def test_signup_set_webhook_and_send_a_test_notification(live_server, browser_pa
     page.goto(live_server.url + "/accounts/signup/")
     page.fill("#id_name", "Grace")
     page.fill("#id_email", "grace@example.com")
-    page.fill("#id_password", "a long and unusual passphrase")
+    page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/accounts/settings/")
     assert "Welcome, Grace!" in page.content()
@@ -84,14 +63,6 @@ def test_signup_set_webhook_and_send_a_test_notification(live_server, browser_pa
 NAMESPACE_SHOTS = OUTPUT / "namespaces"
 
 
-def _log_in(page, base: str, email: str) -> None:
-    page.goto(base + "/accounts/login/")
-    page.fill("#id_username", email)
-    page.fill("#id_password", "a long and unusual passphrase")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/accounts/settings/")
-
-
 def _shot(page, name: str) -> None:
     NAMESPACE_SHOTS.mkdir(parents=True, exist_ok=True)
     for width in (1400, 390):
@@ -113,11 +84,11 @@ def test_an_owner_runs_a_namespace_in_a_browser(
 
     for name in ("olga", "bob"):
         django_user_model.objects.create_user(
-            f"{name}@example.com", f"{name}@example.com", "a long and unusual passphrase",
+            f"{name}@example.com", f"{name}@example.com", PASSWORD,
             name=name.title(),
         )  # fmt: skip
     page, base = browser_page, live_server.url
-    _log_in(page, base, "olga@example.com")
+    log_in(page, base, "olga@example.com")
     page.click("text=Namespaces")
     page.click("text=New namespace")
     page.fill("#id_name", "acme")
@@ -134,7 +105,7 @@ def test_an_owner_runs_a_namespace_in_a_browser(
     _shot(page, "2-members")
 
     bob = page.context.browser.new_page()
-    _log_in(bob, base, "bob@example.com")
+    log_in(bob, base, "bob@example.com")
     bob.goto(base + "/namespaces/")
     _shot(bob, "3-invite")
     bob.click("#invites >> text=Accept")
@@ -217,10 +188,9 @@ def test_a_walk_through_the_admin_and_the_user_pages(
     from jobs import runner
     from tests.conftest import TEST_EVENT, make_webhook
 
-    password = "a long and unusual passphrase"
-    django_user_model.objects.create_superuser("root", "root@example.com", password)
+    django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
     ann = django_user_model.objects.create_user(
-        "ann@example.com", "ann@example.com", password, name="Ann"
+        "ann@example.com", "ann@example.com", PASSWORD, name="Ann"
     )
     server = make_webhook(receiver.url, name="CI receiver")
     emit(TEST_EVENT, {"n": 1})
@@ -246,7 +216,7 @@ def test_a_walk_through_the_admin_and_the_user_pages(
 
     page.goto(base + "/admin/login/")
     page.fill("#id_username", "root")
-    page.fill("#id_password", password)
+    page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/")
     assert "webhookhub administration" in page.content()
@@ -280,7 +250,7 @@ def test_a_walk_through_the_admin_and_the_user_pages(
     user = page.context.browser.new_page()
     user.goto(base + "/accounts/login/")
     user.fill("#id_username", "ann@example.com")
-    user.fill("#id_password", password)
+    user.fill("#id_password", PASSWORD)
     user.click("main button[type=submit]")
     user.wait_for_url("**/accounts/settings/")
     _look(user, "9-settings", "#tokens-table button.danger", "#deliveries button")

@@ -68,7 +68,11 @@ class WebhookConfigForm(forms.Form):
     plan: configure.Plan | None = None
 
     secret_action = forms.ChoiceField(
-        label="Secret", choices=(), required=False, widget=forms.RadioSelect
+        label="Secret",
+        choices=(),
+        required=False,
+        # radiolist: in the admin each choice on its line, not squeezed to a label's width
+        widget=forms.RadioSelect(attrs={"class": "radiolist"}),
     )  # not sent: keep
     pasted_secret = forms.CharField(
         label="Paste a secret",
@@ -278,7 +282,7 @@ class ReplayForm(forms.Form):
         initial=["failed", "skipped"],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked means both.",
+        help_text="Neither ticked means both.",
     )
     event_type = forms.ChoiceField(required=False, choices=())
 
