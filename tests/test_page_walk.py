@@ -390,6 +390,8 @@ def _api_calls(walk: Walk) -> list[str]:
     jobs = [
         post("/v2/echo/run", {"input": {"prompt": "hi"}, "webhook": walk.receiver.url + "/callback"}, 200)["id"],
         post("/v2/echo/run", {"input": {"prompt": "build"}, "namespace": "acme"}, 200)["id"],
+        # Its callback's receiver is down: the callback waits for a retry (Send now, Stop).
+        post("/v2/echo/run", {"input": {"prompt": "late"}, "webhook": walk.receiver.url + "/down"}, 200)["id"],
     ]  # fmt: skip
     for job in jobs:
         runner.run(job)
@@ -576,6 +578,7 @@ def _admin_tools(walk: Walk, root: Person) -> None:
 # --- confirmations ---------------------------------------------------------------------
 ORDER = {  # what goes first: a delivery's page goes with its webhook, a token with its use
     "accounts:redeliver": 0, "job_pages:redeliver": 0, "namespaces:redeliver": 0,
+    "job_pages:stop_retrying": 1,
     "admin:hooks_delivery_redeliver": 0, "admin:hooks_webhook_rotate": 0,
     "namespaces:delete_resource": 1, "namespaces:remove_member": 2, "namespaces:reject": 2,
     "namespaces:delete_webhook": 3, "accounts:revoke_token": 4,
@@ -614,6 +617,15 @@ def _effect(view: str, kwargs: dict):
             assert Attempt.objects.filter(delivery=pk).count() == attempts + 1, view
 
         return sent_again
+    if view == "job_pages:stop_retrying":
+        pk = kwargs["delivery_id"]
+        assert Delivery.objects.get(pk=pk).status == "pending", view
+
+        def stopped() -> None:
+            delivery = Delivery.objects.get(pk=pk)
+            assert delivery.status == "failed" and delivery.next_attempt_at is None, view
+
+        return stopped
     if view == "admin:hooks_webhook_rotate":
         secret = Webhook.objects.get(pk=kwargs["pk"]).secret
 
@@ -734,7 +746,9 @@ def test_the_page_walk(live_server, receiver, monkeypatch, settings, tmp_path, d
     settings.AXES_ENABLE_ACCESS_FAILURE_LOG = True  # so that its admin list has a row
     from hooks.tools.receiver import Reply
 
-    receiver.respond = lambda r: Reply(503, body=b"busy") if r.path.endswith("/flaky") else Reply()
+    receiver.respond = lambda r: (
+        Reply(503, body=b"busy") if r.path.endswith(("/flaky", "/down")) else Reply()
+    )
     django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
     with chromium() as browser:
         walk = Walk(browser, live_server.url, receiver)
