@@ -9,6 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from ninja import Router
 
 import hooks
+from accounts.events import user_webhooks_enabled
 from api import idempotency
 from api.schemas import EventIn, EventOut
 from apikit import bodies
@@ -58,6 +59,14 @@ def post_event(request: HttpRequest):
     return response
 
 
+def _audience() -> tuple[str, ...]:
+    """Who an event may reach: a user's own webhook only while user webhooks are on (the
+    admin's switch, ENABLE_USER_WEBHOOKS), as for the hub's own notifications."""
+    if user_webhooks_enabled():
+        return hooks.SCOPES
+    return tuple(scope for scope in hooks.SCOPES if scope != hooks.USER)
+
+
 def _emit(body: dict) -> tuple[int, dict]:
     event_in = bodies.validated(EventIn, body)
     if not hooks.is_declared_event_type(event_in.type):
@@ -71,6 +80,7 @@ def _emit(body: dict) -> tuple[int, dict]:
             event_in.payload,
             user=_user(event_in.user),
             namespace=_namespace(event_in.namespace),
+            audience=_audience(),
             limit=hooks.settings().max_payload_bytes,  # an outside producer's limit
         )
     except hooks.PayloadTooLarge as exc:

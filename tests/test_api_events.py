@@ -307,3 +307,13 @@ def test_a_user_chooses_on_their_settings_page_which_events_addressed_to_them_ar
     page.post("/accounts/notification/", {**form, "events": ["*", "job.finished"]})
     assert notification.webhook_of(ann).event_types == ["*"]
     assert post(client, producer, paid(user="ann@example.com")).json()["deliveries"] == 1
+
+
+def test_with_user_webhooks_switched_off_an_event_addressed_to_a_user_reaches_no_user_webhook(
+    client, producer, declared, ann, receiver, settings
+):
+    make_webhook(receiver.url, scope=Scope.USER, owner=ann, event_types=["invoice.paid"])
+    server = make_webhook(receiver.url, event_types=["invoice.paid"])
+    settings.ENABLE_USER_WEBHOOKS = False
+    assert post(client, producer, paid(user="ann@example.com")).json()["deliveries"] == 1
+    assert list(Delivery.objects.values_list("webhook_id", flat=True)) == [server.pk]
