@@ -13,11 +13,19 @@ from routes.events import CALLED, SAMPLE_CALL
 from routes.models import RouteEvent, RouteWebhook
 
 
+def engine_webhook(route: RouteWebhook | None):
+    """The route webhook's engine webhook, or a new server one for a new route webhook."""
+    return route.webhook if route is not None else hooks.new_webhook(hooks.SERVER)
+
+
+def engine_changes(changes: dict) -> dict:
+    """The engine webhook's changes: a route webhook receives `route.called` only."""
+    return {**changes, "events": [CALLED]}
+
+
 def prepare(route: RouteWebhook | None, changes: dict):
-    """The engine webhook's checked change (a ValidationError by field when wrong); a
-    route webhook receives `route.called` only."""
-    hook = route.webhook if route is not None else hooks.new_webhook(hooks.SERVER)
-    return hooks.prepare_webhook(hook, {**changes, "events": [CALLED]})
+    """The engine webhook's checked change (a ValidationError by field when wrong)."""
+    return hooks.prepare_webhook(engine_webhook(route), engine_changes(changes))
 
 
 @transaction.atomic

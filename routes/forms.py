@@ -7,9 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 import hooks
-from hooks import SERVER
 from routes import configure
-from routes.events import CALLED
 from routes.matching import compile_pattern
 from routes.models import RouteEvent, RouteWebhook
 
@@ -62,7 +60,7 @@ class RouteWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.hook = self.instance.webhook if self.instance.pk else hooks.new_webhook(SERVER)
+        self.hook = configure.engine_webhook(self.instance if self.instance.pk else None)
         if self.instance.pk:
             hook = self.hook
             self.initial.update(
@@ -92,7 +90,7 @@ class RouteWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
                 data.get("basic_auth_password"), remove=data.get("remove_password")
             )
         )
-        self.plan_change(self.hook, {**changes, "events": [CALLED]}, self.CONFIGURE_NAMES)
+        self.plan_change(self.hook, configure.engine_changes(changes), self.CONFIGURE_NAMES)
         return data
 
     @property
