@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 import hooks
 from hooks import USER
-from hooks.models import ALL_EVENTS, BodyFormat, Delivery, Scope, Webhook
+from hooks.models import ALL_EVENTS, BodyFormat, Scope, Webhook
 
 
 def name_for(user) -> str:
@@ -90,15 +90,4 @@ def shape_of(hook: Webhook | None) -> str:
     """The settings page's Payload choice for a webhook (a format staff set stays)."""
     return (
         BodyFormat.OPEN_WEBUI if hook and hook.format == BodyFormat.OPEN_WEBUI else BodyFormat.AUTO
-    )
-
-
-def recent_deliveries(user, limit: int = 20):
-    hook = webhook_of(user)
-    if hook is None:
-        return Delivery.objects.none()
-    return (
-        Delivery.objects.filter(webhook=hook)
-        .select_related("event")
-        .order_by("-created_at")[:limit]
     )

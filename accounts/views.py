@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -47,8 +48,15 @@ def _settings_context(request, **forms) -> dict:
         "webhook_form": forms.get("webhook_form") or NotificationWebhookForm(user=user),
         "new_secret": request.session.pop("new_webhook_secret", None),
         "test_result": request.session.pop("notification_test", None),
-        "deliveries": notification.recent_deliveries(user) if enabled else [],
+        "deliveries": _recent(hook) if enabled and hook else [],
     }
+
+
+def _recent(hook) -> list[hooks.DeliveryRow]:
+    def url(name: str):
+        return lambda d: reverse(f"accounts:{name}", args=[d.pk])
+
+    return hooks.recent_deliveries(hook, url("delivery"), url("redeliver"), limit=20)
 
 
 def _settings_with_errors(request, **forms) -> HttpResponse:

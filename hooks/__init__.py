@@ -15,7 +15,10 @@ Namespaces:   register_namespaces(label, find) (how the admin names and finds th
 Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
 Operating:    send_test, redeliver, replay, stop_retrying, delivery_attempts (owners' pages),
-              secret_shown_once (a just-made secret's one-time message, with Copy),
+              recent_deliveries → DeliveryRow (every webhook page's table, _deliveries.html;
+              admin_recent_deliveries on admin pages),
+              secret_state (set or not, never the value), secret_shown_once (a just-made
+              secret's one-time message, with Copy),
               validate_payload_filter, filter_preview (a filter's effect on recent events)
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
 Metrics:      metrics_view (GET /metrics), register_metrics(collector) (an app's figures)
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from hooks.scopes import register_namespaces
     from hooks.slots import Slot, SlotSetting, register_slot, register_slot_setting
     from hooks.ssrf import UnsafeURL
+    from hooks.tools.admin_views import admin_recent_deliveries
     from hooks.tools.configure import (
         SecretChange,
         configure_webhook,
@@ -67,7 +71,14 @@ if TYPE_CHECKING:
     from hooks.tools.metrics import metrics_view, register_metrics
     from hooks.tools.ping import send_test
     from hooks.tools.redelivery import redeliver, replay, stop_retrying
-    from hooks.tools.shown import delivery_attempts, filter_preview, secret_shown_once
+    from hooks.tools.shown import (
+        DeliveryRow,
+        delivery_attempts,
+        filter_preview,
+        recent_deliveries,
+        secret_shown_once,
+        secret_state,
+    )
     from hooks.webhook_secrets import generate_secret
     from hooks.worker.send_now import send_now, send_to_slot
     from hooks.worker.stopping import cluster_stopping
@@ -106,7 +117,9 @@ __all__ = [
     "new_webhook",
     "prepare_webhook",
     "rotate_secret",
+    "admin_recent_deliveries",
     "cluster_stopping",
+    "DeliveryRow",
     "delivery_attempts",
     "emit",
     "event_types",
@@ -121,7 +134,9 @@ __all__ = [
     "register_slot",
     "register_slot_setting",
     "replay",
+    "recent_deliveries",
     "secret_shown_once",
+    "secret_state",
     "send_now",
     "send_test",
     "send_to_slot",

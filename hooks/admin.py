@@ -118,11 +118,15 @@ class WebhookAdmin(admin.ModelAdmin):
                 f"{webhook.disabled_reason} Deliveries meanwhile are kept as skipped.",
                 messages.WARNING,
             )
+        if webhook:
+            rows = admin_views.admin_recent_deliveries(request, webhook)
+            extra_context = {**(extra_context or {}), "delivery_rows": rows}
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="preview")
     def preview(self, obj: Webhook) -> str:
-        """The body each subscribed event type's example would get."""
+        """The body each subscribed event type's example would get, one folded block per
+        type (a webhook of every namespace event would otherwise be a page of bodies)."""
         if not obj.pk:
             return "Save to see a preview."
         types = [t for t in catalog.event_types() if obj.subscribes_to(t.name)]
@@ -133,9 +137,11 @@ class WebhookAdmin(admin.ModelAdmin):
             event = Event(type=spec.name, payload=spec.example, created_at=timezone.now())
             body = body_for(Delivery(event=event, webhook=obj))
             blocks.append((spec.name, _pretty(body.text())))
+        shown_open = " open" if len(blocks) == 1 else ""
         return format_html_join(
-            "", "<p><strong>{}</strong></p><pre style='white-space:pre-wrap'>{}</pre>", blocks
-        )
+            "", "<details class='preview'{}><summary><strong>{}</strong></summary><pre>{}</pre></details>",
+            ((shown_open, name, body) for name, body in blocks),
+        )  # fmt: skip
 
     @admin.display(description="filter preview")
     def filter_preview(self, obj: Webhook) -> str:
@@ -232,16 +238,9 @@ class WebhookAdmin(admin.ModelAdmin):
             return f"failing ({obj.consecutive_failures} in a row)"
         return "ok"
 
-    @admin.display(description="secret in effect")  # as on the route webhook's page
+    @admin.display(description="current secret")  # as on every webhook's page
     def secret_state(self, obj: Webhook) -> str:
-        if not obj.secret:
-            return "none yet: one is generated when you save"
-        until = obj.replaced_secret_until()
-        return (
-            f"set; the replaced one signs beside it until {until:%Y-%m-%d %H:%M} UTC"
-            if until
-            else "set"
-        )
+        return shown.secret_state(obj)
 
     def save_model(self, request, obj: Webhook, form, change: bool) -> None:
         """The form stored the webhook (hooks.configure); a secret it generated is shown

@@ -9,17 +9,16 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 import hooks
-from hooks.models import Attempt, Delivery, Scope, Webhook
+from hooks.models import Delivery, Scope, Webhook
 from namespaces.access import Need, get_for
 from namespaces.forms import NamespaceWebhookForm
 from namespaces.views import page
 from webhookhub import pages
-
-RECENT = 30
 
 
 def _webhooks(namespace):
@@ -70,18 +69,18 @@ def detail(request: HttpRequest, path: str, pk: int) -> HttpResponse:
             request.session["new_webhook_secret"] = form.saved.new_secret
         messages.success(request, "Webhook saved.")
         return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
-    last_attempt = Attempt.objects.filter(delivery=OuterRef("pk")).order_by("-number")
-    deliveries = (
-        Delivery.objects.filter(webhook=webhook)
-        .select_related("event")
-        .annotate(duration_ms=Subquery(last_attempt.values("duration_ms")[:1]))
-        .order_by("-created_at")
-    )
     return page(request, "namespaces/webhook.html", namespace, role,
                  status=400 if form.errors else 200, webhook=webhook, form=form,
-                 deliveries=deliveries[:RECENT], preview=hooks.filter_preview(webhook),
+                 deliveries=_recent(namespace, webhook), preview=hooks.filter_preview(webhook),
                  new_secret=request.session.pop("new_webhook_secret", None),
                  test_result=request.session.pop("webhook_test", None))  # fmt: skip
+
+
+def _recent(namespace, webhook: Webhook) -> list[hooks.DeliveryRow]:
+    def url(name: str):
+        return lambda d: reverse(f"namespaces:{name}", args=[namespace.path, webhook.pk, d.pk])
+
+    return hooks.recent_deliveries(webhook, url("delivery"), url("redeliver"))
 
 
 @login_required

@@ -1,22 +1,20 @@
-"""Admin: route events, route webhooks (with their history and a test button), and the
-audit of changes to both."""
+"""Admin: route events, route webhooks (with their recent deliveries and a test button),
+and the audit of changes to both."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.urls import path
 from django.views.decorators.http import require_POST
 
 import hooks
-from hooks.models import Attempt, Delivery
+from hooks.models import Delivery
 from routes import audit, configure
 from routes.forms import RouteEventForm, RouteWebhookForm
 from routes.models import AuditRecord, RouteEvent, RouteWebhook
 
-HISTORY_ROWS = 20
 BODY_PREVIEW = 300
 
 
@@ -51,7 +49,7 @@ class RouteEventAdmin(Audited):
 class RouteWebhookAdmin(Audited):
     form = RouteWebhookForm
     list_display = ["name", "target", "is_active", "route_events", "last_delivery"]
-    readonly_fields = ["secret_state", "history"]
+    readonly_fields = ["secret_state"]
 
     def get_queryset(self, request):
         last = Delivery.objects.filter(webhook=OuterRef("webhook")).order_by("-created_at")
@@ -73,7 +71,7 @@ class RouteWebhookAdmin(Audited):
             return [(None, {"fields": fields})]
         fields.insert(fields.index("basic_auth_password") + 1, "remove_password")
         fields.insert(fields.index("secret_action"), "secret_state")
-        return [(None, {"fields": fields}), ("History", {"fields": ["history"]})]
+        return [(None, {"fields": fields})]
 
     @admin.display(description="name")
     def name(self, obj: RouteWebhook) -> str:
@@ -96,42 +94,18 @@ class RouteWebhookAdmin(Audited):
         at = getattr(obj, "last_at", None)
         return f"{obj.last_status} {at:%Y-%m-%d %H:%M:%S}" if at else "—"
 
-    @admin.display(description="secret in effect")
+    @admin.display(description="current secret")  # as on every webhook's page
     def secret_state(self, obj: RouteWebhook) -> str:
-        if not obj.webhook.secret:
-            return "none"
-        until = obj.webhook.replaced_secret_until()
-        if until is None:
-            return "set (never shown again)"
-        return f"set (never shown again); the replaced one signs beside it until {until:%Y-%m-%d %H:%M} UTC"
+        return hooks.secret_state(obj.webhook)
 
-    @admin.display(description="recent deliveries")
-    def history(self, obj: RouteWebhook) -> str:
-        rows = []
-        deliveries = (
-            Delivery.objects.filter(webhook=obj.webhook)
-            .select_related("event")
-            .prefetch_related(Prefetch("attempt_set", Attempt.objects.order_by("-number")))
-        )
-        for d in deliveries.order_by("-created_at")[:HISTORY_ROWS]:
-            last = next(iter(d.attempt_set.all()), None)
-            request = (d.event.payload or {}).get("request") or {}
-            link = reverse("admin:hooks_delivery_change", args=[d.pk])
-            rows.append((link, d.id, f"{d.created_at:%Y-%m-%d %H:%M:%S}",
-                         f"{request.get('method', '').upper()} {request.get('url', '')}",
-                         d.status, last.response_status if last else "—",
-                         (last.response_body[:BODY_PREVIEW] if last else "")))  # fmt: skip
-        if not rows:
-            return "No deliveries yet."
-        body = format_html_join(
-            "", "<tr><td><a href='{}'><code>{}</code></a></td><td>{}</td><td>{}</td><td>{}</td>"
-            "<td>{}</td><td><code>{}</code></td></tr>", rows,
-        )  # fmt: skip
-        return format_html(
-            '<table id="route-history"><thead><tr><th>unique id</th><th>time</th><th>request'
-            "</th><th>outcome</th><th>response</th><th>response body</th></tr></thead>"
-            "<tbody>{}</tbody></table>", body,
-        )  # fmt: skip
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Below the form, its recent deliveries (APIO's history: its unique id opens
+        each one), the same table as every webhook's page."""
+        route = self.get_object(request, object_id)
+        if route is not None:
+            rows = hooks.admin_recent_deliveries(request, route.webhook)
+            extra_context = {**(extra_context or {}), "delivery_rows": rows}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
         test = self.admin_site.admin_view(require_POST(self.send_test))

@@ -205,8 +205,10 @@ def test_receive_prints_requests_and_verifies_signatures():
         }
         requests.post(f"http://127.0.0.1:{port}/x", data=body, headers=bad, timeout=5)
     finally:
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM: a Ctrl-C (SIGINT) is ignored by a command a script started in the background
+        proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=10)[0]
+    assert proc.returncode == 0  # a clean stop, not a kill
     assert '{"n":1}' in output
     assert "-- signature: valid" in output and "-- signature: INVALID" in output
 

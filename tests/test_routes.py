@@ -220,7 +220,7 @@ def test_the_admin_shows_history_and_sends_a_test_event(admin_client, client, to
     page = admin_client.get(reverse("admin:routes_routewebhook_change", args=[route.pk]))
     html = page.content.decode()
     delivery = Delivery.objects.get()
-    assert 'id="route-history"' in html and str(delivery.id) in html and "POST /v2/echo/run" in html
+    assert 'id="deliveries"' in html and str(delivery.id) in html and "POST /v2/echo/run" in html
     assert route.webhook.secret not in html and "pa55" not in html
     assert 'id="send-test"' in html  # a POST button, named as on every webhook page
     test_url = reverse("admin:routes_routewebhook_test", args=[route.pk])

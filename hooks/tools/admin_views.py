@@ -238,3 +238,17 @@ class EstimatedCountPaginator(Paginator):
             if row and row[0] > ESTIMATE_ABOVE:
                 return int(row[0])
         return super().count
+
+
+def admin_recent_deliveries(request: HttpRequest, webhook: Webhook) -> list[shown.DeliveryRow]:
+    """A webhook's recent deliveries as its admin page lists them (the same table as the
+    owners' pages), with Redeliver where the user may change deliveries."""
+
+    def page(d: Delivery) -> str:
+        return reverse("admin:hooks_delivery_change", args=[d.pk])
+
+    def again(d: Delivery) -> str:
+        return reverse("admin:hooks_delivery_redeliver", args=[d.pk])
+
+    may_redeliver = request.user.has_perm("hooks.change_delivery")
+    return shown.recent_deliveries(webhook, page, again if may_redeliver else None)

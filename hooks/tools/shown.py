@@ -1,10 +1,15 @@
-"""What owners see on their pages: a delivery's attempts (bodies indented for reading),
-and which recent events a webhook's payload filter would have let through."""
+"""What owners see on their pages, the same on every webhook's page (the admin's server
+and route webhooks, a namespace's webhooks, a user's notification webhook): its secret's
+state, its recent deliveries, a delivery's attempts (bodies indented for reading), and
+which recent events a webhook's payload filter would have let through."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from django.db.models import OuterRef, Subquery
 from django.utils.html import format_html
 
 from hooks import catalog
@@ -12,6 +17,74 @@ from hooks.models import Attempt, Delivery, Event, Webhook
 from hooks.outbox import filters
 
 FILTER_PREVIEW = 20
+RECENT_DELIVERIES = 30
+RESPONSE_PREVIEW = 60
+
+
+def secret_state(webhook: Webhook) -> str:
+    """A webhook's secret as its owner may know it: set or not, and until when a replaced
+    one still signs (never the value)."""
+    if not webhook.secret:
+        return "none: requests are not signed"
+    until = webhook.replaced_secret_until()
+    if until is None:
+        return "set (write-only)"
+    return f"set (write-only); the replaced one signs beside it until {until:%Y-%m-%d %H:%M} UTC"
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """One line of a webhook's recent deliveries, with the page that shows it in full and,
+    where its owner may, the address that sends it again."""
+
+    delivery: Delivery
+    page_url: str
+    redeliver_url: str | None
+    request: str  # a route event's API call ("GET /api/x"), else ""
+    response: str  # the last attempt's status and the start of its body, or its error
+
+
+def recent_deliveries(
+    webhook: Webhook,
+    page_url: Callable[[Delivery], str],
+    redeliver_url: Callable[[Delivery], str] | None = None,
+    limit: int = RECENT_DELIVERIES,
+) -> list[DeliveryRow]:
+    """The webhook's latest deliveries, newest first, as every webhook page lists them."""
+    last = Attempt.objects.filter(delivery=OuterRef("pk")).order_by("-number")
+    deliveries = (
+        Delivery.objects.filter(webhook=webhook)
+        .select_related("event")
+        .annotate(
+            duration_ms=Subquery(last.values("duration_ms")[:1]),
+            response_start=Subquery(last.values("response_body")[:1]),
+        )
+        .order_by("-created_at")[:limit]
+    )
+    return [
+        DeliveryRow(
+            d,
+            page_url(d),
+            redeliver_url(d) if redeliver_url and d.status != "pending" else None,
+            _request_line(d.event.payload),
+            _response(d),
+        )
+        for d in deliveries
+    ]
+
+
+def _request_line(payload) -> str:
+    request = payload.get("request") if isinstance(payload, dict) else None
+    if not isinstance(request, dict):
+        return ""
+    return f"{str(request.get('method', '')).upper()} {request.get('url', '')}".strip()
+
+
+def _response(delivery: Delivery) -> str:
+    if delivery.last_response_status is None:
+        return delivery.last_error or ""
+    start = " ".join((delivery.response_start or "").split())[:RESPONSE_PREVIEW]
+    return f"{delivery.last_response_status} {start}".strip()
 
 
 def secret_shown_once(webhook_name: str, secret: str) -> str:

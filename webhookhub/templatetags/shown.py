@@ -7,6 +7,8 @@ import json
 
 from django import template
 
+import hooks
+
 register = template.Library()
 
 
@@ -20,3 +22,9 @@ def as_json(value, indent: int = 2) -> str:
 def as_json_line(value) -> str:
     """JSON on one line (table cells, cut with truncatechars)."""
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@register.filter
+def secret_state(webhook) -> str:
+    """A webhook's secret as its owner may know it (set or not; never the value)."""
+    return hooks.secret_state(webhook)

@@ -7,6 +7,7 @@ import argparse
 import hmac
 import io
 import os
+import signal
 import sys
 import time
 from datetime import datetime, timedelta
@@ -211,6 +212,9 @@ class Command(BaseCommand):
             return Reply(status_code, body=b"received")
 
         receiver = Receiver(host=host, port=port, respond=show)
+        # Ctrl-C stops it, and so does SIGTERM (a supervisor, a script that started it in
+        # the background, where SIGINT is ignored).
+        signal.signal(signal.SIGTERM, lambda *_: receiver.released.set())
         self.stdout.write(f"Listening on {receiver.url.rsplit('/', 1)[0]}/ (Ctrl-C stops)")
         receiver.start()
         try:
