@@ -1,8 +1,9 @@
 """Redirects: the answer of a webhook that does not follow them, and following them for
 one that does (SwarmUI's .NET HttpClient and Djinn's Go net/http both follow).
 
-A webhook that does not follow redirects pays one comparison of the status: a 3xx is
-its answer, a failure whose error says where the receiver points. One that does follows
+Only a 3xx answer comes here (`follow_up`; the sender compares the status, which is all
+any other answer pays). For a webhook that does not follow redirects a 3xx is its
+answer, a failure whose error says where the receiver points. One that does follows
 at most MAX_REDIRECTS, each hop a request of its own through the transport, so each is
 resolved and checked by the SSRF guard and sent to the address that passed (pinned),
 all within the attempt's one timeout, as both clients count theirs.
@@ -43,17 +44,20 @@ BODY_HEADERS = frozenset({"content-type", "content-encoding", "content-language"
 SHOWN_LOCATION = 300  # characters of a Location an error message quotes
 
 
-def send(request: OutgoingRequest, allowed: tuple[IPNetwork, ...], body_cap: int) -> Result:
-    """Send the request and, if the webhook follows redirects, the hops its receiver
-    asks for; a 3xx left as the answer is a failure whose error says why."""
-    result = transport.send(request, allowed, body_cap)
-    status = result.status
-    if status is None or not 300 <= status < 400:
-        return result
+def is_redirect(result: Result) -> bool:
+    """A 3xx answer: what `follow_up` takes."""
+    return result.status is not None and 300 <= result.status < 400
+
+
+def follow_up(request: OutgoingRequest, first: Result, allowed: tuple[IPNetwork, ...],
+              body_cap: int) -> Result:  # fmt: skip
+    """The attempt's result after `first`, a 3xx answer to `request`: the hops its
+    receiver asks for if the webhook follows redirects, else a failure whose error says
+    where it points (so does a 3xx left as the last answer)."""
     if not request.max_redirects:
-        result.error = _not_followed(result)
-        return result
-    return _follow(request, allowed, body_cap, result)
+        first.error = _not_followed(first)
+        return first
+    return _follow(request, allowed, body_cap, first)
 
 
 def location(result: Result) -> str | None:
@@ -140,8 +144,7 @@ def _follow(request: OutgoingRequest, allowed: tuple[IPNetwork, ...], body_cap: 
     while True:
         where = location(answer)
         if answer.status not in FOLLOWED or where is None:
-            is_3xx = answer.status is not None and 300 <= answer.status < 400
-            return chain.end(answer, _not_followed(answer) if is_3xx else "")
+            return chain.end(answer, _not_followed(answer) if is_redirect(answer) else "")
         url = urldefrag(urljoin(chain.request.url, where)).url
         if followed == request.max_redirects:
             return chain.end(answer, f"Stopped after {followed} redirects, the most a webhook "

@@ -30,7 +30,11 @@ def send(request: transport.OutgoingRequest, settings: conf.HookSettings) -> tra
     """POST through the SSRF guard (checked again at every attempt, and at every redirect
     a webhook follows); never raises."""
     allowed = conf.exempt_networks(settings, request.user_supplied)
-    return redirects.send(request, allowed, settings.response_body_cap)
+    result = transport.send(request, allowed=allowed, body_cap=settings.response_body_cap)
+    status = result.status
+    if status is not None and 300 <= status < 400:  # redirects.is_redirect, inline: hot path
+        return redirects.follow_up(request, result, allowed, settings.response_body_cap)
+    return result
 
 
 Sender = Callable[[transport.OutgoingRequest], transport.Result]
