@@ -116,7 +116,13 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
         "and events this hub's integrations address to you through its API (declared by "
         "staff). Tick the ones you want, or everything.",
     )
-    field_order = ["url", "events", "secret_action", "pasted_secret", "shape"]
+    follow_redirects = forms.BooleanField(
+        label="Follow redirects",
+        required=False,
+        help_text="If your receiver moved and answers with a redirect, follow it (at most 5). "
+        "Off: a redirect counts as a failure.",
+    )
+    field_order = ["url", "events", "secret_action", "pasted_secret", "shape", "follow_redirects"]
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -127,6 +133,7 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
         if hook is not None:
             self.initial.setdefault("url", hook.url)
             self.initial.setdefault("shape", notification.shape_of(hook))
+            self.initial.setdefault("follow_redirects", hook.follow_redirects)
         self.secret_fields_for(hook)
 
     def clean_url(self) -> str:
@@ -143,6 +150,7 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
                 self.secret_change(),
                 data.get("shape") or None,
                 data.get("events") or None,
+                data.get("follow_redirects", False),
             )
         except ValidationError as exc:
             self.add_configure_errors(exc, {})

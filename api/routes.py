@@ -106,7 +106,7 @@ def _webhook_out(route: RouteWebhook) -> dict[str, Any]:
             "disabled": hook.is_disabled, "events": sorted(e.pk for e in route.events.all()),
             "signed": bool(hook.secret), "previous_secret_valid_until": hook.replaced_secret_until(),
             "headers": sorted(hook.headers or {}), "basic_auth_username": hook.basic_auth_username,
-            "created_at": hook.created_at}  # fmt: skip
+            "follow_redirects": hook.follow_redirects, "created_at": hook.created_at}  # fmt: skip
 
 
 def _route(request: HttpRequest, pk: int, action: str = "view") -> RouteWebhook:

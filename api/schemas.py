@@ -31,6 +31,12 @@ class EventOut(Schema):
     deliveries: int = Field(description="How many webhooks the event is being delivered to.")
 
 
+FOLLOW_REDIRECTS_HELP = (
+    "It follows its receiver's redirects (at most 5, each checked like the URL; 307/308 "
+    "send the same POST, 301/302/303 a GET); false: a redirect is a failure."
+)
+
+
 class WebhookOut(Schema):
     id: int
     scope: str = Field(description="server, user (a notification webhook) or namespace.")
@@ -43,6 +49,7 @@ class WebhookOut(Schema):
     events: list[str] = Field(description='Subscribed event types; "*" is every one of its scope.')
     payload_filter: dict[str, Any] | None
     verify_tls: bool
+    follow_redirects: bool = Field(description=FOLLOW_REDIRECTS_HELP)
     signed: bool = Field(description="It has a signing secret (never shown after creation).")
     previous_secret_valid_until: datetime | None = Field(
         None, description="A replaced secret signs beside the current one until then."
@@ -86,6 +93,9 @@ class WebhookFields(Schema):
     secret: str | None = PASTED_SECRET
     active: bool | None = None
     verify_tls: bool | None = None
+    follow_redirects: bool | None = Field(
+        None, description="Follow the receiver's redirects; a new namespace webhook does."
+    )
     djinn_headers: bool | None = None
     github_signature: bool | None = None
     format: str | None = Field(None, description="auto, json, discord, slack, google_chat, …")
@@ -121,6 +131,11 @@ class AttemptOut(Schema):
     response_body: str
     error: str
     succeeded: bool
+    hops: list[dict[str, Any]] | None = Field(
+        None,
+        description="When it followed redirects: each request in order ({method, url, status}, "
+        "and left_out: headers of the first request it did not carry); null: one request.",
+    )
 
 
 class DeliveryOut(Schema):
@@ -175,6 +190,9 @@ class NotificationIn(Schema):
     shape: str | None = Field(
         None, description="auto (Open WebUI's docs) or open_webui (its code)."
     )
+    follow_redirects: bool | None = Field(
+        None, description="Follow the receiver's redirects (off for a new one)."
+    )
 
 
 class RouteEventIn(Schema):
@@ -215,6 +233,9 @@ class RouteWebhookFields(Schema):
     headers: dict[str, str | None] | None = HEADERS
     basic_auth_username: str | None = None
     basic_auth_password: str | None = PASSWORD
+    follow_redirects: bool | None = Field(
+        None, description="Follow the receiver's redirects (off for a new one)."
+    )
 
 
 class RouteWebhookIn(RouteWebhookFields):
@@ -240,6 +261,7 @@ class RouteWebhookOut(Schema):
     previous_secret_valid_until: datetime | None
     headers: list[str] = Field(description="Custom header names (values are write-only).")
     basic_auth_username: str
+    follow_redirects: bool = Field(description=FOLLOW_REDIRECTS_HELP)
     created_at: datetime
 
 

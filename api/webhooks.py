@@ -86,7 +86,8 @@ def _out(webhook: Webhook, paths: dict[str, str] | None = None) -> dict[str, Any
         "name": webhook.name, "url": webhook.url, "active": webhook.active,
         "disabled": webhook.disabled_at is not None, "disabled_reason": webhook.disabled_reason,
         "events": list(webhook.event_types or []), "payload_filter": webhook.payload_filter,
-        "verify_tls": webhook.verify_tls, "signed": bool(webhook.secret),
+        "verify_tls": webhook.verify_tls, "follow_redirects": webhook.follow_redirects,
+        "signed": bool(webhook.secret),
         "previous_secret_valid_until": webhook.replaced_secret_until(),
         "created_at": webhook.created_at,
     }  # fmt: skip
@@ -184,7 +185,7 @@ def delivery_out(delivery: Delivery) -> dict[str, Any]:
         "attempts": [{f: getattr(a, f) for f in (
             "number", "trigger", "started_at", "duration_ms", "url", "request_headers",
             "request_body", "response_status", "response_headers", "response_body", "error",
-            "succeeded")} for a in attempts],
+            "succeeded", "hops")} for a in attempts],
     }  # fmt: skip
 
 
@@ -288,8 +289,9 @@ def put_notification(request: HttpRequest):
     try:
         with transaction.atomic():
             webhook, new_secret = notification.save(
-                request.user, given.url.strip(), secret, given.shape, given.events
-            )
+                request.user, given.url.strip(), secret, given.shape, given.events,
+                given.follow_redirects,
+            )  # fmt: skip
     except ValidationError as exc:
         raise refused(exc) from None
     if webhook is None:

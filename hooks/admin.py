@@ -78,7 +78,8 @@ class WebhookAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "format", "data_template", "preview", "headers_text", "timeout", "verify_tls",
-                    "basic_auth_username", "new_basic_auth_password", "clear_basic_auth_password",
+                    "follow_redirects", "basic_auth_username", "new_basic_auth_password",
+                    "clear_basic_auth_password",
                 ]
             },
         ),
@@ -265,6 +266,19 @@ def _headers_html(headers: dict) -> str:
     return format_html_join("\n", "{}: {}", sorted(headers.items()))
 
 
+def _hops_html(hops: list[dict] | None) -> str:
+    """Each request of an attempt that followed redirects: method, URL, status."""
+    if not hops:
+        return ""
+    rows = format_html_join(
+        "", "<li><code>{} {}</code> → {}{}</li>",
+        ((hop["method"], hop["url"], f"HTTP {hop['status']}" if hop["status"] else "no answer",
+          f" (without {', '.join(hop['left_out'])})" if hop.get("left_out") else "")
+         for hop in hops),
+    )  # fmt: skip
+    return format_html("<strong>Redirects followed</strong><ol>{}</ol>", rows)
+
+
 class AttemptInline(admin.StackedInline):
     model = Attempt
     extra = 0
@@ -287,8 +301,8 @@ class AttemptInline(admin.StackedInline):
     @admin.display(description="request / response")
     def exchange(self, obj: Attempt) -> str:
         """The request beside the response; one above the other on a phone (the hub's
-        webhookhub/admin.css)."""
-        return format_html(
+        webhookhub/admin.css). Above them, the hops of an attempt that followed redirects."""
+        return _hops_html(obj.hops) + format_html(
             '<div class="exchange"><div><strong>Request</strong><pre>POST {}\n{}\n\n{}</pre></div>'
             "<div><strong>Response</strong><pre>{}\n{}\n\n{}</pre></div></div>",
             obj.url,

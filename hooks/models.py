@@ -87,6 +87,11 @@ class Webhook(models.Model):
         null=True, blank=True, help_text="Seconds for the whole request; blank uses the default."
     )
     verify_tls = models.BooleanField("verify TLS certificates", default=True)
+    follow_redirects = models.BooleanField(
+        default=False,
+        help_text="Follow the receiver's redirects (at most 5, each checked like the URL): "
+        "307/308 send the same POST again, 301/302/303 a GET. Off: a redirect is a failure.",
+    )
     format = models.CharField(
         max_length=16,
         choices=BodyFormat.choices,
@@ -306,6 +311,9 @@ class Attempt(models.Model):
     response_body = models.TextField(blank=True)
     error = models.TextField(blank=True)
     succeeded = models.BooleanField(default=False)
+    # An attempt that followed redirects: each request, in order ({method, url, status},
+    # and left_out: the first request's headers it did not carry); null: one request.
+    hops = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["delivery", "number"]

@@ -34,6 +34,9 @@ class Slot:
     # Seconds a send waits for the receiver, unless the slot's webhook sets its own
     # (SwarmUI's blocking hooks wait up to 10 minutes); None: WEBHOOK_TIMEOUT.
     timeout: float | None = None
+    # Whether a new webhook of the slot follows redirects (SwarmUI's .NET client does;
+    # Open WebUI's, behind the signup webhook, does not by default).
+    follow_redirects: bool = False
 
 
 _slots: dict[str, Slot] = {}
@@ -78,6 +81,7 @@ def _new(slot: Slot, url: str, source: str) -> Webhook:
         secret=generate_secret(),
         data_template=slot.blank_data,
         timeout=slot.timeout,
+        follow_redirects=slot.follow_redirects,
     )
 
 

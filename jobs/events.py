@@ -119,7 +119,7 @@ def register() -> None:
     for name, label, event_type, help_text, timeout in SLOTS:
         hooks.register_slot(
             hooks.Slot(name=name, label=label, event_type=event_type, help=help_text,
-                       blank_data="{}", timeout=timeout)
+                       blank_data="{}", timeout=timeout, follow_redirects=True)
         )  # fmt: skip
     hooks.register_slot_setting(
         hooks.SlotSetting(

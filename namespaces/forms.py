@@ -363,10 +363,14 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
 
     class Meta:
         model = Webhook
-        fields = ["name", "url", "verify_tls", "active", "djinn_headers"]
+        fields = ["name", "url", "verify_tls", "follow_redirects", "active", "djinn_headers"]
         field_order = ["url", "name", "all_events", "events", "payload_filter", "secret_action",
-                       "pasted_secret", "verify_tls", "active", "djinn_headers"]  # fmt: skip
+                       "pasted_secret", "verify_tls", "follow_redirects", "active",
+                       "djinn_headers"]  # fmt: skip
         labels = {"url": "Payload URL", "verify_tls": "SSL verification"}
+        help_texts = {"follow_redirects": "As Djinn's Go client does: a moved receiver's "
+                      "redirect is followed (at most 5; 307/308 send the same POST, 301/302/303 "
+                      "a GET). Off: a redirect is a failure."}  # fmt: skip
 
     def __init__(self, *args, namespace: Namespace, **kwargs):
         super().__init__(*args, **kwargs)
@@ -380,6 +384,7 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
             self.initial.setdefault("payload_filter", json.dumps(self.instance.payload_filter))
         if self.instance.pk is None:
             self.instance = hooks.new_webhook(NAMESPACE, namespace=namespace.key)
+            self.initial.setdefault("follow_redirects", self.instance.follow_redirects)
         self.secret_fields_for(self.instance)
         self.saved = None
 
@@ -388,8 +393,9 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        changes = {name: data[name] for name in ("url", "name", "verify_tls", "active",
-                                                 "djinn_headers", "payload_filter") if name in data}  # fmt: skip
+        changes = {name: data[name] for name in ("url", "name", "verify_tls", "follow_redirects",
+                                                 "active", "djinn_headers", "payload_filter")
+                   if name in data}  # fmt: skip
         if "events" in data:
             changes["events"] = [ALL_EVENTS] if data.get("all_events") else data["events"]
         self.plan_change(self.instance, changes, {})

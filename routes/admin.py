@@ -65,8 +65,9 @@ class RouteWebhookAdmin(Audited):
         )
 
     def get_fieldsets(self, request, obj=None):
-        fields = ["active", "name", "url", "secret_action", "pasted_secret", "header_name",
-                  "header_value", "basic_auth_username", "basic_auth_password", "events"]  # fmt: skip
+        fields = ["active", "name", "url", "follow_redirects", "secret_action", "pasted_secret",
+                  "header_name", "header_value", "basic_auth_username", "basic_auth_password",
+                  "events"]  # fmt: skip
         if obj is None:
             return [(None, {"fields": fields})]
         fields.insert(fields.index("basic_auth_password") + 1, "remove_password")

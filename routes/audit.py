@@ -21,7 +21,7 @@ _actor: contextvars.ContextVar = contextvars.ContextVar("route_audit_actor", def
 HIDDEN = {"secret", "previous_secret", "basic_auth_password"}
 HEADERS = "headers"  # names shown, values hidden
 WEBHOOK_FIELDS = ["name", "url", "active", "secret", "headers", "basic_auth_username",
-                  "basic_auth_password", "verify_tls", "timeout"]  # fmt: skip
+                  "basic_auth_password", "verify_tls", "timeout", "follow_redirects"]  # fmt: skip
 EVENT_FIELDS = ["label", "method", "pattern"]
 
 

@@ -50,6 +50,10 @@ class RouteWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
         widget=forms.PasswordInput(render_value=False), help_text=KEEP,
     )  # fmt: skip
     remove_password = forms.BooleanField(label="Remove the password", required=False)
+    follow_redirects = forms.BooleanField(
+        label="Follow redirects", required=False,
+        help_text="Follow the target's redirects (at most 5). Off: a redirect is a failure.",
+    )  # fmt: skip
 
     CONFIGURE_NAMES = {"headers": "header_value", "events": "events"}
 
@@ -66,6 +70,7 @@ class RouteWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
             self.initial.update(
                 active=hook.active, name=hook.name, url=hook.url,
                 header_name=next(iter(hook.headers), ""), basic_auth_username=hook.basic_auth_username,
+                follow_redirects=hook.follow_redirects,
             )  # fmt: skip
         else:
             del self.fields["remove_password"]
@@ -80,8 +85,8 @@ class RouteWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
-        changes = {name: data[name] for name in ("name", "url", "active", "basic_auth_username")
-                   if name in data}  # fmt: skip
+        changes = {name: data[name] for name in ("name", "url", "active", "basic_auth_username",
+                                                 "follow_redirects") if name in data}  # fmt: skip
         if "header_name" in data:
             name = data["header_name"].strip()
             changes["headers"] = {name: data.get("header_value") or None} if name else {}

@@ -64,3 +64,23 @@ def test_secrets_stored_before_encryption_are_encrypted_by_the_migration():
     assert (hook.secret, hook.headers, hook.basic_auth_password) == (
         secret, {"X-Api-Key": "key-9"}, "pw-9"
     )  # fmt: skip
+
+
+def test_namespace_webhooks_and_swarmui_hooks_follow_redirects_after_the_migration():
+    old = migrate([("hooks", "0011_large_values")])
+    Webhook = old.get_model("hooks", "Webhook")
+    made = {
+        "namespace": dict(scope="namespace", namespace="7"),
+        "queue end": dict(scope="server", slot="queue_end"),
+        "signup": dict(scope="server", slot="signup"),  # Open WebUI's client does not follow
+        "server": dict(scope="server"),
+        "user": dict(scope="user"),
+    }
+    for name, fields in made.items():
+        Webhook.objects.create(name=name, url="https://example.com/", **fields)
+    new = migrate([("hooks", "0012_follow_redirects")])
+    follows = dict(
+        new.get_model("hooks", "Webhook").objects.values_list("name", "follow_redirects")
+    )
+    assert follows == {"namespace": True, "queue end": True, "signup": False, "server": False,
+                       "user": False}  # fmt: skip

@@ -42,7 +42,8 @@ def logged_in(user) -> Client:
 
 class EntryPoint:
     """One place where a webhook is made and changed. `submit` sends a form or body with
-    the given URL and secret choice (None: not sent, as an unchanged re-submit) and
+    the given URL, secret choice (None: not sent, as an unchanged re-submit) and whether
+    to follow redirects (a box ticked or not; the API's true or false), and
     returns what the person reads next; `look` is the webhook's page read later, which
     says until when a replaced secret still signs (REPLACED)."""
 
@@ -51,7 +52,7 @@ class EntryPoint:
     def webhook(self) -> Webhook:
         raise NotImplementedError
 
-    def submit(self, url: str, action: str | None, pasted: str = "") -> str:
+    def submit(self, url: str, action: str | None, pasted: str = "", follow: bool = False) -> str:
         raise NotImplementedError
 
     def look(self) -> str:
@@ -66,10 +67,10 @@ class Admin(EntryPoint):
     def webhook(self) -> Webhook:
         return Webhook.objects.get(pk=self.pk)
 
-    def submit(self, url, action, pasted=""):
+    def submit(self, url, action, pasted="", follow=False):
         data = {"name": "ci", "url": url, "active": "on", "scope": "server",
                 "event_types": [TEST_EVENT], "format": "auto", "verify_tls": "on",
-                "secret_action": action, "pasted_secret": pasted}  # fmt: skip
+                "secret_action": action, "pasted_secret": pasted, "follow_redirects": ticked(follow)}  # fmt: skip
         page = _post(self.client, _admin_url("hooks_webhook", self.pk), data)
         self.pk = self.pk or Webhook.objects.get().pk
         return page
@@ -90,9 +91,10 @@ class NamespacePage(EntryPoint):
     def webhook(self):
         return Webhook.objects.get(pk=self.pk)
 
-    def submit(self, url, action, pasted=""):
+    def submit(self, url, action, pasted="", follow=False):
         data = {"url": url, "name": "ci", "all_events": "on", "active": "on",
-                "verify_tls": "on", "secret_action": action, "pasted_secret": pasted}  # fmt: skip
+                "verify_tls": "on", "secret_action": action, "pasted_secret": pasted,
+                "follow_redirects": ticked(follow)}  # fmt: skip
         target = (
             f"/namespaces/acme/webhooks/{self.pk}/" if self.pk else "/namespaces/acme/webhooks/new/"
         )
@@ -113,9 +115,10 @@ class RouteAdmin(EntryPoint):
     def webhook(self):
         return RouteWebhook.objects.get(pk=self.pk).webhook
 
-    def submit(self, url, action, pasted=""):
+    def submit(self, url, action, pasted="", follow=False):
         data = {"active": "on", "name": "ci", "url": url, "events": [self.event.pk],
-                "secret_action": action, "pasted_secret": pasted}  # fmt: skip
+                "secret_action": action, "pasted_secret": pasted,
+                "follow_redirects": ticked(follow)}  # fmt: skip
         page = _post(self.client, _admin_url("routes_routewebhook", self.pk), data)
         self.pk = self.pk or RouteWebhook.objects.get().pk
         return page
@@ -133,8 +136,9 @@ class AccountSettings(EntryPoint):
     def webhook(self):
         return notification.webhook_of(self.user)
 
-    def submit(self, url, action, pasted=""):
-        data = {"url": url, "shape": "auto", "secret_action": action, "pasted_secret": pasted}
+    def submit(self, url, action, pasted="", follow=False):
+        data = {"url": url, "shape": "auto", "secret_action": action, "pasted_secret": pasted,
+                "follow_redirects": ticked(follow)}  # fmt: skip
         return _post(self.client, reverse("accounts:save_webhook"), data)
 
     def look(self):
@@ -160,8 +164,9 @@ class ManagementApi(EntryPoint):
             kwargs.update(data=json.dumps(body), content_type="application/json")
         return getattr(self.client, method)(f"/api/v1{path}", **kwargs)
 
-    def submit(self, url, action, pasted=""):
-        body = _sent({"url": url, "name": "ci", "secret_action": action, "secret": pasted or None})
+    def submit(self, url, action, pasted="", follow=False):
+        body = _sent({"url": url, "name": "ci", "secret_action": action, "secret": pasted or None,
+                      "follow_redirects": follow})  # fmt: skip
         if self.pk:
             answer = self._call("patch", f"/webhooks/{self.pk}", body)
         else:
@@ -172,6 +177,11 @@ class ManagementApi(EntryPoint):
 
     def look(self):
         return self._call("get", f"/webhooks/{self.pk}").content.decode()
+
+
+def ticked(on: bool) -> str | None:
+    """A checkbox as a browser sends it: "on", or not at all."""
+    return "on" if on else None
 
 
 def _admin_url(model: str, pk: int | None) -> str:
@@ -191,16 +201,17 @@ def _sent(data: dict) -> dict:
 
 
 ENTRY_POINTS = [Admin, NamespacePage, RouteAdmin, AccountSettings, ManagementApi]
-# (what is done, URL, secret action, pasted secret)
+# (what is done, URL, secret action, pasted secret, follow redirects)
 CHANGES = [
-    ("create, generating a secret", "https://one.example.com/hook", "generate", ""),
-    ("re-submit unchanged", "https://one.example.com/hook", None, ""),
-    ("change the URL only", "https://two.example.com/hook", "keep", ""),
-    ("paste a Djinn secret", "https://two.example.com/hook", "paste", DJINN_SECRET),
-    ("paste the same again", "https://two.example.com/hook", "paste", DJINN_SECRET),
-    ("generate a new one", "https://two.example.com/hook", "generate", ""),
-    ("remove it", "https://two.example.com/hook", "remove", ""),
-    ("re-submit unchanged", "https://two.example.com/hook", None, ""),
+    ("create, generating a secret", "https://one.example.com/hook", "generate", "", True),
+    ("re-submit unchanged", "https://one.example.com/hook", None, "", True),
+    ("change the URL only", "https://two.example.com/hook", "keep", "", True),
+    ("paste a Djinn secret", "https://two.example.com/hook", "paste", DJINN_SECRET, True),
+    ("paste the same again", "https://two.example.com/hook", "paste", DJINN_SECRET, True),
+    ("generate a new one", "https://two.example.com/hook", "generate", "", True),
+    ("remove it", "https://two.example.com/hook", "remove", "", True),
+    ("stop following redirects", "https://two.example.com/hook", None, "", False),
+    ("re-submit unchanged", "https://two.example.com/hook", None, "", False),
 ]
 
 
@@ -215,15 +226,16 @@ def _stored(webhook: Webhook, secrets: dict[str, str]) -> tuple:
     if expires is not None:
         grace = round((expires - timezone.now()) / timedelta(hours=1))
     return (webhook.url, named(webhook.secret), named(webhook.previous_secret), grace,
-            [s == webhook.secret for s in webhook.signing_secrets()])  # fmt: skip
+            [s == webhook.secret for s in webhook.signing_secrets()],
+            webhook.follow_redirects)  # fmt: skip
 
 
 def _walk(entry: EntryPoint) -> list[tuple]:
     """Each change's stored result and what was shown (a secret shown: which)."""
     secrets: dict[str, str] = {}
     rows = []
-    for what, url, action, pasted in CHANGES:
-        shown = entry.submit(url, action, pasted)
+    for what, url, action, pasted, follow in CHANGES:
+        shown = entry.submit(url, action, pasted, follow)
         webhook = entry.webhook()
         stored = _stored(webhook, secrets)
         seen = [secrets[s] for s in secrets if s and s in shown]
@@ -238,14 +250,15 @@ def expected() -> list[tuple]:
     u1, u2 = "https://one.example.com/hook", "https://two.example.com/hook"
     s1, s2, s3 = "secret 1", "secret 2", "secret 3"  # generated, pasted, generated
     return [
-        ("create, generating a secret", (u1, s1, "none", None, [True]), [s1], [], False),
-        ("re-submit unchanged", (u1, s1, "none", None, [True]), [], [], False),
-        ("change the URL only", (u2, s1, "none", None, [True]), [], [], False),
-        ("paste a Djinn secret", (u2, s2, s1, 24, [True, False]), [], [], True),
-        ("paste the same again", (u2, s2, s1, 24, [True, False]), [], [], True),
-        ("generate a new one", (u2, s3, s2, 24, [True, False]), [s3], [], True),
-        ("remove it", (u2, "none", "none", None, []), [], [], False),
-        ("re-submit unchanged", (u2, "none", "none", None, []), [], [], False),
+        ("create, generating a secret", (u1, s1, "none", None, [True], True), [s1], [], False),
+        ("re-submit unchanged", (u1, s1, "none", None, [True], True), [], [], False),
+        ("change the URL only", (u2, s1, "none", None, [True], True), [], [], False),
+        ("paste a Djinn secret", (u2, s2, s1, 24, [True, False], True), [], [], True),
+        ("paste the same again", (u2, s2, s1, 24, [True, False], True), [], [], True),
+        ("generate a new one", (u2, s3, s2, 24, [True, False], True), [s3], [], True),
+        ("remove it", (u2, "none", "none", None, [], True), [], [], False),
+        ("stop following redirects", (u2, "none", "none", None, [], False), [], [], False),
+        ("re-submit unchanged", (u2, "none", "none", None, [], False), [], [], False),
     ]
 
 

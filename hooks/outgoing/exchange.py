@@ -38,10 +38,11 @@ class BadHeader(ValueError):
     """A request header that cannot be sent; the message names it, never its value."""
 
 
-def request_bytes(path: str, headers: dict[str, str], body: bytes) -> bytes:
+def request_bytes(path: str, headers: dict[str, str], body: bytes, method: str = "POST") -> bytes:
     """The request as it goes on the wire: the headers in the order given (Host first,
-    as the caller puts it), then ours."""
-    lines = [f"POST {path} HTTP/1.1"]
+    as the caller puts it), then ours. A GET without a body (a redirect that turned the
+    POST into a GET) says no length, as RFC 9110 asks of a request without content."""
+    lines = [f"{method} {path} HTTP/1.1"]
     for name, value in headers.items():
         value = value if isinstance(value, str) else str(value)
         if not _TOKEN(name):
@@ -50,7 +51,10 @@ def request_bytes(path: str, headers: dict[str, str], body: bytes) -> bytes:
             raise BadHeader(f"The value of the header {name!r} contains a line break.")
         if name.lower() not in _OURS:
             lines.append(f"{name}: {value}")
-    lines += ["Accept-Encoding: identity", f"Content-Length: {len(body)}", "", ""]
+    if body or method != "GET":
+        lines += ["Accept-Encoding: identity", f"Content-Length: {len(body)}", "", ""]
+    else:
+        lines += ["Accept-Encoding: identity", "", ""]
     try:
         head = "\r\n".join(lines).encode("latin-1")
     except UnicodeEncodeError as exc:

@@ -11,6 +11,7 @@ from hooks.conf import HookSettings
 from hooks.models import Delivery, Scope, Webhook
 from hooks.outgoing import signing
 from hooks.outgoing.body import body_for
+from hooks.outgoing.redirects import MAX_REDIRECTS
 from hooks.outgoing.transport import OutgoingRequest
 
 MASK = "********"
@@ -64,6 +65,7 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
         connect_timeout=min(settings.connect_timeout, timeout),
         verify_tls=webhook.verify_tls if webhook else True,
         user_supplied=user_supplied(delivery),
+        max_redirects=MAX_REDIRECTS if webhook and webhook.follow_redirects else 0,
     )
 
 

@@ -4,7 +4,8 @@ The host is resolved and checked by the SSRF guard at send time and the
 connection goes to the address that passed, with the original Host header and
 TLS server name. Connections are pooled per (address, host) in this process and
 share one SSL context, so a new TLS connection does not reload the CA bundle.
-Redirects are never followed; the response body is read up to a cap. The POST and its
+One call is one request: a redirect is the answer (`redirects` follows it, for a
+webhook that chose to); the response body is read up to a cap. The request and its
 answer go over the connection's socket (`exchange`).
 """
 
@@ -37,6 +38,28 @@ class OutgoingRequest:
     # the SSRF guard applies WEBHOOK_USER_ALLOWED_NETWORKS instead of the operator's.
     user_supplied: bool = False
     shown_body: str | None = None  # history's text of a body that is not all text
+    method: str = "POST"  # GET only for a redirect that turned the POST into one
+    # Redirects it may follow (`redirects`, the webhook's choice); 0: a 3xx is the answer.
+    max_redirects: int = 0
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One request of an attempt that followed redirects, as its history shows it."""
+
+    method: str
+    url: str
+    status: int | None  # None: no answer (the attempt's error says why)
+    # Headers of the first request left out of this one (credentials on another host,
+    # the body's headers once a redirect dropped the body).
+    left_out: tuple[str, ...] = ()
+
+    def record(self) -> dict:
+        """As stored with the attempt (Attempt.hops)."""
+        out = {"method": self.method, "url": self.url, "status": self.status}
+        if self.left_out:
+            out["left_out"] = list(self.left_out)
+        return out
 
 
 @dataclass
@@ -48,6 +71,7 @@ class Result:
     error: str = ""
     address: str = ""
     started_at: datetime | None = None
+    hops: tuple[Hop, ...] = ()  # every request, when redirects were followed; else none
 
     @property
     def ok(self) -> bool:
@@ -137,7 +161,7 @@ def _connected(pool: Pool, connect_timeout: float) -> Connection:
 
 def _post(conn: Connection, pool: Pool, data: bytes, result: Result, cap: int,
           deadline: float) -> None:  # fmt: skip
-    """One POST (`data`, as `exchange.request_bytes` wrote it) on `conn`, into `result`;
+    """One request (`data`, as `exchange.request_bytes` wrote it) on `conn`, into `result`;
     the connection goes back to the pool only when its response was read to the end and
     the server keeps it open."""
     reusable = False
@@ -155,7 +179,8 @@ def _post(conn: Connection, pool: Pool, data: bytes, result: Result, cap: int,
 def send(
     request: OutgoingRequest, allowed: tuple[IPNetwork, ...], body_cap: int = 64 * 1024
 ) -> Result:
-    """POST the request; never raises for network, guard or protocol errors."""
+    """Send the request (one: a redirect is its answer); never raises for network, guard
+    or protocol errors."""
     started = time.monotonic()
     deadline = started + request.timeout
     result = Result(started_at=datetime.now(UTC))
@@ -164,8 +189,9 @@ def send(
         addresses = ssrf.resolve(target, allowed)
         # Written once, before any connection: a header that cannot be sent opens none.
         data = exchange.request_bytes(
-            target.path, {"Host": target.host_header, **request.headers}, request.body
-        )
+            target.path, {"Host": target.host_header, **request.headers}, request.body,
+            request.method,
+        )  # fmt: skip
     except (ssrf.UnsafeURL, exchange.BadHeader) as exc:
         result.error = str(exc)
         result.duration_ms = (time.monotonic() - started) * 1000

@@ -47,10 +47,14 @@ SECRET_HELP = (
 
 FIELDS = (
     "name", "url", "active", "events", "payload_filter", "format", "data_template", "timeout",
-    "verify_tls", "github_signature", "djinn_headers", "headers", "basic_auth_username",
-    "basic_auth_password", "secret",
+    "verify_tls", "follow_redirects", "github_signature", "djinn_headers", "headers",
+    "basic_auth_username", "basic_auth_password", "secret",
 )  # fmt: skip
-BOOLEANS = ("active", "verify_tls", "github_signature", "djinn_headers")
+BOOLEANS = ("active", "verify_tls", "follow_redirects", "github_signature", "djinn_headers")
+# A new webhook of these scopes follows redirects unless told otherwise: Djinn's Go client
+# does (a server hook slot says for itself: hooks.slots). Users' and other server webhooks
+# answer a redirect with a failure until their owner turns it on.
+FOLLOWS_REDIRECTS = {Scope.NAMESPACE}
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 RESERVED_HEADERS = {
     "host", "content-type", "content-length", "transfer-encoding", "connection",
@@ -98,7 +102,8 @@ def new_webhook(scope: str, *, owner=None, namespace: str = "") -> Webhook:
     """An unsaved webhook of a scope, belonging to its user or namespace."""
     if scope not in Scope.values:
         raise ValidationError({"scope": f"A scope is one of {', '.join(Scope.values)}."})
-    return Webhook(scope=scope, owner=owner, namespace=namespace, event_types=[])
+    return Webhook(scope=scope, owner=owner, namespace=namespace, event_types=[],
+                   follow_redirects=scope in FOLLOWS_REDIRECTS)  # fmt: skip
 
 
 def configure_webhook(webhook: Webhook, changes: Mapping[str, Any]) -> Saved:

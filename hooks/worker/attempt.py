@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from hooks import conf
 from hooks.models import Attempt, Delivery
-from hooks.outgoing import transport
+from hooks.outgoing import redirects, transport
 from hooks.outgoing.request import build
 from hooks.worker import claims, recording, threads
 from hooks.worker.recording import Sent
@@ -27,9 +27,14 @@ log = logging.getLogger("hooks.attempt")
 
 
 def send(request: transport.OutgoingRequest, settings: conf.HookSettings) -> transport.Result:
-    """POST through the SSRF guard (checked again at every attempt); never raises."""
+    """POST through the SSRF guard (checked again at every attempt, and at every redirect
+    a webhook follows); never raises."""
     allowed = conf.exempt_networks(settings, request.user_supplied)
-    return transport.send(request, allowed=allowed, body_cap=settings.response_body_cap)
+    result = transport.send(request, allowed=allowed, body_cap=settings.response_body_cap)
+    status = result.status
+    if status is not None and 300 <= status < 400:  # redirects.is_redirect, inline: hot path
+        return redirects.follow_up(request, result, allowed, settings.response_body_cap)
+    return result
 
 
 Sender = Callable[[transport.OutgoingRequest], transport.Result]

@@ -76,6 +76,7 @@ def _attempt_row(sent: Sent, cap: int | None = None) -> Attempt:
         "response_body": _text(result.body),
         "error": result.error,
         "succeeded": result.ok,
+        "hops": [hop.record() for hop in result.hops] if result.hops else None,
     })  # fmt: skip
     rows.relate(attempt, "delivery", d)
     return attempt
