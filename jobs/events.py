@@ -83,7 +83,8 @@ TYPES = [
      "policy.webhooks to 'manual', once per job for 'manual_at_end'.",
      (SERVER,), FLAT_EXAMPLE, "Job {id} on {endpoint}: {status}"),
     (SERVER_START, "The job worker cluster came up.", (SERVER,), {"event": "server_start"}, "Server started"),
-    (SERVER_SHUTDOWN, "The job worker cluster is stopping (waited for at most 2 minutes).", (SERVER,),
+    (SERVER_SHUTDOWN, "The job worker cluster was told to stop: sent first, while its workers still "
+     "run (waited for at most 2 minutes).", (SERVER,),
      {"event": "server_shutdown"}, "Server shutting down"),
 ]  # fmt: skip
 
@@ -107,7 +108,8 @@ SLOTS = [
      "(no per-output tags) for 'manual_at_end'.", None),
     ("server_start", "Server Start", SERVER_START, "When the job workers come up.", None),
     ("server_shutdown", "Server Shutdown", SERVER_SHUTDOWN,
-     "When the job workers stop (waited for at most 2 minutes).", SHUTDOWN_WAIT),
+     "First, when the job workers are told to stop, while they still run (waited for at most "
+     "2 minutes); then they stop, then Queue End.", SHUTDOWN_WAIT),
 ]  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -16,9 +17,10 @@ from hooks import slots
 from hooks.models import Delivery
 from hooks.tools.receiver import Receiver, Reply
 from hooks.worker.attempt import deliver_due
-from jobs import events, lifecycle, runner
+from jobs import events, lifecycle, queue, runner
 from jobs.models import Endpoint, Job, QueueState
 from tests.conftest import db_thread
+from tests.test_e2e_qcluster import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 User = get_user_model()
@@ -49,7 +51,18 @@ def fast_end():
     QueueState.objects.filter(pk=1).update(queue_end_delay=0.2)
 
 
-def test_queue_start_blocks_the_job_until_the_hook_returns(user, fast_end):
+@pytest.fixture
+def ticker():
+    """The queue's ticker, as `runjobs` runs it beside its job workers."""
+    stop = threading.Event()
+    thread = threading.Thread(target=queue.run_ticker, args=(stop,))
+    thread.start()
+    yield thread
+    stop.set()
+    thread.join(30)
+
+
+def test_queue_start_blocks_the_job_until_the_hook_returns(user, fast_end, ticker):
     release = threading.Event()
     with Receiver() as start_rx, Receiver() as end_rx:
         start_rx.respond = lambda request: release.wait(10) and Reply(200)
@@ -68,14 +81,14 @@ def test_queue_start_blocks_the_job_until_the_hook_returns(user, fast_end):
         job.refresh_from_db()
         assert job.status == "COMPLETED" and job.started_at.timestamp() >= answered
         assert end_rx.wait_for(1, timeout=5)  # after the delay, nothing left: Queue End
-        assert QueueState.load().state == "idle"
+        assert wait_until(lambda: QueueState.load().state == "idle")  # once it returned
         assert (
             json.loads(start_rx.requests[0].body) == {}
             and json.loads(end_rx.requests[0].body) == {}
         )
 
 
-def test_each_transition_hooks_once_with_concurrent_workers(user, fast_end):
+def test_each_transition_hooks_once_with_concurrent_workers(user, fast_end, ticker):
     with Receiver() as start_rx, Receiver() as end_rx:
         slots.save("queue_start", start_rx.url)
         slots.save("queue_end", end_rx.url)
@@ -87,6 +100,64 @@ def test_each_transition_hooks_once_with_concurrent_workers(user, fast_end):
         run_all([new_job(user) for _ in range(3)])
         assert end_rx.wait_for(2, timeout=5)
         assert len(start_rx.requests) == 2 and len(end_rx.requests) == 2
+
+
+def test_a_job_arriving_during_the_queue_end_delay_starts_at_once(user):
+    """The delay is the ticker's, not a job worker's: the worker that ran A is free at
+    once; B, arriving during the delay, starts without a Queue End or Queue Start between
+    the two; Queue End comes once, when the ticker finds the delay passed after B."""
+    QueueState.load()
+    QueueState.objects.filter(pk=1).update(queue_end_delay=30)
+    with Receiver() as start_rx, Receiver() as end_rx:
+        slots.save("queue_start", start_rx.url)
+        slots.save("queue_end", end_rx.url)
+        first = new_job(user)
+        assert runner.run(first.id) == "COMPLETED"
+        # Its worker is back, the queue still busy, and nothing said it ended.
+        assert QueueState.load().state == "busy" and end_rx.requests == []
+        a_done = QueueState.load().last_job_activity
+        assert not queue.tick()  # the ticker: the delay has not passed
+        second = new_job(user)
+        assert runner.run(second.id) == "COMPLETED"
+        second.refresh_from_db()
+        assert second.started_at < a_done + timedelta(seconds=30)  # within A's delay
+        assert len(start_rx.requests) == 1 and end_rx.requests == []  # one busy stretch
+        b_done = QueueState.load().last_job_activity
+        assert not queue.tick(now=b_done + timedelta(seconds=29.9))  # it counts from B's end
+        assert queue.tick(now=b_done + timedelta(seconds=30))
+        assert not queue.tick(now=b_done + timedelta(seconds=60))  # sent once
+    assert QueueState.load().state == "idle"
+    assert [r.headers["X-Webhookhub-Event"] for r in end_rx.requests] == ["swarm.queue_end"]
+
+
+def test_the_queue_end_waits_for_queued_work_and_a_new_job_waits_for_queue_end(user):
+    """Queued work keeps the queue busy past its delay; while Queue End is being sent, a
+    new job waits for it to return, then opens the queue again with Queue Start."""
+    QueueState.load()
+    QueueState.objects.filter(pk=1).update(queue_end_delay=0)
+    release, order = threading.Event(), []
+    with Receiver() as start_rx, Receiver() as end_rx:
+        start_rx.respond = lambda request: order.append("start") or Reply(200)
+        end_rx.respond = lambda request: release.wait(10) and (order.append("end") or Reply(200))
+        slots.save("queue_start", start_rx.url)
+        slots.save("queue_end", end_rx.url)
+        assert runner.run(new_job(user).id) == "COMPLETED"
+        waiting = new_job(user)
+        assert not queue.tick()  # a job is queued: not the end
+        Job.objects.filter(pk=waiting.pk).update(status="CANCELLED")
+        ending = db_thread(queue.tick)
+        ending.start()
+        assert end_rx.wait_for(1)  # Queue End is being sent, held by its receiver
+        late = new_job(user)
+        worker = db_thread(runner.run, late.id)
+        worker.start()
+        assert not start_rx.wait_for(2, timeout=0.5)  # the job waits meanwhile
+        assert Job.objects.get(pk=late.pk).status == "IN_QUEUE"
+        release.set()
+        ending.join(10)
+        worker.join(10)
+    assert order == ["start", "end", "start"]
+    assert Job.objects.get(pk=late.pk).status == "COMPLETED"
 
 
 def test_a_failing_queue_start_hook_is_recorded_and_does_not_wedge_the_queue(user, fast_end):
@@ -188,8 +259,6 @@ def test_the_slot_form_says_what_blank_data_sends(admin_client):
 
 
 def test_stopping_job_workers_end_a_busy_queue_once_and_not_while_others_run(user):
-    from jobs import queue
-
     with Receiver() as rx:
         slots.save("queue_end", rx.url)
         QueueState.load()
