@@ -274,7 +274,9 @@ def test_stopping_job_workers_end_a_busy_queue_once_and_not_while_others_run(use
     assert [r.headers["X-Webhookhub-Event"] for r in rx.requests] == ["swarm.queue_end"]
 
 
-def test_every_job_has_swarmuis_user_name_and_time_tags(user, receiver, settings):
+def test_every_job_has_swarmuis_user_name_and_request_time_tags(user, receiver, settings):
+    """The date and time tags are the request's (SwarmUI's `RequestTime`: the job's
+    submission), not its end."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -285,14 +287,42 @@ def test_every_job_has_swarmuis_user_name_and_time_tags(user, receiver, settings
     slots.save("every_job", receiver.url, template)
     job = new_job(user)
     assert runner.run(job.id) == "COMPLETED"
-    finished = datetime(2026, 12, 2, 4, 5, 6, 789000, tzinfo=ZoneInfo("UTC"))
-    Job.objects.filter(pk=job.pk).update(completed_at=finished)
-    Delivery.objects.all().delete()  # sent again below with the known time
+    submitted = datetime(2026, 12, 2, 4, 5, 6, 789000, tzinfo=ZoneInfo("UTC"))
+    finished = datetime(2026, 12, 3, 8, 9, 10, 111000, tzinfo=ZoneInfo("UTC"))
+    Job.objects.filter(pk=job.pk).update(created_at=submitted, completed_at=finished)
+    Delivery.objects.all().delete()  # sent again below with the known times
     events.finished(Job.objects.get(pk=job.pk))
     deliver_due()
     body = json.loads(receiver.requests[-1].body)
     assert body == {"who": "Ann Artist", "when": "2026-12-02 05:05:06.789",
                     "names": "Wednesday, December", "odd": "%nope%"}  # fmt: skip
+
+
+def test_every_job_has_swarmuis_prompt_hashes_model_and_loras(user, receiver):
+    """As SwarmUI's OutpathFillHelper: QuickHash (the first 4 bytes of SHA-256, in hex)
+    of the prompt and negative prompt, the model and LoRAs without folders' backslashes
+    or their file extensions, LoRAs joined with `-`; a missing model is `unknown`."""
+    import hashlib
+
+    template = ('{"p": "%prompthash%", "n": "%negativeprompthash%", "m": "%model%", '
+                '"l": "%loras%", "neg": "%negative_prompt%"}')  # fmt: skip
+    slots.save("every_job", receiver.url, template)
+    request = {"prompt": "a cat in a hat", "negativeprompt": "blurry",
+               "model": "SDXL\\sd_xl_base_1.0.safetensors",
+               "loras": ["styles/ink.safetensors", "detail.sft", "plain"]}  # fmt: skip
+    assert runner.run(new_job(user, input=request).id) == "COMPLETED"
+    assert runner.run(new_job(user, input={"prompt": ""}).id) == "COMPLETED"
+    deliver_due()
+    full, bare = (json.loads(r.body) for r in receiver.requests)
+    if full["m"] == "unknown":
+        full, bare = bare, full
+    assert full == {"p": hashlib.sha256(b"a cat in a hat").hexdigest()[:8],
+                    "n": hashlib.sha256(b"blurry").hexdigest()[:8],
+                    "m": "SDXL/sd_xl_base_1.0", "l": "styles/ink-detail-plain",
+                    "neg": "blurry"}  # fmt: skip
+    empty = hashlib.sha256(b"").hexdigest()[:8]
+    assert bare == {"p": empty, "n": empty, "m": "unknown", "l": "",
+                    "neg": "%negative_prompt%"}  # fmt: skip
 
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
@@ -351,11 +381,16 @@ def test_manual_fires_per_output_or_once_at_the_end(
         assert manual_bodies == [{"manual": job.id, "n": "%number%"}]
 
 
-def test_the_api_accepts_manual_at_end(api):
+@pytest.mark.parametrize(
+    "given, kept",
+    [("manual_at_end", "manual_at_end"), ("Manual At End", "manual_at_end"),
+     ("Manual", "manual"), ("Normal", "normal"), ("None", "none")],
+)  # fmt: skip
+def test_the_api_accepts_manual_at_end_and_swarmuis_spellings(api, given, kept):
     from tests.test_jobs_api import submit
 
-    job_id = submit(api, policy={"webhooks": "manual_at_end"})
-    assert Job.objects.get(pk=job_id).webhooks_mode == "manual_at_end"
+    job_id = submit(api, policy={"webhooks": given})
+    assert Job.objects.get(pk=job_id).webhooks_mode == kept
     refused = api("POST", "/v2/echo/run", {"input": {}, "policy": {"webhooks": "sometimes"}})
     assert refused.status_code == 400 and "manual_at_end" in refused.json()["error"]
 
