@@ -395,41 +395,130 @@ def test_the_api_accepts_manual_at_end_and_swarmuis_spellings(api, given, kept):
     assert refused.status_code == 400 and "manual_at_end" in refused.json()["error"]
 
 
-def test_discord_image_uploads_the_image_as_multipart(user, receiver, batch_endpoint):
+def outputs(job: dict):
+    """A generator handler yielding the outputs its input lists."""
+    yield from job["input"]["outputs"]
+
+
+@pytest.fixture
+def listed_endpoint():
+    return Endpoint.objects.create(name="listed", handler=f"{__name__}.outputs")
+
+
+def multipart_parts(request) -> list:
+    """(name, filename, content type, content) of each part of a multipart request."""
     from email.parser import BytesParser
     from email.policy import HTTP
 
-    from hooks.models import Attempt
-
-    every = slots.save(
-        "every_job", receiver.url, '[discord_image]{"content": "seed %output.seed%"}'
-    )
-    every.secret = hooks.generate_secret()
-    every.save()
-    job = new_job(user, endpoint="images", input={})
-    runner.run(job.id)
-    deliver_due()
-    by_type = {r.headers["Content-Type"].split(";")[0]: r for r in receiver.requests
-               if r.headers["X-Webhookhub-Hook"] == str(every.pk)}  # fmt: skip
-    upload = by_type["multipart/form-data"]
     message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + upload.headers["Content-Type"].encode() + b"\r\n\r\n" + upload.body
+        b"Content-Type: " + request.headers["Content-Type"].encode() + b"\r\n\r\n" + request.body
     )
-    parts = {p.get_param("name", header="content-disposition"): p for p in message.iter_parts()}
-    assert json.loads(parts["payload_json"].get_content()) == {"content": "seed 1"}
-    assert parts["files[0]"].get_content() == PNG
-    assert parts["files[0]"].get_content_type() == "image/png"
-    # Signed over the bytes sent (the spec's formula by hand: the standardwebhooks
-    # library decodes a body as UTF-8 first, which an image is not).
+    return [(part.get_param("name", header="content-disposition"), part.get_filename(),
+             part.get_content_type(), part.get_payload(decode=True))
+            for part in message.iter_parts()]  # fmt: skip
+
+
+def image_server(served: dict[str, tuple[bytes, str]]) -> Receiver:
+    """A real HTTP server answering GET <path> with (bytes, content type), else 404."""
+
+    def respond(request):
+        if request.path not in served:
+            return Reply(404)
+        data, content_type = served[request.path]
+        return Reply(200, {"Content-Type": content_type}, data)
+
+    return Receiver(respond=respond)
+
+
+def test_discord_image_uploads_as_swarmui_does_from_data_site_and_http_urls(
+    user, receiver, listed_endpoint, settings
+):
+    """SwarmUI's multipart shape (Utilities.MultiPartFormContentDiscordImage): the image
+    as the part `file`, named image.<ext> with its media type, then the filled template
+    as `payload_json`; the image from a data URL, from the hub's own site (an output's
+    site path) or from an http(s) URL, each fetched through the SSRF guard."""
     import base64
     import hashlib
     import hmac
 
+    from hooks.models import Attempt
+
+    served = {"/media/out%202.png": (b"site png bytes", "image/png"),
+              "/art/remote.webp": (b"webp bytes", "image/webp")}  # fmt: skip
+    with image_server(served) as images_rx:
+        base = images_rx.url.removesuffix("/hook")
+        settings.SITE_URL = base  # the hub's own site, serving its outputs
+        every = slots.save(
+            "every_job", receiver.url, '[discord_image]{"content": "seed %output.seed%"}'
+        )
+        every.secret = hooks.generate_secret()
+        every.save()
+        data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+        listed = [{"image": data_url, "seed": 1}, {"image": "/media/out 2.png", "seed": 2},
+                  {"image": base + "/art/remote.webp", "seed": 3}]  # fmt: skip
+        job = new_job(user, endpoint="listed", input={"outputs": listed})
+        assert runner.run(job.id) == "COMPLETED"
+        assert deliver_due() == 3
+        assert sorted(r.path for r in images_rx.requests) == sorted(served)
+        assert all(r.method == "GET" for r in images_rx.requests)
+    uploads = {}
+    for request in receiver.requests:
+        assert request.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+        (file, filename, media, image), (name, _, kind, payload) = multipart_parts(request)
+        assert (file, name, kind) == ("file", "payload_json", "application/json")
+        uploads[json.loads(payload)["content"]] = (filename, media, image, request)
+    assert {seed: got[:3] for seed, got in uploads.items()} == {
+        "seed 1": ("image.png", "image/png", PNG),
+        "seed 2": ("image.png", "image/png", b"site png bytes"),
+        "seed 3": ("image.webp", "image/webp", b"webp bytes"),
+    }
+    # Signed over the bytes sent (the spec's formula by hand: the standardwebhooks
+    # library decodes a body as UTF-8 first, which an image is not).
+    upload = uploads["seed 1"][3]
     key = base64.b64decode(every.secret.removeprefix("whsec_"))
     signed = f"{upload.headers['webhook-id']}.{upload.headers['webhook-timestamp']}.".encode()
     expected = base64.b64encode(hmac.new(key, signed + upload.body, hashlib.sha256).digest())
     assert f"v1,{expected.decode()}" in upload.headers["webhook-signature"].split(" ")
-    # The second output's image is a URL, not bytes: plain JSON, as without the prefix.
-    assert json.loads(by_type["application/json"].body) == {"content": "seed 2"}
     shown = Attempt.objects.filter(delivery__webhook=every).values_list("request_body", flat=True)
-    assert any("[files[0]: image.png, " in text for text in shown)  # history shows no bytes
+    assert sorted(text.split("\n")[1] for text in shown) == sorted([  # no bytes in history
+        f"[file: image.png, {len(PNG)} bytes]", "[file: image.png, 14 bytes]",
+        "[file: image.webp, 10 bytes]"])  # fmt: skip
+
+
+def test_discord_image_fetches_only_what_the_guard_and_the_cap_let_through(
+    user, receiver, listed_endpoint, settings, monkeypatch
+):
+    """An output's own URL is guarded with a user's exemptions (none here: loopback is
+    refused), the hub's own site with the operator's; an image over the cap, or an answer
+    that is not an image, is not uploaded. The message still goes, as JSON, and its
+    history says why the file is missing."""
+    from hooks.models import Attempt
+    from hooks.outgoing import images
+
+    settings.WEBHOOK_USER_ALLOWED_NETWORKS = []
+    monkeypatch.setattr(images, "IMAGE_CAP", 1000)
+    served = {"/media/small.png": (b"x" * 1000, "image/png"),
+              "/media/big.png": (b"x" * 1001, "image/png"),
+              "/media/page": (b"<html></html>", "text/html")}  # fmt: skip
+    with image_server(served) as images_rx:
+        base = images_rx.url.removesuffix("/hook")
+        settings.SITE_URL = base
+        elsewhere = f"http://localhost:{images_rx.port}/media/small.png"  # not the site
+        every = slots.save("every_job", receiver.url, '[discord_image]{"n": "%number%"}')
+        listed = ["/media/small.png", "/media/big.png", "/media/page", elsewhere]
+        job = new_job(user, endpoint="listed", input={"outputs": listed})
+        assert runner.run(job.id) == "COMPLETED"
+        assert deliver_due() == 4
+        assert sorted(r.path for r in images_rx.requests) == sorted(served)  # not `elsewhere`
+    kinds = {json.loads(multipart_parts(r)[1][3])["n"] if "multipart" in r.headers["Content-Type"]
+             else json.loads(r.body)["n"]: r.headers["Content-Type"].split(";")[0]
+             for r in receiver.requests}  # fmt: skip
+    assert kinds == {"1": "multipart/form-data", "2": "application/json",
+                     "3": "application/json", "4": "application/json"}  # fmt: skip
+    shown = sorted(
+        Attempt.objects.filter(delivery__webhook=every).values_list("request_body", flat=True)
+    )
+    assert "[file: image.png, 1000 bytes]" in shown[0]
+    assert "[file not attached: The image is 1001 bytes; at most 1000 are uploaded.]" in shown[1]
+    assert "[file not attached: The image's URL answered text/html, not an image.]" in shown[2]
+    assert "file not attached: Refused 'localhost'" in shown[3] and "SSRF guard" in shown[3]
