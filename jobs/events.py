@@ -5,16 +5,15 @@ that decides who is told of a job's change and with what payload: `submitted`,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from django import forms
 from django.conf import settings
-from django.utils import timezone
 
 import hooks
 from accounts.events import wants_notification
 from accounts.notification import webhook_of
 from hooks import NAMESPACE, SERVER, USER
+from jobs import swarm
 from jobs.models import Job, QueueState
 
 SUBMITTED, STARTED, FINISHED, TAGGED = "job.submitted", "job.started", "job.finished", "job.tagged"
@@ -49,7 +48,9 @@ BUILD_EXAMPLE = {
     "user": {"id": 1, "name": "Ann"}, "namespace": {"id": 7, "path": "acme", "name": "acme"},
 }  # fmt: skip
 FLAT_EXAMPLE = {"id": "5f1c…", "status": "COMPLETED", "endpoint": "echo", "output": {"prompt": "hi"},
-                "prompt": "hi", "input": {"prompt": "hi"}, "user_name": "Ann", "year": "2026",
+                "prompt": "hi", "input": {"prompt": "hi"}, "user_name": "Ann",
+                "prompthash": "8f434346", "negativeprompthash": "e3b0c442", "model": "unknown",
+                "loras": "", "year": "2026",
                 "month": "12", "month_name": "December", "day": "02", "day_name": "Wednesday",
                 "hour": "05", "minute": "49", "second": "07", "millisecond": "123",
                 "batch_id": 0, "number": 1}  # fmt: skip
@@ -83,7 +84,8 @@ TYPES = [
      "policy.webhooks to 'manual', once per job for 'manual_at_end'.",
      (SERVER,), FLAT_EXAMPLE, "Job {id} on {endpoint}: {status}"),
     (SERVER_START, "The job worker cluster came up.", (SERVER,), {"event": "server_start"}, "Server started"),
-    (SERVER_SHUTDOWN, "The job worker cluster is stopping (waited for at most 2 minutes).", (SERVER,),
+    (SERVER_SHUTDOWN, "The job worker cluster was told to stop: sent first, while its workers still "
+     "run (waited for at most 2 minutes).", (SERVER,),
      {"event": "server_shutdown"}, "Server shutting down"),
 ]  # fmt: skip
 
@@ -99,15 +101,17 @@ SLOTS = [
      "it returns (waited for up to 10 minutes).", BLOCKING_WAIT),
     ("every_job", "Every Job", EVERY_JOB,
      "Once per output of every completed job (never a failed or cancelled one); %tag%s: %id%, "
-     "%status%, %endpoint%, %output%, %batch_id%, %number%, %image%, %user_name%, %year% … "
-     "%millisecond%, input fields. Start the data with [discord_image] to upload the image to "
+     "%status%, %endpoint%, %output%, %batch_id%, %number%, %image%, %user_name%, %prompthash%, "
+     "%negativeprompthash%, %model%, %loras%, %year% … %millisecond% (of the submission), "
+     "input fields. Start the data with [discord_image] to upload the image to "
      "Discord.", None),
     ("manual_job", "Manual Job", MANUAL_JOB,
      "Per output of completed jobs whose request set policy.webhooks to 'manual'; once per job "
      "(no per-output tags) for 'manual_at_end'.", None),
     ("server_start", "Server Start", SERVER_START, "When the job workers come up.", None),
     ("server_shutdown", "Server Shutdown", SERVER_SHUTDOWN,
-     "When the job workers stop (waited for at most 2 minutes).", SHUTDOWN_WAIT),
+     "First, when the job workers are told to stop, while they still run (waited for at most "
+     "2 minutes); then they stop, then Queue End.", SHUTDOWN_WAIT),
 ]  # fmt: skip
 
 
@@ -287,9 +291,6 @@ def callback_schedule() -> tuple[float, ...]:
     return tuple(settings.JOB_CALLBACK_SCHEDULE)
 
 
-IMAGE_KEYS = ("image", "image_url", "url")
-
-
 def job_summary(job) -> dict:
     return {"id": job.id, "endpoint": job.endpoint.name, "status": job.status,
             "tags": job.tags, "user": job.user_id}  # fmt: skip
@@ -297,51 +298,25 @@ def job_summary(job) -> dict:
 
 def flat(job, *, output=None, number: int | None = None) -> dict:
     """SwarmUI-style template values: its input fields (the request's parameters), then
-    the job's own fields, `user_name`, and the parts of the time it finished. For one
-    produced output (Every Job): that output, its `batch_id` (0, 1, …) and `number`
-    (1, 2, …) within the job, and `image` when the output holds one."""
-    values = {key: value for key, value in (job.input or {}).items() if isinstance(key, str)}
+    the job's own fields, `user_name`, SwarmUI's tags of the request (`prompthash`,
+    `negativeprompthash`, `model`, `loras`) and the parts of the time it was submitted
+    (SwarmUI's request time). For one produced output (Every Job): that output, its
+    `batch_id` (0, 1, …) and `number` (1, 2, …) within the job, and `image` when the
+    output holds one."""
+    request = {key: value for key, value in (job.input or {}).items() if isinstance(key, str)}
+    values = dict(request)
     values.update(job.status_json(with_input=True))
     values["endpoint"] = job.endpoint.name
     values.setdefault("output", None)
     values["user_name"] = job.user.display_name
-    values.update(time_tags(job.completed_at or timezone.now()))
+    values.update(swarm.request_tags(request))
+    values.update(swarm.time_tags(job.created_at))
     if number is not None:
         values.update(output=output, batch_id=number, number=number + 1)
-        image = image_of(output)
+        image = swarm.image_of(output)
         if image:
             values["image"] = image
     return values
-
-
-def image_of(output) -> str | None:
-    """The image an output holds, as SwarmUI's `%image%`: an http(s) or `data:image/` URL,
-    a site path (made absolute with SITE_URL), alone or under `image`, `image_url` or
-    `url`."""
-    if isinstance(output, dict):
-        found = (
-            image_of(output.get(key)) for key in IMAGE_KEYS if isinstance(output.get(key), str)
-        )
-        return next(filter(None, found), None)
-    if not isinstance(output, str):
-        return None
-    if output.startswith(("http://", "https://", "data:image/")):
-        return output
-    if output.startswith("/") and not output.startswith("//"):
-        return settings.SITE_URL + output.replace(" ", "%20")
-    return None
-
-
-def time_tags(moment: datetime) -> dict[str, str]:
-    """SwarmUI's date and time tags, in TIME_ZONE, zero-padded as its formats write them."""
-    local = timezone.localtime(moment)
-    return {
-        "year": f"{local.year:04d}", "month": f"{local.month:02d}",
-        "month_name": local.strftime("%B"), "day": f"{local.day:02d}",
-        "day_name": local.strftime("%A"), "hour": f"{local.hour:02d}",
-        "minute": f"{local.minute:02d}", "second": f"{local.second:02d}",
-        "millisecond": f"{local.microsecond // 1000:03d}",
-    }  # fmt: skip
 
 
 def build_payload(job) -> dict:

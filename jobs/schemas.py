@@ -64,7 +64,19 @@ def _allowed_url(url: str) -> str:
 
 Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX)]
 CallbackURL = Annotated[str, Field(max_length=WEBHOOK_URL_MAX), AfterValidator(_allowed_url)]
-WebhooksMode = Literal[tuple(Job.Webhooks.values)]  # none, normal, manual, manual_at_end
+# SwarmUI's own spellings of its per-request `Webhooks` parameter, taken as the hub's.
+SWARMUI_WEBHOOKS = {"None": "none", "Normal": "normal", "Manual": "manual",
+                    "Manual At End": "manual_at_end"}  # fmt: skip
+
+
+def _webhooks_mode(value: str) -> str:
+    return SWARMUI_WEBHOOKS.get(value, value)
+
+
+WebhooksMode = Annotated[
+    Literal[(*Job.Webhooks.values, *SWARMUI_WEBHOOKS)],  # none, …, "Manual At End"
+    AfterValidator(_webhooks_mode),
+]
 
 
 class Policy(BaseModel):
@@ -79,7 +91,9 @@ class Policy(BaseModel):
     )  # fmt: skip
     lowPriority: bool = False
     webhooks: WebhooksMode = Field(
-        Job.Webhooks.NORMAL.value, description="Which SwarmUI-style slot hooks this job fires."
+        Job.Webhooks.NORMAL.value,
+        description="Which SwarmUI-style slot hooks this job fires; SwarmUI's spellings "
+        "(`None`, `Normal`, `Manual`, `Manual At End`) are taken too.",
     )
 
 

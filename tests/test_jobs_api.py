@@ -87,7 +87,7 @@ def test_malformed_bodies_get_400_naming_the_field(api, body, field):
         ({"input": {}, "policy": {"executionTimeout": 1.5}}, "policy.executionTimeout must be a whole number of milliseconds."),
         ({"input": {}, "policy": {"ttl": 1}}, "policy.ttl must be between 10000 and 604800000 ms."),
         ({"input": {}, "policy": {"lowPriority": "no"}}, "policy.lowPriority must be true or false."),
-        ({"input": {}, "policy": {"webhooks": "x"}}, "policy.webhooks must be 'none', 'normal', 'manual' or 'manual_at_end'."),
+        ({"input": {}, "policy": {"webhooks": "x"}}, "policy.webhooks must be 'none', 'normal', 'manual', 'manual_at_end', 'None', 'Normal', 'Manual' or 'Manual At End'."),
         ({"input": {}, "tags": [1]}, "'tags' must be a list of short strings."),
         ({"input": {}, "tags": ["t"] * 21}, "At most 20 tags per request."),
         ({"input": {}, "namespace": 7}, "'namespace' must be a namespace's path, e.g. \"acme/ci\"."),

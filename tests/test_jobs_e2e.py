@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -13,7 +14,7 @@ from django.db import connection
 
 from accounts.models import ApiToken
 from hooks import slots
-from hooks.tools.receiver import Receiver
+from hooks.tools.receiver import Receiver, Reply
 from jobs.models import Job, QueueState
 from tests.conftest import ROOT
 from tests.test_e2e_qcluster import wait_until, worker_env
@@ -139,9 +140,9 @@ def test_two_job_clusters_send_each_queue_transition_once(token, processes):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_a_stopping_job_cluster_gives_a_running_job_back(token, processes, signum):
-    """SIGTERM to runjobs while a job runs: the job gets JOB_STOP_GRACE, goes back to the
-    queue (not left IN_PROGRESS), the cluster is gone, Queue End and Server Shutdown are
-    sent. kill -9
+    """SIGTERM to runjobs while a job runs: Server Shutdown is sent first (the job still
+    running), then the job gets JOB_STOP_GRACE, goes back to the queue (not left
+    IN_PROGRESS), the cluster is gone, and Queue End is sent. kill -9
     of runjobs: its cluster hears of it from the kernel and does the same (nobody is left
     to send the hooks). The next runjobs runs the job to the end."""
     from jobs import lifecycle
@@ -153,18 +154,24 @@ def test_a_stopping_job_cluster_gives_a_running_job_back(token, processes, signu
     job = lifecycle.submit(
         Job(endpoint=Endpoint.objects.get(name="sleep"), user=user, input={"seconds": 120})
     )
+    told = threading.Event()
     with Receiver() as rx:
+        rx.respond = lambda request: told.wait(30) and Reply(200)
         slots.save("queue_end", rx.url)
         slots.save("server_shutdown", rx.url)
         jobs = processes("runjobs", name="jobs")
         assert wait_until(lambda: Job.objects.get(pk=job.pk).status == "IN_PROGRESS", timeout=60)
         tree = descendants(jobs.pid)
         jobs.send_signal(signum)
+        if signum == signal.SIGTERM:  # Server Shutdown, held: the job still runs meanwhile
+            assert rx.wait_for(1, timeout=30)
+            assert Job.objects.get(pk=job.pk).status == "IN_PROGRESS"
+        told.set()
         jobs.wait(timeout=CLUSTER_GRACE + 10)
         assert wait_until(lambda: not alive(tree), timeout=CLUSTER_GRACE + 5), "processes left"
         said = [r.headers["X-Webhookhub-Event"] for r in rx.requests]
-        # SwarmUI's order when its backends shut down while busy: Queue End, then Shutdown.
-        stopped = ["swarm.queue_end", "swarm.server_shutdown"]
+        # SwarmUI's order (Program.Shutdown): Server Shutdown, the backends stop, Queue End.
+        stopped = ["swarm.server_shutdown", "swarm.queue_end"]
         assert said == (stopped if signum == signal.SIGTERM else [])
     job.refresh_from_db()
     assert job.status == "IN_QUEUE" and job.started_at is None

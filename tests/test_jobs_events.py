@@ -26,7 +26,8 @@ BUILD = sorted([*STATUS, "endpoint", "namespace", "number", "tags", "url", "user
 CALLBACK = sorted([*STATUS, "input", "output", "webhook"])
 TIME = ["day", "day_name", "hour", "millisecond", "minute", "month", "month_name", "second",
         "year"]  # fmt: skip
-FLAT = sorted([*STATUS, "input", "output", "endpoint", "prompt", "user_name", *TIME])
+REQUEST = ["loras", "model", "negativeprompthash", "prompthash"]  # SwarmUI's, of the input
+FLAT = sorted([*STATUS, "input", "output", "endpoint", "prompt", "user_name", *REQUEST, *TIME])
 PER_OUTPUT = sorted([*FLAT, "batch_id", "number"])  # Every Job, Manual Job per output
 WITH_WEBHOOK = sorted([*PER_OUTPUT, "webhook"])  # the request's callback URL too
 

@@ -124,7 +124,7 @@ def test_templates_get_the_large_values_and_chat_formats_the_rows_fields(receive
         b"Content-Type: " + sent.headers["Content-Type"].encode() + b"\r\n\r\n" + sent.body
     )
     parts = {p.get_param("name", header="content-disposition"): p for p in message.iter_parts()}
-    assert parts["files[0]"].get_content() == PNG
+    assert parts["file"].get_content() == PNG
     assert json.loads(got[str(templated.pk)].body) == {"img": IMAGE, "p": "a cat"}
     assert set(json.loads(got[str(chat.pk)].body)) == {"content"}
     for attempt in Attempt.objects.all():

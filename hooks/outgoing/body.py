@@ -1,11 +1,10 @@
 """The body a receiver gets: the webhook's JSON data template filled from the event, a
 chat message for chat platforms, or the event payload; and SwarmUI's `[discord_image]`
-templates, sent to Discord as multipart with the event's image attached."""
+templates, sent to Discord as multipart with the event's image attached (SwarmUI's
+shape: the image as `file`, the filled template as `payload_json`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -13,7 +12,12 @@ from dataclasses import dataclass, replace
 from hooks import catalog, largevalues
 from hooks.largevalues import encode_json
 from hooks.models import BodyFormat, Delivery
-from hooks.outgoing import formats, templating
+from hooks.outgoing import formats, images, templating
+from hooks.outgoing.images import Image, NoImage
+
+# Fetches an event's http(s) image for its upload, or raises NoImage (request.build's,
+# through the SSRF guard); without one (the admin's preview) such an image is not fetched.
+Fetcher = Callable[[str], Image]
 
 JSON = "application/json"
 
@@ -23,21 +27,22 @@ class Body:
     content: bytes
     content_type: str = JSON
     shown: str | None = None  # what history shows instead of the bytes (an attached file)
+    note: str = ""  # history's line on the image of a `[discord_image]` template
 
     def text(self) -> str:
         return self.shown if self.shown is not None else self.content.decode("utf-8", "replace")
 
 
-def body_for(delivery: Delivery) -> Body:
+def body_for(delivery: Delivery, fetch: Fetcher | None = None) -> Body:
     """The webhook's data template filled from the event, a chat message, or the payload.
     An event whose large values are kept apart (hooks.largevalues) sends each in its
     place; its history shows the same body built from the event's row, a preview in
     each one's place (a chat message is built from the row alone: it needs the fields,
-    not the large values)."""
+    not the large values). `fetch` gets a `[discord_image]` template's http(s) image."""
     event = delivery.event
     kept = event.payload if isinstance(event.payload, dict) else {}
     if not event.stored_apart:
-        return _built(delivery, lambda: kept, lambda: encode_json(event.payload))
+        return _built(delivery, lambda: kept, lambda: encode_json(event.payload), fetch)
     values = getattr(event, "apart_values", None)
     if values is None:
         raise ValueError("The event's values kept apart were not loaded.")
@@ -45,11 +50,18 @@ def body_for(delivery: Delivery) -> Body:
         delivery,
         lambda: largevalues.joined(kept, values),
         lambda: largevalues.joined_json(kept, values),  # the plain body: values as stored
+        fetch,
     )
-    return replace(sent, shown=_built(delivery, lambda: kept, lambda: encode_json(kept)).text())
+    shown = _built(delivery, lambda: kept, lambda: encode_json(kept))
+    return replace(sent, shown=shown.content.decode("utf-8", "replace") + sent.note)
 
 
-def _built(delivery: Delivery, payload: Callable[[], dict], plain: Callable[[], bytes]) -> Body:
+def _built(
+    delivery: Delivery,
+    payload: Callable[[], dict],
+    plain: Callable[[], bytes],
+    fetch: Fetcher | None = None,
+) -> Body:
     """The body from the payload (`payload()`); `plain()` is the plain JSON body."""
     event = delivery.event
     personalise = _personaliser(event.type)
@@ -66,8 +78,7 @@ def _built(delivery: Delivery, payload: Callable[[], dict], plain: Callable[[], 
             event_type=event.type, event_id=str(event.id), timestamp=event.created_at.isoformat()
         )
         rendered = templating.render(template, values).encode()
-        image = data_url(whole.get("image")) if attach else None
-        return multipart(rendered, *image) if image else Body(rendered)
+        return _upload(rendered, whole.get("image"), fetch) if attach else Body(rendered)
     fmt = formats.effective(webhook.format, webhook.url) if webhook else BodyFormat.JSON
     if fmt != BodyFormat.JSON:
         row = event.payload if isinstance(event.payload, dict) else {}
@@ -82,28 +93,30 @@ def _personaliser(event_type: str):
         return None  # an event of a type no longer registered: its payload as it is
 
 
-def data_url(value) -> tuple[bytes, str] | None:
-    """The bytes and media type of a base64 `data:image/…` URL, or None."""
-    if not isinstance(value, str) or not value.startswith("data:image/"):
-        return None
-    head, sep, data = value.partition(",")
-    media_type = head[len("data:") :].split(";")[0]
-    if not sep or not head.endswith(";base64"):
-        return None
+def _upload(payload_json: bytes, image, fetch: Fetcher | None) -> Body:
+    """A `[discord_image]` template's body: the upload when the event's image is had (a
+    `data:image/` URL, or an http(s) URL fetched), else the JSON alone, the history
+    saying why."""
     try:
-        return base64.b64decode(data, validate=True), media_type
-    except (binascii.Error, ValueError):
-        return None
+        got = images.from_data_url(image)
+        if got is None and images.is_url(image) and fetch is not None:
+            got = fetch(image)
+    except NoImage as exc:
+        note = f"\n[file not attached: {exc}]"
+        return Body(payload_json, shown=payload_json.decode("utf-8", "replace") + note, note=note)
+    return multipart(payload_json, got) if got else Body(payload_json)
 
 
-def multipart(payload_json: bytes, image: bytes, media_type: str) -> Body:
-    """Discord's upload shape: the message as `payload_json` and the image as `files[0]`."""
+def multipart(payload_json: bytes, image: Image) -> Body:
+    """SwarmUI's upload (Utilities.MultiPartFormContentDiscordImage): the image as `file`
+    (`image.<ext>`, its media type), then the filled template as `payload_json`."""
     boundary = uuid.uuid4().hex
-    name = "image." + (media_type.split("/")[1].split("+")[0] or "png")
+    name = image.filename
     parts = [
-        (f'Content-Disposition: form-data; name="payload_json"\r\nContent-Type: {JSON}', payload_json),
-        (f'Content-Disposition: form-data; name="files[0]"; filename="{name}"\r\n'
-         f"Content-Type: {media_type}", image),
+        (f'Content-Disposition: form-data; name="file"; filename="{name}"; '
+         f"filename*=utf-8''{name}\r\nContent-Type: {image.media_type}", image.data),
+        (f'Content-Disposition: form-data; name="payload_json"\r\nContent-Type: {JSON}',
+         payload_json),
     ]  # fmt: skip
     content = (
         b"".join(
@@ -111,5 +124,6 @@ def multipart(payload_json: bytes, image: bytes, media_type: str) -> Body:
         )
         + f"--{boundary}--\r\n".encode()
     )
-    shown = f"{payload_json.decode('utf-8', 'replace')}\n[files[0]: {name}, {len(image)} bytes]"
-    return Body(content, f"multipart/form-data; boundary={boundary}", shown)
+    note = f"\n[file: {name}, {len(image.data)} bytes]"
+    shown = payload_json.decode("utf-8", "replace") + note
+    return Body(content, f"multipart/form-data; boundary={boundary}", shown, note)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from hooks.conf import HookSettings
 from hooks.models import Delivery, Scope, Webhook
-from hooks.outgoing import signing
+from hooks.outgoing import images, signing
 from hooks.outgoing.body import body_for
 from hooks.outgoing.redirects import MAX_REDIRECTS
 from hooks.outgoing.transport import OutgoingRequest
@@ -23,7 +23,12 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
     callback URL) is signed with the secrets of the webhook it names in `signed_by`
     (loaded with it by the claim), when it names one."""
     webhook: Webhook | None = delivery.webhook
-    body = body_for(delivery)
+    timeout = (
+        min(webhook.timeout or settings.timeout, settings.max_timeout)
+        if webhook
+        else settings.timeout
+    )
+    body = body_for(delivery, lambda url: images.fetch_for_upload(url, settings, timeout))
     content = body.content
     timestamp = int(now.timestamp())
     headers: dict[str, str] = dict(webhook.headers) if webhook else {}
@@ -51,11 +56,6 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
         if webhook.basic_auth_username:
             token = f"{webhook.basic_auth_username}:{webhook.basic_auth_password}"
             headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-    timeout = (
-        min(webhook.timeout or settings.timeout, settings.max_timeout)
-        if webhook
-        else settings.timeout
-    )
     return OutgoingRequest(
         url=delivery.url,
         headers=headers,

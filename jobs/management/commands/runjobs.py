@@ -1,10 +1,13 @@
-"""Run the job workers: `Server Start` hook, a qcluster for the `jobs` queue, and when it
-stops `Queue End` (if the queue was busy) and the `Server Shutdown` hook.
+"""Run the job workers: `Server Start` hook, a qcluster for the `jobs` queue, and the
+queue's ticker (a thread: it sends `Queue End` once the queue has been quiet for the
+Queue End Delay, as SwarmUI's tick loop does, so no job worker ever waits for it).
 
-SIGTERM, SIGINT or SIGHUP stop the cluster: a running job gets JOB_STOP_GRACE seconds
-to finish and is then given back to the queue (jobs.runner); the cluster's whole
-process group is killed if it is not gone CLUSTER_GRACE seconds after the signal. If
-runjobs itself dies, the kernel sends the cluster SIGTERM.
+SIGTERM, SIGINT or SIGHUP stop it in SwarmUI's order: the `Server Shutdown` hook first
+(waited for at most SHUTDOWN_WAIT, the workers still running), then the ticker and the
+cluster stop, then `Queue End` if the queue was busy. A running job gets JOB_STOP_GRACE
+seconds to finish and is then given back to the queue (jobs.runner); the cluster's
+whole process group is killed if it is not gone CLUSTER_GRACE seconds after it was
+told to stop. If runjobs itself dies, the kernel sends the cluster SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 
 from django.core.management import BaseCommand
@@ -40,6 +44,9 @@ class Command(BaseCommand):
         if verbosity:  # runhub says it for all of them
             self.stdout.write(f"Job workers running (cluster {CLUSTER!r}).")
         hooks.send_to_slot("server_start")
+        ticking = threading.Event()
+        ticker = threading.Thread(target=queue.run_ticker, args=(ticking,), name="queue-ticker")
+        ticker.start()
         name, next_beat = workers.this_cluster(), 0.0
         try:
             while not stopping and cluster.poll() is None:
@@ -48,12 +55,16 @@ class Command(BaseCommand):
                     next_beat = time.monotonic() + workers.BEAT
                 time.sleep(POLL)
         finally:
-            workers.gone(name)
+            # SwarmUI's order: Server Shutdown while everything still runs, then the
+            # workers stop, then Queue End (if the queue was still busy).
+            hooks.send_to_slot("server_shutdown", timeout=SHUTDOWN_WAIT)
+            ticking.set()
+            ticker.join()  # a Queue End it is sending is finished, not cut off
             if children.stop([cluster], CLUSTER_GRACE):
                 self.stderr.write(
                     f"The jobs cluster did not stop within {CLUSTER_GRACE:g} s; killed it."
                 )
-            queue.shut_down()  # Queue End first, if the queue was busy
-            hooks.send_to_slot("server_shutdown", timeout=SHUTDOWN_WAIT)
+            workers.gone(name)
+            queue.shut_down()
             if verbosity:
                 self.stdout.write("Job workers stopped.")

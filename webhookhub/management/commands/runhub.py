@@ -2,7 +2,8 @@
 
 - SIGINT (Ctrl-C), SIGTERM (systemd, Docker, `kill`) and SIGHUP (a closed terminal) stop
   every child gracefully: each gets SIGTERM and up to GRACE seconds, then its whole
-  process group is killed.
+  process group is killed; the job workers get JOBS_GRACE (runjobs stops in SwarmUI's
+  order: Server Shutdown, waited for up to 2 minutes, before its workers stop).
 - If runhub itself dies, even by `kill -9`, the kernel sends each child SIGTERM
   (PR_SET_PDEATHSIG); runhub asks the same of its own parent (`make`), so stopping
   `make run` stops everything.
@@ -26,11 +27,15 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 
+from jobs.events import SHUTDOWN_WAIT
+from jobs.management.commands.runjobs import CLUSTER_GRACE
 from webhookhub import admin_account
 from webhookhub import children as child_processes
 from webhookhub.children import die_with_parent
 
 GRACE = 30.0  # seconds a child has to stop before its process group is killed
+JOBS = "job workers (runjobs)"
+JOBS_GRACE = SHUTDOWN_WAIT + CLUSTER_GRACE + GRACE  # its hook, its cluster, the rest
 
 
 class Stop(Exception):
@@ -134,7 +139,7 @@ class Command(BaseCommand):
             web += ["--log-level", "warning"]
         commands = {
             "delivery workers (qcluster)": [*manage, "qcluster"],
-            "job workers (runjobs)": [
+            JOBS: [
                 *manage,
                 "runjobs",
                 "--verbosity",
@@ -155,10 +160,17 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
     def stop(self, children: dict[str, subprocess.Popen]) -> None:
-        late = child_processes.stop(list(children.values()), GRACE)
+        """All told at once; the job workers waited for longer (JOBS_GRACE)."""
+        jobs = children[JOBS]
+        if jobs.poll() is None:
+            jobs.send_signal(signal.SIGTERM)
+        others = [child for name, child in children.items() if name != JOBS]
+        late = child_processes.stop(others, GRACE)
+        late += child_processes.stop([jobs], JOBS_GRACE)
         for name, child in children.items():
             if child in late:
-                self.stderr.write(f"The {name} did not stop within {GRACE:g} s; killed it.")
+                grace = JOBS_GRACE if name == JOBS else GRACE
+                self.stderr.write(f"The {name} did not stop within {grace:g} s; killed it.")
 
 
 def fresh_metrics() -> None:
