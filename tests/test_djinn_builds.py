@@ -24,8 +24,9 @@ from hooks.outgoing.request import build
 from hooks.tools.receiver import Received, Receiver, Reply
 from hooks.worker.attempt import deliver_due
 from jobs import runner
-from jobs.models import Job
-from namespaces.models import Collaborator, Namespace
+from jobs.models import Endpoint, Job
+from jobs.scheduled import run_cron
+from namespaces.models import Collaborator, Cron, Namespace
 
 pytestmark = pytest.mark.django_db(transaction=True)  # events leave after commit
 SECRET = "my-djinn-secret-0123"  # pasted as typed, as a Djinn receiver has it
@@ -193,6 +194,21 @@ def test_members_pin_and_unpin_on_the_page_and_through_the_api(client, ann, api,
     [pinned] = djinn.of("build.pinned")
     assert pinned["body"]["id"] == job_id and pinned["body"]["status"] == "queued"
     assert Job.objects.get(pk=job_id).pinned is False
+
+
+def test_a_cron_jobs_build_was_triggered_by_its_schedule(client, ann, acme, djinn):
+    client.force_login(ann)
+    djinn_webhook(client, acme, djinn.url, all_events="", events=["build.submitted"])
+    nightly = Cron.objects.create(namespace=acme, author=ann, name="nightly",
+                                  endpoint=Endpoint.objects.get(name="echo"), input={"n": 1})  # fmt: skip
+    run_cron(nightly.pk)
+    deliver_due()
+    [submitted] = djinn.of("build.submitted")
+    assert submitted["body"]["trigger"] == {
+        "type": "schedule", "comment": "nightly: scheduled by cron 0 0 * * *",
+        "data": {"email": ann.email, "username": ann.username},
+    }  # fmt: skip
+    assert submitted["body"]["manifest"] == '{"n":1}' and submitted["body"]["tags"] == ["cron"]
 
 
 def test_a_namespace_webhook_waits_a_minute_unless_its_owner_sets_a_timeout(client, ann, acme):
