@@ -13,7 +13,8 @@ Listing:      event_types() (every registered type, with its scopes),
               is_declared_event_type(name) (declared by staff, for outside producers)
 Namespaces:   register_namespaces(label, find) (how the admin names and finds them)
 Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are)
-Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE
+Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE,
+              NAMESPACE_TIMEOUT (a namespace webhook's timeout when it sets none)
 Operating:    send_test, redeliver, replay, stop_retrying, delivery_attempts (owners' pages),
               recent_deliveries → DeliveryRow (every webhook page's table, _deliveries.html;
               admin_recent_deliveries on admin pages),
@@ -48,7 +49,13 @@ if TYPE_CHECKING:
         is_declared_event_type,
         register_event_type,
     )
-    from hooks.conf import DEFAULT_RETRY_SCHEDULE, SETTING_DEFAULTS, VERSION, settings
+    from hooks.conf import (
+        DEFAULT_RETRY_SCHEDULE,
+        NAMESPACE_TIMEOUT,
+        SETTING_DEFAULTS,
+        VERSION,
+        settings,
+    )
     from hooks.encryption import EncryptedTextField
     from hooks.outbox.event import PayloadTooLarge, emit
     from hooks.scopes import register_namespaces
@@ -101,6 +108,7 @@ __all__ = [
     "DEFAULT_RETRY_SCHEDULE",
     "EncryptedTextField",
     "NAMESPACE",
+    "NAMESPACE_TIMEOUT",
     "PayloadTooLarge",
     "SCOPES",
     "SERVER",

@@ -51,6 +51,10 @@ SETTING_DEFAULTS: dict[str, Any] = {
 }
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = SETTING_DEFAULTS["WEBHOOK_RETRY_SCHEDULE"]
 RESPONSE_BODY_CAP = 64 * 1024
+# A namespace webhook's request waits this long unless its owner set a timeout: Djinn's
+# webhook client gives up after a minute (namespace/webhook.go), so receivers built for
+# it may take that long.
+NAMESPACE_TIMEOUT = 60.0
 # A synchronous send (`send_now`: blocking server hooks, test pings) holds its delivery
 # for one (longest) request timeout and this margin; nothing renews it.
 SYNC_LEASE_MARGIN = 60.0

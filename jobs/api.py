@@ -1,5 +1,5 @@
 """The RunPod-compatible job API's views: /v2/<endpoint>/run, runsync, status, stream,
-cancel, retry, health, purge-queue (and tag, the hub's addition). Their routes, token
+cancel, retry, health, purge-queue (and tag, pin and unpin, the hub's additions). Their routes, token
 auth and JSON refusals are jobs/openapi.py's, on the API kit (apikit)."""
 
 from __future__ import annotations
@@ -151,9 +151,23 @@ def tag(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
     tags = bodies.validated(TagIn, bodies.read(request), RUNPOD).tags
     if len(set(job.tags) | set(tags)) > MAX_TAGS_PER_JOB:
         raise ApiError(f"A job has at most {MAX_TAGS_PER_JOB} tags.", "tags")
-    added = lifecycle.tag(job, tags)
+    added = lifecycle.tag(job, tags, request.user)
     job.refresh_from_db()
     return JsonResponse({"id": job.id, "tags": job.tags, "added": added})
+
+
+@on_endpoint
+def pin(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
+    job = _own(request, endpoint, job_id)
+    changed = lifecycle.pin(job, True)
+    return JsonResponse({"id": job.id, "pinned": True, "changed": changed})
+
+
+@on_endpoint
+def unpin(request: HttpRequest, endpoint: Endpoint, job_id: str) -> JsonResponse:
+    job = _own(request, endpoint, job_id)
+    changed = lifecycle.pin(job, False)
+    return JsonResponse({"id": job.id, "pinned": False, "changed": changed})
 
 
 @on_endpoint

@@ -1,6 +1,7 @@
 """The job events of the catalog, SwarmUI's six server hooks (slots), and the one place
 that decides who is told of a job's change and with what payload: `submitted`,
-`started`, `tagged` and `finished` tell it and return what they told."""
+`started`, `tagged`, `pin_changed` and `finished` tell it and return what they told (a
+namespace's job as Djinn's build: jobs.builds)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from accounts.events import wants_notification
 from accounts.notification import webhook_of
 from hooks import NAMESPACE, SERVER, USER
 from jobs import swarm
+from jobs.builds import BUILD_EXAMPLE, QUEUED_EXAMPLE, TAGGED_EXAMPLE, build_payload, tagged_payload
 from jobs.models import Job, QueueState
 
 SUBMITTED, STARTED, FINISHED, TAGGED = "job.submitted", "job.started", "job.finished", "job.tagged"
@@ -21,6 +23,7 @@ CALLBACK = "job.callback"
 # The same moments of a namespace's jobs, named as Djinn CI names its builds' events.
 BUILD_EVENTS = {SUBMITTED: "build.submitted", STARTED: "build.started",
                 FINISHED: "build.finished", TAGGED: "build.tagged"}  # fmt: skip
+PINNED, UNPINNED = "build.pinned", "build.unpinned"
 # The `event` their payloads carry (job.finished's is Open WebUI's, in finished_payload).
 EVENT_NAMES = {SUBMITTED: "job_submitted", STARTED: "job_started", TAGGED: "job_tagged"}
 QUEUE_START, QUEUE_END = "swarm.queue_start", "swarm.queue_end"
@@ -41,12 +44,6 @@ STATUS_EXAMPLE = {
     "input": {"prompt": "hi"}, "output": {"prompt": "hi"}, "webhook": "https://example.com/done",
 }  # fmt: skip
 JOB_SCOPES = (SERVER, USER)  # a namespace's webhooks get its jobs as build.* events
-BUILD_EXAMPLE = {
-    "id": "5f1c…", "status": "COMPLETED", "delayTime": 12, "executionTime": 340,
-    "output": {"prompt": "hi"}, "number": 3, "tags": ["nightly"], "endpoint": "echo",
-    "url": "https://hub.example.com/namespaces/acme/jobs/5f1c…/",
-    "user": {"id": 1, "name": "Ann"}, "namespace": {"id": 7, "path": "acme", "name": "acme"},
-}  # fmt: skip
 FLAT_EXAMPLE = {"id": "5f1c…", "status": "COMPLETED", "endpoint": "echo", "output": {"prompt": "hi"},
                 "prompt": "hi", "input": {"prompt": "hi"}, "user_name": "Ann",
                 "prompthash": "8f434346", "negativeprompthash": "e3b0c442", "model": "unknown",
@@ -63,13 +60,19 @@ TYPES = [
     (TAGGED, "A tag was added to a job after its submission.", JOB_SCOPES,
      {**JOB_EXAMPLE, "event": "job_tagged", "tag": "urgent"}, "Job {job[id]} tagged {tag}"),
     ("build.submitted", "A job was submitted into a namespace (Djinn's build.submitted).",
-     (NAMESPACE,), {**BUILD_EXAMPLE, "status": "IN_QUEUE"}, "Job #{number} submitted in {namespace[path]}"),
+     (NAMESPACE,), QUEUED_EXAMPLE, "Job #{number} submitted in {namespace[path]}"),
     ("build.started", "A namespace's job started running.", (NAMESPACE,),
-     {**BUILD_EXAMPLE, "status": "IN_PROGRESS"}, "Job #{number} started in {namespace[path]}"),
-    ("build.finished", "A namespace's job finished (completed, failed, cancelled or timed out).",
-     (NAMESPACE,), BUILD_EXAMPLE, "Job #{number} in {namespace[path]}: {status}"),
-    ("build.tagged", "A tag was added to a namespace's job after its submission.", (NAMESPACE,),
-     {**BUILD_EXAMPLE, "tag": "nightly"}, "Job #{number} in {namespace[path]} tagged {tag}"),
+     {**QUEUED_EXAMPLE, "status": "running", "started_at": BUILD_EXAMPLE["started_at"]},
+     "Job #{number} started in {namespace[path]}"),
+    ("build.finished", "A namespace's job finished: passed, failed, killed (cancelled) or "
+     "timed out.", (NAMESPACE,), BUILD_EXAMPLE, "Job #{number} in {namespace[path]}: {status}"),
+    ("build.tagged", "Tags were added to a namespace's job after its submission (one event "
+     "for the tags added together).", (NAMESPACE,), TAGGED_EXAMPLE,
+     "Job #{build[number]} in {build[namespace][path]} tagged"),
+    (PINNED, "A member pinned a namespace's job.", (NAMESPACE,),
+     {**BUILD_EXAMPLE, "pinned": True}, "Job #{number} in {namespace[path]} pinned"),
+    (UNPINNED, "A member unpinned a namespace's job.", (NAMESPACE,), BUILD_EXAMPLE,
+     "Job #{number} in {namespace[path]} unpinned"),
     (CALLBACK, "RunPod's per-job webhook: the job's status JSON, sent to the URL given with the job.",
      (SERVER,), STATUS_EXAMPLE, "Job {id} {status}"),
     (QUEUE_START, "The hub went from idle to having work (blocking).", (SERVER,),
@@ -184,9 +187,24 @@ def started(job: Job) -> list[Notice]:
     return _tell(_moment(job, STARTED), *_build(job, STARTED))
 
 
-def tagged(job: Job, tag: str) -> list[Notice]:
-    """One new tag: job.tagged and build.tagged carry it as `tag`."""
-    return _tell(_moment(job, TAGGED, tag=tag), *_build(job, TAGGED, tag=tag))
+def tagged(job: Job, tags: list[str], user) -> list[Notice]:
+    """Tags `user` added together: job.tagged for each (`tag`); for a namespace's job one
+    build.tagged with them all, as Djinn's."""
+    told = [_moment(job, TAGGED, tag=tag) for tag in tags]
+    if job.namespace_id and tags:
+        payload = tagged_payload(job, tags, user)
+        told.append(
+            Notice(BUILD_EVENTS[TAGGED], payload, (NAMESPACE,), namespace=job.namespace.key)
+        )
+    return _tell(*told)
+
+
+def pin_changed(job: Job) -> list[Notice]:
+    """A namespace's job pinned or unpinned: build.pinned or build.unpinned, the build."""
+    if not job.namespace_id:
+        return []
+    change = PINNED if job.pinned else UNPINNED
+    return _tell(Notice(change, build_payload(job), (NAMESPACE,), namespace=job.namespace.key))
 
 
 def finished(job: Job) -> list[Notice]:
@@ -217,11 +235,11 @@ def _moment(job: Job, change: str, **extra) -> Notice:
     return Notice(change, payload, (SERVER,), user=job.user)
 
 
-def _build(job: Job, change: str, **extra) -> list[Notice]:
+def _build(job: Job, change: str) -> list[Notice]:
     """A namespace's job: the same moment as Djinn's build event, to its webhooks."""
     if not job.namespace_id:
         return []
-    payload = {**build_payload(job), **extra}
+    payload = build_payload(job)
     return [Notice(BUILD_EVENTS[change], payload, (NAMESPACE,), namespace=job.namespace.key)]
 
 
@@ -317,21 +335,6 @@ def flat(job, *, output=None, number: int | None = None) -> dict:
         if image:
             values["image"] = image
     return values
-
-
-def build_payload(job) -> dict:
-    """A namespace job as Djinn sends a build: its status JSON plus number, tags, url,
-    user and namespace."""
-    namespace = job.namespace
-    return {
-        **job.status_json(),
-        "number": job.number,
-        "tags": job.tags,
-        "endpoint": job.endpoint.name,
-        "url": settings.SITE_URL + f"/namespaces/{namespace.path}/jobs/{job.id}/",
-        "user": {"id": job.user_id, "name": job.user.display_name},
-        "namespace": {"id": namespace.pk, "path": namespace.path, "name": namespace.name},
-    }
 
 
 def finished_payload(job_id: str, name: str, status: str, path: str) -> dict:

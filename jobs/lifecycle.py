@@ -34,17 +34,29 @@ def started(job: Job) -> None:
     events.started(job)
 
 
-def tag(job: Job, tags: list[str]) -> list[str]:
-    """Add tags after submission; each new one is a `job.tagged` event."""
+def tag(job: Job, tags: list[str], user) -> list[str]:
+    """Add tags after submission: a `job.tagged` event for each new one, and for a
+    namespace's job one `build.tagged` with them all, by `user`."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         added = [t for t in dict.fromkeys(tags) if t not in job.tags]
         if added:
             job.tags = [*job.tags, *added]
             job.save(update_fields=["tags"])
-        for new in added:
-            events.tagged(job, new)
+            events.tagged(job, added, user)
     return added
+
+
+def pin(job: Job, pinned: bool) -> bool:
+    """Pin or unpin a job; when that changed it, a namespace's job tells build.pinned or
+    build.unpinned. False when it already was."""
+    with transaction.atomic():
+        changed = Job.objects.filter(pk=job.pk).exclude(pinned=pinned).update(pinned=pinned)
+        if changed:
+            job.refresh_from_db(fields=REREAD)
+            events.pin_changed(job)
+    job.pinned = pinned
+    return bool(changed)
 
 
 def finish(job: Job, status: str, *, output=None, error: str = "") -> bool:

@@ -56,6 +56,13 @@ class Job(models.Model):
         CANCELLED = "CANCELLED"
         TIMED_OUT = "TIMED_OUT"
 
+    class Trigger(models.TextChoices):
+        """How a job came, in Djinn's trigger words: submitted by someone (the API), or
+        by a namespace's cron job."""
+
+        MANUAL = "manual", "Manual (submitted through the API)"
+        SCHEDULE = "schedule", "Schedule (a namespace's cron job)"
+
     class Webhooks(models.TextChoices):
         NONE = "none", "None"
         NORMAL = "normal", "Normal (Every Job hook)"
@@ -87,6 +94,13 @@ class Job(models.Model):
     )  # fmt: skip
     number = models.PositiveIntegerField(
         null=True, blank=True, help_text="Its number among the namespace's jobs (1, 2, …)."
+    )
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    trigger_comment = models.CharField(
+        max_length=300, blank=True, help_text="What triggered it, in words (a cron job's name)."
+    )
+    pinned = models.BooleanField(
+        default=False, help_text="Pinned by a member of its namespace (Djinn's pinned builds)."
     )
     retries = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

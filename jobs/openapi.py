@@ -17,7 +17,7 @@ from apikit.auth import TokenAuth
 from apikit.errors import ApiError, documented
 from hooks import VERSION
 from jobs import api
-from jobs.schemas import Health, JobRef, JobStatus, Purged, RunIn, StreamOut, Tagged, TagIn
+from jobs.schemas import Health, JobRef, JobStatus, Pinned, Purged, RunIn, StreamOut, Tagged, TagIn
 from jobs.wording import RUNPOD, WRONG_METHOD
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -90,5 +90,21 @@ route("/{endpoint}/stream/{job_id}", "GET", api.stream, StreamOut, summary="New 
 route("/{endpoint}/cancel/{job_id}", "POST", api.cancel, JobRef, summary="Cancel a job")
 route("/{endpoint}/retry/{job_id}", "POST", api.retry, JobRef, summary="Retry a failed job")
 route("/{endpoint}/tag/{job_id}", "POST", api.tag, Tagged, TagIn, summary="Tag a job")
+route(
+    "/{endpoint}/pin/{job_id}",
+    "POST",
+    api.pin,
+    Pinned,
+    summary="Pin a job",
+    description="Pin a job (Djinn's pinned builds); a namespace's job tells build.pinned.",
+)
+route(
+    "/{endpoint}/unpin/{job_id}",
+    "POST",
+    api.unpin,
+    Pinned,
+    summary="Unpin a job",
+    description="Unpin a job; a namespace's job tells build.unpinned.",
+)
 route("/{endpoint}/health", "GET", api.health, Health, summary="Job counts and workers")
 route("/{endpoint}/purge-queue", "POST", api.purge_queue, Purged, summary="Cancel queued jobs")

@@ -9,6 +9,8 @@ app_name = "job_pages"
 urlpatterns = [
     path("", views.index, name="index"),
     path("<str:job_id>/", views.detail, name="detail"),
+    path("<str:job_id>/pin/", views.pin, {"pinned": True}, name="pin"),
+    path("<str:job_id>/unpin/", views.pin, {"pinned": False}, name="unpin"),
     path("<str:job_id>/callbacks/<uuid:delivery_id>/redeliver/", views.redeliver, name="redeliver"),
     path(
         "<str:job_id>/callbacks/<uuid:delivery_id>/stop/", views.stop_retrying, name="stop_retrying"

@@ -24,5 +24,6 @@ def run_cron(cron_id: int | str) -> str | None:
     if user is None or access.role(user, namespace) < access.Role.COLLABORATOR:
         user = namespace.top.owner
     job = Job(endpoint=cron.endpoint, user=user, namespace=namespace, input=cron.input,
-              tags=["cron"])  # fmt: skip
+              tags=["cron"], trigger=Job.Trigger.SCHEDULE,
+              trigger_comment=f"{cron.name}: scheduled by cron {cron.cron}")  # fmt: skip
     return lifecycle.submit(job).id

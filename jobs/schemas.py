@@ -161,6 +161,12 @@ class Tagged(Schema):
     added: list[str]
 
 
+class Pinned(Schema):
+    id: str
+    pinned: bool
+    changed: bool = Field(description="False when it already was.")
+
+
 class Health(Schema):
     jobs: dict[str, int]
     workers: dict[str, int]

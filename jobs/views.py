@@ -1,10 +1,11 @@
 """The signed-in user's Jobs pages: their jobs (status, endpoint, times, output or error)
 and, per job, its callback deliveries with each attempt and Redeliver. Another user's
-job is a 404."""
+job is a 404. Also Pin/Unpin of a namespace's job, for its members."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,8 +14,10 @@ from django.views.decorators.http import require_POST
 
 import hooks
 from hooks.models import Delivery
+from jobs import lifecycle
 from jobs.events import CALLBACK
 from jobs.models import Endpoint, Job
+from namespaces import access
 from webhookhub import pages
 
 SHOWN = 50
@@ -89,3 +92,20 @@ def stop_retrying(request: HttpRequest, job_id: str, delivery_id) -> HttpRespons
     job = _own_job(request, job_id)
     pages.stop_retrying(request, get_object_or_404(callbacks(job), pk=delivery_id), "The callback")
     return redirect("job_pages:detail", job_id=job.id)
+
+
+@login_required
+@require_POST
+def pin(request: HttpRequest, job_id: str, pinned: bool) -> HttpResponse:
+    """A member of a job's namespace pins or unpins it (Djinn's pinned builds: the
+    namespace's webhooks hear build.pinned or build.unpinned); to anyone else it is a 404."""
+    job = Job.objects.select_related("endpoint", "namespace").filter(pk=job_id).first()
+    if (
+        job is None
+        or job.namespace is None
+        or (access.role(request.user, job.namespace) < access.Role.COLLABORATOR)
+    ):
+        raise Http404(f"No job {job_id} in a namespace of yours.")
+    lifecycle.pin(job, pinned)
+    messages.success(request, f"Job #{job.number} {'pinned' if pinned else 'unpinned'}.")
+    return redirect("namespaces:job", path=job.namespace.path, job_id=job.id)

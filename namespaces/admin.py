@@ -91,7 +91,7 @@ class VariableAdmin(ResourceAdmin):
 
 @admin.register(SSHKey)
 class SSHKeyAdmin(ResourceAdmin):
-    kind = "ssh_key"
+    kind = "key"
     list_display = ["name", "namespace", "fingerprint", "created_at"]
     search_fields = ["name", "namespace__path", "fingerprint"]
     readonly_fields = ["namespace", "fingerprint", "public_key", "author", "created_at"]

@@ -1,6 +1,7 @@
 """The namespace events, named as Djinn CI names them, and their payloads. Every payload
 carries `namespace` (which namespace it came from); nothing secret is in any of them:
-masked variable values and private keys never are."""
+a masked variable's value is Djinn's mask (`xxxxxx`), and a key is a public key. Each
+resource is under Djinn's key for it (`variable`, `key`, `cron`, `image`, `object`)."""
 
 from __future__ import annotations
 
@@ -44,12 +45,13 @@ TYPES = [
     (NAMESPACES, "The namespace was changed (its description or visibility), a collaborator "
      "removed or a sub-namespace created.",
      {"action": UPDATED, "namespace": _NS}, "Namespace {namespace[path]} {action}"),
-    (VARIABLES, "A variable was created, updated or deleted (a masked value is never sent).",
+    (VARIABLES, "A variable was created, updated or deleted (a masked value is sent as "
+     "Djinn's mask, xxxxxx).",
      {"action": CREATED, "variable": _VARIABLE, "namespace": _NS},
      "Variable {variable[key]} {action} in {namespace[path]}"),
     (SSH_KEYS, "An SSH key was created, updated or deleted.",
-     {"action": CREATED, "ssh_key": _KEY, "namespace": _NS},
-     "SSH key {ssh_key[name]} {action} in {namespace[path]}"),
+     {"action": CREATED, "key": _KEY, "namespace": _NS},
+     "SSH key {key[name]} {action} in {namespace[path]}"),
     (CRON, "A cron job was created, updated or deleted.",
      {"action": CREATED, "cron": _CRON, "namespace": _NS},
      "Cron job {cron[name]} {action} in {namespace[path]}"),
@@ -88,7 +90,7 @@ def namespace_changed(namespace, action: str, **extra) -> None:
     emit(NAMESPACES, namespace, {"action": action, **extra})
 
 
-RESOURCE_EVENTS = {"variable": VARIABLES, "ssh_key": SSH_KEYS, "cron": CRON, "image": IMAGES,
+RESOURCE_EVENTS = {"variable": VARIABLES, "key": SSH_KEYS, "cron": CRON, "image": IMAGES,
                    "object": OBJECTS}  # fmt: skip
 
 

@@ -356,21 +356,32 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
     payload_filter = forms.CharField(
         label="Payload filter",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"path": "status", "eq": "FAILED"}'}),
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"path": "status", "eq": "failed"}'}),
         help_text='Only events whose payload matches (docs/integrating.md, "Payload filters"). '
         "Blank: every event it subscribes to.",
     )  # fmt: skip
 
     class Meta:
         model = Webhook
-        fields = ["name", "url", "verify_tls", "follow_redirects", "active", "djinn_headers"]
+        fields = [
+            "name",
+            "url",
+            "verify_tls",
+            "follow_redirects",
+            "active",
+            "djinn_headers",
+            "timeout",
+        ]
         field_order = ["url", "name", "all_events", "events", "payload_filter", "secret_action",
                        "pasted_secret", "verify_tls", "follow_redirects", "active",
-                       "djinn_headers"]  # fmt: skip
-        labels = {"url": "Payload URL", "verify_tls": "SSL verification"}
+                       "djinn_headers", "timeout"]  # fmt: skip
+        labels = {"url": "Payload URL", "verify_tls": "SSL verification",
+                  "timeout": "Timeout (seconds)"}  # fmt: skip
         help_texts = {"follow_redirects": "As Djinn's Go client does: a moved receiver's "
                       "redirect is followed (at most 5; 307/308 send the same POST, 301/302/303 "
-                      "a GET). Off: a redirect is a failure."}  # fmt: skip
+                      "a GET). Off: a redirect is a failure.",
+                      "timeout": f"How long a request may take. Blank: {hooks.NAMESPACE_TIMEOUT:g}, "
+                      "as Djinn's."}  # fmt: skip
 
     def __init__(self, *args, namespace: Namespace, **kwargs):
         super().__init__(*args, **kwargs)
@@ -394,7 +405,8 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
     def clean(self):
         data = super().clean()
         changes = {name: data[name] for name in ("url", "name", "verify_tls", "follow_redirects",
-                                                 "active", "djinn_headers", "payload_filter")
+                                                 "active", "djinn_headers", "payload_filter",
+                                                 "timeout")
                    if name in data}  # fmt: skip
         if "events" in data:
             changes["events"] = [ALL_EVENTS] if data.get("all_events") else data["events"]

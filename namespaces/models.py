@@ -15,6 +15,7 @@ from hooks import EncryptedTextField
 
 MAX_DEPTH = 20  # as Djinn: a namespace path has at most 20 levels
 MASK = "********"  # a masked variable's value, wherever it would be shown
+PAYLOAD_MASK = "xxxxxx"  # ... and in a payload, as Djinn sends it (variable.MaskString)
 
 
 class Namespace(models.Model):
@@ -152,10 +153,9 @@ class Variable(Resource):
         return MASK if self.masked else self.value
 
     def as_payload(self) -> dict:
-        shown = {"key": self.key, "masked": self.masked}
-        if not self.masked:
-            shown["value"] = self.value
-        return {**self.common_payload(), **shown}
+        # Djinn sends a masked variable's value as its mask, never the value.
+        value = PAYLOAD_MASK if self.masked else self.value
+        return {**self.common_payload(), "key": self.key, "masked": self.masked, "value": value}
 
 
 class SSHKey(Resource):

@@ -39,6 +39,7 @@ from namespaces.models import (
 )
 
 JOBS_SHOWN = 50
+TAGGED_LOOKED_AT = 1000  # the newest jobs a tag's list looks through
 
 
 def page(request, template: str, namespace: Namespace, role: Role, status: int = 200, **context):
@@ -181,9 +182,15 @@ def _jobs(namespace: Namespace):
 
 @login_required
 def jobs(request: HttpRequest, path: str) -> HttpResponse:
+    """The namespace's jobs, newest first; `?tag=` keeps those with that tag (what a
+    build.tagged event's tag URLs open)."""
     namespace, role = get_for(request.user, path, Need.VIEW)
-    return page(request, "namespaces/jobs.html", namespace, role,
-                 jobs=_jobs(namespace)[:JOBS_SHOWN])  # fmt: skip
+    listed = _jobs(namespace)
+    tag = request.GET.get("tag", "")
+    if tag:
+        listed = [j for j in listed[:TAGGED_LOOKED_AT] if tag in j.tags]
+    return page(request, "namespaces/jobs.html", namespace, role, tag=tag,
+                 jobs=listed[:JOBS_SHOWN])  # fmt: skip
 
 
 @login_required
@@ -208,7 +215,7 @@ class Kind:
 
 KINDS = {
     "variables": Kind("variable", Variable, VariableForm, "variable", "Variables", "variables"),
-    "keys": Kind("ssh_key", SSHKey, SSHKeyForm, "SSH key", "SSH keys", "keys"),
+    "keys": Kind("key", SSHKey, SSHKeyForm, "SSH key", "SSH keys", "keys"),
     "cron": Kind("cron", Cron, CronForm, "cron job", "Cron jobs", "cron"),
     "images": Kind("image", Image, ImageForm, "image", "Images", "images"),
     "objects": Kind("object", Object, ObjectForm, "object", "Objects", "objects"),

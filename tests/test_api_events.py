@@ -274,7 +274,7 @@ def test_the_openapi_document_validates_and_covers_both_apis(client):
     assert "requestBody" in paths["/api/v1/webhooks/{pk}"]["patch"]
     v2 = {path for path in paths if path.startswith("/v2/")}
     served = {"/v2/" + p.replace("<", "{").replace(">", "}") for p in _v2_routes()}
-    assert v2 == served and len(v2) == 9
+    assert v2 == served and len(v2) == 11  # RunPod's eight, tag, pin and unpin
     assert paths["/v2/{endpoint}/run"]["post"]["requestBody"]["content"]["application/json"]
     assert document["components"]["securitySchemes"]["TokenAuth"]["scheme"] == "bearer"
     docs = client.get("/api/v1/docs")

@@ -111,8 +111,10 @@ def job_payload(status: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    "status, colour", [("COMPLETED", "2EB886"), ("FAILED", "D63333"), ("CANCELLED", "8A8886")]
-)
+    "status, colour",
+    [("COMPLETED", "2EB886"), ("FAILED", "D63333"), ("CANCELLED", "8A8886"),
+     ("passed", "2EB886"), ("timed_out", "D63333"), ("killed", "8A8886")],  # Djinn's builds
+)  # fmt: skip
 def test_teams_gets_a_message_card_with_facts_coloured_by_outcome(
     receiver, job_event, status, colour
 ):

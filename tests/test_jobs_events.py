@@ -22,7 +22,12 @@ User = get_user_model()
 SERVER, USER, NAMESPACE = ("server",), ("server", "user"), ("namespace",)
 SUMMARY = ["event", "job"]  # job.submitted / started / tagged: {"event", "job": {…}}
 STATUS = ["delayTime", "executionTime", "id", "status"]
-BUILD = sorted([*STATUS, "endpoint", "namespace", "number", "tags", "url", "user"])
+# Djinn's build (build/build.go's MarshalJSON), and the hub's endpoint and error.
+BUILD = sorted(["id", "number", "user_id", "namespace_id", "manifest", "status", "output",
+                "error", "tags", "pinned", "created_at", "started_at", "finished_at", "url",
+                "tags_url", "objects_url", "variables_url", "jobs_url", "artifacts_url",
+                "trigger", "endpoint", "user", "namespace"])  # fmt: skip
+TAGGED = ["build", "tags", "url", "user"]  # Djinn's build.tagged
 CALLBACK = sorted([*STATUS, "input", "output", "webhook"])
 TIME = ["day", "day_name", "hour", "millisecond", "minute", "month", "month_name", "second",
         "year"]  # fmt: skip
@@ -73,7 +78,9 @@ def table(job: Job, told: list[events.Notice]) -> list[tuple]:
     return rows
 
 
-def test_a_namespaces_job_is_told_to_the_server_and_the_namespace_at_each_moment(owner, acme):
+def test_a_namespaces_job_is_told_to_the_server_and_the_namespace_at_each_moment(
+    owner, acme, settings
+):
     job = new_job(owner, namespace=acme, number=1, tags=["nightly"], webhook="https://x.test/cb")
     for tell, change, name in [
         (events.submitted, events.SUBMITTED, "build.submitted"),
@@ -85,16 +92,43 @@ def test_a_namespaces_job_is_told_to_the_server_and_the_namespace_at_each_moment
             (name, NAMESPACE, "namespace", None, BUILD),
         ]
         assert told[0].payload["event"] == change.replace(".", "_")  # job_submitted, …
-    [told, build] = events.tagged(job, "urgent")
+    [told, build] = events.tagged(job, ["urgent"], owner)
     assert table(job, [told, build]) == [
         (events.TAGGED, SERVER, "owner", None, [*SUMMARY, "tag"]),
-        ("build.tagged", NAMESPACE, "namespace", None, sorted([*BUILD, "tag"])),
+        ("build.tagged", NAMESPACE, "namespace", None, TAGGED),
     ]
     assert told.payload == {"event": "job_tagged", "tag": "urgent", "job": {
         "id": job.id, "endpoint": "echo", "status": "IN_QUEUE", "tags": ["nightly"],
         "user": owner.pk}}  # fmt: skip
-    assert build.payload["tag"] == "urgent" and build.payload["number"] == 1
-    assert build.payload["namespace"] == {"id": acme.pk, "path": "acme", "name": "acme"}
+    assert build.payload["tags"] == [
+        {"name": "urgent", "url": f"{settings.SITE_URL}/namespaces/acme/jobs/?tag=urgent"}
+    ]
+    assert build.payload["build"]["number"] == 1 and build.payload["build"]["status"] == "queued"
+    assert build.payload["url"] == build.payload["build"]["url"]
+    assert build.payload["user"]["id"] == owner.pk
+    assert build.payload["build"]["namespace"] == acme.as_payload()
+
+
+def test_tags_added_together_are_one_build_tagged_and_a_job_tagged_each(owner, acme):
+    job = new_job(owner, namespace=acme, number=1)
+    told = events.tagged(job, ["a", "b"], owner)
+    assert [n.event_type for n in told] == [events.TAGGED, events.TAGGED, "build.tagged"]
+    assert [t["name"] for t in told[-1].payload["tags"]] == ["a", "b"]
+
+
+def test_a_pin_change_is_told_to_the_namespace_only_and_only_for_its_jobs(owner, acme):
+    job = new_job(owner, namespace=acme, number=1)
+    job.pinned = True
+    [pinned] = events.pin_changed(job)
+    assert (pinned.event_type, pinned.audience, sorted(pinned.payload)) == (
+        "build.pinned",
+        NAMESPACE,
+        BUILD,
+    )
+    assert pinned.payload["pinned"] is True
+    job.pinned = False
+    assert events.pin_changed(job)[0].event_type == "build.unpinned"
+    assert events.pin_changed(new_job(owner)) == []  # no namespace: no build
 
 
 def test_a_finished_job_is_told_to_everyone_who_waits_for_its_end(owner, acme, settings):
@@ -108,7 +142,7 @@ def test_a_finished_job_is_told_to_everyone_who_waits_for_its_end(owner, acme, s
     told = events.finished(job)
     assert table(job, told) == [
         (events.FINISHED, USER, "owner", None, SUMMARY),
-        ("build.finished", NAMESPACE, "namespace", None, sorted([*BUILD, "output"])),
+        ("build.finished", NAMESPACE, "namespace", None, BUILD),
         (events.CALLBACK, (), "owner", "https://x.test/cb", CALLBACK),
         (events.EVERY_JOB, SERVER, None, None, WITH_WEBHOOK),
         (events.MANUAL_JOB, SERVER, None, None, WITH_WEBHOOK),

@@ -145,7 +145,10 @@ def test_every_namespace_event_reaches_its_subscribed_webhook_only(owner, collea
         "created",
     ]
     assert got[5]["body"]["variable"]["value"] == "eu-west-1"
-    assert got[9]["body"]["ssh_key"]["fingerprint"].startswith("SHA256:")
+    assert [g["body"]["variable"]["value"] for g in got[6:9]] == ["xxxxxx"] * 3  # Djinn's mask
+    assert all(g["body"]["variable"]["masked"] for g in got[6:9])
+    assert got[9]["body"]["key"]["fingerprint"].startswith("SHA256:")  # Djinn's `key`
+    assert "ssh_key" not in got[9]["body"]
     everything = b"".join(r.body for r in receiver.requests)
     assert b"s3cr3t-v4lue" not in everything  # a masked value is never sent
     assert b"s3cr3t-v4lue" not in json.dumps(list(Attempt.objects.values("request_body"))).encode()
@@ -188,14 +191,16 @@ def test_a_namespaces_jobs_are_build_events_with_number_tags_url_user(
         "build.finished",
     ]
     final = got[-1]["body"]
-    assert final["id"] == job_id and final["status"] == "COMPLETED" and final["number"] == 1
+    assert final["id"] == job_id and final["status"] == "passed" and final["number"] == 1
     assert final["output"] == {"prompt": "hi"} and final["tags"] == ["nightly", "urgent"]
     assert final["url"].endswith(f"/namespaces/acme/jobs/{job_id}/")
-    assert (
-        final["user"] == {"id": colleague.pk, "name": "Carl"}
-        and final["namespace"]["path"] == "acme"
-    )
-    assert got[1]["body"]["tag"] == "urgent"
+    assert final["user"]["id"] == colleague.pk and final["user"]["name"] == "Carl"
+    assert final["namespace"]["path"] == "acme"
+    assert final["trigger"]["type"] == "manual" and final["manifest"] == '{"prompt":"hi"}'
+    tagged = got[1]["body"]
+    assert [t["name"] for t in tagged["tags"]] == ["urgent"] and tagged["user"][
+        "id"
+    ] == colleague.pk
     Verifier(hook.secret).verify(_raw(receiver, got[-1]), got[-1]["headers"])
     assert received(receiver, "/invites") == []  # subscribed to invites only: no builds
     # the job's page shows it to members

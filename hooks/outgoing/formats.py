@@ -23,8 +23,11 @@ DISCORD_LIMIT = 2000
 # (webhook.office.com) a MessageCard.
 WORKFLOW_HOSTS = ("logic.azure.com", "powerautomate.com", "powerplatform.com")
 MAX_FACTS, FACT_LENGTH = 20, 300
-# Theme colours by a job's outcome (others: Open WebUI's blue).
-COLOURS = {"COMPLETED": "2EB886", "FAILED": "D63333", "TIMED_OUT": "D63333", "CANCELLED": "8A8886"}
+# Theme colours by a job's outcome, in RunPod's words and a build's (Djinn's); others:
+# Open WebUI's blue.
+GREEN, RED, GREY = "2EB886", "D63333", "8A8886"
+COLOURS = {"COMPLETED": GREEN, "FAILED": RED, "TIMED_OUT": RED, "CANCELLED": GREY,
+           "passed": GREEN, "failed": RED, "timed_out": RED, "killed": GREY}  # fmt: skip
 DEFAULT_COLOUR = "0076D7"
 
 _HOSTS = {

@@ -5,16 +5,18 @@ shown, with credentials masked."""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import datetime
 
-from hooks.conf import HookSettings
+from hooks.conf import NAMESPACE_TIMEOUT, HookSettings
 from hooks.models import Delivery, Scope, Webhook
 from hooks.outgoing import images, signing
-from hooks.outgoing.body import body_for
+from hooks.outgoing.body import JSON, Body, body_for
 from hooks.outgoing.redirects import MAX_REDIRECTS
 from hooks.outgoing.transport import OutgoingRequest
 
 MASK = "********"
+DJINN_CONTENT_TYPE = "application/json; charset=utf-8"
 ALWAYS_MASKED = {"authorization", "proxy-authorization", "cookie"}
 
 
@@ -23,12 +25,13 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
     callback URL) is signed with the secrets of the webhook it names in `signed_by`
     (loaded with it by the claim), when it names one."""
     webhook: Webhook | None = delivery.webhook
-    timeout = (
-        min(webhook.timeout or settings.timeout, settings.max_timeout)
-        if webhook
-        else settings.timeout
-    )
+    timeout = settings.timeout
+    if webhook:
+        timeout = min(webhook.timeout or default_timeout(webhook, settings), settings.max_timeout)
     body = body_for(delivery, lambda url: images.fetch_for_upload(url, settings, timeout))
+    djinn = bool(webhook and webhook.djinn_headers)
+    if djinn and body.content_type == JSON:
+        body = as_djinn_sends(body)
     content = body.content
     timestamp = int(now.timestamp())
     headers: dict[str, str] = dict(webhook.headers) if webhook else {}
@@ -51,7 +54,7 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
         headers["X-Webhookhub-Hook"] = str(webhook.pk)
         if active_secrets and webhook.github_signature:
             headers["X-Hub-Signature-256"] = signing.github_signature(webhook.secret, content)
-        if webhook.djinn_headers:
+        if djinn:
             headers.update(djinn_headers(webhook, delivery.event.type, content))
         if webhook.basic_auth_username:
             token = f"{webhook.basic_auth_username}:{webhook.basic_auth_password}"
@@ -69,10 +72,25 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
     )
 
 
+def default_timeout(webhook: Webhook, settings: HookSettings) -> float:
+    """A webhook's timeout when it sets none: a namespace webhook waits a minute, as
+    Djinn's; any other WEBHOOK_TIMEOUT."""
+    return NAMESPACE_TIMEOUT if webhook.scope == Scope.NAMESPACE else settings.timeout
+
+
+def as_djinn_sends(body: Body) -> Body:
+    """A JSON body as Djinn's webhooks send it: Go's json.Encoder ends it with a newline,
+    and the signatures are made over these bytes, newline included."""
+    content = body.content if body.content.endswith(b"\n") else body.content + b"\n"
+    return replace(body, content=content, content_type=DJINN_CONTENT_TYPE)
+
+
 def djinn_headers(webhook: Webhook, event_type: str, content: bytes) -> dict[str, str]:
-    """Djinn CI's own headers (namespace/webhook.go): its user agent, the event, the hook's
-    id, and, when the webhook has a secret, `sha256=<hex HMAC(secret, body)>`."""
+    """Djinn CI's own headers (namespace/webhook.go): its user agent, `Accept: */*`, the
+    event, the hook's id, and, when the webhook has a secret, `sha256=<hex HMAC(secret,
+    body)>`."""
     headers = {
+        "Accept": "*/*",
         "User-Agent": "Djinn-CI-Hook",
         "X-Djinn-CI-Event": event_type,
         "X-Djinn-CI-Hook-ID": str(webhook.pk),
