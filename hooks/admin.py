@@ -14,6 +14,7 @@ from django.db.models import OuterRef, Subquery
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from hooks import catalog, scopes
@@ -269,7 +270,7 @@ def _headers_html(headers: dict) -> str:
 def _hops_html(hops: list[dict] | None) -> str:
     """Each request of an attempt that followed redirects: method, URL, status."""
     if not hops:
-        return ""
+        return mark_safe("")  # safe, so that the exchange after it is not escaped twice
     rows = format_html_join(
         "", "<li><code>{} {}</code> → {}{}</li>",
         ((hop["method"], hop["url"], f"HTTP {hop['status']}" if hop["status"] else "no answer",
