@@ -63,6 +63,10 @@ class Job(models.Model):
         MANUAL = "manual", "Manual (submitted through the API)"
         SCHEDULE = "schedule", "Schedule (a namespace's cron job)"
 
+    class CallbackRule(models.TextChoices):
+        HUB = "hub", "The hub's: any 2xx, JOB_CALLBACK_SCHEDULE"
+        RUNPOD = "runpod", "RunPod's: HTTP 200 only, three attempts 10 s apart"
+
     class Webhooks(models.TextChoices):
         NONE = "none", "None"
         NORMAL = "normal", "Normal (Every Job hook)"
@@ -85,6 +89,10 @@ class Job(models.Model):
     )  # fmt: skip
     error = models.TextField(blank=True)
     webhook = models.CharField(max_length=2000, blank=True)
+    callback_rule = models.CharField(
+        max_length=8, choices=CallbackRule.choices, default=CallbackRule.HUB,
+        help_text="When its callback counts as delivered, and how it is retried.",
+    )  # fmt: skip
     execution_timeout_ms = models.PositiveBigIntegerField(default=600_000)
     ttl_ms = models.PositiveBigIntegerField(default=86_400_000)
     low_priority = models.BooleanField(default=False)

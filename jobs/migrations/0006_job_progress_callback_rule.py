@@ -12,6 +12,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='job',
+            name='callback_rule',
+            field=models.CharField(choices=[('hub', "The hub's: any 2xx, JOB_CALLBACK_SCHEDULE"), ('runpod', "RunPod's: HTTP 200 only, three attempts 10 s apart")], default='hub', help_text='When its callback counts as delivered, and how it is retried.', max_length=8),
+        ),
+        migrations.AddField(
+            model_name='job',
             name='progress',
             field=models.JSONField(blank=True, help_text="The latest progress its handler reported while it runs (RunPod's progress_update); cleared when it ends.", null=True),
         ),
