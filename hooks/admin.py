@@ -333,7 +333,8 @@ class DeliveryAdmin(VoidsRollupOnDelete, admin.ModelAdmin):
     # What a person looks for first: how it went, to whom, for what; then the rest.
     fields = ["coloured_status", "webhook", "target_url", "event", "id", "attempts",
               "max_attempts", "next_attempt_at", "last_response_status", "last_error",
-              "created_at", "completed_at", "signed_by", "retry_schedule"]  # fmt: skip
+              "created_at", "completed_at", "signed_by", "retry_schedule",
+              "success_status"]  # fmt: skip
     readonly_fields = fields
     inlines = [AttemptInline]
     actions = ["redeliver"]
@@ -341,8 +342,8 @@ class DeliveryAdmin(VoidsRollupOnDelete, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         """A delivery's page leaves out what it does not have (no target URL beside a
         webhook, no signer or own retry schedule unless it is a job's callback)."""
-        empty = {name for name in ("target_url", "signed_by", "retry_schedule", "last_error",
-                                   "next_attempt_at", "completed_at")
+        empty = {name for name in ("target_url", "signed_by", "retry_schedule", "success_status",
+                                   "last_error", "next_attempt_at", "completed_at")
                  if obj is not None and getattr(obj, name) in (None, "", [])}  # fmt: skip
         if obj is not None and obj.webhook_id is None:
             empty.add("webhook")

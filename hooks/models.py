@@ -234,6 +234,12 @@ class Delivery(models.Model):
     retry_schedule = models.JSONField(
         null=True, blank=True, help_text="Seconds before each attempt, when not the hub's."
     )
+    # Nullable, so adding it did not rewrite the table on SQLite.
+    success_status = models.PositiveSmallIntegerField(
+        null=True, blank=True,
+        help_text="The one HTTP status that succeeds (200: RunPod's rule for a job's callback; "
+        "another 2xx is then a failed attempt); blank: any 2xx.",
+    )  # fmt: skip
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=10)

@@ -92,6 +92,8 @@ TYPES = [
      {"event": "server_shutdown"}, "Server shutting down"),
 ]  # fmt: skip
 
+# RunPod's callback: an attempt, then two retries 10 s apart; only HTTP 200 succeeds.
+RUNPOD_CALLBACK_SCHEDULE = (0.0, 10.0, 10.0)
 # SwarmUI's HTTP client waits up to 10 minutes for its blocking hooks (a receiver may
 # unload models before the queue starts) and 2 minutes for Server Shutdown.
 BLOCKING_WAIT, SHUTDOWN_WAIT = 600.0, 120.0
@@ -175,6 +177,7 @@ class Notice:
     target_url: str | None = None
     target_signer: object = None
     target_schedule: tuple[float, ...] | None = None
+    target_success_status: int | None = None
 
 
 def submitted(job: Job) -> list[Notice]:
@@ -226,6 +229,7 @@ def _tell(*told: Notice) -> list[Notice]:
             target_url=notice.target_url,
             target_signer=notice.target_signer,
             target_schedule=notice.target_schedule,
+            target_success_status=notice.target_success_status,
         )
     return list(told)
 
@@ -261,7 +265,8 @@ def _callback(job: Job) -> list[Notice]:
             user=job.user,
             target_url=job.webhook,
             target_signer=callback_signer(job.user),
-            target_schedule=callback_schedule(),
+            target_schedule=callback_schedule(job),
+            target_success_status=callback_success_status(job),
         )
     ]
 
@@ -302,11 +307,20 @@ def callback_signer(user):
     return notification if notification and notification.secret else None
 
 
-def callback_schedule() -> tuple[float, ...]:
-    """Seconds before each attempt of a job's callback (JOB_CALLBACK_SCHEDULE): RunPod
-    retries twice, 10 s apart; by default the hub then goes on with its own schedule,
-    and "0,10,10" is RunPod's exact policy (three attempts, then failed)."""
+def callback_schedule(job: Job) -> tuple[float, ...]:
+    """Seconds before each attempt of a job's callback. RunPod retries twice, 10 s apart:
+    a job with RunPod's callback rule gets exactly that (three attempts, then failed);
+    the hub's rule follows JOB_CALLBACK_SCHEDULE, by default those three and then the
+    hub's own schedule ("0,10,10" makes it RunPod's schedule for every job)."""
+    if job.callback_rule == Job.CallbackRule.RUNPOD:
+        return RUNPOD_CALLBACK_SCHEDULE
     return tuple(settings.JOB_CALLBACK_SCHEDULE)
+
+
+def callback_success_status(job: Job) -> int | None:
+    """The one HTTP status that delivers a job's callback: 200 under RunPod's rule (its
+    docs: a callback succeeds on HTTP 200); None under the hub's, where any 2xx does."""
+    return 200 if job.callback_rule == Job.CallbackRule.RUNPOD else None
 
 
 def job_summary(job) -> dict:

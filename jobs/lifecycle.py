@@ -11,7 +11,9 @@ from jobs import events
 from jobs.models import Job
 
 Status = Job.Status
-REREAD = [f.attname for f in Job._meta.concrete_fields if f.name not in ("input", "output")]
+REREAD = [
+    f.attname for f in Job._meta.concrete_fields if f.name not in ("input", "output", "progress")
+]
 TASK = "jobs.runner.run"
 CLUSTER = "jobs"
 
@@ -64,13 +66,16 @@ def finish(job: Job, status: str, *, output=None, error: str = "") -> bool:
     with transaction.atomic():
         moved = Job.objects.filter(
             pk=job.pk, status__in=[Status.IN_QUEUE, Status.IN_PROGRESS]
-        ).update(status=status, output=output, error=error, completed_at=timezone.now())
+        ).update(  # its final output replaces any progress it reported
+            status=status, output=output, progress=None, error=error, completed_at=timezone.now()
+        )
         if not moved:
             return False
         # Its state as the UPDATE left it; the input and output are not read back (each
-        # may be 20 MB): the input has not changed, the output is the one just written.
+        # may be 20 MB): the input has not changed, the output is the one just written
+        # and the progress is gone.
         job.refresh_from_db(fields=REREAD)
-        job.output = output
+        job.output, job.progress = output, None
         events.finished(job)
     return True
 
@@ -78,7 +83,9 @@ def finish(job: Job, status: str, *, output=None, error: str = "") -> bool:
 def requeue(job: Job) -> bool:
     """A running job that a stopping worker gives back: queued again with the same id
     (its ttl still counts from submission), for the next worker to run from the start."""
-    return _queue_again(job, [Status.IN_PROGRESS], started_at=None, heartbeat_at=None)
+    return _queue_again(
+        job, [Status.IN_PROGRESS], started_at=None, heartbeat_at=None, progress=None
+    )
 
 
 def cancel(job: Job) -> bool:

@@ -63,6 +63,10 @@ class Job(models.Model):
         MANUAL = "manual", "Manual (submitted through the API)"
         SCHEDULE = "schedule", "Schedule (a namespace's cron job)"
 
+    class CallbackRule(models.TextChoices):
+        HUB = "hub", "The hub's: any 2xx, JOB_CALLBACK_SCHEDULE"
+        RUNPOD = "runpod", "RunPod's: HTTP 200 only, three attempts 10 s apart"
+
     class Webhooks(models.TextChoices):
         NONE = "none", "None"
         NORMAL = "normal", "Normal (Every Job hook)"
@@ -79,8 +83,16 @@ class Job(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.IN_QUEUE)
     input = models.JSONField(default=dict)
     output = models.JSONField(null=True, blank=True)
+    progress = models.JSONField(
+        null=True, blank=True, help_text="The latest progress its handler reported while it runs "
+        "(RunPod's progress_update); cleared when it ends.",
+    )  # fmt: skip
     error = models.TextField(blank=True)
     webhook = models.CharField(max_length=2000, blank=True)
+    callback_rule = models.CharField(
+        max_length=8, choices=CallbackRule.choices, default=CallbackRule.HUB,
+        help_text="When its callback counts as delivered, and how it is retried.",
+    )  # fmt: skip
     execution_timeout_ms = models.PositiveBigIntegerField(default=600_000)
     ttl_ms = models.PositiveBigIntegerField(default=86_400_000)
     low_priority = models.BooleanField(default=False)
@@ -165,6 +177,12 @@ class Job(models.Model):
         end = self.completed_at or timezone.now()
         return max(int((end - self.started_at).total_seconds() * 1000), 0)
 
+    @property
+    def shown_output(self):
+        """Its output, or while it runs the progress its handler reported (RunPod's
+        /status shows progress as an IN_PROGRESS job's `output`)."""
+        return self.progress if self.status == self.Status.IN_PROGRESS else self.output
+
     def status_json(self, *, with_input: bool = False) -> dict:
         """RunPod's status body (the callback body adds `input` and `webhook`)."""
         body = {
@@ -175,8 +193,9 @@ class Job(models.Model):
         }
         if with_input:
             body["input"] = self.input
-        if self.status == self.Status.COMPLETED or self.output is not None:
-            body["output"] = self.output  # a failed handler's other keys too (RunPod)
+        output = self.shown_output
+        if self.status == self.Status.COMPLETED or output is not None:
+            body["output"] = output  # a failed handler's other keys too (RunPod)
         if self.status != self.Status.COMPLETED and self.error:
             body["error"] = self.error
         if with_input and self.webhook:

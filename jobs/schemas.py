@@ -77,6 +77,7 @@ WebhooksMode = Annotated[
     Literal[(*Job.Webhooks.values, *SWARMUI_WEBHOOKS)],  # none, …, "Manual At End"
     AfterValidator(_webhooks_mode),
 ]
+CallbackRule = Literal[tuple(Job.CallbackRule.values)]  # hub, runpod
 
 
 class Policy(BaseModel):
@@ -94,6 +95,13 @@ class Policy(BaseModel):
         Job.Webhooks.NORMAL.value,
         description="Which SwarmUI-style slot hooks this job fires; SwarmUI's spellings "
         "(`None`, `Normal`, `Manual`, `Manual At End`) are taken too.",
+    )
+    callbackRule: CallbackRule = Field(
+        Job.CallbackRule.HUB.value,
+        description="The hub's addition: when the `webhook` callback counts as delivered. "
+        "'hub': any 2xx, retried on JOB_CALLBACK_SCHEDULE (by default 0, 10, 10 s, then the "
+        "hub's schedule). 'runpod': RunPod's rule, HTTP 200 only, attempts at 0, 10 and 10 s, "
+        "then failed.",
     )
 
 
@@ -124,6 +132,7 @@ class RunIn(BaseModel):
             "ttl_ms": policy.ttl,
             "low_priority": policy.lowPriority,
             "webhooks_mode": policy.webhooks,
+            "callback_rule": policy.callbackRule,
             "tags": list(dict.fromkeys(self.tags)),
         }
 

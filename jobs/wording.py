@@ -39,6 +39,7 @@ RUNPOD = Wording(
         "policy.ttl": _milliseconds("ttl", MIN_TTL_MS),
         "policy.lowPriority": {"*": "policy.lowPriority must be true or false."},
         "policy.webhooks": {"*": "policy.webhooks must be {expected}."},
+        "policy.callbackRule": {"*": "policy.callbackRule must be {expected}."},
         "tags": {
             "missing": SOME_TAGS,
             "too_short": SOME_TAGS,

@@ -118,6 +118,7 @@ def emit(
     target_url: str | None = None,
     target_signer: Webhook | None = None,
     target_schedule: tuple[float, ...] | None = None,
+    target_success_status: int | None = None,
     audience: tuple[str, ...] | None = None,
     webhooks: Collection[int] | None = None,
     limit: int | None = None,
@@ -132,7 +133,8 @@ def emit(
     `target_url` adds one delivery to that URL (a per-job callback), signed with
     `target_signer`'s secrets when given (read at each attempt, never copied) and
     retried on `target_schedule` (seconds before each attempt) instead of the hub's
-    schedule.
+    schedule; with `target_success_status` it succeeds on that HTTP status alone (200:
+    RunPod's rule for its callbacks) rather than on any 2xx.
     A payload over WEBHOOK_MAX_PAYLOAD_BYTES keeps its large values apart from the
     event's row (hooks.largevalues): each stored once, however many events of the
     transaction carry it, and put back in its place when a delivery is sent.
@@ -159,6 +161,7 @@ def emit(
                 target_url=target_url,
                 signed_by=target_signer,
                 retry_schedule=schedule,
+                success_status=target_success_status,
                 max_attempts=len(schedule) if schedule else attempts,
                 next_attempt_at=now,
                 enqueued_until=now + ENQUEUE_GRACE,

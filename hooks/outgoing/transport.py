@@ -72,9 +72,13 @@ class Result:
     address: str = ""
     started_at: datetime | None = None
     hops: tuple[Hop, ...] = ()  # every request, when redirects were followed; else none
+    # The delivery's one status that succeeds (RunPod's callbacks: 200); None: any 2xx.
+    success_status: int | None = None
 
     @property
     def ok(self) -> bool:
+        if self.success_status is not None:
+            return self.status == self.success_status
         return self.status is not None and 200 <= self.status < 300
 
 

@@ -58,7 +58,20 @@ def attempt(
         failed = transport.Result(error=f"Could not build the request: {exc}", started_at=now)
         return Sent(delivery, token, empty, failed, built=False)
     result = sender(request) if sender else send(request, settings)
+    if delivery.success_status is not None:
+        judged_by(delivery.success_status, result)
     return Sent(delivery, token, request, result)
+
+
+def judged_by(status: int, result: transport.Result) -> None:
+    """A delivery that succeeds on `status` alone (RunPod's callbacks: 200): another 2xx
+    is a failed attempt, whose error says why."""
+    result.success_status = status
+    if result.status is not None and not result.ok and 200 <= result.status < 300:
+        result.error = result.error or (
+            f"HTTP {result.status}: this delivery succeeds on HTTP {status} alone "
+            "(RunPod's rule for job callbacks)."
+        )
 
 
 def deliver(token: uuid.UUID, deliveries: list[Delivery]) -> list[Attempt]:

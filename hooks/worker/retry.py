@@ -72,7 +72,8 @@ def next_attempt_at(
 
 
 def next_step(delivery: Delivery, result: Result, settings: HookSettings, now: datetime) -> dict:
-    """The delivery's new state after this attempt: 2xx succeeds, 410 fails for good,
+    """The delivery's new state after this attempt: 2xx succeeds (the delivery's own
+    success status alone, when it has one: `Result.ok`), 410 fails for good,
     anything else is retried on the delivery's schedule (or the hub's) until it is
     spent; 429/503 wait at least their Retry-After."""
     if result.ok:
