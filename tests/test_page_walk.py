@@ -390,7 +390,7 @@ def _api_calls(walk: Walk) -> list[str]:
 
     made = post("/api/v1/webhooks", {"namespace": "acme", "url": walk.receiver.url + "/flaky",
                                      "events": ["*"], "name": "filtered",
-                                     "payload_filter": {"path": "status", "eq": "COMPLETED"}}, 201)  # fmt: skip
+                                     "payload_filter": {"path": "status", "eq": "passed"}}, 201)  # fmt: skip
     walk.keep_secret("API-made webhook secret", made["secret"])
     jobs = [
         post("/v2/echo/run", {"input": {"prompt": "hi"}, "webhook": walk.receiver.url + "/callback"}, 200)["id"],
@@ -728,6 +728,15 @@ def _the_end(walk: Walk, ann: Person, bob: Person) -> None:
     bob.submit("logged-out", "header button >> text=Log out")
 
 
+def _pin(ann: Person, job: str) -> None:
+    """A build pinned, then unpinned, on its namespace page (Djinn's pin)."""
+    ann.go(f"/namespaces/acme/jobs/{job}/", "namespace-job")
+    ann.submit("namespace-job-pinned", "#pin")
+    assert "Unpin" in ann.page.inner_text("#pin"), "the page does not show the pin"
+    ann.submit("namespace-job-unpinned", "#pin")
+    assert "Pin" == ann.page.inner_text("#pin").strip(), "the page does not show the unpin"
+
+
 def _unvisited(walk: Walk) -> set[str]:
     """The pages of the user, job and namespace URL confs, the hub's admin pages and the
     admin's own extra views that the walk neither looked at nor posted to."""
@@ -771,6 +780,7 @@ def test_the_page_walk(live_server, receiver, monkeypatch, settings, tmp_path, d
         _admin_pages(walk, root)
         _admin_tools(walk, root)
         _hub_edits(walk, ann)
+        _pin(ann, jobs[1])  # after the admin's Replay: its events reach the filtered webhook
         _confirmations(walk)
         _no_secret_anywhere(walk, root, ann)
         _the_end(walk, ann, bob)
