@@ -52,20 +52,21 @@ def response_part(response: HttpResponse) -> dict[str, Any]:
     elif getattr(response, "streaming", False):
         body = "[a streamed response]"
     else:
-        content_type = response.get("Content-Type", "").split(";")[0].strip().lower()
+        content_type = response.get("Content-Type", "").split(";")[0].strip()
         body = _body(response.content, content_type, [])
     return {"status": response.status_code, "body": body}
 
 
 def _url(request: HttpRequest) -> str:
     query = [
-        (k, scrub.MASK if scrub.is_credential(k) else scrub.text(v))
+        (scrub.shapes(k), scrub.MASK if scrub.is_credential(k) else scrub.text(v))
         for k, v in parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True)
     ]
     return request.path + (f"?{urlencode(query, safe='*')}" if query else "")
 
 
 def _body(raw: bytes, content_type: str, sensitive: list[str] | str) -> Any:
+    content_type = content_type.lower()
     if not raw:
         return {} if content_type == "application/json" else ""
     if sensitive == "__ALL__":

@@ -128,14 +128,15 @@ def test_a_json_body_sent_as_a_form_is_scrubbed(client, token, receiver, admin_c
 def test_query_values_are_masked_by_shape_as_well_as_by_name(client, token, receiver, admin_client):
     route = listen(receiver, "POST", r"^/v2/echo/run$")
     jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlcGxhbnRlZA"
-    query = f"?key={API_TOKEN}&sig={HOOK_SECRET}&note={jwt}&client_secret={CLIENT_SECRET}&tag=t"
+    query = f"?key={API_TOKEN}&sig={HOOK_SECRET}&note={jwt}&client_secret={CLIENT_SECRET}"
+    query += f"&{HOOK_SECRET}=1&tag=t"  # a secret as a parameter's name
     response = client.post(f"/v2/echo/run{query}", data=json.dumps({"input": {}}),
                            content_type="application/json",
                            HTTP_AUTHORIZATION=f"Bearer {token}")  # fmt: skip
     assert response.status_code == 200, response.content
     [call] = sent_calls(receiver)
     assert call["request"]["url"] == (
-        f"/v2/echo/run?key={MASK}&sig={MASK}&note={MASK}&client_secret={MASK}&tag=t"
+        f"/v2/echo/run?key={MASK}&sig={MASK}&note={MASK}&client_secret={MASK}&{MASK}=1&tag=t"
     )
     assert_nowhere([API_TOKEN, HOOK_SECRET, jwt, CLIENT_SECRET], receiver, route, admin_client)
 
