@@ -2,7 +2,8 @@
 by their shape, at any depth, with the depth bounded.
 
 By name: a key, form field or query parameter named like a credential (CREDENTIAL_NAME)
-has its whole value masked, whatever it holds. By shape: in every string, whatever its
+has its whole value masked, whatever it holds (but true, false and null, which say only
+that a credential is set or not). By shape: in every string, whatever its
 name, the hub's secrets and tokens, JWTs, PEM private keys, `Bearer`/`Basic`
 authorization values, a URL's password and a page's CSRF token are masked, and so are
 `name=value` and `"name": value` pairs with a credential's name (in text, a log line, a
@@ -14,8 +15,10 @@ looked at (it is never shown), so a large body costs no more than a small one.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import regex
@@ -76,28 +79,33 @@ def text(value: str, depth: int = 0) -> str:
 class _Walk:
     """One pass over a value, counting the characters it has passed (a lower bound of
     where they are written): a string is looked at up to MARGIN beyond the budget (so a
-    secret across the cut is still seen whole), and anything after that is left empty."""
+    secret across the cut is still seen whole), and the items after it are dropped."""
 
     def __init__(self, budget: float):
         self.left = budget
 
     def value(self, value: Any, depth: int) -> Any:
-        if self.left < -MARGIN:
-            return None
         if isinstance(value, dict | list) and value and depth >= MAX_DEPTH:
             return DEEPER
         if isinstance(value, dict):
-            return {shapes(str(k)): self._field(str(k), v, depth) for k, v in value.items()}
+            items = self._within(value.items())
+            return {shapes(str(k)): self._field(str(k), v, depth) for k, v in items}
         if isinstance(value, list):
-            return [self.value(v, depth + 1) for v in value]
+            return [self.value(v, depth + 1) for v in self._within(value)]
         if isinstance(value, str):
             return self._string(value, depth)
         self.left -= 1
         return value
 
+    def _within(self, items: Iterable) -> Iterator:
+        """The items up to the first that lies beyond the cut."""
+        return itertools.takewhile(lambda _: self.left >= -MARGIN, items)
+
     def _field(self, key: str, value: Any, depth: int) -> Any:
         self.left -= len(key)
-        return MASK if is_credential(key) else self.value(value, depth + 1)
+        if is_credential(key) and not (value is None or isinstance(value, bool)):
+            return MASK  # a switch or an absence (`"github_signature": true`) tells nothing
+        return self.value(value, depth + 1)
 
     def _string(self, value: str, depth: int) -> str:
         seen = max(int(min(self.left + MARGIN, len(value))), 0)

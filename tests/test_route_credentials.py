@@ -273,3 +273,10 @@ def test_a_capture_that_fails_keeps_the_calls_answer(client, token, receiver, mo
 )  # fmt: skip
 def test_plain_text_loses_named_pairs_and_secret_shapes(text, planted):
     assert planted not in scrub.text(text) and MASK in scrub.text(text)
+
+
+def test_a_switch_named_like_a_credential_keeps_its_value_and_the_rest_is_masked():
+    shown = scrub.scrubbed({"github_signature": True, "password": None, "pin_token": 1234,
+                            "secret": {"value": "x"}, "list": [{"auth": "y"}]})  # fmt: skip
+    assert shown == {"github_signature": True, "password": None, "pin_token": MASK,
+                     "secret": MASK, "list": [{"auth": MASK}]}  # fmt: skip
