@@ -9,7 +9,8 @@ cookies: the session id), the form fields Django was told are sensitive
 (`sensitive_post_parameters`) and every write-only field of the hub's forms
 (routes.writeonly), the body of a response marked `Cache-Control: no-store` (a page
 showing a new token or secret), HTML bodies unless ROUTE_HTML_BODIES is on (a page shows
-what its forms and resources hold), and a JSON body over PARSE_LIMIT (too large to check).
+what its forms and resources hold), and a JSON or form body over PARSE_LIMIT (too large
+to check).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from routes import scrub, writeonly
 TAG_HEADER, TAG_PARAM = "X-Request-Tag", "tag"
 WITHHELD = "[withheld: the response is marked Cache-Control: no-store]"
 HTML_WITHHELD = "[withheld: an HTML page (ROUTE_HTML_BODIES is off)]"
-PARSE_LIMIT = 1024 * 1024  # bytes of JSON scrubbed; a larger JSON body is left out
-TOO_LARGE = "[withheld: a JSON body of {size} bytes, larger than the {limit} checked]"
+PARSE_LIMIT = 1024 * 1024  # bytes of a JSON or form body read; a larger one is left out
+TOO_LARGE = "[withheld: a body of {size} bytes, larger than the {limit} checked]"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 FORM, MULTIPART = "application/x-www-form-urlencoded", "multipart/form-data"
 
@@ -42,7 +43,7 @@ def request_part(request: HttpRequest, raw_body: bytes) -> dict[str, Any]:
         "method": request.method.lower(),
         "url": _url(request),
         "body": body,
-        "tag": scrub.shapes(request.headers.get(TAG_HEADER) or request.GET.get(TAG_PARAM, "")),
+        "tag": scrub.text(request.headers.get(TAG_HEADER) or request.GET.get(TAG_PARAM, "")),
     }
 
 

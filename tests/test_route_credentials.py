@@ -250,6 +250,21 @@ def test_deep_json_is_cut_at_a_bounded_depth_and_the_call_keeps_its_answer(
     assert_nowhere([NESTED], receiver, route, admin_client)
 
 
+def test_a_body_too_large_to_check_is_left_out(client, token, receiver, admin_client):
+    route = listen(receiver, "POST", r"^/v2/echo/run$")
+    job = {"input": {"password": PASSWORD, "image": "QUJD" * (1024 * 1024 // 4)}}
+    response = client.post("/v2/echo/run", data=json.dumps(job), content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {token}")  # fmt: skip
+    assert response.status_code == 200, response.content[:300]
+    [call] = sent_calls(receiver)
+    size = len(json.dumps(job))
+    assert (
+        call["request"]["body"]
+        == f"[withheld: a body of {size} bytes, larger than the 1048576 checked]"
+    )
+    assert_nowhere([PASSWORD], receiver, route, admin_client)
+
+
 def test_a_capture_that_fails_keeps_the_calls_answer(client, token, receiver, monkeypatch, caplog):
     listen(receiver, "POST", r"^/v2/echo/run$")
 
