@@ -1,13 +1,16 @@
 """The request and response of a matched call, as a route webhook's payload carries them:
-JSON bodies as JSON, others as text, each cut at ROUTE_BODY_LIMIT bytes; credentials
-never included.
+JSON bodies as JSON, form bodies as an object, others as text, with credentials masked
+(routes.scrub: by name and by shape, at any depth), cut at ROUTE_BODY_LIMIT bytes.
 
-Left out or masked: every header (so Authorization and cookies: the session id), any
-field whose name says it is a credential (password, secret, token, api key, csrf,
-session, at any depth, in JSON and form bodies and the query string), the fields Django
-was told are sensitive (`sensitive_post_parameters`), anything that looks like a secret
-or token the hub issues (`whsec_…`, `whk_…`) or a CSRF token in a page, and the body
-of a response marked `Cache-Control: no-store` (a page showing a new token or secret).
+A body is read as JSON whatever its content type says (a `text/plain` job submission,
+`requests.post(data=json_text)`), and so is a form body whose one key is JSON text
+(`curl -d '{…}'`). Left out or masked besides: every header (so Authorization and
+cookies: the session id), the form fields Django was told are sensitive
+(`sensitive_post_parameters`) and every write-only field of the hub's forms
+(routes.writeonly), the body of a response marked `Cache-Control: no-store` (a page
+showing a new token or secret), HTML bodies unless ROUTE_HTML_BODIES is on (a page shows
+what its forms and resources hold), and a JSON or form body over PARSE_LIMIT (too large
+to check).
 """
 
 from __future__ import annotations
@@ -16,31 +19,31 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import regex
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-MASK = "********"
-CREDENTIAL_NAME = regex.compile(
-    r"pass(word|wd|phrase)?|secret|token|api[-_]?key|auth|csrf|session|cookie|credential|"
-    r"private[-_]?key",
-    regex.IGNORECASE,
-)
-SECRET_VALUE = regex.compile(
-    r"whsec_[A-Za-z0-9+/=]+|whk_[A-Za-z0-9_\-]+|"
-    r"(?<=name=[\"']csrfmiddlewaretoken[\"'] value=[\"'])[^\"']+"
-)
+from routes import scrub, writeonly
+
 TAG_HEADER, TAG_PARAM = "X-Request-Tag", "tag"
 WITHHELD = "[withheld: the response is marked Cache-Control: no-store]"
+HTML_WITHHELD = "[withheld: an HTML page (ROUTE_HTML_BODIES is off)]"
+PARSE_LIMIT = 1024 * 1024  # bytes of a JSON or form body read; a larger one is left out
+TOO_LARGE = "[withheld: a body of {size} bytes, larger than the {limit} checked]"
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+FORM, MULTIPART = "application/x-www-form-urlencoded", "multipart/form-data"
 
 
 def request_part(request: HttpRequest, raw_body: bytes) -> dict[str, Any]:
     sensitive = getattr(request, "sensitive_post_parameters", None) or []
+    if request.content_type == MULTIPART:
+        body = _multipart(request, sensitive)
+    else:
+        body = _body(raw_body, request.content_type, sensitive)
     return {
         "method": request.method.lower(),
         "url": _url(request),
-        "body": _body(raw_body, request.content_type, sensitive),
-        "tag": request.headers.get(TAG_HEADER) or request.GET.get(TAG_PARAM, ""),
+        "body": body,
+        "tag": scrub.text(request.headers.get(TAG_HEADER) or request.GET.get(TAG_PARAM, "")),
     }
 
 
@@ -57,45 +60,77 @@ def response_part(response: HttpResponse) -> dict[str, Any]:
 
 def _url(request: HttpRequest) -> str:
     query = [
-        (k, MASK if _credential(k) else v)
+        (scrub.shapes(k), scrub.MASK if scrub.is_credential(k) else scrub.text(v))
         for k, v in parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True)
     ]
-    return request.path + (f"?{urlencode(query)}" if query else "")
-
-
-def _credential(name: str) -> bool:
-    return bool(CREDENTIAL_NAME.search(name))
+    return request.path + (f"?{urlencode(query, safe='*')}" if query else "")
 
 
 def _body(raw: bytes, content_type: str, sensitive: list[str] | str) -> Any:
-    limit = settings.ROUTE_BODY_LIMIT
+    content_type = content_type.lower()
     if not raw:
         return {} if content_type == "application/json" else ""
     if sensitive == "__ALL__":
-        return MASK
-    if content_type == "application/x-www-form-urlencoded":
-        fields = parse_qsl(raw[:limit].decode("utf-8", "replace"), keep_blank_values=True)
-        return {k: MASK if _credential(k) or k in sensitive else _text(v) for k, v in fields}
-    if content_type == "application/json" or content_type.endswith("+json"):
-        try:
-            return _masked(json.loads(raw)) if len(raw) <= limit else _cut(raw, limit)
-        except ValueError:
-            pass  # not JSON after all: text
-    return _cut(raw, limit)
+        return scrub.MASK
+    if content_type in HTML_TYPES and not settings.ROUTE_HTML_BODIES:
+        return HTML_WITHHELD
+    json_like = raw.lstrip()[:1] in (b"{", b"[")
+    if (json_like or content_type == FORM) and len(raw) > PARSE_LIMIT:
+        return TOO_LARGE.format(size=len(raw), limit=PARSE_LIMIT)
+    parsed = _json(raw) if json_like else None
+    if parsed is not None:
+        return _fit(parsed, len(raw))
+    if content_type == FORM:
+        fields = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        return _fit(_form(fields, sensitive), len(raw))
+    return _cut(raw)
 
 
-def _masked(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: MASK if _credential(str(k)) else _masked(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v) for v in value]
-    return _text(value) if isinstance(value, str) else value
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None  # not JSON after all (or too deep to read): a form or text
 
 
-def _text(value: str) -> str:
-    return SECRET_VALUE.sub(MASK, value)
+def _form(fields: list[tuple[str, str]], sensitive: list[str]) -> Any:
+    """The fields as an object, write-only ones masked (the rest is scrubbed as JSON is);
+    or the JSON the one key is (`curl --data-urlencode '{…}'`)."""
+    if len(fields) == 1 and not fields[0][1]:
+        as_json = scrub.json_in(fields[0][0])
+        if as_json is not None:
+            return as_json
+    write_only = writeonly.field_names()
+    return {
+        k: scrub.MASK if k in sensitive or writeonly.is_write_only(k, write_only) else v
+        for k, v in fields
+    }
 
 
-def _cut(raw: bytes, limit: int) -> str:
-    text = raw[:limit].decode("utf-8", "replace")
-    return _text(text) + (f"… [{len(raw) - limit} more bytes]" if len(raw) > limit else "")
+def _multipart(request: HttpRequest, sensitive: list[str] | str) -> Any:
+    """A multipart form's fields (its files left out), as the view parsed them."""
+    if sensitive == "__ALL__":
+        return scrub.MASK
+    try:
+        fields = [(k, v) for k, values in request.POST.lists() for v in values]
+    except Exception:  # noqa: BLE001 - a body Django could not parse: nothing to show
+        return ""
+    return _fit(_form(fields, sensitive), sum(len(k) + len(v) for k, v in fields))
+
+
+def _fit(value: Any, size: int) -> Any:
+    """`value` scrubbed, or its JSON text cut at ROUTE_BODY_LIMIT bytes when longer (what
+    lies beyond the cut is not scrubbed: it is never shown). `size`: the body's bytes."""
+    limit = settings.ROUTE_BODY_LIMIT
+    value = scrub.scrubbed(value, budget=limit)
+    written = json.dumps(value, ensure_ascii=False).encode()
+    if len(written) <= limit:
+        return value
+    more = max(len(written), size) - limit
+    return written[:limit].decode("utf-8", "ignore") + f"… [{more} more bytes]"
+
+
+def _cut(raw: bytes) -> str:
+    limit = settings.ROUTE_BODY_LIMIT
+    text = scrub.text(raw[: limit + scrub.MARGIN].decode("utf-8", "replace"))[:limit]
+    return text + (f"… [{len(raw) - limit} more bytes]" if len(raw) > limit else "")

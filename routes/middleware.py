@@ -1,6 +1,8 @@
 """After a request to the hub completes with a 2xx status, one `route.called` event per
 route event it matches, written once the request's transaction commits; the route
-webhooks that listen to that route event get it from the worker."""
+webhooks that listen to that route event get it from the worker. A call that matches no
+route event costs the match alone; one whose capture fails (routes.capture) is logged in
+one line and keeps its answer: its work is done, a 500 would only make a client retry."""
 
 from __future__ import annotations
 
@@ -27,7 +29,10 @@ class RouteEventsMiddleware:
             return response
         routes = matcher.match(request.method, request.path)
         if routes:
-            self._record(request, response, routes)
+            try:
+                self._record(request, response, routes)
+            except Exception as exc:  # noqa: BLE001 - the call succeeded: no 500 after it
+                log.warning("Route event %r not recorded: %s", routes[0].label, type(exc).__name__)
         return response
 
     @staticmethod

@@ -346,6 +346,9 @@ JOB_CALLBACK_SCHEDULE = env.list(
 # Route webhooks (APIO): request and response bodies in a route event's payload are
 # cut at this many bytes.
 ROUTE_BODY_LIMIT = env.int("ROUTE_BODY_LIMIT", default=16 * 1024)
+# HTML bodies in a route event's payload: off (a placeholder says it was left out), as a
+# page shows what its forms and resources hold (a job's input, a variable's value).
+ROUTE_HTML_BODIES = env.bool("ROUTE_HTML_BODIES", default=False)
 # Seconds a finished job's result is kept (RunPod: 30 minutes for /run, 1 minute for
 # /runsync); after that its status answers 404 and the jobs sweeper deletes it.
 JOB_RESULT_TTL = env.int("JOB_RESULT_TTL", default=1800)

@@ -187,6 +187,9 @@ class WebhookForm(WebhookConfigForm, forms.ModelForm):
         "Blank: every event it subscribes to.",
     )  # fmt: skip
 
+    # Credentials in a text area (header values): masked wherever a form's fields are
+    # shown (routes.writeonly reads it; the password inputs count without being named).
+    credential_fields = ("headers_text",)
     # This form's fields under hooks.configure's names.
     CONFIGURE_NAMES = {"events": "event_types", "headers": "headers_text",
                        "basic_auth_password": "new_basic_auth_password"}  # fmt: skip
