@@ -3,10 +3,12 @@ is never shown here either. Namespace webhooks are in the engine's Webhook admin
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.db import transaction
 
 from namespaces import cron, events
+from namespaces.forms import JobInputField
 from namespaces.models import Collaborator, Cron, Image, Invite, Namespace, Object, SSHKey, Variable
 
 
@@ -101,9 +103,18 @@ class SSHKeyAdmin(ResourceAdmin):
         return False
 
 
+class CronAdminForm(forms.ModelForm):
+    input = JobInputField(required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 3}))
+
+    class Meta:
+        model = Cron
+        fields = ["name", "endpoint", "every", "expression", "input"]
+
+
 @admin.register(Cron)
 class CronAdmin(ResourceAdmin):
     kind = "cron"
+    form = CronAdminForm
     list_display = ["name", "namespace", "every", "cron", "endpoint", "next_run"]
     list_filter = ["every"]
     search_fields = ["name", "namespace__path"]

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
 import hooks
+from apikit import jsonbody
 from hooks import NAMESPACE
 from hooks.models import ALL_EVENTS, Webhook
 from namespaces import cron as schedules
@@ -245,8 +246,39 @@ class SSHKeyForm(ResourceForm):
         return super().save(commit)
 
 
+class JobInputField(forms.JSONField):
+    """A job's input as JSON, under the job API's rules: an object, within the payload
+    limit, nested at most jsonbody.MAX_DEPTH levels (Django's field lets the parser's
+    RecursionError through, a 500, on the way in and when the page shows it again)."""
+
+    def to_python(self, value):
+        try:
+            value = super().to_python(value)
+        except RecursionError:
+            raise ValidationError(DEEP_INPUT) from None
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise ValidationError('The input must be a JSON object, e.g. {"prompt": "hi"}.')
+        if jsonbody.deeper_than(value, jsonbody.MAX_DEPTH):
+            raise ValidationError(DEEP_INPUT)
+        limit = hooks.settings().max_payload_bytes
+        if len(json.dumps(value)) > limit:
+            raise ValidationError(f"The input is larger than {limit} bytes.")
+        return value
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+
+
+DEEP_INPUT = f"The input nests objects and lists more than {jsonbody.MAX_DEPTH} levels deep."
+
+
 class CronForm(ResourceForm):
-    input = forms.JSONField(
+    input = JobInputField(
         required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 3}),
         help_text="The job's input, a JSON object (as in POST /v2/<endpoint>/run).",
     )  # fmt: skip
@@ -263,17 +295,6 @@ class CronForm(ResourceForm):
     def clean_name(self) -> str:
         name = _no_line_breaks(self.cleaned_data["name"].strip())
         return self._unique("name", name, "a cron job")
-
-    def clean_input(self) -> dict:
-        value = self.cleaned_data.get("input")
-        if value in (None, ""):
-            return {}
-        if not isinstance(value, dict):
-            raise ValidationError('The input must be a JSON object, e.g. {"prompt": "hi"}.')
-        limit = hooks.settings().max_payload_bytes
-        if len(json.dumps(value)) > limit:
-            raise ValidationError(f"The input is larger than {limit} bytes.")
-        return value
 
     def save(self, commit: bool = True) -> Cron:
         item = super().save(commit)

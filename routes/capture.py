@@ -20,6 +20,8 @@ import regex
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from apikit import jsonbody
+
 MASK = "********"
 CREDENTIAL_NAME = regex.compile(
     r"pass(word|wd|phrase)?|secret|token|api[-_]?key|auth|csrf|session|cookie|credential|"
@@ -32,6 +34,7 @@ SECRET_VALUE = regex.compile(
 )
 TAG_HEADER, TAG_PARAM = "X-Request-Tag", "tag"
 WITHHELD = "[withheld: the response is marked Cache-Control: no-store]"
+TOO_DEEP = f"[withheld: JSON nested more than {jsonbody.MAX_DEPTH} levels deep]"
 
 
 def request_part(request: HttpRequest, raw_body: bytes) -> dict[str, Any]:
@@ -78,10 +81,20 @@ def _body(raw: bytes, content_type: str, sensitive: list[str] | str) -> Any:
         return {k: MASK if _credential(k) or k in sensitive else _text(v) for k, v in fields}
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
-            return _masked(json.loads(raw)) if len(raw) <= limit else _cut(raw, limit)
+            return _json(raw) if len(raw) <= limit else _cut(raw, limit)
         except ValueError:
             pass  # not JSON after all: text
     return _cut(raw, limit)
+
+
+def _json(raw: bytes) -> Any:
+    """Masked, unless it nests deeper than the APIs take (jsonbody.MAX_DEPTH): masking
+    walks it recursively, so it is withheld rather than walked."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        return TOO_DEEP
+    return TOO_DEEP if jsonbody.too_deep(raw, value) else _masked(value)
 
 
 def _masked(value: Any) -> Any:

@@ -1,6 +1,8 @@
 """After a request to the hub completes with a 2xx status, one `route.called` event per
 route event it matches, written once the request's transaction commits; the route
-webhooks that listen to that route event get it from the worker."""
+webhooks that listen to that route event get it from the worker. Recording them never
+turns the call's answer into an error: the call's work is done (and committed), so a
+500 would only make its client send it again."""
 
 from __future__ import annotations
 
@@ -27,7 +29,12 @@ class RouteEventsMiddleware:
             return response
         routes = matcher.match(request.method, request.path)
         if routes:
-            self._record(request, response, routes)
+            try:
+                self._record(request, response, routes)
+            except Exception as exc:  # the call succeeded (and committed): keep its answer
+                # one line, the error's type only: its message may quote the body
+                log.error("Route events of %s %s not recorded: %s", request.method,
+                          request.path, type(exc).__name__)  # fmt: skip
         return response
 
     @staticmethod

@@ -162,6 +162,11 @@ def test_bad_input_is_a_clear_json_error_and_writes_nothing(client, producer, de
     [
         (b'{"type": "invoice.paid", "payload": {"a": NaN}}', 400, "NaN is not a JSON number"),
         (b'{"type": ', 400, "not valid JSON"),
+        (
+            b'{"type": "invoice.paid", "payload": ' + b'{"a": ' * 479 + b"{}" + b"}" * 480,
+            400,
+            "more than 100 levels deep",
+        ),
         (None, 413, "larger than"),
     ],
 )

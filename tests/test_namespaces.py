@@ -373,6 +373,13 @@ def test_every_page_and_action_is_for_its_roles_and_a_404_otherwise(
 
 # --- bad input ----------------------------------------------------------------------------
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----"
+
+
+def DEEP(levels: int) -> str:  # noqa: N802 (reads as a constant in the table below)
+    """JSON text of `levels` objects, each inside the one before."""
+    return '{"a": ' * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
 BAD_INPUT = [
     ("/namespaces/new/", {"name": "a b"}, "Use letters, digits"),
     ("/namespaces/new/", {"name": "webhooks"}, "is the name of a page"),
@@ -414,6 +421,15 @@ BAD_INPUT = [
     ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "input": "[1]"}, "JSON object"),
     ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "input": "{nope"}, "Enter a valid JSON"),
     ("/namespaces/acme/cron/", {"name": "c", "endpoint": "99999", "every": "daily"}, "Select a valid choice"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "input": DEEP(480)},
+     "more than 100 levels deep"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "input": DEEP(5000)},
+     "more than 100 levels deep"),
+    ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
+                                        "payload_filter": DEEP(5000)}, "The filter nests too deeply"),
+    ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
+                                        "payload_filter": '{"path": "a", "eq": ' + DEEP(480) + "}"},
+     "the values they compare with included"),
     ("/namespaces/acme/cron/", {"name": "nightly", "endpoint": "{echo}", "every": "daily"}, "already has a cron job"),
     ("/namespaces/acme/objects/", {"name": "big", "file": "{big}"}, "the limit is"),
     ("/namespaces/acme/objects/", {"name": "empty", "file": "{empty}"}, "The submitted file is empty"),
@@ -421,6 +437,22 @@ BAD_INPUT = [
     ("/namespaces/acme/objects/", {"name": "nofile"}, "This field is required"),
     ("/namespaces/acme/images/", {"name": "cache.tgz", "file": "{small}"}, None),
 ]  # fmt: skip
+
+
+def test_staff_get_a_form_error_for_a_deep_cron_input_in_the_admin(world, admin_client):
+    cron = world["cron"]
+    url = f"/admin/namespaces/cron/{cron.pk}/change/"
+    data = {"name": cron.name, "endpoint": cron.endpoint_id, "every": cron.every,
+            "expression": cron.expression}  # fmt: skip
+    for deep in (DEEP(101), DEEP(5000)):
+        response = admin_client.post(url, {**data, "input": deep})
+        assert response.status_code == 200
+        assert "more than 100 levels deep" in response.content.decode()
+    cron.refresh_from_db()
+    assert cron.input == {}
+    assert admin_client.post(url, {**data, "input": DEEP(100)}).status_code == 302
+    cron.refresh_from_db()
+    assert cron.input == json.loads(DEEP(100))
 
 
 @pytest.mark.parametrize("url, data, message", BAD_INPUT)
