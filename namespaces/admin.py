@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.db import transaction
 
 from namespaces import cron, events
-from namespaces.forms import JobInputField
+from namespaces.forms import JobInputField, VariableValueForm
 from namespaces.models import Collaborator, Cron, Image, Invite, Namespace, Object, SSHKey, Variable
 
 
@@ -74,14 +74,24 @@ class ResourceAdmin(admin.ModelAdmin):
                 self.delete_model(request, obj)
 
 
+class VariableAdminForm(VariableValueForm):
+    """The members' rule here too: unticking *masked* needs the value given again."""
+
+    class Meta:
+        model = Variable
+        fields = ["namespace", "key", "value", "masked"]
+
+
 @admin.register(Variable)
 class VariableAdmin(ResourceAdmin):
     kind = "variable"
+    form = VariableAdminForm
     list_display = ["key", "namespace", "shown_value", "masked", "updated_at"]
     list_filter = ["masked"]
     search_fields = ["key", "namespace__path"]
     readonly_fields = ["shown_value", "author", "created_at", "updated_at"]
-    fields = ["namespace", "key", "shown_value", "masked", "author", "created_at", "updated_at"]
+    fields = ["namespace", "key", "shown_value", "value", "masked", "author", "created_at",
+              "updated_at"]  # fmt: skip
 
     @admin.display(description="value")
     def shown_value(self, obj: Variable) -> str:

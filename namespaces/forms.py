@@ -153,17 +153,18 @@ class ResourceForm(forms.ModelForm):
         return item
 
 
-class VariableForm(ResourceForm):
+class VariableValueForm(forms.ModelForm):
+    """A variable's value and its masking, one rule on the owners' page and in the admin:
+    the value is write-only once masked (blank on edit keeps it), and unmasking needs the
+    value given again, as Djinn's does, so unticking *masked* never reveals a secret."""
+
     value = forms.CharField(
         max_length=4096,
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only once masked. Blank on edit keeps the current value.",
+        help_text="Write-only once masked. Blank on edit keeps the current value; "
+        "unmasking needs a new one.",
     )
-
-    class Meta:
-        model = Variable
-        fields = ["key", "value", "masked"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -172,12 +173,6 @@ class VariableForm(ResourceForm):
             self.initial["value"] = self.instance.value
         elif self.instance.pk:
             self.initial["value"] = ""
-
-    def clean_key(self) -> str:
-        key = self.cleaned_data["key"].strip()
-        if not VARIABLE_KEY.match(key):
-            raise ValidationError("A key is letters, digits and '_', not starting with a digit.")
-        return self._unique("key", key, "a variable")
 
     def clean(self):
         data = super().clean()
@@ -192,6 +187,18 @@ class VariableForm(ResourceForm):
         if not value and self.instance.pk:
             data["value"] = Variable.objects.get(pk=self.instance.pk).value  # blank keeps it
         return data
+
+
+class VariableForm(VariableValueForm, ResourceForm):
+    class Meta:
+        model = Variable
+        fields = ["key", "value", "masked"]
+
+    def clean_key(self) -> str:
+        key = self.cleaned_data["key"].strip()
+        if not VARIABLE_KEY.match(key):
+            raise ValidationError("A key is letters, digits and '_', not starting with a digit.")
+        return self._unique("key", key, "a variable")
 
 
 SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",

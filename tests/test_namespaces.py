@@ -494,6 +494,34 @@ def test_a_masked_value_is_write_only_and_unmasking_needs_a_new_value(world, col
     assert b"s3cr3t-v4lue" not in admin.get("/admin/namespaces/variable/").content
 
 
+def test_staff_who_may_change_variables_cannot_unmask_one_without_its_value(world, colleague,
+                                                                            receiver):  # fmt: skip
+    from django.contrib.auth.models import Permission
+
+    logged_in(colleague).post(
+        "/namespaces/acme/variables/", {"key": "TOKEN", "value": "s3cr3t-v4lue", "masked": "on"}
+    )
+    token = Variable.objects.get(key="TOKEN")
+    staff = person("vera", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(
+        codename__in=["view_variable", "change_variable"]))  # fmt: skip
+    admin, url = logged_in(staff), f"/admin/namespaces/variable/{token.pk}/change/"
+    form = {"namespace": token.namespace_id, "key": "TOKEN", "value": ""}  # masked unticked
+    refused = admin.post(url, form)
+    assert refused.status_code == 200 and b"give a new value to unmask" in refused.content
+    token.refresh_from_db()
+    assert token.masked and token.value == "s3cr3t-v4lue"
+    pages = [admin.get(url), admin.get("/admin/namespaces/variable/"),
+             logged_in(colleague).get("/namespaces/acme/variables/")]  # fmt: skip
+    assert all(b"s3cr3t-v4lue" not in page.content for page in pages)
+    assert admin.post(url, {**form, "value": "n3w-v4lue"}).status_code == 302  # given again
+    token.refresh_from_db()
+    assert not token.masked and token.value == "n3w-v4lue"
+    sent = [g["body"] for g in received(receiver, "/hook") if g["type"] == "variables"]
+    assert "s3cr3t-v4lue" not in json.dumps(sent)
+    assert sent[-1]["variable"]["value"] == "n3w-v4lue" and not sent[-1]["variable"]["masked"]
+
+
 # --- the owner's webhook pages ----------------------------------------------------------
 def test_the_owner_sees_deliveries_redelivers_with_the_same_id_and_tests(owner, receiver):
     client = logged_in(owner)
