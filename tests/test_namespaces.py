@@ -371,6 +371,27 @@ def test_every_page_and_action_is_for_its_roles_and_a_404_otherwise(
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
 
 
+def test_an_overview_lists_only_the_sub_namespaces_its_viewer_may_open(owner, colleague, stranger):
+    client = logged_in(owner)
+    create_namespace(client, visibility="internal")
+    join(client, Namespace.objects.get(path="acme"), colleague)
+    for name, description, visibility in (("plans", "Merger with Initech", "private"),
+                                          ("handbook", "How we work", "internal")):  # fmt: skip
+        made = client.post("/namespaces/new/?parent=acme",
+                           {"name": name, "description": description, "visibility": visibility})  # fmt: skip
+        assert made.status_code == 302
+    seen = {who: logged_in(user).get("/namespaces/acme/").content.decode()
+            for who, user in (("owner", owner), ("collaborator", colleague),
+                              ("viewer", stranger))}  # fmt: skip
+    for who in ("owner", "collaborator"):
+        assert "acme/plans" in seen[who] and "Merger with Initech" in seen[who]
+        assert "acme/handbook" in seen[who]
+    assert "acme/handbook" in seen["viewer"] and "How we work" in seen["viewer"]
+    assert "acme/plans" not in seen["viewer"] and "Merger with Initech" not in seen["viewer"]
+    assert logged_in(stranger).get("/namespaces/acme/plans/").status_code == 404
+    assert logged_in(stranger).get("/namespaces/acme/handbook/").status_code == 200
+
+
 # --- bad input ----------------------------------------------------------------------------
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----"
 
