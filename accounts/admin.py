@@ -27,8 +27,9 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "hint", "can_post_events", "created_at", "last_used_at"]
-    list_filter = ["can_post_events"]
+    list_display = ["name", "user", "hint", "can_post_events", "may_address_anyone",
+                    "created_at", "last_used_at"]  # fmt: skip
+    list_filter = ["can_post_events", "may_address_anyone"]
     search_fields = ["name", "user__email"]
     readonly_fields = ["user", "name", "hint", "created_at", "last_used_at"]
     exclude = ["digest"]

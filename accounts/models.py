@@ -52,7 +52,8 @@ class ApiTokenQuerySet(models.QuerySet):
 
 class ApiToken(models.Model):
     """A bearer token for the job API and /api/v1. Only its SHA-256 is stored; it is
-    shown once. Posting events is a scope only staff give (in the admin)."""
+    shown once. Posting events is a scope only staff give (in the admin); so is addressing
+    an event to another user or to a namespace its user is not a member of."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
@@ -64,6 +65,12 @@ class ApiToken(models.Model):
         "may post events",
         default=False,
         help_text="May post declared event types to /api/v1/events (given by staff).",
+    )
+    may_address_anyone = models.BooleanField(
+        "may address any user or namespace",
+        default=False,
+        help_text="Events it posts may name any user or namespace (given by staff). Without "
+        "it, only its own user and the namespaces that user owns or collaborates in.",
     )
 
     objects = ApiTokenQuerySet.as_manager()

@@ -1,5 +1,12 @@
 """POST /api/v1/events: outside producers emit declared event types, with the same rules
-as hooks.emit and an Idempotency-Key so a retried post delivers once."""
+as hooks.emit and an Idempotency-Key so a retried post delivers once.
+
+Whom an event may address: `user` only the token's own user, `namespace` only one the
+token's user is a member of (owner or collaborator, as for submitting a job there: a
+viewer of an internal namespace only looks, and its webhooks trust what arrives signed),
+unless staff allowed the token to address anyone (ApiToken.may_address_anyone). An
+unknown user or namespace and one the token may not address get the same answer, byte
+for byte, so the answers tell no one who or what exists."""
 
 from __future__ import annotations
 
@@ -10,10 +17,12 @@ from ninja import Router
 
 import hooks
 from accounts.events import user_webhooks_enabled
+from accounts.models import ApiToken
 from api import idempotency
 from api.schemas import EventIn, EventOut
 from apikit import bodies
 from apikit.errors import ApiError, documented
+from namespaces.access import member_namespace
 from namespaces.models import Namespace
 
 router = Router(tags=["events"])
@@ -49,7 +58,7 @@ def post_event(request: HttpRequest):
             idempotency.check(key)
         body = bodies.read(request)
         status, answer, replayed = idempotency.once(
-            token.user, key, request.body, lambda: _emit(body)
+            token.user, key, request.body, lambda: _emit(body, token)
         )
     except idempotency.IdempotencyError as exc:
         raise ApiError(exc.message, status=exc.status) from None
@@ -67,7 +76,7 @@ def _audience() -> tuple[str, ...]:
     return tuple(scope for scope in hooks.SCOPES if scope != hooks.USER)
 
 
-def _emit(body: dict) -> tuple[int, dict]:
+def _emit(body: dict, token: ApiToken) -> tuple[int, dict]:
     event_in = bodies.validated(EventIn, body)
     if not hooks.is_declared_event_type(event_in.type):
         raise ApiError(
@@ -78,8 +87,8 @@ def _emit(body: dict) -> tuple[int, dict]:
         event = hooks.emit(
             event_in.type,
             event_in.payload,
-            user=_user(event_in.user),
-            namespace=_namespace(event_in.namespace),
+            user=_user(event_in.user, token),
+            namespace=_namespace(event_in.namespace, token),
             audience=_audience(),
             limit=hooks.settings().max_payload_bytes,  # an outside producer's limit
         )
@@ -94,23 +103,48 @@ def _emit(body: dict) -> tuple[int, dict]:
     return 202, answer.model_dump(mode="json")
 
 
-def _user(value: int | str | None):
+# One answer each for "no such" and "not yours": neither echoes the value given.
+NOT_YOUR_USER = (
+    "user: this token may address only its own user (by id, email or user name); staff "
+    "may allow a token to address anyone in the admin (API tokens)."
+)
+NOT_YOUR_NAMESPACE = (
+    "namespace: this token may address only a namespace its user owns or collaborates in; "
+    "staff may allow a token to address anyone in the admin (API tokens)."
+)
+
+
+def _user(value: int | str | None, token: ApiToken):
     if value is None:
         return None
+    if not token.may_address_anyone:
+        if _names(token.user, value):
+            return token.user
+        raise ApiError(NOT_YOUR_USER, "user")
     users = get_user_model().objects.filter(is_active=True)
     if isinstance(value, int):
         found = users.filter(pk=value).first()
     else:
         found = users.filter(Q(email__iexact=value) | Q(username=value)).first()
     if found is None:
-        raise ApiError(f"No active user {value!r}.", "user")
+        raise ApiError(NOT_YOUR_USER, "user")
     return found
 
 
-def _namespace(path: str | None):
+def _names(user, value: int | str) -> bool:
+    """Whether `value` (an id, an email in any case, or a user name) is `user`."""
+    if isinstance(value, int):
+        return value == user.pk
+    return value == user.username or bool(user.email) and value.lower() == user.email.lower()
+
+
+def _namespace(path: str | None, token: ApiToken):
     if path is None:
         return None
-    found = Namespace.objects.filter(path=path).first()
+    if token.may_address_anyone:
+        found = Namespace.objects.filter(path=path).first()
+    else:
+        found = member_namespace(token.user, path)
     if found is None:
-        raise ApiError(f"No namespace {path!r}.", "namespace")
+        raise ApiError(NOT_YOUR_NAMESPACE, "namespace")
     return found.key

@@ -17,10 +17,14 @@ class EventIn(Schema):
     type: str = Field(description="A declared event type.", examples=["invoice.paid"])
     payload: dict[str, Any] = Field(description="The event's JSON object, sent as it is.")
     namespace: str | None = Field(
-        None, description="A namespace's path: its webhooks receive the event too."
+        None,
+        description="A namespace's path: its webhooks receive the event too. Only one the "
+        "token's user owns or collaborates in, unless staff let the token address anyone.",
     )
     user: int | str | None = Field(
-        None, description="A user's id, email or user name: their webhook receives it too."
+        None,
+        description="A user's id, email or user name: their webhook receives it too. Only "
+        "the token's own user, unless staff let the token address anyone.",
     )
 
 

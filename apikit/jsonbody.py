@@ -1,14 +1,22 @@
 """Strict JSON request bodies for the hub's APIs: no NaN or infinities (a database's JSON
-column refuses them), nesting no deeper than Python's parser allows, no lone surrogates,
-a size limit; an object at the top."""
+column refuses them), objects and lists nested at most MAX_DEPTH levels, no lone
+surrogates, a size limit; an object at the top.
+
+The depth limit: what the hub does with a body afterwards (the route events' capture,
+templates, the job pages' indented JSON, filters) walks it recursively, and Python's
+stack ends near 1,000 frames; a body deeper than that would be stored, then fail after
+the work was done. Refused here, it is refused before anything is written."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+from typing import Any
 
 from django.http import HttpRequest
+
+MAX_DEPTH = 100  # levels of objects and lists, the top one counted: docs/api.md
 
 
 class BodyError(ValueError):
@@ -55,6 +63,27 @@ def _may_hold_surrogates(raw: bytes) -> bool:
 SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
+def deeper_than(value: Any, levels: int) -> bool:
+    """Whether `value` nests objects and lists more than `levels` deep (`{}` is one
+    level, `[[1]]` two, a number none). Level by level, without recursion, so any depth
+    is measured; the time is the number of values."""
+    level = [value]
+    for _ in range(levels):
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
+    return any(isinstance(node, dict | list) for node in level)
+
+
+def too_deep(raw: bytes, value: Any) -> bool:
+    """Whether a parsed body nests deeper than MAX_DEPTH (most bodies have too few
+    brackets, in strings or not, to be measured)."""
+    return raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and deeper_than(value, MAX_DEPTH)
+
+
 def parse(request: HttpRequest, limit: int) -> dict:
     """The body's JSON object (an empty body is `{}`), or BodyError saying what is wrong."""
     raw = _raw(request, limit)
@@ -65,11 +94,16 @@ def parse(request: HttpRequest, limit: int) -> dict:
         if _may_hold_surrogates(raw):  # a lone one cannot be stored
             json.dumps(body, ensure_ascii=False).encode()
     except RecursionError:
-        raise BodyError("The request body is nested too deeply.") from None
+        raise BodyError(DEEP) from None
     except UnicodeError:
         raise BodyError("The request body holds text that is not valid Unicode.") from None
     except ValueError as exc:
         raise BodyError(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise BodyError("The request body must be a JSON object.")
+    if too_deep(raw, body):
+        raise BodyError(DEEP)
     return body
+
+
+DEEP = f"The request body nests objects and lists more than {MAX_DEPTH} levels deep."

@@ -68,6 +68,17 @@ def get_for(user, path: str, need: Need) -> tuple[Namespace, Role]:
     return namespace, found
 
 
+def children_for(namespace: Namespace, found: Role) -> QuerySet[Namespace]:
+    """The sub-namespaces of `namespace` that whoever has role `found` there may open:
+    every one for its members (a member of the root is one of each), only the internal
+    ones for a viewer (as `role` says of each), so a private one's path and description
+    stay unknown to them."""
+    children = namespace.children.all()
+    if found >= Role.COLLABORATOR:
+        return children
+    return children.filter(visibility=Namespace.Visibility.INTERNAL)
+
+
 def visible_to(user) -> QuerySet[Namespace]:
     """Namespaces the user belongs to (owned or collaborating, through their roots)."""
     roots = Q(owner=user) | Q(collaborators__user=user)

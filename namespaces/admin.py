@@ -3,10 +3,12 @@ is never shown here either. Namespace webhooks are in the engine's Webhook admin
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.db import transaction
 
 from namespaces import cron, events
+from namespaces.forms import JobInputField, VariableValueForm
 from namespaces.models import Collaborator, Cron, Image, Invite, Namespace, Object, SSHKey, Variable
 
 
@@ -72,14 +74,24 @@ class ResourceAdmin(admin.ModelAdmin):
                 self.delete_model(request, obj)
 
 
+class VariableAdminForm(VariableValueForm):
+    """The members' rule here too: unticking *masked* needs the value given again."""
+
+    class Meta:
+        model = Variable
+        fields = ["namespace", "key", "value", "masked"]
+
+
 @admin.register(Variable)
 class VariableAdmin(ResourceAdmin):
     kind = "variable"
+    form = VariableAdminForm
     list_display = ["key", "namespace", "shown_value", "masked", "updated_at"]
     list_filter = ["masked"]
     search_fields = ["key", "namespace__path"]
     readonly_fields = ["shown_value", "author", "created_at", "updated_at"]
-    fields = ["namespace", "key", "shown_value", "masked", "author", "created_at", "updated_at"]
+    fields = ["namespace", "key", "shown_value", "value", "masked", "author", "created_at",
+              "updated_at"]  # fmt: skip
 
     @admin.display(description="value")
     def shown_value(self, obj: Variable) -> str:
@@ -101,9 +113,18 @@ class SSHKeyAdmin(ResourceAdmin):
         return False
 
 
+class CronAdminForm(forms.ModelForm):
+    input = JobInputField(required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 3}))
+
+    class Meta:
+        model = Cron
+        fields = ["name", "endpoint", "every", "expression", "input"]
+
+
 @admin.register(Cron)
 class CronAdmin(ResourceAdmin):
     kind = "cron"
+    form = CronAdminForm
     list_display = ["name", "namespace", "every", "cron", "endpoint", "next_run"]
     list_filter = ["every"]
     search_fields = ["name", "namespace__path"]

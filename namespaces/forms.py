@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
 import hooks
+from apikit import jsonbody
 from hooks import NAMESPACE
 from hooks.models import ALL_EVENTS, Webhook
 from namespaces import cron as schedules
@@ -152,17 +153,18 @@ class ResourceForm(forms.ModelForm):
         return item
 
 
-class VariableForm(ResourceForm):
+class VariableValueForm(forms.ModelForm):
+    """A variable's value and its masking, one rule on the owners' page and in the admin:
+    the value is write-only once masked (blank on edit keeps it), and unmasking needs the
+    value given again, as Djinn's does, so unticking *masked* never reveals a secret."""
+
     value = forms.CharField(
         max_length=4096,
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only once masked. Blank on edit keeps the current value.",
+        help_text="Write-only once masked. Blank on edit keeps the current value; "
+        "unmasking needs a new one.",
     )
-
-    class Meta:
-        model = Variable
-        fields = ["key", "value", "masked"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -171,12 +173,6 @@ class VariableForm(ResourceForm):
             self.initial["value"] = self.instance.value
         elif self.instance.pk:
             self.initial["value"] = ""
-
-    def clean_key(self) -> str:
-        key = self.cleaned_data["key"].strip()
-        if not VARIABLE_KEY.match(key):
-            raise ValidationError("A key is letters, digits and '_', not starting with a digit.")
-        return self._unique("key", key, "a variable")
 
     def clean(self):
         data = super().clean()
@@ -191,6 +187,18 @@ class VariableForm(ResourceForm):
         if not value and self.instance.pk:
             data["value"] = Variable.objects.get(pk=self.instance.pk).value  # blank keeps it
         return data
+
+
+class VariableForm(VariableValueForm, ResourceForm):
+    class Meta:
+        model = Variable
+        fields = ["key", "value", "masked"]
+
+    def clean_key(self) -> str:
+        key = self.cleaned_data["key"].strip()
+        if not VARIABLE_KEY.match(key):
+            raise ValidationError("A key is letters, digits and '_', not starting with a digit.")
+        return self._unique("key", key, "a variable")
 
 
 SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
@@ -245,8 +253,39 @@ class SSHKeyForm(ResourceForm):
         return super().save(commit)
 
 
+class JobInputField(forms.JSONField):
+    """A job's input as JSON, under the job API's rules: an object, within the payload
+    limit, nested at most jsonbody.MAX_DEPTH levels (Django's field lets the parser's
+    RecursionError through, a 500, on the way in and when the page shows it again)."""
+
+    def to_python(self, value):
+        try:
+            value = super().to_python(value)
+        except RecursionError:
+            raise ValidationError(DEEP_INPUT) from None
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise ValidationError('The input must be a JSON object, e.g. {"prompt": "hi"}.')
+        if jsonbody.deeper_than(value, jsonbody.MAX_DEPTH):
+            raise ValidationError(DEEP_INPUT)
+        limit = hooks.settings().max_payload_bytes
+        if len(json.dumps(value)) > limit:
+            raise ValidationError(f"The input is larger than {limit} bytes.")
+        return value
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+
+
+DEEP_INPUT = f"The input nests objects and lists more than {jsonbody.MAX_DEPTH} levels deep."
+
+
 class CronForm(ResourceForm):
-    input = forms.JSONField(
+    input = JobInputField(
         required=False, initial=dict, widget=forms.Textarea(attrs={"rows": 3}),
         help_text="The job's input, a JSON object (as in POST /v2/<endpoint>/run).",
     )  # fmt: skip
@@ -263,17 +302,6 @@ class CronForm(ResourceForm):
     def clean_name(self) -> str:
         name = _no_line_breaks(self.cleaned_data["name"].strip())
         return self._unique("name", name, "a cron job")
-
-    def clean_input(self) -> dict:
-        value = self.cleaned_data.get("input")
-        if value in (None, ""):
-            return {}
-        if not isinstance(value, dict):
-            raise ValidationError('The input must be a JSON object, e.g. {"prompt": "hi"}.')
-        limit = hooks.settings().max_payload_bytes
-        if len(json.dumps(value)) > limit:
-            raise ValidationError(f"The input is larger than {limit} bytes.")
-        return value
 
     def save(self, commit: bool = True) -> Cron:
         item = super().save(commit)

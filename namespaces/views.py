@@ -15,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from namespaces import events
-from namespaces.access import Need, Role, get_for, visible_to
+from namespaces.access import Need, Role, children_for, get_for, visible_to
 from namespaces.forms import (
     CronForm,
     ImageForm,
@@ -81,7 +81,7 @@ def create(request: HttpRequest) -> HttpResponse:
 def detail(request: HttpRequest, path: str) -> HttpResponse:
     namespace, role = get_for(request.user, path, Need.VIEW)
     return page(request, "namespaces/detail.html", namespace, role,
-                 children=namespace.children.all(), jobs=_jobs(namespace)[:10])  # fmt: skip
+                 children=children_for(namespace, role), jobs=_jobs(namespace)[:10])  # fmt: skip
 
 
 @login_required

@@ -65,6 +65,8 @@ def test_staff_creates_a_webhook_and_sees_its_secret_once(admin_client):
             "allows such addresses with WEBHOOK_ALLOWED_NETWORKS in .env",
         ),
         ("data_template", '{"a": ', "not valid JSON"),
+        ("data_template", "[" * 5000 + "]" * 5000, "nests too deeply"),
+        ("payload_filter", "[" * 5000 + "]" * 5000, "The filter nests too deeply"),
         ("headers_text", "X-Evil: a\rInjected: 1", "carriage return"),
         ("headers_text", "Bad Name: x", "not a valid header name"),
         ("headers_text", "webhook-id: forged", "set by webhookhub itself"),

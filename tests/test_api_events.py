@@ -21,7 +21,7 @@ from hooks.models import DeclaredEventType, Delivery, Event, Scope
 from hooks.tools.forms import WebhookForm
 from hooks.worker.attempt import deliver_due
 from jobs import urls as job_urls
-from namespaces.models import Namespace
+from namespaces.models import Collaborator, Namespace
 from tests.conftest import db_thread, make_webhook, verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -140,9 +140,9 @@ def test_racing_requests_with_one_key_write_one_event(producer, declared):
         ({"type": "invoice.paid", "payload": {}, "extra": 1}, 400, "extra: Extra inputs"),
         ({"type": "user.signup", "payload": {}}, 400, "Unknown event type 'user.signup'"),
         ({"type": "nope", "payload": {}}, 400, "Unknown event type 'nope'"),
-        ({**paid(), "namespace": "no/such"}, 400, "No namespace 'no/such'."),
-        ({**paid(), "user": 99999}, 400, "No active user 99999."),
-        ({**paid(), "user": "nobody@example.com"}, 400, "No active user"),
+        ({**paid(), "namespace": "no/such"}, 400, "may address only a namespace its user"),
+        ({**paid(), "user": 99999}, 400, "may address only its own user"),
+        ({**paid(), "user": "nobody@example.com"}, 400, "may address only its own user"),
         ([1, 2], 400, "must be a JSON object"),
     ],
 )
@@ -162,6 +162,11 @@ def test_bad_input_is_a_clear_json_error_and_writes_nothing(client, producer, de
     [
         (b'{"type": "invoice.paid", "payload": {"a": NaN}}', 400, "NaN is not a JSON number"),
         (b'{"type": ', 400, "not valid JSON"),
+        (
+            b'{"type": "invoice.paid", "payload": ' + b'{"a": ' * 479 + b"{}" + b"}" * 480,
+            400,
+            "more than 100 levels deep",
+        ),
         (None, 413, "larger than"),
     ],
 )
@@ -317,3 +322,114 @@ def test_with_user_webhooks_switched_off_an_event_addressed_to_a_user_reaches_no
     settings.ENABLE_USER_WEBHOOKS = False
     assert post(client, producer, paid(user="ann@example.com")).json()["deliveries"] == 1
     assert list(Delivery.objects.values_list("webhook_id", flat=True)) == [server.pk]
+
+
+# --- whom an event may address -----------------------------------------------------------
+@pytest.fixture
+def bo(django_user_model):
+    return django_user_model.objects.create_user("bo", "bo@example.com", "pw", name="Bo")
+
+
+@pytest.fixture
+def bos_receivers(bo, receiver):
+    """Bo's private namespace and his notification webhook, both on a real receiver."""
+    space = Namespace.objects.create(name="bo-private", path="bo-private", owner=bo)
+    inside = Namespace.objects.create(name="inner", path="bo-private/inner", owner=bo,
+                                      parent=space, root=space, visibility="internal")  # fmt: skip
+    hooks = [
+        make_webhook(receiver.url + "/ns", scope=Scope.NAMESPACE, namespace=space.key,
+                     event_types=["invoice.paid"]),
+        make_webhook(receiver.url + "/inner", scope=Scope.NAMESPACE, namespace=inside.key,
+                     event_types=["invoice.paid"]),
+        make_webhook(receiver.url + "/user", scope=Scope.USER, owner=bo,
+                     event_types=["invoice.paid"]),
+    ]  # fmt: skip
+    return space, hooks
+
+
+ADDRESSED_ELSEWHERE = [
+    {"namespace": "bo-private"},  # another user's private namespace
+    {"namespace": "bo-private/inner"},  # internal: Ann may look at it, not post into it
+    {"user": "bo@example.com"},
+    {"user": "BO@example.com"},
+    {"user": "bo"},
+    {"namespace": "bo-private", "user": "ann@example.com"},
+]
+
+
+@pytest.mark.parametrize("addressed", ADDRESSED_ELSEWHERE)
+def test_a_token_cannot_send_into_a_namespace_or_to_a_user_it_may_not_address(
+    client, producer, declared, bos_receivers, receiver, addressed
+):
+    make_webhook(receiver.url + "/server", event_types=["invoice.paid"])
+    response = post(client, producer, paid(**addressed), key="k")
+    assert response.status_code == 400
+    assert response.json()["field"] == next(iter(addressed))
+    assert (
+        not Event.objects.filter(type="invoice.paid").exists()
+        and not IdempotencyKey.objects.exists()
+    )
+    assert deliver_due() == 0
+    assert receiver.requests == []  # nothing signed reached Bo's receivers, nor the server's
+
+
+@pytest.mark.parametrize(
+    ("unknown", "not_allowed"),
+    [
+        ({"namespace": "no/such"}, {"namespace": "bo-private"}),
+        ({"namespace": "no/such"}, {"namespace": "bo-private/inner"}),
+        ({"user": 99999}, {"user": "<bo.pk>"}),
+        ({"user": "nobody@example.com"}, {"user": "bo@example.com"}),
+        ({"user": "nobody"}, {"user": "bo"}),
+    ],
+)
+def test_unknown_and_not_allowed_get_the_same_answer_byte_for_byte(
+    client, producer, declared, bo, bos_receivers, unknown, not_allowed
+):
+    not_allowed = {k: bo.pk if v == "<bo.pk>" else v for k, v in not_allowed.items()}
+    first, second = (
+        post(client, producer, paid(**unknown)),
+        post(client, producer, paid(**not_allowed)),
+    )
+    assert first.status_code == second.status_code == 400
+    assert first.content == second.content
+    assert first.headers == second.headers
+    assert not Event.objects.filter(type="invoice.paid").exists()
+
+
+def test_a_member_addresses_their_namespaces_and_themselves(client, declared, ann, bo,
+                                                            bos_receivers, receiver):  # fmt: skip
+    space, (ns_hook, inner_hook, bos_hook) = bos_receivers
+    Collaborator.objects.create(namespace=space, user=ann)  # Ann joins Bo's namespace
+    token, raw = ApiToken.issue(ann, "member")
+    ApiToken.objects.filter(pk=token.pk).update(can_post_events=True)
+    assert post(client, raw, paid(namespace="bo-private")).status_code == 202
+    assert post(client, raw, paid(namespace="bo-private/inner")).status_code == 202
+    assert post(client, raw, paid(user="bo@example.com")).status_code == 400  # still Bo's own
+    assert deliver_due() == 2
+    got = {r.path.removeprefix("/hook"): r for r in receiver.requests}
+    assert set(got) == {"/ns", "/inner"}
+    assert verify(ns_hook, got["/ns"]) == verify(inner_hook, got["/inner"]) == paid()["payload"]
+    _, own = ApiToken.issue(bo, "own")
+    ApiToken.objects.filter(user=bo).update(can_post_events=True)
+    for me in ("bo", "BO@example.com", bo.pk):  # Bo addresses himself by any of his names
+        assert post(client, own, paid(user=me)).json()["deliveries"] == 1
+
+
+def test_staff_let_a_token_address_anyone_in_the_admin(admin_client, client, producer, declared,
+                                                       bos_receivers, receiver):  # fmt: skip
+    _, (ns_hook, _, bos_hook) = bos_receivers
+    token = ApiToken.objects.get(name="billing")
+    assert post(client, producer, paid(namespace="bo-private")).status_code == 400
+    page = admin_client.get(f"/admin/accounts/apitoken/{token.pk}/change/").content.decode()
+    assert "May address any user or namespace" in page
+    response = admin_client.post(f"/admin/accounts/apitoken/{token.pk}/change/",
+                                 {"can_post_events": "on", "may_address_anyone": "on"})  # fmt: skip
+    assert response.status_code == 302
+    assert post(client, producer, paid(namespace="bo-private")).json()["deliveries"] == 1
+    assert post(client, producer, paid(user="bo@example.com")).json()["deliveries"] == 1
+    unknown = post(client, producer, paid(namespace="no/such"))  # still one answer for unknown
+    assert unknown.status_code == 400 and "no/such" not in unknown.content.decode()
+    assert deliver_due() == 2
+    got = {r.path.removeprefix("/hook"): r for r in receiver.requests}
+    assert verify(ns_hook, got["/ns"]) == verify(bos_hook, got["/user"]) == paid()["payload"]

@@ -371,8 +371,36 @@ def test_every_page_and_action_is_for_its_roles_and_a_404_otherwise(
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
 
 
+def test_an_overview_lists_only_the_sub_namespaces_its_viewer_may_open(owner, colleague, stranger):
+    client = logged_in(owner)
+    create_namespace(client, visibility="internal")
+    join(client, Namespace.objects.get(path="acme"), colleague)
+    for name, description, visibility in (("plans", "Merger with Initech", "private"),
+                                          ("handbook", "How we work", "internal")):  # fmt: skip
+        made = client.post("/namespaces/new/?parent=acme",
+                           {"name": name, "description": description, "visibility": visibility})  # fmt: skip
+        assert made.status_code == 302
+    seen = {who: logged_in(user).get("/namespaces/acme/").content.decode()
+            for who, user in (("owner", owner), ("collaborator", colleague),
+                              ("viewer", stranger))}  # fmt: skip
+    for who in ("owner", "collaborator"):
+        assert "acme/plans" in seen[who] and "Merger with Initech" in seen[who]
+        assert "acme/handbook" in seen[who]
+    assert "acme/handbook" in seen["viewer"] and "How we work" in seen["viewer"]
+    assert "acme/plans" not in seen["viewer"] and "Merger with Initech" not in seen["viewer"]
+    assert logged_in(stranger).get("/namespaces/acme/plans/").status_code == 404
+    assert logged_in(stranger).get("/namespaces/acme/handbook/").status_code == 200
+
+
 # --- bad input ----------------------------------------------------------------------------
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----"
+
+
+def DEEP(levels: int) -> str:  # noqa: N802 (reads as a constant in the table below)
+    """JSON text of `levels` objects, each inside the one before."""
+    return '{"a": ' * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
 BAD_INPUT = [
     ("/namespaces/new/", {"name": "a b"}, "Use letters, digits"),
     ("/namespaces/new/", {"name": "webhooks"}, "is the name of a page"),
@@ -414,6 +442,15 @@ BAD_INPUT = [
     ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "input": "[1]"}, "JSON object"),
     ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "input": "{nope"}, "Enter a valid JSON"),
     ("/namespaces/acme/cron/", {"name": "c", "endpoint": "99999", "every": "daily"}, "Select a valid choice"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "input": DEEP(480)},
+     "more than 100 levels deep"),
+    ("/namespaces/acme/cron/", {"name": "c", "endpoint": "{echo}", "every": "daily", "input": DEEP(5000)},
+     "more than 100 levels deep"),
+    ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
+                                        "payload_filter": DEEP(5000)}, "The filter nests too deeply"),
+    ("/namespaces/acme/webhooks/new/", {"url": "https://example.com/h", "all_events": "on",
+                                        "payload_filter": '{"path": "a", "eq": ' + DEEP(480) + "}"},
+     "the values they compare with included"),
     ("/namespaces/acme/cron/", {"name": "nightly", "endpoint": "{echo}", "every": "daily"}, "already has a cron job"),
     ("/namespaces/acme/objects/", {"name": "big", "file": "{big}"}, "the limit is"),
     ("/namespaces/acme/objects/", {"name": "empty", "file": "{empty}"}, "The submitted file is empty"),
@@ -421,6 +458,22 @@ BAD_INPUT = [
     ("/namespaces/acme/objects/", {"name": "nofile"}, "This field is required"),
     ("/namespaces/acme/images/", {"name": "cache.tgz", "file": "{small}"}, None),
 ]  # fmt: skip
+
+
+def test_staff_get_a_form_error_for_a_deep_cron_input_in_the_admin(world, admin_client):
+    cron = world["cron"]
+    url = f"/admin/namespaces/cron/{cron.pk}/change/"
+    data = {"name": cron.name, "endpoint": cron.endpoint_id, "every": cron.every,
+            "expression": cron.expression}  # fmt: skip
+    for deep in (DEEP(101), DEEP(5000)):
+        response = admin_client.post(url, {**data, "input": deep})
+        assert response.status_code == 200
+        assert "more than 100 levels deep" in response.content.decode()
+    cron.refresh_from_db()
+    assert cron.input == {}
+    assert admin_client.post(url, {**data, "input": DEEP(100)}).status_code == 302
+    cron.refresh_from_db()
+    assert cron.input == json.loads(DEEP(100))
 
 
 @pytest.mark.parametrize("url, data, message", BAD_INPUT)
@@ -460,6 +513,34 @@ def test_a_masked_value_is_write_only_and_unmasking_needs_a_new_value(world, col
         b"s3cr3t-v4lue" not in admin.get(f"/admin/namespaces/variable/{token.pk}/change/").content
     )
     assert b"s3cr3t-v4lue" not in admin.get("/admin/namespaces/variable/").content
+
+
+def test_staff_who_may_change_variables_cannot_unmask_one_without_its_value(world, colleague,
+                                                                            receiver):  # fmt: skip
+    from django.contrib.auth.models import Permission
+
+    logged_in(colleague).post(
+        "/namespaces/acme/variables/", {"key": "TOKEN", "value": "s3cr3t-v4lue", "masked": "on"}
+    )
+    token = Variable.objects.get(key="TOKEN")
+    staff = person("vera", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(
+        codename__in=["view_variable", "change_variable"]))  # fmt: skip
+    admin, url = logged_in(staff), f"/admin/namespaces/variable/{token.pk}/change/"
+    form = {"namespace": token.namespace_id, "key": "TOKEN", "value": ""}  # masked unticked
+    refused = admin.post(url, form)
+    assert refused.status_code == 200 and b"give a new value to unmask" in refused.content
+    token.refresh_from_db()
+    assert token.masked and token.value == "s3cr3t-v4lue"
+    pages = [admin.get(url), admin.get("/admin/namespaces/variable/"),
+             logged_in(colleague).get("/namespaces/acme/variables/")]  # fmt: skip
+    assert all(b"s3cr3t-v4lue" not in page.content for page in pages)
+    assert admin.post(url, {**form, "value": "n3w-v4lue"}).status_code == 302  # given again
+    token.refresh_from_db()
+    assert not token.masked and token.value == "n3w-v4lue"
+    sent = [g["body"] for g in received(receiver, "/hook") if g["type"] == "variables"]
+    assert "s3cr3t-v4lue" not in json.dumps(sent)
+    assert sent[-1]["variable"]["value"] == "n3w-v4lue" and not sent[-1]["variable"]["masked"]
 
 
 # --- the owner's webhook pages ----------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 
 import pytest
@@ -14,9 +15,10 @@ from django.urls import path, reverse
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from accounts.models import ApiToken
-from hooks.models import Attempt, Delivery, Webhook
+from hooks.models import Attempt, Delivery, Event, Webhook
 from hooks.worker.attempt import deliver_due
-from routes import matching
+from jobs.models import Job
+from routes import matching, scrub
 from routes.forms import RouteEventForm, RouteWebhookForm
 from routes.models import AuditRecord, RouteEvent, RouteWebhook
 from tests.conftest import make_webhook
@@ -184,6 +186,64 @@ def test_bodies_are_cut_at_the_documented_size(client, token, receiver, settings
     deliver_due()
     body = json.loads(receiver.requests[0].body)["request"]["body"]
     assert isinstance(body, str) and body.endswith("more bytes]") and len(body) < 200
+
+
+def nested(levels: int) -> str:
+    """JSON text of `levels` objects, each inside the one before."""
+    return '{"a": ' * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
+def complaints(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+@pytest.mark.parametrize("levels", [101, 480, 100_000])
+def test_json_nested_too_deep_is_refused_before_anything_is_written(token, receiver, caplog,
+                                                                    levels):  # fmt: skip
+    route_webhook(receiver.url, route_event())
+    body = '{"input": ' + nested(levels - 1) + "}"
+    with caplog.at_level(logging.WARNING):
+        response = Client(raise_request_exception=False).post(
+            "/v2/echo/run", data=body, content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json() == {"error": "The request body nests objects and lists more than "
+                                        "100 levels deep."}  # fmt: skip
+    assert not Job.objects.exists() and not Event.objects.filter(type="route.called").exists()
+    assert deliver_due() == 0 and receiver.requests == []
+    assert complaints(caplog) == []  # no traceback, no error line
+
+
+def test_json_at_the_depth_limit_is_taken_and_its_route_event_delivered(client, ann, token,
+                                                                        receiver, caplog):  # fmt: skip
+    route_webhook(receiver.url, route_event())
+    body = '{"input": ' + nested(99) + "}"  # 100 levels, the body's own included
+    with caplog.at_level(logging.WARNING):
+        response = client.post("/v2/echo/run", data=body, content_type="application/json",
+                               HTTP_AUTHORIZATION=f"Bearer {token}")  # fmt: skip
+    assert response.status_code == 200 and Job.objects.count() == 1
+    assert deliver_due() == 1
+    sent = json.dumps(json.loads(receiver.requests[0].body)["request"]["body"])
+    assert sent.startswith('{"input": {"a": {"a": ') and scrub.DEEPER in sent  # cut, not lost
+    client.force_login(ann)
+    for page in ("/jobs/", f"/jobs/{response.json()['id']}/"):
+        assert client.get(page).status_code == 200  # its input shows as JSON, no error
+    assert complaints(caplog) == []
+
+
+def test_a_deep_json_body_to_a_page_keeps_its_answer_and_is_cut(receiver, caplog):
+    """(The APIs refuse JSON this deep before anything is written: tests/test_api_events.py.)"""
+    route_webhook(receiver.url, route_event("ok", "POST", r"^/t/ok$"))
+    with caplog.at_level(logging.WARNING):
+        response = Client(raise_request_exception=False).post(
+            "/t/ok", data=nested(480), content_type="application/json"
+        )
+    assert response.status_code == 200  # not the route middleware's 500
+    assert deliver_due() == 1
+    sent = json.dumps(json.loads(receiver.requests[0].body)["request"]["body"])
+    assert sent.startswith('{"a": {"a": ') and scrub.DEEPER in sent  # cut at a bounded depth
+    assert complaints(caplog) == []
 
 
 @pytest.mark.parametrize(

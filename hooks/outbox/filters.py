@@ -1,7 +1,7 @@
 """Payload filters: a webhook may ask for only the events whose payload matches.
 
 A filter is JSON: a condition, or `{"all": [...]}` / `{"any": [...]}` of them (nested
-as deep as you like, up to MAX_DEPTH). A condition names a dotted path into the payload
+as deep as you like, up to MAX_DEPTH levels, the values compared with included). A condition names a dotted path into the payload
 and one operator:
 
     {"path": "job.status", "eq": "COMPLETED"}        equal (also "ne")
@@ -69,6 +69,9 @@ def _check(node: Any, where: str, depth: int, count: list[int]) -> None:
     op, value = ops[0], node[ops[0]]
     if op not in OPERATORS:
         raise FilterError(f"{where}: unknown operator {op!r}; use one of {', '.join(OPERATORS)}.")
+    if _deeper_than(value, MAX_DEPTH - depth):
+        raise FilterError(f"{where}: filters nest at most {MAX_DEPTH} levels deep, "
+                          "the values they compare with included.")  # fmt: skip
     if op in ("in", "nin") and not isinstance(value, list):
         raise FilterError(f"{where}: '{op}' takes a list of values.")
     if op == "exists" and not isinstance(value, bool):
@@ -77,6 +80,16 @@ def _check(node: Any, where: str, depth: int, count: list[int]) -> None:
         isinstance(value, bool) or not isinstance(value, int | float)
     ):
         raise FilterError(f"{where}: '{op}' compares numbers; give a number.")
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether `value` nests objects and lists more than `levels` deep, measured level by
+    level (not recursively: a value pasted in a form may be nested a thousand deep)."""
+    level = [value]
+    for _ in range(max(levels, 0)):
+        level = [child for node in level if isinstance(node, dict | list)
+                 for child in (node.values() if isinstance(node, dict) else node)]  # fmt: skip
+    return any(isinstance(node, dict | list) for node in level)
 
 
 def matches(spec: dict, payload: Any) -> bool:

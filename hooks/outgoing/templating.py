@@ -58,3 +58,5 @@ def validate(template: str) -> None:
             f"The data template is not valid JSON: {exc.msg} at line {exc.lineno}, "
             f"column {exc.colno}."
         ) from None
+    except RecursionError:  # Python's parser gives up near a thousand levels
+        raise ValueError("The data template nests too deeply to be read as JSON.") from None

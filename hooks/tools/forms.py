@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from hooks import catalog, scopes
 from hooks.models import ALL_EVENTS, Scope, Webhook
+from hooks.outbox import filters
 from hooks.outgoing.request import MASK
 from hooks.tools import configure
 
@@ -32,6 +33,10 @@ def validate_payload_filter(text: str) -> dict | None:
         spec = json.loads(text)
     except ValueError as exc:
         raise ValidationError(f"The filter is not valid JSON: {exc}.") from None
+    except RecursionError:  # Python's parser gives up near a thousand levels
+        raise ValidationError(
+            f"The filter nests too deeply: at most {filters.MAX_DEPTH} levels."
+        ) from None
     return configure.check_filter(spec)
 
 
