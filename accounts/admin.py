@@ -7,12 +7,12 @@ from django.urls import reverse
 
 from accounts.events import user_webhooks_enabled
 from accounts.models import ApiToken, SiteConfig, User
-from accounts.presence import is_present
+from accounts.presence import with_presence
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    list_display = ["username", "email", "name", "is_staff", "present", "date_joined"]
+    list_display = ["username", "email", "name", "is_staff", "page_open", "date_joined"]
     search_fields = ["username", "email", "name"]
     fieldsets = BaseUserAdmin.fieldsets + ((None, {"fields": ["name"]}),)
     add_fieldsets = (
@@ -25,10 +25,13 @@ class UserAdmin(BaseUserAdmin):
         ),
     )
 
-    @admin.display(boolean=True, description="page open now")
-    def present(self, obj: User) -> bool:
+    def get_queryset(self, request):
+        return with_presence(super().get_queryset(request))
+
+    @admin.display(boolean=True, description="page open now", ordering="present")
+    def page_open(self, obj: User) -> bool:
         """Whether the user has a page of the hub open (no notification then)."""
-        return is_present(obj)
+        return obj.present
 
 
 @admin.register(ApiToken)

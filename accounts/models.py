@@ -36,6 +36,9 @@ class Presence(models.Model):
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="presences")
     page = models.CharField(max_length=32, help_text="The id the open page made for itself.")
+    session = models.CharField(
+        max_length=64, blank=True, help_text="A digest of the login session it beats in."
+    )
     seen_at = models.DateTimeField(help_text="Its last heartbeat.")
 
     class Meta:

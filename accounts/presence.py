@@ -21,10 +21,12 @@ present.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.models import Presence
@@ -44,16 +46,24 @@ def _checked(page: str) -> str:
     return page
 
 
-def beat(user, page: str) -> None:
-    """The page `page` of `user` is open now. The user's pages that stopped beating
-    without a goodbye are forgotten at the same time."""
+def session_digest(session_key: str | None) -> str:
+    """What a page's row keeps of its login session (never the key itself)."""
+    return hashlib.sha256(session_key.encode()).hexdigest() if session_key else ""
+
+
+def beat(user, page: str, session_key: str | None = None) -> None:
+    """The page `page` of `user` is open now (in the login session `session_key`). The
+    user's pages that stopped beating without a goodbye are forgotten at the same time."""
     page = _checked(page)
     now = timezone.now()
+    session = session_digest(session_key)
     with transaction.atomic():
         Presence.objects.filter(user=user, seen_at__lt=now - EXPIRES).delete()
         updated = Presence.objects.filter(user=user, page=page).update(seen_at=now)
         if not updated:
-            Presence.objects.get_or_create(user=user, page=page, defaults={"seen_at": now})
+            Presence.objects.get_or_create(
+                user=user, page=page, defaults={"seen_at": now, "session": session}
+            )
 
 
 def gone(user, page: str) -> None:
@@ -61,7 +71,22 @@ def gone(user, page: str) -> None:
     Presence.objects.filter(user=user, page=_checked(page)).delete()
 
 
+def logged_out(user, session_key: str | None) -> None:
+    """The pages of a session that logged out stop counting at once: their goodbye
+    comes after the logout, too late to be taken from a visitor."""
+    if session_key:
+        Presence.objects.filter(user=user, session=session_digest(session_key)).delete()
+
+
+def _open_pages():
+    return Presence.objects.filter(seen_at__gte=timezone.now() - EXPIRES)
+
+
 def is_present(user) -> bool:
     """A page of the user's beat within EXPIRES: they are here, and not notified."""
-    since = timezone.now() - EXPIRES
-    return Presence.objects.filter(user=user, seen_at__gte=since).exists()
+    return _open_pages().filter(user=user).exists()
+
+
+def with_presence(users: QuerySet) -> QuerySet:
+    """Users, each with `present` (is_present's answer) in the same query."""
+    return users.annotate(present=Exists(_open_pages().filter(user=OuterRef("pk"))))

@@ -43,7 +43,7 @@ def presence_beat(request: HttpRequest) -> HttpResponse:
     state, page = request.POST.get("state"), request.POST.get("page", "")
     try:
         if state == "open":
-            presence.beat(request.user, page)
+            presence.beat(request.user, page, request.session.session_key)
         elif state == "gone":
             presence.gone(request.user, page)
         else:

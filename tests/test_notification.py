@@ -306,3 +306,15 @@ def test_the_content_is_the_output_as_text_or_what_went_wrong(
     )
     deliver_due()
     assert json.loads(receiver.requests[0].body)["message"] == content
+
+
+@pytest.mark.parametrize("shape", ["teams", "teams_workflow"])
+def test_a_teams_card_carries_the_result_within_teams_28_kb(ann, receiver, shape):
+    hook, _ = notification.save(ann, receiver.url, hooks.SecretChange("remove"))
+    hook.format = shape
+    hook.save()
+    notify_user(ann, JOB_FINISHED, payload(LONG))
+    deliver_due()
+    body = receiver.requests[0].body
+    assert len(body) <= 28 * 1024
+    assert "render - http://localhost:8000/jobs/j-1\\n\\nline 0: the fox" in body.decode()

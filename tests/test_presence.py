@@ -99,3 +99,25 @@ def test_every_page_of_a_logged_in_user_carries_the_beat_and_a_visitors_none(cli
     assert 'src="/static/accounts/presence.js"' in page
     assert f'data-url="{BEAT}" data-every="{presence.HEARTBEAT}"' in page
     assert "presence.js" not in Client().get("/accounts/login/").content.decode()
+
+
+def test_logging_out_ends_the_presence_of_that_sessions_pages_only(client, ann):
+    """A page's goodbye comes after its logout has ended the session (a 401): the logout
+    itself ends its pages' presence; another browser's page still counts."""
+    client.post(BEAT, {"page": "tab-one-aaaa", "state": "open"})
+    other = Client()
+    other.force_login(ann)
+    other.post(BEAT, {"page": "phone-page-1", "state": "open"})
+    client.post(reverse("accounts:logout"))
+    assert list(Presence.objects.values_list("page", flat=True)) == ["phone-page-1"]
+    assert client.post(BEAT, {"page": "tab-one-aaaa", "state": "gone"}).status_code == 401
+    other.post(reverse("accounts:logout"))
+    assert not presence.is_present(ann)
+
+
+def test_the_admins_user_list_says_whose_page_is_open(admin_client, ann):
+    presence.beat(ann, "anns-page-1")
+    page = admin_client.get("/admin/accounts/user/").content.decode()
+    assert "page open now" in page.lower()
+    row = page[page.index("ann@example.com") :].split("</tr>")[0]
+    assert 'alt="True"' in row

@@ -21,6 +21,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('page', models.CharField(help_text='The id the open page made for itself.', max_length=32)),
+                ('session', models.CharField(blank=True, help_text='A digest of the login session it beats in.', max_length=64)),
                 ('seen_at', models.DateTimeField(help_text='Its last heartbeat.')),
                 ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='presences', to=settings.AUTH_USER_MODEL)),
             ],
