@@ -7,13 +7,14 @@ from django.urls import reverse
 
 from accounts.events import user_webhooks_enabled
 from accounts.models import ApiToken, SiteConfig, User
+from accounts.presence import with_presence
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    list_display = ["username", "email", "name", "is_staff", "last_activity", "date_joined"]
+    list_display = ["username", "email", "name", "is_staff", "page_open", "date_joined"]
     search_fields = ["username", "email", "name"]
-    fieldsets = BaseUserAdmin.fieldsets + (("Activity", {"fields": ["name", "last_activity"]}),)
+    fieldsets = BaseUserAdmin.fieldsets + ((None, {"fields": ["name"]}),)
     add_fieldsets = (
         (
             None,
@@ -23,6 +24,14 @@ class UserAdmin(BaseUserAdmin):
             },
         ),
     )
+
+    def get_queryset(self, request):
+        return with_presence(super().get_queryset(request))
+
+    @admin.display(boolean=True, description="page open now", ordering="present")
+    def page_open(self, obj: User) -> bool:
+        """Whether the user has a page of the hub open (no notification then)."""
+        return obj.present
 
 
 @admin.register(ApiToken)

@@ -4,10 +4,10 @@ point (`notify_user`), which other apps use to reach a user's notification webho
 from __future__ import annotations
 
 from django.conf import settings
-from django.utils import timezone
 
 import hooks
 from accounts.models import SiteConfig
+from accounts.presence import is_present
 
 SIGNUP = "user.signup"
 
@@ -46,21 +46,15 @@ def user_webhooks_enabled() -> bool:
     return settings.ENABLE_USER_WEBHOOKS if switch is None else switch
 
 
-def is_active(user) -> bool:
-    if user.last_activity is None:
-        return False
-    idle = (timezone.now() - user.last_activity).total_seconds()
-    return idle < settings.USER_INACTIVE_AFTER
-
-
 def wants_notification(user) -> bool:
-    """User webhooks are on and the user is away."""
-    return user_webhooks_enabled() and not is_active(user)
+    """User webhooks are on and the user is away: no page of the hub open (Open WebUI's
+    rule, accounts.presence)."""
+    return user_webhooks_enabled() and not is_present(user)
 
 
 def notify_user(user, event_type: str, payload: dict) -> bool:
-    """Tell a user's notification webhook, unless they are active right now or user
-    webhooks are switched off. Returns whether an event was emitted."""
+    """Tell a user's notification webhook, unless a page of theirs is open right now or
+    user webhooks are switched off. Returns whether an event was emitted."""
     if not wants_notification(user):
         return False
     hooks.emit(event_type, payload, user=user, audience=(hooks.USER,))

@@ -1,5 +1,5 @@
-"""Users (email unique, a display name, last activity), API tokens, and the account
-settings the admin can switch."""
+"""Users (email unique, a display name), their open pages (presence), API tokens, and
+the account settings the admin can switch."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ TOKEN_PREFIX = "whk_"
 
 class User(AbstractUser):
     name = models.CharField(max_length=150, blank=True)
-    last_activity = models.DateTimeField(null=True, blank=True)
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
@@ -28,6 +27,28 @@ class User(AbstractUser):
     @property
     def display_name(self) -> str:
         return self.name or self.get_full_name() or self.email or self.username
+
+
+class Presence(models.Model):
+    """One open page of a user's, as Open WebUI's socket presence counts them: the page
+    beats while it is open (accounts.presence) and says goodbye when it closes. A user
+    with a page whose last beat is recent is present, and gets no notification."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="presences")
+    page = models.CharField(max_length=32, help_text="The id the open page made for itself.")
+    session = models.CharField(
+        max_length=64, blank=True, help_text="A digest of the login session it beats in."
+    )
+    seen_at = models.DateTimeField(help_text="Its last heartbeat.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "page"], name="presence_one_row_per_page")
+        ]
+        indexes = [models.Index(fields=["user", "seen_at"], name="presence_user_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}/{self.page}"
 
 
 def hash_token(raw: str) -> str:

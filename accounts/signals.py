@@ -1,12 +1,15 @@
-"""Every new account emits `user.signup`, however it was created."""
+"""Every new account emits `user.signup`, however it was created; a logout ends the
+presence of the session's pages."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 import hooks
+from accounts import presence
 from accounts.events import SIGNUP, signup_payload
 
 
@@ -16,3 +19,9 @@ def user_signed_up(sender, instance, created: bool, raw: bool = False, **kwargs)
     # sends nothing, a committed one is delivered after the commit.
     if created and not raw:
         hooks.emit(SIGNUP, signup_payload(instance))
+
+
+@receiver(user_logged_out, dispatch_uid="accounts.presence_logged_out")
+def pages_logged_out(sender, request, user, **kwargs) -> None:
+    if user is not None and request is not None:
+        presence.logged_out(user, request.session.session_key)

@@ -19,6 +19,7 @@ urlpatterns = [
         name="password_change",
     ),
     path("settings/", views.settings_page, name="settings"),
+    path("presence/", views.presence_beat, name="presence"),
     path("tokens/", views.create_token, name="create_token"),
     path("tokens/<int:pk>/revoke/", views.revoke_token, name="revoke_token"),
     path("notification/", views.save_webhook, name="save_webhook"),

@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 import hooks
-from accounts import notification
+from accounts import notification, presence
 from accounts.events import user_webhooks_enabled
 from accounts.forms import NotificationWebhookForm, ProfileForm, SignupForm, TokenForm
 from accounts.models import ApiToken
@@ -32,6 +32,25 @@ def signup(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Welcome, {user.display_name}!")
         return redirect("accounts:settings")
     return render(request, "accounts/signup.html", {"form": form})
+
+
+@require_POST
+def presence_beat(request: HttpRequest) -> HttpResponse:
+    """An open page's beat (`state=open`) or goodbye (`state=gone`), from presence.js:
+    204. A visitor who is not logged in gets 401, a wrong page id or state 400."""
+    if not request.user.is_authenticated:
+        return HttpResponse("Log in first.", status=401, content_type="text/plain")
+    state, page = request.POST.get("state"), request.POST.get("page", "")
+    try:
+        if state == "open":
+            presence.beat(request.user, page, request.session.session_key)
+        elif state == "gone":
+            presence.gone(request.user, page)
+        else:
+            return HttpResponse("state is open or gone.", status=400, content_type="text/plain")
+    except presence.BadPage as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
+    return HttpResponse(status=204)
 
 
 def _settings_context(request, **forms) -> dict:

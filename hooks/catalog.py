@@ -27,6 +27,12 @@ class UnknownEventType(LookupError):
     pass
 
 
+# An event's notification as Open WebUI words its chat notification: (title, url,
+# content). Chat platforms get "{title} - {url}\n\n{content}", Open WebUI's code shape
+# {"action": "chat", "message": content, "title": title, "url": url}.
+ChatParts = tuple[str, str, str]
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
@@ -44,6 +50,10 @@ class EventType:
     # Webhooks that receive only this type are another page's (route webhooks): listed
     # under this kind, and the webhook forms do not offer the type.
     kind: str = ""
+    # `chat(payload) -> ChatParts`: the event is a notification carrying a result (a
+    # finished job's output), which chat formats send instead of the summary, built
+    # from the whole payload (large values in their places), each cut to its platform.
+    chat: Callable[[dict], ChatParts] | None = None
 
 
 _registry: dict[str, EventType] = {}
@@ -73,6 +83,7 @@ def register_event_type(
     summary: str = "",
     personalise: Callable[[dict, Any], tuple[dict, dict]] | None = None,
     kind: str = "",
+    chat: Callable[[dict], ChatParts] | None = None,
 ) -> EventType:
     """Register an event type. The same definition again is a no-op; another definition
     under a registered name is an error."""
@@ -85,7 +96,7 @@ def register_event_type(
     if unknown:
         raise ValueError(f"Unknown scope(s) {sorted(unknown)} for {name!r}.")
     event_type = EventType(
-        name, description, tuple(scopes), example or {}, summary, personalise, kind
+        name, description, tuple(scopes), example or {}, summary, personalise, kind, chat
     )
     if name in _registry and _registry[name] != event_type:
         raise ValueError(f"Event type {name!r} is already registered differently.")

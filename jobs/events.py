@@ -5,6 +5,7 @@ namespace's job as Djinn's build: jobs.builds)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django import forms
@@ -33,7 +34,7 @@ SERVER_START, SERVER_SHUTDOWN = "swarm.server_start", "swarm.server_shutdown"
 FINISHED_EXAMPLE = {
     "event": "job_finished",
     "job": {"id": "8f2c…", "name": "render", "status": "COMPLETED",
-            "url": "https://hub.example.com/jobs/8f2c…"},
+            "url": "https://hub.example.com/jobs/8f2c…", "output": "A red fox in the snow."},
 }  # fmt: skip
 JOB_EXAMPLE = {
     "event": "job_submitted",
@@ -123,8 +124,9 @@ SLOTS = [
 def register() -> None:
     for name, description, scopes, example, summary in TYPES:
         hooks.register_event_type(
-            name, description, scopes=tuple(scopes), example=example, summary=summary
-        )
+            name, description, scopes=tuple(scopes), example=example, summary=summary,
+            chat=finished_chat if name == FINISHED else None,
+        )  # fmt: skip
     for name, label, event_type, help_text, timeout in SLOTS:
         hooks.register_slot(
             hooks.Slot(name=name, label=label, event_type=event_type, help=help_text,
@@ -249,7 +251,9 @@ def _build(job: Job, change: str) -> list[Notice]:
 
 def _end(job: Job) -> Notice:
     path = f"/jobs/{job.id}/"  # the owner's page of it (the API's status needs a token)
-    payload = finished_payload(job.id, job.endpoint.name, job.status, path)
+    payload = finished_payload(
+        job.id, job.endpoint.name, job.status, path, output=job.output, error=job.error
+    )
     audience = (SERVER, USER) if wants_notification(job.user) else (SERVER,)
     return Notice(FINISHED, payload, audience, user=job.user)
 
@@ -351,9 +355,30 @@ def flat(job, *, output=None, number: int | None = None) -> dict:
     return values
 
 
-def finished_payload(job_id: str, name: str, status: str, path: str) -> dict:
-    """`job.finished`, as Open WebUI's notification: what finished and where to look."""
-    return {
-        "event": "job_finished",
-        "job": {"id": job_id, "name": name, "status": status, "url": settings.SITE_URL + path},
-    }
+def finished_payload(
+    job_id: str, name: str, status: str, path: str, *, output=None, error: str = ""
+) -> dict:
+    """`job.finished`, as Open WebUI's notification: what finished, where to look, and
+    its result (the output; a job that did not complete, its error too)."""
+    job = {"id": job_id, "name": name, "status": status, "url": settings.SITE_URL + path,
+           "output": output}  # fmt: skip
+    if error:
+        job["error"] = error
+    return {"event": "job_finished", "job": job}
+
+
+def finished_chat(payload: dict) -> tuple[str, str, str]:
+    """job.finished as Open WebUI's chat notification: (title, url, content). The title
+    is the job's endpoint, the url its page, the content its output as text (a string as
+    it is, anything else as JSON) or, for a job that did not complete, its status and
+    error."""
+    job = payload.get("job") if isinstance(payload.get("job"), dict) else {}
+    status, output = str(job.get("status", "")), job.get("output")
+    if status != Job.Status.COMPLETED:
+        error = job.get("error")
+        content = f"{status}: {error}" if error else status
+    elif output is None or output == "":
+        content = status
+    else:
+        content = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+    return str(job.get("name", "")), str(job.get("url", "")), content

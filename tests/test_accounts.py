@@ -1,16 +1,14 @@
-"""Accounts: signup (and its webhook), settings page, tokens, activity."""
+"""Accounts: signup (and its webhook), settings page, tokens."""
 
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from accounts import activity
 from accounts.models import ApiToken, hash_token
 from hooks import slots
 from hooks.models import Event, Webhook
@@ -222,19 +220,6 @@ def test_tokens_command(tim):
     assert ApiToken.objects.authenticate(raw) is None
     with pytest.raises(CommandError, match="No account"):
         call_command("tokens", "create", "nobody@example.com", "--name", "x")
-
-
-def test_activity_is_written_at_most_every_30_seconds(client, tim):
-    User.objects.filter(pk=tim.pk).update(last_activity=None)
-    client.get(reverse("accounts:settings"))
-    first = User.objects.get(pk=tim.pk).last_activity
-    assert first is not None
-    client.get(reverse("accounts:settings"))
-    assert User.objects.get(pk=tim.pk).last_activity == first
-    User.objects.filter(pk=tim.pk).update(last_activity=first - timedelta(seconds=31))
-    client.get(reverse("accounts:settings"))
-    assert User.objects.get(pk=tim.pk).last_activity > first
-    assert activity.ACTIVITY_WRITE_INTERVAL == timedelta(seconds=30)
 
 
 def test_login_with_email_and_logout(client, tim):

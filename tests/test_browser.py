@@ -3,6 +3,9 @@ notification webhook."""
 
 from __future__ import annotations
 
+import json
+import threading
+
 import pytest
 
 import hooks
@@ -369,3 +372,57 @@ def test_the_admin_webhook_form_is_compact_and_offers_the_scopes_types(
         table = page.locator("#result_list").bounding_box()
         content = page.locator("#changelist").bounding_box()
         assert table["x"] + table["width"] <= content["x"] + content["width"] + 1, name
+
+
+def test_a_job_ending_while_a_page_is_open_notifies_nobody_and_after_it_closed_at_once(
+    live_server, receiver, django_user_model, monkeypatch
+):
+    """Open WebUI's rule: a user with a page open is active and gets no notification;
+    once the page is closed (its goodbye beacon) the next job's end notifies at once,
+    with the result (no waiting for an idle time to pass)."""
+    from accounts import notification, presence
+    from hooks.worker.attempt import deliver_due
+    from jobs import lifecycle, runner
+    from jobs.models import Endpoint, Job
+
+    ann = django_user_model.objects.create_user("ann@example.com", "ann@example.com", PASSWORD)
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"), shape="open_webui")
+
+    def job_ends() -> str:
+        job = lifecycle.submit(Job(endpoint=Endpoint.objects.get(name="echo"), user=ann,
+                                   input={"prompt": "a red fox"}))  # fmt: skip
+        assert runner.run(job.id) == "COMPLETED"
+        deliver_due()
+        return job.id
+
+    def is_beat(state: str):
+        return lambda request: (
+            request.url.endswith("/accounts/presence/")
+            and (f'name="state"\r\n\r\n{state}' in (request.post_data or ""))
+        )
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop
+    with chromium() as browser:
+        context = browser.new_context()  # outlives the page it closes
+        page = context.new_page()
+        errors = watch(page)
+        with page.expect_request(is_beat("open")) as beat:
+            log_in(page, live_server.url, "ann@example.com")
+        assert beat.value.response().status == 204 and presence.is_present(ann)
+        job_ends()
+        assert receiver.requests == []  # present: not notified
+
+        said_goodbye = threading.Event()  # set once the server has handled the goodbye
+        gone = presence.gone
+        monkeypatch.setattr(presence, "gone", lambda *a: (gone(*a), said_goodbye.set()))
+        page.close()  # pagehide: the goodbye beacon
+        assert said_goodbye.wait(10) and not presence.is_present(ann)
+        assert not errors, errors
+    job_id = job_ends()
+    assert receiver.wait_for(1)
+    assert json.loads(receiver.requests[0].body) == {
+        "action": "chat",
+        "message": '{"prompt": "a red fox"}',
+        "title": "echo",
+        "url": f"http://localhost:8000/jobs/{job_id}/",
+    }

@@ -144,14 +144,29 @@ def test_teams_workflows_get_an_adaptive_card(receiver, job_event):
     assert {"title": "job.name", "value": "render"} in fact_set["facts"]
 
 
-def test_open_webui_code_shape_of_a_finished_job(receiver, job_event):
+def test_open_webui_code_shape_of_a_finished_job(receiver):
+    """Open WebUI's chat notification: the message is the result, the title and url
+    beside it (a type's `chat` says so, not the payload's look: test.job_done above has
+    the same payload and gets its summary)."""
+    make_webhook(receiver.url, format="open_webui", event_types=["job.finished"])
+    emit("job.finished", {**job_payload("COMPLETED"), "job": {
+        **job_payload("COMPLETED")["job"], "output": "A red fox."}})  # fmt: skip
+    deliver_due()
+    assert json.loads(receiver.requests[0].body) == {
+        "action": "chat", "message": "A red fox.", "title": "render", "url": "https://hub/jobs/j1",
+    }  # fmt: skip
+
+
+def test_an_event_type_without_chat_parts_keeps_its_summary_in_open_webuis_shape(
+    receiver, job_event
+):
     make_webhook(receiver.url, format="open_webui", event_types=[job_event])
     emit(job_event, job_payload("COMPLETED"))
     deliver_due()
     assert json.loads(receiver.requests[0].body) == {
-        "action": "chat", "message": "render finished: COMPLETED", "title": "render",
-        "url": "https://hub/jobs/j1",
-    }  # fmt: skip
+        "action": "test.job_done",
+        "message": "render finished: COMPLETED",
+    }
 
 
 def test_open_webui_code_shape_of_a_signup(receiver):

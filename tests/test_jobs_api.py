@@ -297,7 +297,6 @@ def test_another_users_jobs_are_not_found(api, client):
 
 def test_owner_is_notified_when_away(api, ann, receiver):
     notification.save(ann, receiver.url, hooks.SecretChange("remove"))
-    User.objects.filter(pk=ann.pk).update(last_activity=None)
     job_id = submit(api)
     runner.run(job_id)
     deliver_due()

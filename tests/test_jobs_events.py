@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 import hooks
-from accounts import notification
+from accounts import notification, presence
 from hooks.models import Delivery, Event
 from jobs import events
 from jobs.models import Chunk, Endpoint, Job
@@ -151,7 +151,7 @@ def test_a_finished_job_is_told_to_everyone_who_waits_for_its_end(owner, acme, s
     ]
     assert told[0].payload == {"event": "job_finished", "job": {
         "id": job.id, "name": "echo", "status": "COMPLETED",
-        "url": f"{settings.SITE_URL}/jobs/{job.id}/"}}  # fmt: skip
+        "url": f"{settings.SITE_URL}/jobs/{job.id}/", "output": job.output}}  # fmt: skip
     callback = told[2]
     assert callback.payload == job.status_json(with_input=True)
     assert callback.target_signer == hook  # the owner's secret signs it
@@ -162,11 +162,10 @@ def test_a_finished_job_is_told_to_everyone_who_waits_for_its_end(owner, acme, s
 
 
 def test_a_finished_job_tells_only_whom_it_concerns(owner):
-    """Owner active, no namespace, no callback, no signing: the server alone; a failed
+    """Owner present (a page open), no namespace, no callback, no signing: the server alone; a failed
     job no SwarmUI hook; Manual At End one Manual Job after the Every Jobs; with
     SwarmUI's hooks off (none), none of them."""
-    User.objects.filter(pk=owner.pk).update(last_activity=timezone.now())
-    owner.refresh_from_db()
+    presence.beat(owner, "owners-page")
     notification.save(owner, "https://me.test/hook", hooks.SecretChange("remove"))
     failed = finished(new_job(owner, webhooks_mode=Job.Webhooks.MANUAL), status="FAILED")
     assert table(failed, events.finished(failed)) == [

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from django.utils import timezone
 
 import hooks
-from accounts import notification
+from accounts import notification, presence
 from accounts.events import notify_user
-from accounts.models import ApiToken, SiteConfig
-from hooks.models import Delivery
+from accounts.models import ApiToken, Presence, SiteConfig
+from hooks.models import Delivery, EventValue
 from hooks.tools.receiver import Reply
 from hooks.worker.attempt import deliver_due
 from jobs.events import FINISHED as JOB_FINISHED
@@ -34,12 +32,12 @@ def ann(client):
 
 
 def away(user) -> None:
-    User.objects.filter(pk=user.pk).update(last_activity=timezone.now() - timedelta(seconds=181))
-    user.refresh_from_db()
+    """No page of theirs open."""
+    Presence.objects.filter(user=user).delete()
 
 
-def payload() -> dict:
-    return job_finished_payload("j-1", "render", "COMPLETED", "/jobs/j-1")
+def payload(output="A red fox in the snow.") -> dict:
+    return job_finished_payload("j-1", "render", "COMPLETED", "/jobs/j-1", output=output)
 
 
 def test_an_inactive_user_is_notified_and_only_their_webhook(ann, receiver):
@@ -56,22 +54,20 @@ def test_an_inactive_user_is_notified_and_only_their_webhook(ann, receiver):
             "name": "render",
             "status": "COMPLETED",
             "url": "http://localhost:8000/jobs/j-1",
+            "output": "A red fox in the snow.",
         },
     }
 
 
-def test_an_active_user_is_not_notified(ann, receiver):
+def test_a_user_with_a_page_open_is_not_notified(ann, receiver):
     notification.save(ann, receiver.url, hooks.SecretChange("remove"))
-    User.objects.filter(pk=ann.pk).update(last_activity=timezone.now() - timedelta(seconds=60))
-    ann.refresh_from_db()
+    presence.beat(ann, "anns-page-1")
     assert not notify_user(ann, JOB_FINISHED, payload())
     assert Delivery.objects.count() == 0
 
 
 def test_a_user_never_seen_counts_as_away(ann, receiver):
     notification.save(ann, receiver.url, hooks.SecretChange("remove"))
-    User.objects.filter(pk=ann.pk).update(last_activity=None)
-    ann.refresh_from_db()
     assert notify_user(ann, JOB_FINISHED, payload())
 
 
@@ -107,7 +103,7 @@ def test_chat_format_message(ann, receiver):
     notify_user(ann, JOB_FINISHED, payload())
     deliver_due()
     assert json.loads(receiver.requests[0].body) == {
-        "content": "render finished: COMPLETED — http://localhost:8000/jobs/j-1"
+        "content": "render - http://localhost:8000/jobs/j-1\n\nA red fox in the snow."
     }
 
 
@@ -189,7 +185,7 @@ def test_the_settings_page_offers_open_webuis_code_shape(client, ann, receiver):
     deliver_due()
     assert json.loads(receiver.requests[0].body) == {
         "action": "chat",
-        "message": "render finished: COMPLETED — http://localhost:8000/jobs/j-1",
+        "message": "A red fox in the snow.",
         "title": "render",
         "url": "http://localhost:8000/jobs/j-1",
     }
@@ -248,3 +244,77 @@ def test_account_settings_is_one_page_saying_where_the_value_comes_from(admin_cl
     admin_client.post(listing["Location"], {"enable_user_webhooks": ""})
     assert SiteConfig.load().enable_user_webhooks is None and user_webhooks_enabled()
     assert SiteConfig.objects.count() == 1
+
+
+LONG = "".join(f"line {n}: the fox ran on through the snow.\n" for n in range(1500))  # 61 KB
+
+
+@pytest.mark.parametrize(
+    "shape, key, limit",
+    [("discord", "content", 2000), ("slack", "text", 40_000), ("google_chat", "text", 4096)],
+)
+def test_a_chat_platform_gets_title_url_and_the_output_cut_to_its_limit(
+    ann, receiver, settings, shape, key, limit
+):
+    """Open WebUI's "{title} - {url}\\n\\n{content}": the output itself, even one kept
+    apart from the event's row (which keeps a preview), cut to what the platform takes."""
+    settings.WEBHOOK_MAX_PAYLOAD_BYTES = 8 * 1024  # the output goes apart from the row
+    hook, _ = notification.save(ann, receiver.url, hooks.SecretChange("remove"))
+    hook.format = shape
+    hook.save()
+    assert notify_user(ann, JOB_FINISHED, payload(LONG))
+    assert EventValue.objects.filter(event__type=JOB_FINISHED).exists()  # kept apart
+    assert deliver_due() == 1
+    text = json.loads(receiver.requests[0].body)[key]
+    whole = "render - http://localhost:8000/jobs/j-1\n\n" + LONG
+    assert len(text) == limit and text == whole[: limit - 1] + "…"
+
+
+def test_open_webuis_code_shape_carries_the_whole_content(ann, receiver, settings):
+    """Open WebUI posts its content whole to a receiver that is no chat platform: the
+    `message` is the output, not a preview, however large (within the job's limit)."""
+    settings.WEBHOOK_MAX_PAYLOAD_BYTES = 8 * 1024
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"), shape="open_webui")
+    notify_user(ann, JOB_FINISHED, payload(LONG))
+    deliver_due()
+    assert json.loads(receiver.requests[0].body) == {
+        "action": "chat",
+        "message": LONG,
+        "title": "render",
+        "url": "http://localhost:8000/jobs/j-1",
+    }
+
+
+@pytest.mark.parametrize(
+    "status, output, error, content",
+    [
+        ("COMPLETED", {"images": 1, "seed": 7}, "", '{"images": 1, "seed": 7}'),
+        ("COMPLETED", None, "", "COMPLETED"),
+        ("FAILED", None, "ZeroDivisionError: division by zero",
+         "FAILED: ZeroDivisionError: division by zero"),
+        ("CANCELLED", None, "", "CANCELLED"),
+    ],
+)  # fmt: skip
+def test_the_content_is_the_output_as_text_or_what_went_wrong(
+    ann, receiver, status, output, error, content
+):
+    notification.save(ann, receiver.url, hooks.SecretChange("remove"), shape="open_webui")
+    notify_user(
+        ann,
+        JOB_FINISHED,
+        job_finished_payload("j-1", "render", status, "/jobs/j-1", output=output, error=error),
+    )
+    deliver_due()
+    assert json.loads(receiver.requests[0].body)["message"] == content
+
+
+@pytest.mark.parametrize("shape", ["teams", "teams_workflow"])
+def test_a_teams_card_carries_the_result_within_teams_28_kb(ann, receiver, shape):
+    hook, _ = notification.save(ann, receiver.url, hooks.SecretChange("remove"))
+    hook.format = shape
+    hook.save()
+    notify_user(ann, JOB_FINISHED, payload(LONG))
+    deliver_due()
+    body = receiver.requests[0].body
+    assert len(body) <= 28 * 1024
+    assert "render - http://localhost:8000/jobs/j-1\\n\\nline 0: the fox" in body.decode()

@@ -94,7 +94,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "webhookhub.security.ContentSecurityPolicyMiddleware",
-    "accounts.activity.ActivityMiddleware",
     "routes.middleware.RouteEventsMiddleware",  # after auth: sees the final status
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into a 429 page
 ]
@@ -184,8 +183,6 @@ LOGIN_REDIRECT_URL = "accounts:settings"
 LOGOUT_REDIRECT_URL = "accounts:login"
 # Users' notification webhooks (Open WebUI's user webhook); the admin can override.
 ENABLE_USER_WEBHOOKS = env.bool("ENABLE_USER_WEBHOOKS", default=True)
-# A user with no activity for this many seconds counts as away (notified).
-USER_INACTIVE_AFTER = env.int("USER_INACTIVE_AFTER", default=180)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -37,8 +37,8 @@ def body_for(delivery: Delivery, fetch: Fetcher | None = None) -> Body:
     """The webhook's data template filled from the event, a chat message, or the payload.
     An event whose large values are kept apart (hooks.largevalues) sends each in its
     place; its history shows the same body built from the event's row, a preview in
-    each one's place (a chat message is built from the row alone: it needs the fields,
-    not the large values). `fetch` gets a `[discord_image]` template's http(s) image."""
+    each one's place (a chat summary is built from the row alone: it needs the fields,
+    not the large values; a chat message carrying a result from the whole payload). `fetch` gets a `[discord_image]` template's http(s) image."""
     event = delivery.event
     kept = event.payload if isinstance(event.payload, dict) else {}
     if not event.stored_apart:
@@ -81,8 +81,13 @@ def _built(
         return _upload(rendered, whole.get("image"), fetch) if attach else Body(rendered)
     fmt = formats.effective(webhook.format, webhook.url) if webhook else BodyFormat.JSON
     if fmt != BodyFormat.JSON:
-        row = event.payload if isinstance(event.payload, dict) else {}
-        return Body(encode_json(formats.body(fmt, event.type, row)))
+        # A summary needs the row's fields alone; a result (a job's output) is the
+        # whole payload's, each large value in its place.
+        if formats.carries_result(event.type):
+            fields = payload()
+        else:
+            fields = event.payload if isinstance(event.payload, dict) else {}
+        return Body(encode_json(formats.body(fmt, event.type, fields)))
     return Body(plain())
 
 

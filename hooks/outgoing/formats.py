@@ -3,7 +3,10 @@ receivers built against Open WebUI's code.
 
 Each event type's catalog entry has a one-line summary; chat formats send that
 line in the platform's shape instead of the raw JSON payload (Teams: a card with the
-payload's fields as facts, coloured by the outcome).
+payload's fields as facts, coloured by the outcome). An event that carries a result (its
+type's `chat`: a finished job) is sent as Open WebUI sends its chat notification:
+"{title} - {url}\n\n{content}", cut to each platform's limit, and in Open WebUI's code
+shape `message` is the content itself.
 """
 
 from __future__ import annotations
@@ -19,6 +22,16 @@ from hooks.models import BodyFormat
 from hooks.outgoing import templating
 
 DISCORD_LIMIT = 2000
+# Each platform's limit on a message's text, in characters: Discord's `content` 2,000;
+# Slack cuts `text` past 40,000; Google Chat's `text` 4,096; a Teams card is at most
+# 28 KB and carries the text twice beside up to 20 facts of 300 characters.
+LIMITS = {
+    BodyFormat.DISCORD: DISCORD_LIMIT,
+    BodyFormat.SLACK: 40_000,
+    BodyFormat.GOOGLE_CHAT: 4_096,
+    BodyFormat.TEAMS: 8_000,
+    BodyFormat.TEAMS_WORKFLOW: 8_000,
+}
 # Teams Workflows (Power Automate) URLs take an Adaptive Card, Office connector URLs
 # (webhook.office.com) a MessageCard.
 WORKFLOW_HOSTS = ("logic.azure.com", "powerautomate.com", "powerplatform.com")
@@ -61,12 +74,38 @@ class _Lenient(dict):
         return "{" + key + "}"
 
 
-def message(event_type: str, payload: dict[str, Any]) -> str:
-    """The event's one-line human message, filled from its payload."""
+def _spec(event_type: str) -> catalog.EventType | None:
     try:
-        spec = catalog.get(event_type)
+        return catalog.get(event_type)
     except catalog.UnknownEventType:
+        return None
+
+
+def carries_result(event_type: str) -> bool:
+    """Whether the event's chat message is built from its whole payload (a result)."""
+    spec = _spec(event_type)
+    return spec is not None and spec.chat is not None
+
+
+def chat_parts(event_type: str, payload: dict[str, Any]) -> catalog.ChatParts | None:
+    """(title, url, content) of an event that carries a result, else None."""
+    spec = _spec(event_type)
+    return spec.chat(payload) if spec is not None and spec.chat is not None else None
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def message(event_type: str, payload: dict[str, Any]) -> str:
+    """The event's human message: Open WebUI's "{title} - {url}\n\n{content}" for one
+    that carries a result, else its one-line summary filled from its payload."""
+    spec = _spec(event_type)
+    if spec is None:
         return event_type
+    if spec.chat is not None:
+        title, url, content = spec.chat(payload)
+        return f"{title} - {url}\n\n{content}"
     template = spec.summary or spec.description or event_type
     try:
         return string.Formatter().vformat(template, (), _Lenient(payload))
@@ -76,15 +115,15 @@ def message(event_type: str, payload: dict[str, Any]) -> str:
 
 def body(fmt: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     """The JSON a non-JSON format sends for this event."""
-    text = message(event_type, payload)
     if fmt == BodyFormat.OPEN_WEBUI:
-        return open_webui(event_type, payload, text)
+        return open_webui(event_type, payload)
+    text = cut(message(event_type, payload), LIMITS.get(fmt, DISCORD_LIMIT))
     if fmt == BodyFormat.TEAMS:
         return message_card(event_type, payload, text)
     if fmt == BodyFormat.TEAMS_WORKFLOW:
         return adaptive_card(event_type, payload, text)
     if fmt == BodyFormat.DISCORD:
-        return {"content": text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 1] + "…"}
+        return {"content": text}
     return {"text": text}  # Slack, Google Chat
 
 
@@ -147,15 +186,18 @@ def adaptive_card(event_type: str, payload: dict[str, Any], text: str) -> dict[s
     }  # fmt: skip
 
 
-def open_webui(event_type: str, payload: dict[str, Any], text: str) -> dict[str, Any]:
+def open_webui(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     """The shapes Open WebUI's code posts (its docs show `{"event": …}` ones): a signup
-    is `{action: signup, message, user: <the user as a JSON string>}`, a finished job
-    is its chat notification `{action: chat, message, title, url}`."""
-    job = payload.get("job") if isinstance(payload.get("job"), dict) else {}
+    is `{action: signup, message, user: <the user as a JSON string>}`, an event that
+    carries a result (a finished job) its chat notification `{action: chat, message,
+    title, url}`, whose message is the content, whole, as Open WebUI posts it to a
+    receiver that is no chat platform."""
+    parts = chat_parts(event_type, payload)
+    if parts is not None:
+        title, url, content = parts
+        return {"action": "chat", "message": content, "title": title, "url": url}
+    text = message(event_type, payload)
     if payload.get("event") == "new_user":
         user = payload.get("user", {})
         return {"action": "signup", "message": text, "user": json.dumps(user, ensure_ascii=False)}
-    if payload.get("event") == "job_finished":
-        return {"action": "chat", "message": text, "title": job.get("name", ""),
-                "url": job.get("url", "")}  # fmt: skip
     return {"action": event_type, "message": text}
