@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0004_token_can_post_events'),
+        ('accounts', '0005_presence_replaces_last_activity'),
     ]
 
     operations = [
