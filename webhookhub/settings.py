@@ -294,7 +294,8 @@ ADMINS = [("", email) for email in env.list("ADMIN_EMAILS", default=[])]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webhookhub@localhost")
 
 # --- Prometheus /metrics ------------------------------------------------------
-# A scrape is allowed with `Authorization: Bearer <METRICS_TOKEN>` (when set) or from an
+# With METRICS_TOKEN set, a scrape needs `Authorization: Bearer <METRICS_TOKEN>` (a proxy
+# on the same machine would make any peer a loopback one); unset, it must come from an
 # address in METRICS_ALLOWED_NETWORKS. Worker counters live in one folder per machine
 # (prometheus-client's multiprocess mode); every process of the machine must share it,
 # and runhub empties it when it starts.
