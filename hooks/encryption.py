@@ -52,6 +52,21 @@ def decrypt(stored: str) -> str:
         ) from None
 
 
+def seal(text: str) -> str:
+    """Text encrypted for a short stay outside the models (a session, a message), with
+    the key that encrypts the secrets at rest."""
+    return cipher().encrypt(text.encode()).decode()
+
+
+def unseal(sealed: str) -> str | None:
+    """What seal() made, or None when no key opens it (a key dropped since, or not a
+    sealed value): a lost one-time display, never an error page."""
+    try:
+        return cipher().decrypt(sealed.encode()).decode()
+    except (InvalidToken, ValueError, TypeError, AttributeError):
+        return None
+
+
 def is_current(stored: str) -> bool:
     """Encrypted with the first key (nothing for `reencrypt` to do)."""
     if not stored:

@@ -242,6 +242,9 @@ LOGGING = {
 # Cookies only over HTTPS: on by default when SITE_URL is https.
 SECURE_COOKIES = env.bool("SECURE_COOKIES", default=SITE_URL.startswith("https://"))
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+# Messages wait in the session, encrypted, never in a cookie: an admin's "shown this
+# once" message carries a new signing secret (webhookhub/messages.py).
+MESSAGE_STORAGE = "webhookhub.messages.SealedSessionStorage"
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 # The hub's pages load nothing from elsewhere and run no inline script; blank turns
