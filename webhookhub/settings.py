@@ -333,6 +333,9 @@ Q_CLUSTER = {
 # delivery. Handlers are stopped by the runner at their executionTimeout (up to 7
 # days); the broker timeouts only need to stay out of its way.
 JOB_WORKERS = env.int("JOB_WORKERS", default=2)
+# Events one API token may post a minute to /api/v1/events (api/ratelimit.py; 0: no
+# limit), counted in Redis when REDIS_URL is set, else in the database.
+INGEST_RATE_LIMIT = env.int("INGEST_RATE_LIMIT", default=600)
 # runsync long polls waiting at once per web process, and per user (jobs.waiters): the
 # process's other threads stay free for pages and the rest of the API.
 RUNSYNC_WAITERS = env.int("RUNSYNC_WAITERS", default=2)
