@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "namespaces.uploads.UploadLimitMiddleware",  # after auth, before CSRF reads the body
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "webhookhub.security.ContentSecurityPolicyMiddleware",
@@ -203,6 +204,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # through the namespace's download page, to its members.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 NAMESPACE_FILE_LIMIT = env.int("NAMESPACE_FILE_LIMIT", default=50 * 1024 * 1024)
+# All of one namespace's images and objects together (0: no quota); namespaces/uploads.py.
+NAMESPACE_STORAGE_QUOTA = env.int("NAMESPACE_STORAGE_QUOTA", default=1024 * 1024 * 1024)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
