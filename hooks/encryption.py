@@ -15,7 +15,7 @@ from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
 
 PREFIX = "fernet:"  # stored values without it are plain text from before encryption
@@ -81,9 +81,21 @@ def is_current(stored: str) -> bool:
     return True
 
 
+def _opened(stored: str) -> str:
+    """A value as `dumpdata` wrote it (encrypted), for `loaddata`."""
+    try:
+        return cipher().decrypt(stored[len(PREFIX) :].encode()).decode()
+    except InvalidToken:
+        raise ValidationError(
+            "An encrypted value cannot be decrypted with ENCRYPTION_KEYS: load a dump with "
+            "the keys of the hub that wrote it."
+        ) from None
+
+
 class EncryptedTextField(models.TextField):
     """Text stored encrypted; blank stays blank (nothing to hide, and `if secret:` works
-    on the stored row too)."""
+    on the stored row too). `dumpdata` writes it encrypted as stored (value_to_string,
+    and hooks/dumps.py for the json formats); `loaddata` decrypts it (to_python)."""
 
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
@@ -91,6 +103,15 @@ class EncryptedTextField(models.TextField):
 
     def from_db_value(self, value, expression, connection):
         return decrypt(value) if value else value
+
+    def value_to_string(self, obj) -> str:
+        value = self.value_from_object(obj)
+        return encrypt(value) if value else ""
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.startswith(PREFIX):
+            return _opened(value)
+        return super().to_python(value)
 
 
 class EncryptedJSONField(models.TextField):
@@ -106,7 +127,13 @@ class EncryptedJSONField(models.TextField):
             return {}
         return json.loads(decrypt(value))
 
+    def value_to_string(self, obj) -> str:
+        value = self.value_from_object(obj)
+        return encrypt(json.dumps(value, ensure_ascii=False)) if value else ""
+
     def to_python(self, value):
         if isinstance(value, dict):
             return value
+        if isinstance(value, str) and value.startswith(PREFIX):
+            return json.loads(_opened(value))
         return json.loads(value) if value else {}

@@ -248,6 +248,9 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
 # Messages wait in the session, encrypted, never in a cookie: an admin's "shown this
 # once" message carries a new signing secret (webhookhub/messages.py).
 MESSAGE_STORAGE = "webhookhub.messages.SealedSessionStorage"
+# `dumpdata` writes encrypted fields as stored (encrypted), `loaddata` reads them back
+# with the same ENCRYPTION_KEYS (hooks/dumps.py); xml does so by itself.
+SERIALIZATION_MODULES = {"json": "hooks.dumps", "jsonl": "hooks.dumps_jsonl"}
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 # The hub's pages load nothing from elsewhere and run no inline script; blank turns
