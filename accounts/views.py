@@ -20,6 +20,9 @@ from accounts.models import ApiToken
 from hooks.models import Delivery
 from webhookhub import pages
 
+# Where a just-made secret waits for the page that shows it (hooks.keep_shown_once).
+SHOWN_TOKEN, SHOWN_WEBHOOK = "api-token", "notification-webhook"
+
 
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
@@ -56,19 +59,28 @@ def presence_beat(request: HttpRequest) -> HttpResponse:
 def _settings_context(request, **forms) -> dict:
     user = request.user
     hook = notification.webhook_of(user)
+    tokens = ApiToken.objects.filter(user=user)
     enabled = user_webhooks_enabled()
     return {
         "profile_form": forms.get("profile_form") or ProfileForm(instance=user),
         "token_form": forms.get("token_form") or TokenForm(user=user),
-        "tokens": ApiToken.objects.filter(user=user),
-        "new_token": request.session.pop("new_token", None),
+        "tokens": tokens,
+        "new_token": _new_token(request, tokens),
         "user_webhooks_enabled": enabled,
         "webhook": hook,
         "webhook_form": forms.get("webhook_form") or NotificationWebhookForm(user=user),
-        "new_secret": request.session.pop("new_webhook_secret", None),
+        "new_secret": hooks.take_shown_once(request.session, SHOWN_WEBHOOK, hook.pk)
+        if hook
+        else None,
         "test_result": request.session.pop("notification_test", None),
         "deliveries": _recent(hook) if enabled and hook else [],
     }
+
+
+def _new_token(request, tokens) -> str | None:
+    """The token just issued, kept for this page (one at most: issuing redirects here)."""
+    found = [hooks.take_shown_once(request.session, SHOWN_TOKEN, token.pk) for token in tokens]
+    return next((raw for raw in found if raw), None)
 
 
 def _recent(hook) -> list[hooks.DeliveryRow]:
@@ -104,8 +116,8 @@ def create_token(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST, user=request.user)
     if not form.is_valid():
         return _settings_with_errors(request, token_form=form)
-    _, raw = ApiToken.issue(request.user, form.cleaned_data["name"])
-    request.session["new_token"] = raw
+    token, raw = ApiToken.issue(request.user, form.cleaned_data["name"])
+    hooks.keep_shown_once(request.session, SHOWN_TOKEN, token.pk, raw)
     return redirect("accounts:settings")
 
 
@@ -132,9 +144,9 @@ def save_webhook(request: HttpRequest) -> HttpResponse:
     form = NotificationWebhookForm(request.POST, user=request.user)
     if not form.is_valid():
         return _settings_with_errors(request, webhook_form=form)
-    _, secret = form.save()
+    hook, secret = form.save()
     if secret:
-        request.session["new_webhook_secret"] = secret
+        hooks.keep_shown_once(request.session, SHOWN_WEBHOOK, hook.pk, secret)
     messages.success(
         request,
         "Notification webhook saved."

@@ -8,6 +8,6 @@ class ApiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from api import idempotency  # imports models: only once apps are ready
+        from api import checks, idempotency  # noqa: F401 (models: only once apps are ready; checks registers)
 
         post_migrate.connect(idempotency.ensure_schedule, sender=self)

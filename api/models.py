@@ -25,3 +25,20 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class RateWindow(models.Model):
+    """How many events a token posted in one minute (api/ratelimit.py; without Redis).
+    A token's older windows are deleted as its next one opens."""
+
+    token = models.ForeignKey("accounts.ApiToken", on_delete=models.CASCADE)
+    window = models.BigIntegerField(help_text="Minutes since the epoch.")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["token", "window"], name="rate_window_per_token")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} posts in minute {self.window}"

@@ -12,14 +12,16 @@ Validating:   validate_target_url, validate_secret, generate_secret
 Listing:      event_types() (every registered type, with its scopes),
               is_declared_event_type(name) (declared by staff, for outside producers)
 Namespaces:   register_namespaces(label, find) (how the admin names and finds them)
-Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are)
+Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are),
+              seal / unseal (text encrypted with the same keys for a short stay elsewhere)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE,
               NAMESPACE_TIMEOUT (a namespace webhook's timeout when it sets none)
 Operating:    send_test, redeliver, replay, stop_retrying, delivery_attempts (owners' pages),
               recent_deliveries → DeliveryRow (every webhook page's table, _deliveries.html;
               admin_recent_deliveries on admin pages),
               secret_state (set or not, never the value), secret_shown_once (a just-made
-              secret's one-time message, with Copy),
+              secret's one-time message, with Copy), keep_shown_once / take_shown_once
+              (a just-made secret kept encrypted in the session for its own page),
               validate_payload_filter, filter_preview (a filter's effect on recent events)
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
 Metrics:      metrics_view (GET /metrics), register_metrics(collector) (an app's figures)
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
         VERSION,
         settings,
     )
-    from hooks.encryption import EncryptedTextField
+    from hooks.encryption import EncryptedTextField, seal, unseal
     from hooks.outbox.event import PayloadTooLarge, emit
     from hooks.scopes import register_namespaces
     from hooks.slots import Slot, SlotSetting, register_slot, register_slot_setting
@@ -82,9 +84,11 @@ if TYPE_CHECKING:
         DeliveryRow,
         delivery_attempts,
         filter_preview,
+        keep_shown_once,
         recent_deliveries,
         secret_shown_once,
         secret_state,
+        take_shown_once,
     )
     from hooks.webhook_secrets import generate_secret
     from hooks.worker.send_now import send_now, send_to_slot
@@ -144,6 +148,10 @@ __all__ = [
     "replay",
     "recent_deliveries",
     "secret_shown_once",
+    "keep_shown_once",
+    "take_shown_once",
+    "seal",
+    "unseal",
     "secret_state",
     "send_now",
     "send_test",

@@ -15,7 +15,7 @@ from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
 
 PREFIX = "fernet:"  # stored values without it are plain text from before encryption
@@ -52,6 +52,21 @@ def decrypt(stored: str) -> str:
         ) from None
 
 
+def seal(text: str) -> str:
+    """Text encrypted for a short stay outside the models (a session, a message), with
+    the key that encrypts the secrets at rest."""
+    return cipher().encrypt(text.encode()).decode()
+
+
+def unseal(sealed: str) -> str | None:
+    """What seal() made, or None when no key opens it (a key dropped since, or not a
+    sealed value): a lost one-time display, never an error page."""
+    try:
+        return cipher().decrypt(sealed.encode()).decode()
+    except (InvalidToken, ValueError, TypeError, AttributeError):
+        return None
+
+
 def is_current(stored: str) -> bool:
     """Encrypted with the first key (nothing for `reencrypt` to do)."""
     if not stored:
@@ -66,9 +81,21 @@ def is_current(stored: str) -> bool:
     return True
 
 
+def _opened(stored: str) -> str:
+    """A value as `dumpdata` wrote it (encrypted), for `loaddata`."""
+    try:
+        return cipher().decrypt(stored[len(PREFIX) :].encode()).decode()
+    except InvalidToken:
+        raise ValidationError(
+            "An encrypted value cannot be decrypted with ENCRYPTION_KEYS: load a dump with "
+            "the keys of the hub that wrote it."
+        ) from None
+
+
 class EncryptedTextField(models.TextField):
     """Text stored encrypted; blank stays blank (nothing to hide, and `if secret:` works
-    on the stored row too)."""
+    on the stored row too). `dumpdata` writes it encrypted as stored (value_to_string,
+    and hooks/dumps.py for the json formats); `loaddata` decrypts it (to_python)."""
 
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
@@ -76,6 +103,15 @@ class EncryptedTextField(models.TextField):
 
     def from_db_value(self, value, expression, connection):
         return decrypt(value) if value else value
+
+    def value_to_string(self, obj) -> str:
+        value = self.value_from_object(obj)
+        return encrypt(value) if value else ""
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.startswith(PREFIX):
+            return _opened(value)
+        return super().to_python(value)
 
 
 class EncryptedJSONField(models.TextField):
@@ -91,7 +127,13 @@ class EncryptedJSONField(models.TextField):
             return {}
         return json.loads(decrypt(value))
 
+    def value_to_string(self, obj) -> str:
+        value = self.value_from_object(obj)
+        return encrypt(json.dumps(value, ensure_ascii=False)) if value else ""
+
     def to_python(self, value):
         if isinstance(value, dict):
             return value
+        if isinstance(value, str) and value.startswith(PREFIX):
+            return json.loads(_opened(value))
         return json.loads(value) if value else {}

@@ -11,7 +11,6 @@ import re
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from django import forms
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Q
@@ -22,6 +21,7 @@ from apikit import jsonbody
 from hooks import NAMESPACE
 from hooks.models import ALL_EVENTS, Webhook
 from namespaces import cron as schedules
+from namespaces import uploads
 from namespaces.models import (
     MASK,
     MAX_DEPTH,
@@ -310,10 +310,6 @@ class CronForm(ResourceForm):
         return item
 
 
-def file_limit() -> int:
-    return settings.NAMESPACE_FILE_LIMIT
-
-
 class StoredFileForm(ResourceForm):
     """An image or object: a name and a file (on edit, only the name changes)."""
 
@@ -325,7 +321,7 @@ class StoredFileForm(ResourceForm):
         if self.instance.pk:
             del self.fields["file"]
         else:
-            self.fields["file"].help_text = f"At most {filesizeformat(file_limit())}."
+            self.fields["file"].help_text = f"At most {filesizeformat(uploads.file_limit())}."
 
     def clean_name(self) -> str:
         name = _no_line_breaks(self.cleaned_data["name"].strip())
@@ -335,13 +331,15 @@ class StoredFileForm(ResourceForm):
 
     def clean_file(self):
         upload = self.cleaned_data.get("file")
-        if upload and upload.size > file_limit():
+        if upload and upload.size > uploads.file_limit():
             raise ValidationError(
                 f"The file is {filesizeformat(upload.size)}; the limit is "
-                f"{filesizeformat(file_limit())} (NAMESPACE_FILE_LIMIT)."
+                f"{filesizeformat(uploads.file_limit())} (NAMESPACE_FILE_LIMIT)."
             )
         if upload is not None and upload.size == 0:
             raise ValidationError("The file is empty.")
+        if upload is not None and (reason := uploads.over_quota(self.namespace, upload.size)):
+            raise ValidationError(reason)
         return upload
 
     def save(self, commit: bool = True):

@@ -20,6 +20,8 @@ from namespaces.forms import NamespaceWebhookForm
 from namespaces.views import page
 from webhookhub import pages
 
+SHOWN = "namespace-webhook"  # where a just-made secret waits (hooks.keep_shown_once)
+
 
 def _webhooks(namespace):
     return Webhook.objects.filter(scope=Scope.NAMESPACE, namespace=namespace.key)
@@ -51,7 +53,7 @@ def create(request: HttpRequest, path: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         webhook = form.save()
         if form.saved.new_secret:
-            request.session["new_webhook_secret"] = form.saved.new_secret
+            hooks.keep_shown_once(request.session, SHOWN, webhook.pk, form.saved.new_secret)
         messages.success(request, f"Webhook for {webhook.url} created.")
         return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
     return page(request, "namespaces/webhook_form.html", namespace, role,
@@ -66,13 +68,13 @@ def detail(request: HttpRequest, path: str, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         form.save()
         if form.saved.new_secret:
-            request.session["new_webhook_secret"] = form.saved.new_secret
+            hooks.keep_shown_once(request.session, SHOWN, webhook.pk, form.saved.new_secret)
         messages.success(request, "Webhook saved.")
         return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
     return page(request, "namespaces/webhook.html", namespace, role,
                  status=400 if form.errors else 200, webhook=webhook, form=form,
                  deliveries=_recent(namespace, webhook), preview=hooks.filter_preview(webhook),
-                 new_secret=request.session.pop("new_webhook_secret", None),
+                 new_secret=hooks.take_shown_once(request.session, SHOWN, webhook.pk),
                  test_result=request.session.pop("webhook_test", None))  # fmt: skip
 
 

@@ -48,9 +48,23 @@ def test_who_may_scrape(client, settings):
     assert ok.status_code == 200
     wrong = client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer nope")
     assert wrong.status_code == 403
+    settings.METRICS_TOKEN = ""
     settings.METRICS_ALLOWED_NETWORKS = ["203.0.113.0/24"]
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 200
     assert client.post("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 405
+
+
+def test_a_set_token_is_required_even_from_an_allowed_address(client, settings):
+    """A reverse proxy on the same machine makes every visitor look like 127.0.0.1."""
+    settings.METRICS_TOKEN = "s3cret-token"
+    proxied = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
+    assert proxied.status_code == 403 and b"s3cret" not in proxied.content
+    wrong = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_AUTHORIZATION="Bearer s3cret")
+    assert wrong.status_code == 403
+    bearer = client.get(
+        "/metrics", REMOTE_ADDR="127.0.0.1", HTTP_AUTHORIZATION="Bearer s3cret-token"
+    )
+    assert bearer.status_code == 200 and b"webhookhub_backlog_due" in bearer.content
 
 
 def test_deliveries_and_attempts_are_counted_by_outcome(client):

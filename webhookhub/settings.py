@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "namespaces.uploads.UploadLimitMiddleware",  # after auth, before CSRF reads the body
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "webhookhub.security.ContentSecurityPolicyMiddleware",
@@ -203,6 +204,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # through the namespace's download page, to its members.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 NAMESPACE_FILE_LIMIT = env.int("NAMESPACE_FILE_LIMIT", default=50 * 1024 * 1024)
+# All of one namespace's images and objects together (0: no quota); namespaces/uploads.py.
+NAMESPACE_STORAGE_QUOTA = env.int("NAMESPACE_STORAGE_QUOTA", default=1024 * 1024 * 1024)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -242,6 +245,12 @@ LOGGING = {
 # Cookies only over HTTPS: on by default when SITE_URL is https.
 SECURE_COOKIES = env.bool("SECURE_COOKIES", default=SITE_URL.startswith("https://"))
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+# Messages wait in the session, encrypted, never in a cookie: an admin's "shown this
+# once" message carries a new signing secret (webhookhub/messages.py).
+MESSAGE_STORAGE = "webhookhub.messages.SealedSessionStorage"
+# `dumpdata` writes encrypted fields as stored (encrypted), `loaddata` reads them back
+# with the same ENCRYPTION_KEYS (hooks/dumps.py); xml does so by itself.
+SERIALIZATION_MODULES = {"json": "hooks.dumps", "jsonl": "hooks.dumps_jsonl"}
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 # The hub's pages load nothing from elsewhere and run no inline script; blank turns
@@ -294,7 +303,8 @@ ADMINS = [("", email) for email in env.list("ADMIN_EMAILS", default=[])]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webhookhub@localhost")
 
 # --- Prometheus /metrics ------------------------------------------------------
-# A scrape is allowed with `Authorization: Bearer <METRICS_TOKEN>` (when set) or from an
+# With METRICS_TOKEN set, a scrape needs `Authorization: Bearer <METRICS_TOKEN>` (a proxy
+# on the same machine would make any peer a loopback one); unset, it must come from an
 # address in METRICS_ALLOWED_NETWORKS. Worker counters live in one folder per machine
 # (prometheus-client's multiprocess mode); every process of the machine must share it,
 # and runhub empties it when it starts.
@@ -329,6 +339,9 @@ Q_CLUSTER = {
 # delivery. Handlers are stopped by the runner at their executionTimeout (up to 7
 # days); the broker timeouts only need to stay out of its way.
 JOB_WORKERS = env.int("JOB_WORKERS", default=2)
+# Events one API token may post a minute to /api/v1/events (api/ratelimit.py; 0: no
+# limit), counted in Redis when REDIS_URL is set, else in the database.
+INGEST_RATE_LIMIT = env.int("INGEST_RATE_LIMIT", default=600)
 # runsync long polls waiting at once per web process, and per user (jobs.waiters): the
 # process's other threads stay free for pages and the rest of the API.
 RUNSYNC_WAITERS = env.int("RUNSYNC_WAITERS", default=2)

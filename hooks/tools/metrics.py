@@ -87,10 +87,13 @@ def scrape() -> bytes:
 
 
 def allowed(request: HttpRequest) -> bool:
+    """With METRICS_TOKEN set, only its bearer may scrape, from anywhere: a reverse proxy on
+    the same machine makes every visitor's peer address a loopback one. Without it, the
+    peer address must be in METRICS_ALLOWED_NETWORKS."""
     token = settings.METRICS_TOKEN
-    header = request.headers.get("Authorization", "")
-    if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
-        return True
+    if token:
+        header = request.headers.get("Authorization", "")
+        return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
@@ -107,7 +110,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         )
     if not allowed(request):
         return HttpResponse(
-            "Forbidden: send Authorization: Bearer <METRICS_TOKEN>, or scrape from an address "
-            "in METRICS_ALLOWED_NETWORKS.\n", status=403, content_type="text/plain",
+            "Forbidden: send Authorization: Bearer <METRICS_TOKEN> (required when it is set), "
+            "or scrape from an address in METRICS_ALLOWED_NETWORKS.\n", status=403,
+            content_type="text/plain",
         )  # fmt: skip
     return HttpResponse(scrape(), content_type=CONTENT_TYPE_LATEST)

@@ -1,7 +1,8 @@
 """What owners see on their pages, the same on every webhook's page (the admin's server
 and route webhooks, a namespace's webhooks, a user's notification webhook): its secret's
 state, its recent deliveries, a delivery's attempts (bodies indented for reading), and
-which recent events a webhook's payload filter would have let through."""
+which recent events a webhook's payload filter would have let through; a just-made
+secret kept, encrypted, for the one page that shows it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils.html import format_html
 
 from hooks import catalog
+from hooks.encryption import seal, unseal
 from hooks.models import Attempt, Delivery, Event, Webhook
 from hooks.outbox import filters
 
@@ -85,6 +87,24 @@ def _response(delivery: Delivery) -> str:
         return delivery.last_error or ""
     start = " ".join((delivery.response_start or "").split())[:RESPONSE_PREVIEW]
     return f"{delivery.last_response_status} {start}".strip()
+
+
+def keep_shown_once(session, scope: str, pk: int, secret: str) -> None:
+    """Keep a just-made secret (or token) for the page that shows it once, after the
+    redirect: in the server-side session, encrypted, under a key of its own page's
+    (`new_secret:<scope>:<pk>`), so no cookie carries it, a copy of the session table
+    does not reveal it, and another page never shows it."""
+    session[_shown_key(scope, pk)] = seal(secret)
+
+
+def take_shown_once(session, scope: str, pk: int) -> str | None:
+    """The secret kept for this page, removed from the session as it is read."""
+    sealed = session.pop(_shown_key(scope, pk), None)
+    return unseal(sealed) if sealed else None
+
+
+def _shown_key(scope: str, pk: int) -> str:
+    return f"new_secret:{scope}:{pk}"
 
 
 def secret_shown_once(webhook_name: str, secret: str) -> str:
