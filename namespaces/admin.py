@@ -133,6 +133,8 @@ class CronAdmin(ResourceAdmin):
               "author", "created_at"]  # fmt: skip
 
     def save_model(self, request, obj, form, change) -> None:
+        if {"endpoint", "input"} & set(form.changed_data):
+            obj.author = request.user  # what it runs is theirs now: it runs as them
         with transaction.atomic():
             obj.save()
             cron.sync(obj)

@@ -206,10 +206,21 @@ SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-ni
                  "sk-ecdsa-sha2-nistp256@openssh.com")  # fmt: skip
 
 
+# OpenSSH reads a public key or authorized_keys line of at most SSH_MAX_PUBKEY_BYTES
+# (16384): a 16384-bit RSA key, the largest it makes, is ~2,800 characters, so this
+# leaves room for any comment a real key carries.
+MAX_PUBLIC_KEY = 16384
+
+
 def parse_public_key(text: str) -> tuple[str, str]:
     """(the key as one normalised line, its SHA256 fingerprint), or a ValidationError that
     says what is wrong. Parsed by `cryptography`, which checks the key itself, not only
     its shape."""
+    if len(text) > MAX_PUBLIC_KEY:
+        raise ValidationError(
+            f"This is {len(text)} characters; a public key line is at most {MAX_PUBLIC_KEY} "
+            "(OpenSSH's own limit, room for its largest key, 16384-bit RSA, and a comment)."
+        )
     text = " ".join(text.split())
     if "PRIVATE KEY" in text:
         raise ValidationError(
@@ -304,6 +315,9 @@ class CronForm(ResourceForm):
         return self._unique("name", name, "a cron job")
 
     def save(self, commit: bool = True) -> Cron:
+        # Whoever saves it last runs it: another member's schedule and input never run
+        # as someone who did not write them (jobs.scheduled.run_cron).
+        self.instance.author = self.author
         item = super().save(commit)
         if commit:
             schedules.sync(item)

@@ -418,6 +418,8 @@ BAD_INPUT = [
     ("/namespaces/acme/keys/", {"name": "new", "public_key": "hello"}, "Paste an OpenSSH public key"),
     ("/namespaces/acme/keys/", {"name": "new", "public_key": "ssh-ed25519 AAAAnotakey"}, "does not decode"),
     ("/namespaces/acme/keys/", {"name": "k", "public_key": ED25519}, "already has an SSH key"),
+    ("/namespaces/acme/keys/", {"name": "long", "public_key": ED25519 + " " + "c" * 300_000},
+     "a public key line is at most 16384"),
     ("/namespaces/acme/webhooks/new/", {"url": "ftp://example.com/x", "all_events": "on"}, "http"),
     ("/namespaces/acme/webhooks/new/", {"url": "http://10.1.2.3/hook", "all_events": "on"}, "not allowed"),
     ("/namespaces/acme/webhooks/new/", {"url": "http://10.1.2.3/hook", "all_events": "on"},
@@ -668,21 +670,59 @@ def test_a_cron_job_has_a_django_q_schedule_and_submits_into_its_namespace(
     job = Job.objects.get(pk=job_id)
     assert job.namespace == acme and job.user == colleague and job.input == {"prompt": "hi"}
     logged_in(owner).post(f"/namespaces/acme/members/{colleague.pk}/remove/")
-    assert (
-        Job.objects.get(pk=run_cron(cron.pk)).user == owner
-    )  # a former member's cron runs as the owner
+    assert run_cron(cron.pk) is None  # a former member's input runs as nobody, the owner too
     work_again = logged_in(owner)
     work_again.post(f"/namespaces/acme/cron/{cron.pk}/delete/")
     assert not Schedule.objects.filter(pk=schedule.pk).exists() and run_cron(cron.pk) is None
     got = received(receiver, "/cron")
     assert [(g["type"], g["body"].get("action")) for g in got] == [
-        ("cron", "created"), ("cron", "updated"), ("build.submitted", None), ("build.submitted", None),
-        ("cron", "deleted"),
+        ("cron", "created"), ("cron", "updated"), ("build.submitted", None), ("cron", "deleted"),
     ]  # fmt: skip
     assert (
         got[0]["body"]["cron"]["expression"] == "30 2 * * 1-5"
         and got[0]["body"]["cron"]["next_run"]
     )
+
+
+def test_a_cron_job_runs_as_whoever_last_saved_it_never_with_anothers_input(
+    owner, colleague, receiver, admin_client
+):
+    """A collaborator who edits the owner's cron job runs it from then on, as themselves;
+    the owner's name never carries input they did not write (nor does staff's edit in
+    the admin carry the member's name)."""
+    from jobs.scheduled import run_cron
+
+    client = logged_in(owner)
+    acme = create_namespace(client)
+    join(client, acme, colleague)
+    add_webhook(
+        client, acme, receiver.url + "/runs", all_events="", events=["cron", "build.submitted"]
+    )
+    fields = {"name": "nightly", "endpoint": echo(), "every": "daily"}
+    assert (
+        client.post("/namespaces/acme/cron/", {**fields, "input": '{"by": "olga"}'}).status_code
+        == 302
+    )
+    cron = Cron.objects.get()
+    assert Job.objects.get(pk=run_cron(cron.pk)).user == owner
+    edited = logged_in(colleague).post(f"/namespaces/acme/cron/{cron.pk}/",
+                                       {**fields, "input": '{"by": "carl"}'})  # fmt: skip
+    assert edited.status_code == 302
+    job = Job.objects.get(pk=run_cron(cron.pk))
+    assert (job.user, job.input) == (colleague, {"by": "carl"})
+    staff = admin_client.post(f"/admin/namespaces/cron/{cron.pk}/change/",
+                              {**fields, "input": '{"by": "staff"}'})  # fmt: skip
+    assert staff.status_code == 302
+    job = Job.objects.get(pk=run_cron(cron.pk))
+    assert job.user.is_superuser and job.input == {"by": "staff"}  # a superuser owns it all
+    got = received(receiver, "/runs")
+    submitted = [(g["body"]["user"]["id"], g["body"]["manifest"]) for g in got
+                 if g["type"] == "build.submitted"]  # fmt: skip
+    assert submitted[:2] == [(owner.pk, '{"by":"olga"}'), (colleague.pk, '{"by":"carl"}')]
+    updated = [
+        g["body"]["cron"]["author"]["id"] for g in got if g["body"].get("action") == "updated"
+    ]
+    assert updated == [colleague.pk, job.user.pk]  # each event says who runs it now
 
 
 def test_files_are_stored_downloaded_by_members_only_and_removed_with_their_row(
