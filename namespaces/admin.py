@@ -22,7 +22,7 @@ class InviteInline(admin.TabularInline):
     model = Invite
     fk_name = "namespace"
     extra = 0
-    readonly_fields = ["inviter", "invitee", "created_at"]
+    readonly_fields = ["inviter", "email", "invitee", "created_at"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # invites are sent by owners, on their page

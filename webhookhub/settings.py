@@ -203,6 +203,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # through the namespace's download page, to its members.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 NAMESPACE_FILE_LIMIT = env.int("NAMESPACE_FILE_LIMIT", default=50 * 1024 * 1024)
+# Invites one user may send in an hour, over all their namespaces (docs/namespaces.md).
+INVITE_LIMIT_PER_HOUR = env.int("INVITE_LIMIT_PER_HOUR", default=10)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
