@@ -22,7 +22,7 @@ class InviteInline(admin.TabularInline):
     model = Invite
     fk_name = "namespace"
     extra = 0
-    readonly_fields = ["inviter", "invitee", "created_at"]
+    readonly_fields = ["inviter", "email", "invitee", "created_at"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # invites are sent by owners, on their page
@@ -133,6 +133,8 @@ class CronAdmin(ResourceAdmin):
               "author", "created_at"]  # fmt: skip
 
     def save_model(self, request, obj, form, change) -> None:
+        if {"endpoint", "input"} & set(form.changed_data):
+            obj.author = request.user  # what it runs is theirs now: it runs as them
         with transaction.atomic():
             obj.save()
             cron.sync(obj)

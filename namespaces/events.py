@@ -15,8 +15,11 @@ CREATED, UPDATED, DELETED = "created", "updated", "deleted"
 
 _NS = {"id": 7, "name": "acme", "path": "acme", "description": "", "visibility": "private",
        "owner": {"id": 1, "name": "Ann"}, "url": "https://hub.example.com/namespaces/acme/"}  # fmt: skip
-_PEOPLE = {"inviter": {"id": 1, "name": "Ann", "email": "ann@example.com"},
-           "invitee": {"id": 2, "name": "Bob", "email": "bob@example.com"}}  # fmt: skip
+_INVITER = {"id": 1, "name": "Ann", "email": "ann@example.com"}
+# Sent: only the address the owner typed (whether it has an account is never said);
+# answered: the invitee, who showed who they are by answering.
+_SENT = {"inviter": _INVITER, "invitee": {"email": "bob@example.com"}}
+_PEOPLE = {"inviter": _INVITER, "invitee": {"id": 2, "name": "Bob", "email": "bob@example.com"}}
 _AUTHOR = {"id": 1, "name": "Ann", "email": "ann@example.com"}
 _VARIABLE = {"id": 3, "namespace": {"id": 7, "path": "acme"}, "author": _AUTHOR,
              "created_at": "2026-12-02T10:00:00+00:00", "key": "REGION", "masked": False,
@@ -35,8 +38,9 @@ _FILE = {"id": 6, "namespace": {"id": 7, "path": "acme"}, "author": _AUTHOR,
          "content_type": "application/octet-stream"}  # fmt: skip
 
 TYPES = [
-    (INVITE_SENT, "The owner invited a user to the namespace.",
-     {"namespace": _NS, **_PEOPLE}, "{invitee[name]} was invited to {namespace[path]}"),
+    (INVITE_SENT, "The owner invited an email address to the namespace (the invitee is "
+     "the address as typed, whether or not it has an account).",
+     {"namespace": _NS, **_SENT}, "{invitee[email]} was invited to {namespace[path]}"),
     (INVITE_ACCEPTED, "An invited user accepted and is now a collaborator (Djinn's "
      "collaborator_joined).", {"namespace": _NS, **_PEOPLE},
      "{invitee[name]} joined {namespace[path]}"),
@@ -83,7 +87,8 @@ def emit(event_type: str, namespace, payload: dict) -> None:
 
 
 def invite(event_type: str, invite) -> None:
-    emit(event_type, invite.namespace, invite.as_payload())
+    payload = invite.as_payload() if event_type == INVITE_SENT else invite.answered_payload()
+    emit(event_type, invite.namespace, payload)
 
 
 def namespace_changed(namespace, action: str, **extra) -> None:

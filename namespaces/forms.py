@@ -7,14 +7,15 @@ import base64
 import hashlib
 import json
 import re
+from datetime import timedelta
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 
 import hooks
 from apikit import jsonbody
@@ -25,12 +26,12 @@ from namespaces import uploads
 from namespaces.models import (
     MASK,
     MAX_DEPTH,
-    Collaborator,
     Cron,
     Image,
     Invite,
     Namespace,
     Object,
+    SentInvite,
     SSHKey,
     Variable,
 )
@@ -93,41 +94,56 @@ class NamespaceForm(forms.ModelForm):
 
 
 class InviteForm(forms.Form):
-    who = forms.CharField(
-        label="Invite a user", max_length=254, help_text="Their email address, user name or name."
-    )
+    """An invite to an exact email address. Every error is about what the owner typed or
+    already sees on the members page (the owner's and collaborators' addresses, the
+    invites waiting), so no answer says whether an address has an account here."""
+
+    who = forms.EmailField(
+        label="Invite by email", max_length=254,
+        help_text="Their exact email address. Whether it has an account here is not shown.",
+    )  # fmt: skip
 
     def __init__(self, *args, namespace: Namespace, inviter, **kwargs):
         super().__init__(*args, **kwargs)
         self.namespace, self.inviter = namespace.top, inviter
 
-    def clean_who(self):
-        who = self.cleaned_data["who"].strip()
-        users = get_user_model().objects.filter(is_active=True)
-        invitee = users.filter(Q(email__iexact=who) | Q(username__iexact=who)).first()
-        if invitee is None:
-            named = list(users.filter(name__iexact=who)[:2])
-            if len(named) > 1:
-                raise ValidationError(f"Several users are called {who!r}; give their email.")
-            invitee = named[0] if named else None
-        if invitee is None:
-            return None  # answered as if invited: an invite does not tell who has an account
-        if invitee.pk == self.namespace.owner_id:
+    def clean_who(self) -> str:
+        email = self.cleaned_data["who"]
+        if self.namespace.owner.email.lower() == email.lower():
             raise ValidationError("The owner is already a member.")
-        if Collaborator.objects.filter(namespace=self.namespace, user=invitee).exists():
-            raise ValidationError(f"{invitee.display_name} is already a collaborator.")
-        if Invite.objects.filter(namespace=self.namespace, invitee=invitee).exists():
-            raise ValidationError(f"{invitee.display_name} has already been invited.")
-        return invitee
+        if self.namespace.collaborators.filter(user__email__iexact=email).exists():
+            raise ValidationError(f"{email} is already a collaborator.")
+        if self.namespace.invites.filter(email__iexact=email).exists():
+            raise ValidationError(f"{email} has already been invited.")
+        return email
 
-    def save(self) -> Invite | None:
-        """The invite, or None for someone without an account (nothing is stored; the page
-        answers the same either way)."""
-        if self.cleaned_data["who"] is None:
-            return None
+    def clean(self):
+        limit = settings.INVITE_LIMIT_PER_HOUR
+        if sent_in_the_last_hour(self.inviter) >= limit:
+            raise ValidationError(
+                f"You have sent {limit} invites in the last hour, the most you may "
+                "(INVITE_LIMIT_PER_HOUR); try again later."
+            )
+        return super().clean()
+
+    def save(self) -> Invite:
+        """The invite, to the account with that address if there is one; kept either way."""
+        email = self.cleaned_data["who"]
+        invitee = get_user_model().objects.filter(is_active=True, email__iexact=email).first()
+        now = timezone.now()
+        SentInvite.objects.filter(inviter=self.inviter, sent_at__lt=now - INVITE_WINDOW).delete()
+        SentInvite.objects.create(inviter=self.inviter, sent_at=now)
         return Invite.objects.create(
-            namespace=self.namespace, inviter=self.inviter, invitee=self.cleaned_data["who"]
+            namespace=self.namespace, inviter=self.inviter, email=email, invitee=invitee
         )
+
+
+INVITE_WINDOW = timedelta(hours=1)
+
+
+def sent_in_the_last_hour(inviter) -> int:
+    since = timezone.now() - INVITE_WINDOW
+    return SentInvite.objects.filter(inviter=inviter, sent_at__gte=since).count()
 
 
 class ResourceForm(forms.ModelForm):
@@ -206,10 +222,21 @@ SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-ni
                  "sk-ecdsa-sha2-nistp256@openssh.com")  # fmt: skip
 
 
+# OpenSSH reads a public key or authorized_keys line of at most SSH_MAX_PUBKEY_BYTES
+# (16384): a 16384-bit RSA key, the largest it makes, is ~2,800 characters, so this
+# leaves room for any comment a real key carries.
+MAX_PUBLIC_KEY = 16384
+
+
 def parse_public_key(text: str) -> tuple[str, str]:
     """(the key as one normalised line, its SHA256 fingerprint), or a ValidationError that
     says what is wrong. Parsed by `cryptography`, which checks the key itself, not only
     its shape."""
+    if len(text) > MAX_PUBLIC_KEY:
+        raise ValidationError(
+            f"This is {len(text)} characters; a public key line is at most {MAX_PUBLIC_KEY} "
+            "(OpenSSH's own limit, room for its largest key, 16384-bit RSA, and a comment)."
+        )
     text = " ".join(text.split())
     if "PRIVATE KEY" in text:
         raise ValidationError(
@@ -304,6 +331,9 @@ class CronForm(ResourceForm):
         return self._unique("name", name, "a cron job")
 
     def save(self, commit: bool = True) -> Cron:
+        # Whoever saves it last runs it: another member's schedule and input never run
+        # as someone who did not write them (jobs.scheduled.run_cron).
+        self.instance.author = self.author
         item = super().save(commit)
         if commit:
             schedules.sync(item)

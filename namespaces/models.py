@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F
+from django.db.models.functions import Lower
 
 from hooks import EncryptedTextField
 
@@ -87,27 +88,52 @@ class Collaborator(models.Model):
 
 
 class Invite(models.Model):
+    """An invite to the address its owner typed. `invitee` is the account that had that
+    address when it was sent, or none: such an invite is kept and listed all the same,
+    so the owner's page never tells which addresses have an account."""
+
     namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="invites")
     inviter = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invites_sent"
     )
+    email = models.EmailField(help_text="The address as the inviter typed it.")
     invitee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invites"
-    )
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        related_name="invites",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["namespace", "invitee"], name="one_pending_invite")
+            models.UniqueConstraint(Lower("email"), "namespace", name="one_invite_per_address")
         ]
 
     def __str__(self) -> str:
-        return f"{self.invitee} to {self.namespace}"
+        return f"{self.email} to {self.namespace}"
 
     def as_payload(self) -> dict:
-        return {"namespace": self.namespace.as_payload(),
-                "inviter": person(self.inviter), "invitee": person(self.invitee)}  # fmt: skip
+        """Only what the inviter knows: their own details and the address they typed.
+        When the invitee answers, they show who they are (`answered_payload`)."""
+        return {"namespace": self.namespace.as_payload(), "inviter": person(self.inviter),
+                "invitee": {"email": self.email}}  # fmt: skip
+
+    def answered_payload(self) -> dict:
+        invitee = {**person(self.invitee), "email": self.email}  # their address as typed
+        return {**self.as_payload(), "invitee": invitee}
+
+
+class SentInvite(models.Model):
+    """One invite sent, kept for the per-user limit (INVITE_LIMIT_PER_HOUR) after the
+    invite itself is answered and gone, so reject-and-invite-again cycles count."""
+
+    inviter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    sent_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"an invite from {self.inviter_id} at {self.sent_at:%Y-%m-%d %H:%M}"
 
 
 def person(user) -> dict:

@@ -135,11 +135,9 @@ def invite(request: HttpRequest, path: str) -> HttpResponse:
     form = InviteForm(request.POST, namespace=namespace, inviter=request.user)
     if not form.is_valid():
         return members(request, path, form=form)
-    with transaction.atomic():
-        sent = form.save()
-        if sent is not None:
-            events.invite(events.INVITE_SENT, sent)
-    who = request.POST.get("who", "").strip()  # one answer, whether or not they have an account
+    with transaction.atomic():  # the same invite and event whether or not it has an account
+        events.invite(events.INVITE_SENT, form.save())
+    who = form.cleaned_data["who"]
     messages.success(request, f"If “{who}” has an account here, they are invited: they see "
                               "the invite on their Namespaces page.")  # fmt: skip
     return redirect("namespaces:members", path=namespace.path)

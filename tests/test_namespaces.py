@@ -8,11 +8,13 @@ import hmac
 import json
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from accounts.models import ApiToken
@@ -20,7 +22,17 @@ from hooks.models import Attempt, Delivery, Webhook
 from hooks.worker.attempt import deliver_due
 from jobs import runner
 from jobs.models import Endpoint, Job
-from namespaces.models import Collaborator, Cron, Image, Invite, Namespace, Object, SSHKey, Variable
+from namespaces.models import (
+    Collaborator,
+    Cron,
+    Image,
+    Invite,
+    Namespace,
+    Object,
+    SentInvite,
+    SSHKey,
+    Variable,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)  # events leave after commit
 User = get_user_model()
@@ -100,7 +112,7 @@ def test_every_namespace_event_reaches_its_subscribed_webhook_only(owner, collea
 
     join(client, acme, colleague)
     reject = person("rita")
-    client.post(f"/namespaces/{acme.path}/invite/", {"who": "rita"})  # by user name
+    client.post(f"/namespaces/{acme.path}/invite/", {"who": "Rita@Example.com"})  # as typed
     logged_in(reject).post(f"/namespaces/invites/{Invite.objects.get(invitee=reject).pk}/reject/")
     client.post(
         f"/namespaces/{acme.path}/edit/", {"description": "Changed", "visibility": "internal"}
@@ -137,6 +149,10 @@ def test_every_namespace_event_reaches_its_subscribed_webhook_only(owner, collea
         assert g["headers"]["X-Djinn-CI-Hook-ID"] == str(hook.pk)
     accepted = got[1]["body"]
     assert accepted["inviter"]["name"] == "Olga" and accepted["invitee"]["name"] == "Carl"
+    # sent: only the address the owner typed; answered: the invitee, who showed themselves
+    assert got[2]["body"]["invitee"] == {"email": "Rita@Example.com"}
+    assert got[3]["body"]["invitee"] == {"id": reject.pk, "name": "Rita",
+                                         "email": "Rita@Example.com"}  # fmt: skip
     assert [g["body"]["action"] for g in got[5:]] == [
         "created",
         "created",
@@ -410,6 +426,8 @@ BAD_INPUT = [
     ("/namespaces/acme/edit/", {"description": "two\nlines", "visibility": "private"}, "line breaks"),
     ("/namespaces/acme/invite/", {"who": "olga@example.com"}, "The owner is already a member"),
     ("/namespaces/acme/invite/", {"who": "carl@example.com"}, "already a collaborator"),
+    ("/namespaces/acme/invite/", {"who": "sam"}, "Enter a valid email address"),  # no user names
+    ("/namespaces/acme/invite/", {"who": "Sam"}, "Enter a valid email address"),  # nor names
     ("/namespaces/acme/variables/", {"key": "1BAD", "value": "x"}, "A key is letters"),
     ("/namespaces/acme/variables/", {"key": "A", "value": "x"}, "already has a variable"),
     ("/namespaces/acme/variables/", {"key": "B", "value": ""}, "Give the variable a value"),
@@ -418,6 +436,8 @@ BAD_INPUT = [
     ("/namespaces/acme/keys/", {"name": "new", "public_key": "hello"}, "Paste an OpenSSH public key"),
     ("/namespaces/acme/keys/", {"name": "new", "public_key": "ssh-ed25519 AAAAnotakey"}, "does not decode"),
     ("/namespaces/acme/keys/", {"name": "k", "public_key": ED25519}, "already has an SSH key"),
+    ("/namespaces/acme/keys/", {"name": "long", "public_key": ED25519 + " " + "c" * 300_000},
+     "a public key line is at most 16384"),
     ("/namespaces/acme/webhooks/new/", {"url": "ftp://example.com/x", "all_events": "on"}, "http"),
     ("/namespaces/acme/webhooks/new/", {"url": "http://10.1.2.3/hook", "all_events": "on"}, "not allowed"),
     ("/namespaces/acme/webhooks/new/", {"url": "http://10.1.2.3/hook", "all_events": "on"},
@@ -668,21 +688,59 @@ def test_a_cron_job_has_a_django_q_schedule_and_submits_into_its_namespace(
     job = Job.objects.get(pk=job_id)
     assert job.namespace == acme and job.user == colleague and job.input == {"prompt": "hi"}
     logged_in(owner).post(f"/namespaces/acme/members/{colleague.pk}/remove/")
-    assert (
-        Job.objects.get(pk=run_cron(cron.pk)).user == owner
-    )  # a former member's cron runs as the owner
+    assert run_cron(cron.pk) is None  # a former member's input runs as nobody, the owner too
     work_again = logged_in(owner)
     work_again.post(f"/namespaces/acme/cron/{cron.pk}/delete/")
     assert not Schedule.objects.filter(pk=schedule.pk).exists() and run_cron(cron.pk) is None
     got = received(receiver, "/cron")
     assert [(g["type"], g["body"].get("action")) for g in got] == [
-        ("cron", "created"), ("cron", "updated"), ("build.submitted", None), ("build.submitted", None),
-        ("cron", "deleted"),
+        ("cron", "created"), ("cron", "updated"), ("build.submitted", None), ("cron", "deleted"),
     ]  # fmt: skip
     assert (
         got[0]["body"]["cron"]["expression"] == "30 2 * * 1-5"
         and got[0]["body"]["cron"]["next_run"]
     )
+
+
+def test_a_cron_job_runs_as_whoever_last_saved_it_never_with_anothers_input(
+    owner, colleague, receiver, admin_client
+):
+    """A collaborator who edits the owner's cron job runs it from then on, as themselves;
+    the owner's name never carries input they did not write (nor does staff's edit in
+    the admin carry the member's name)."""
+    from jobs.scheduled import run_cron
+
+    client = logged_in(owner)
+    acme = create_namespace(client)
+    join(client, acme, colleague)
+    add_webhook(
+        client, acme, receiver.url + "/runs", all_events="", events=["cron", "build.submitted"]
+    )
+    fields = {"name": "nightly", "endpoint": echo(), "every": "daily"}
+    assert (
+        client.post("/namespaces/acme/cron/", {**fields, "input": '{"by": "olga"}'}).status_code
+        == 302
+    )
+    cron = Cron.objects.get()
+    assert Job.objects.get(pk=run_cron(cron.pk)).user == owner
+    edited = logged_in(colleague).post(f"/namespaces/acme/cron/{cron.pk}/",
+                                       {**fields, "input": '{"by": "carl"}'})  # fmt: skip
+    assert edited.status_code == 302
+    job = Job.objects.get(pk=run_cron(cron.pk))
+    assert (job.user, job.input) == (colleague, {"by": "carl"})
+    staff = admin_client.post(f"/admin/namespaces/cron/{cron.pk}/change/",
+                              {**fields, "input": '{"by": "staff"}'})  # fmt: skip
+    assert staff.status_code == 302
+    job = Job.objects.get(pk=run_cron(cron.pk))
+    assert job.user.is_superuser and job.input == {"by": "staff"}  # a superuser owns it all
+    got = received(receiver, "/runs")
+    submitted = [(g["body"]["user"]["id"], g["body"]["manifest"]) for g in got
+                 if g["type"] == "build.submitted"]  # fmt: skip
+    assert submitted[:2] == [(owner.pk, '{"by":"olga"}'), (colleague.pk, '{"by":"carl"}')]
+    updated = [
+        g["body"]["cron"]["author"]["id"] for g in got if g["body"].get("action") == "updated"
+    ]
+    assert updated == [colleague.pk, job.user.pk]  # each event says who runs it now
 
 
 def test_files_are_stored_downloaded_by_members_only_and_removed_with_their_row(
@@ -776,16 +834,69 @@ def test_an_owner_filters_a_webhooks_events_and_previews_the_filter(owner, recei
     assert hook.payload_filter is None
 
 
-def test_an_invite_answers_the_same_whether_or_not_the_address_has_an_account(
-    world, owner, stranger
-):
-    from namespaces.models import Invite
+def _neutral(response, who: str) -> str:
+    """A page with the address typed and the per-response CSRF token taken out."""
+    page = response.content.decode().replace(who, "WHO")
+    return re.sub(r'(value|data-csrf)="[A-Za-z0-9]{64}"', "", page)
 
+
+def test_an_invite_answers_the_same_whether_or_not_the_address_has_an_account(
+    world, owner, stranger, receiver
+):
+    """Its page, its form errors and its invite.sent event, to the inviter's own
+    webhook, are the same for an address with an account and one without; the event
+    carries only the address as typed (Sam's id and name stay unknown)."""
     client = logged_in(owner)
-    answers = []
-    for who in ("nobody@example.com", "sam@example.com"):
+    Invite.objects.all().delete()
+    sent, errors = [], []
+    for who in ("nobody@example.com", "Sam@Example.com"):
         page = client.post("/namespaces/acme/invite/", {"who": who}, follow=True)
-        answers.append(page.content.decode().replace(who, "WHO"))
-    messages = [a.split('class="messages"', 1)[1].split("</ul>", 1)[0] for a in answers]
-    assert messages[0] == messages[1] and "they are invited" in messages[0]
-    assert list(Invite.objects.values_list("invitee__email", flat=True)) == ["sam@example.com"]
+        sent.append(_neutral(page, who).split('class="messages"', 1)[1].split("</ul>", 1)[0])
+    for who in ("nobody@example.com", "Sam@Example.com"):
+        again = client.post("/namespaces/acme/invite/", {"who": who.upper()})
+        assert again.status_code == 400
+        errors.append(_neutral(again, who.upper()))
+    assert sent[0] == sent[1] and "they are invited" in sent[0]
+    assert errors[0] == errors[1] and "has already been invited" in errors[0]
+    members = client.get("/namespaces/acme/members/").content.decode()
+    assert "Waiting for: Sam@Example.com, nobody@example.com" in members
+    assert "Sam" not in members.replace("Sam@Example.com", "")
+    invites = [g["body"] for g in received(receiver, "/hook") if g["type"] == "invite.sent"]
+    assert [i["invitee"] for i in invites] == [{"email": "nobody@example.com"},
+                                               {"email": "Sam@Example.com"}]  # fmt: skip
+    assert invites[0] | {"invitee": None} == invites[1] | {"invitee": None}
+    [sam] = Invite.objects.filter(invitee=stranger)
+    assert sam.email == "Sam@Example.com"  # Sam sees it on their page and may accept it
+    assert "acme" in logged_in(stranger).get("/namespaces/").content.decode()
+    assert logged_in(stranger).post(f"/namespaces/invites/{sam.pk}/accept/").status_code == 302
+    assert Collaborator.objects.filter(namespace=world["ns"], user=stranger).exists()
+
+
+def test_invites_are_limited_per_user_and_hour_over_every_namespace(
+    owner, stranger, settings, receiver
+):
+    """Rejected and invited again, or one invite from each of many namespaces: each
+    invite sent counts, and past the limit none is sent, whatever the address."""
+    settings.INVITE_LIMIT_PER_HOUR = 4
+    client = logged_in(owner)
+    spaces = [create_namespace(client, f"spam{n}") for n in range(3)]
+    for _ in range(2):  # invite, reject, invite again
+        assert client.post("/namespaces/spam0/invite/", {"who": stranger.email}).status_code == 302
+        pending = Invite.objects.get(invitee=stranger)
+        logged_in(stranger).post(f"/namespaces/invites/{pending.pk}/reject/")
+    for space in spaces[1:]:
+        assert (
+            client.post(f"/namespaces/{space.path}/invite/", {"who": stranger.email}).status_code
+            == 302
+        )
+    for who in (stranger.email, "nobody@example.com"):  # the fifth, either address
+        refused = client.post("/namespaces/spam0/invite/", {"who": who})
+        assert refused.status_code == 400
+        assert "You have sent 4 invites in the last hour" in refused.content.decode()
+    assert Invite.objects.count() == 2 and SentInvite.objects.count() == 4
+    assert not Invite.objects.filter(email="nobody@example.com").exists()
+    SentInvite.objects.update(sent_at=timezone.now() - timedelta(hours=1, seconds=1))
+    assert (
+        client.post("/namespaces/spam0/invite/", {"who": "nobody@example.com"}).status_code == 302
+    )
+    assert SentInvite.objects.count() == 1  # the hour's older ones are gone

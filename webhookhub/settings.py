@@ -206,6 +206,8 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 NAMESPACE_FILE_LIMIT = env.int("NAMESPACE_FILE_LIMIT", default=50 * 1024 * 1024)
 # All of one namespace's images and objects together (0: no quota); namespaces/uploads.py.
 NAMESPACE_STORAGE_QUOTA = env.int("NAMESPACE_STORAGE_QUOTA", default=1024 * 1024 * 1024)
+# Invites one user may send in an hour, over all their namespaces (docs/namespaces.md).
+INVITE_LIMIT_PER_HOUR = env.int("INVITE_LIMIT_PER_HOUR", default=10)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

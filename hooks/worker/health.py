@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from hooks import conf
+from hooks import conf, logsafe
 from hooks.models import Webhook
 from hooks.outbox.event import emit
 from hooks.worker import rows
@@ -126,7 +126,7 @@ def disable(webhook: Webhook, reason: str, now: datetime | None = None) -> bool:
     if not changed:
         return False
     webhook.disabled_at, webhook.disabled_reason = now, reason[:500]
-    log.warning("Webhook %s (%s) disabled: %s", webhook.pk, webhook.name, reason)
+    log.warning("Webhook %s (%s) disabled: %s", webhook.pk, webhook.name, logsafe.text(reason))
     emit(
         "webhook.disabled",
         {

@@ -39,7 +39,7 @@ from queue import Empty, SimpleQueue
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from hooks import conf, metrics, process
+from hooks import conf, logsafe, metrics, process
 from hooks.models import Delivery
 from hooks.outbox.handover import enqueue_pump, unmark
 from hooks.outgoing import transport
@@ -163,7 +163,8 @@ class Pump:
     def learn(self, key, result: transport.Result) -> None:
         if stalled(result):
             if self.bound(key) > 1:
-                log.info("Endpoint %s stalls; one request at a time until it answers.", key)
+                log.info("Endpoint %s stalls; one request at a time until it answers.",
+                         logsafe.endpoint(key))  # fmt: skip
             self.bounds[key] = 1
             self.stalling.add(key)
             self.release(key)

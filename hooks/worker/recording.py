@@ -13,7 +13,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from hooks import conf, metrics
+from hooks import conf, logsafe, metrics
 from hooks.models import Attempt, Delivery, Webhook
 from hooks.outgoing.request import masked
 from hooks.outgoing.transport import OutgoingRequest, Result
@@ -112,7 +112,7 @@ class Recorded:
                     "Delivery %s attempt %s failed: %s",
                     sent.delivery.pk,
                     attempt.number,
-                    sent.result.error or f"HTTP {sent.result.status}",
+                    logsafe.text(sent.result.error) or f"HTTP {sent.result.status}",
                 )
 
 
