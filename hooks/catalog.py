@@ -200,3 +200,77 @@ def register_builtin() -> None:
         },
         summary="Webhook {webhook[name]} was disabled: {reason}",
     )
+    _register_operator_events()
+
+
+# Events about the hub's own webhooks, for operators (server webhooks). An operator
+# event about a webhook never goes to that webhook, and a delivery of one that gives up
+# raises no `delivery.exhausted`: a failing alert sink cannot alert about itself in a loop.
+OPERATOR_EVENTS = (
+    "webhook.failing",
+    "webhook.disabled",
+    "webhook.recovered",
+    "delivery.exhausted",
+    "webhook.changed",
+)
+_WEBHOOK = {"id": 7, "name": "CI", "url": "https://ci.example.com/hook", "scope": "server"}
+
+
+def _register_operator_events() -> None:
+    register_event_type(
+        "webhook.failing",
+        "A webhook's last attempts all failed: it will be disabled unless it recovers.",
+        scopes=(SERVER,),
+        example={
+            "event": "webhook_failing",
+            "webhook": _WEBHOOK,
+            "consecutive_failures": 5,
+            "failing_since": "2026-11-02T09:30:00+00:00",
+            "disabled_at_the_latest": "2026-11-07T09:30:00+00:00",
+            "disabled_in_hours": 119.9,
+            "last_status": 503,
+        },
+        summary="Webhook {webhook[name]} is failing ({consecutive_failures} attempts in a "
+        "row); disabled in about {disabled_in_hours} h unless it recovers",
+    )
+    register_event_type(
+        "webhook.recovered",
+        "A failing webhook's receiver accepted a delivery again.",
+        scopes=(SERVER,),
+        example={
+            "event": "webhook_recovered",
+            "webhook": _WEBHOOK,
+            "failing_since": "2026-11-02T09:30:00+00:00",
+            "failed_attempts": 12,
+        },
+        summary="Webhook {webhook[name]} recovered after {failed_attempts} failed attempts",
+    )
+    register_event_type(
+        "delivery.exhausted",
+        "A delivery gave up: its last attempt failed and no retry is left.",
+        scopes=(SERVER,),
+        example={
+            "event": "delivery_exhausted",
+            "webhook": _WEBHOOK,
+            "delivery": {"id": "6c1f0b7e-2a43-4c55-9d8e-0f4a3b2c1d0e", "attempts": 10},
+            "event_type": "job.finished",
+            "last_status": 500,
+            "last_error": "",
+        },
+        summary="A {event_type} delivery to {webhook[name]} gave up after "
+        "{delivery[attempts]} attempts",
+    )
+    register_event_type(
+        "webhook.changed",
+        "A webhook was created, or its URL, secret, events, filter or active switch changed.",
+        scopes=(SERVER,),
+        example={
+            "event": "webhook_changed",
+            "webhook": _WEBHOOK,
+            "created": False,
+            "changed": ["url", "secret"],
+            "fields": "url, secret",
+            "by": {"id": 1, "username": "root"},
+        },
+        summary="Webhook {webhook[name]} changed by {by[username]}: {fields}",
+    )

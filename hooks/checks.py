@@ -43,6 +43,16 @@ def webhook_settings(app_configs=None, **kwargs) -> list[Error]:
     for name in ("WEBHOOK_SEND_THREADS", "WEBHOOK_BATCH_SIZE"):
         if value(name) < 1:
             errors.append(Error(f"{name} must be at least 1.", id="hooks.E004"))
+    if not isinstance(value("WEBHOOK_FAILING_AFTER_ATTEMPTS"), int) or (
+        value("WEBHOOK_FAILING_AFTER_ATTEMPTS") < 0
+    ):
+        errors.append(
+            Error(
+                "WEBHOOK_FAILING_AFTER_ATTEMPTS must be a whole number, 0 or more (0: never "
+                "warn that a webhook is failing).",
+                id="hooks.E012",
+            )
+        )
     if not MIN_CLAIM_LEASE <= value("WEBHOOK_CLAIM_LEASE") <= max_timeout:
         errors.append(
             Error(

@@ -45,6 +45,8 @@ SETTING_DEFAULTS: dict[str, Any] = {
     # does, while it holds the delivery): a worker that dies gives its deliveries up
     # this soon, and the ticker hands them to another within a second.
     "WEBHOOK_CLAIM_LEASE": 25.0,
+    # Its owner is warned after this many attempts in a row failed (Svix: after 4).
+    "WEBHOOK_FAILING_AFTER_ATTEMPTS": 5,
     "WEBHOOK_DISABLE_AFTER_DAYS": 5.0,
     "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES": 20,
     "WEBHOOK_HISTORY_DAYS": 30,
@@ -81,6 +83,7 @@ class HookSettings:
     pump_seconds: float
     disable_after_failed_deliveries: int
     history_days: int
+    failing_after_attempts: int
 
 
 def value(name: str) -> Any:
@@ -130,4 +133,5 @@ def settings() -> HookSettings:
         disable_after_days=float(value("WEBHOOK_DISABLE_AFTER_DAYS")),
         disable_after_failed_deliveries=int(value("WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES")),
         history_days=int(value("WEBHOOK_HISTORY_DAYS")),
+        failing_after_attempts=int(value("WEBHOOK_FAILING_AFTER_ATTEMPTS")),
     )

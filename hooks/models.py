@@ -35,6 +35,12 @@ class BodyFormat(models.TextChoices):
     OPEN_WEBUI = "open_webui", "Open WebUI's code shape ({action, message, …})"
 
 
+class AlertStage(models.TextChoices):
+    NONE = "", "Healthy"
+    FAILING = "failing", "Failing"
+    RECOVERED = "recovered", "Recovered"
+
+
 class Webhook(models.Model):
     name = models.CharField(max_length=100)
     url = models.CharField("URL", max_length=2000)
@@ -115,6 +121,11 @@ class Webhook(models.Model):
     consecutive_failed_deliveries = models.PositiveIntegerField(default=0)
     disabled_at = models.DateTimeField(null=True, blank=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
+    # The owner's alerts (hooks.worker.alerts): the stage last announced in this episode
+    # of failures, so each is sent once, and until when the owner snoozed the emails.
+    alert_stage = models.CharField(max_length=16, blank=True, choices=AlertStage.choices)
+    alert_stage_at = models.DateTimeField(null=True, blank=True)
+    alerts_snoozed_until = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

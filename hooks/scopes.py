@@ -12,16 +12,28 @@ from dataclasses import dataclass
 class NamespaceNames:
     label: Callable[[str], str | None]  # key -> its name, None when there is no such namespace
     find: Callable[[str], str | None]  # an id or a path -> its key
+    # key -> its owner's email (who is told when its webhooks fail), "" when none
+    owner_email: Callable[[str], str] | None = None
 
 
 _names: NamespaceNames | None = None
 
 
 def register_namespaces(
-    label: Callable[[str], str | None], find: Callable[[str], str | None]
+    label: Callable[[str], str | None],
+    find: Callable[[str], str | None],
+    owner_email: Callable[[str], str] | None = None,
 ) -> None:
     global _names
-    _names = NamespaceNames(label, find)
+    _names = NamespaceNames(label, find, owner_email)
+
+
+def namespace_owner_email(key: str) -> str:
+    """The email of the namespace's owner, who is told when its webhooks fail ("": none
+    known)."""
+    if not key or _names is None or _names.owner_email is None:
+        return ""
+    return _names.owner_email(key) or ""
 
 
 def namespace_label(key: str) -> str:

@@ -111,3 +111,12 @@ def find(text: str) -> str | None:
         Namespace.objects.filter(pk=int(text)).first() if text.isdigit() else None
     )
     return found.key if found else None
+
+
+def owner_email(key: str) -> str:
+    """The email of the owner of the namespace keyed `key` (its top namespace's owner),
+    told when the namespace's webhooks fail."""
+    if not key.isdigit():
+        return ""
+    found = Namespace.objects.filter(pk=int(key)).select_related("owner", "root__owner").first()
+    return (found.top.owner.email or "") if found and found.top.owner_id else ""

@@ -16,7 +16,7 @@ class NamespacesConfig(AppConfig):
         from namespaces.models import Cron, Image, Namespace, Object
 
         events.register()
-        hooks.register_namespaces(access.label, access.find)
+        hooks.register_namespaces(access.label, access.find, access.owner_email)
         post_delete.connect(signals.drop_webhooks, sender=Namespace, dispatch_uid="ns-webhooks")
         post_delete.connect(cron.drop, sender=Cron, dispatch_uid="ns-cron-schedule")
         for model in (Image, Object):

@@ -121,6 +121,7 @@ def emit(
     target_success_status: int | None = None,
     audience: tuple[str, ...] | None = None,
     webhooks: Collection[int] | None = None,
+    not_to: int | None = None,
     limit: int | None = None,
 ) -> Event:
     """Record an event and a delivery per subscriber, in the caller's transaction; they
@@ -129,7 +130,8 @@ def emit(
     `user` and `namespace` scope the event (their webhooks receive it as well as
     the server's); `audience` limits it to webhooks of those scopes (e.g. ("user",));
     `webhooks` (ids) limits it further to those webhooks (an app's own subscriptions,
-    e.g. route webhooks and their route events);
+    e.g. route webhooks and their route events); `not_to` (an id) never receives it
+    (an operator event about that webhook);
     `target_url` adds one delivery to that URL (a per-job callback), signed with
     `target_signer`'s secrets when given (read at each attempt, never copied) and
     retried on `target_schedule` (seconds before each attempt) instead of the hub's
@@ -151,7 +153,7 @@ def emit(
     # needed: a database error here breaks the caller's transaction as it should.
     with transaction.atomic(savepoint=False):
         event = new_event(checked, event_type, user, namespace, now)
-        where = fanout.condition(checked.spec, user_id(user), namespace, audience, webhooks)
+        where = fanout.condition(checked.spec, user_id(user), namespace, audience, webhooks, not_to)
         pending = fanout.write(event, where, attempts, now, now + ENQUEUE_GRACE, payload)
         store_apart(event, checked.parts, now)
         if target_url:

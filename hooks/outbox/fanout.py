@@ -48,10 +48,11 @@ def condition(
     namespace: str = "",
     audience: tuple[str, ...] | None = None,
     webhooks: Collection[int] | None = None,
+    not_to: int | None = None,
 ) -> tuple[str, list]:
     """The WHERE clause (over webhook `w`) picking the active webhooks that receive this
     event: server ones, the user's, the namespace's (only `audience` scopes, when given;
-    only the `webhooks` ids, when given)."""
+    only the `webhooks` ids, when given; never webhook `not_to`)."""
     allowed = set(event_type.scopes) & set(audience or catalog.SCOPES)
     scopes, params = [], []
     if catalog.SERVER in allowed:
@@ -71,6 +72,9 @@ def condition(
     if ids is not None:
         where += f" AND w.id IN ({', '.join(['%s'] * len(ids))})"
         params += ids
+    if not_to is not None:
+        where += " AND w.id <> %s"
+        params.append(int(not_to))
     return where, params
 
 

@@ -1,5 +1,6 @@
 """A webhook's health: failure counts, disabling a failing endpoint and telling its owner,
-and re-enabling it."""
+and re-enabling it. The stages in between (failing, recovered) are announced by
+hooks.worker.alerts, called only when one may change."""
 
 from __future__ import annotations
 
@@ -8,19 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
-from django.urls import reverse
 from django.utils import timezone
 
 from hooks import conf, logsafe
-from hooks.models import Webhook
+from hooks.models import AlertStage, Delivery, Webhook
 from hooks.outbox.event import emit
-from hooks.worker import rows
+from hooks.worker import alerts, rows
 
 log = logging.getLogger("hooks.health")
 
@@ -30,6 +27,8 @@ class Outcome:
     ok: bool
     status: int | None
     delivery_failed: bool  # the delivery ended failed for good with this attempt
+    delivery: Delivery | None = None  # the delivery attempted (for `delivery.exhausted`)
+    error: str = ""
 
 
 def after_attempts(webhook: Webhook, outcomes: list[Outcome], now: datetime) -> None:
@@ -38,21 +37,22 @@ def after_attempts(webhook: Webhook, outcomes: list[Outcome], now: datetime) -> 
     one for failures (the counters come back with the update)."""
     last_ok = max((i for i, o in enumerate(outcomes) if o.ok), default=-1)
     failures = outcomes[last_ok + 1 :]
+    for outcome in outcomes:
+        if outcome.delivery_failed and outcome.delivery is not None:  # rare: it gave up
+            alerts.exhausted(webhook, outcome.delivery, outcome.status, outcome.error)
     if last_ok >= 0 and (
         webhook.consecutive_failures
         or webhook.failing_since
         or webhook.consecutive_failed_deliveries
+        or webhook.alert_stage == AlertStage.FAILING
     ):
-        Webhook.objects.filter(pk=webhook.pk).update(
-            consecutive_failures=0, failing_since=None, consecutive_failed_deliveries=0
-        )
-        webhook.consecutive_failures, webhook.failing_since = 0, None
-        webhook.consecutive_failed_deliveries = 0
+        _reset(webhook, now)
     if not failures:
         return
     _count_failures(webhook, failures, now)
     if webhook.is_disabled:
         return
+    alerts.after_failures(webhook, now, failures[-1].status)
     if any(o.status == 410 for o in failures):
         disable(webhook, "The receiver answered 410 Gone.", now)
         return
@@ -61,7 +61,21 @@ def after_attempts(webhook: Webhook, outcomes: list[Outcome], now: datetime) -> 
         disable(webhook, reason, now)
 
 
-_COUNTED = ("consecutive_failures", "failing_since", "consecutive_failed_deliveries", "disabled_at")
+def _reset(webhook: Webhook, now: datetime) -> None:
+    """A success after failures: clean counters, and `recovered` if it was failing."""
+    Webhook.objects.filter(pk=webhook.pk).update(
+        consecutive_failures=0, failing_since=None, consecutive_failed_deliveries=0
+    )
+    failing_since = webhook.failing_since
+    alerts.after_success(webhook, now, failing_since)
+    webhook.consecutive_failures, webhook.failing_since = 0, None
+    webhook.consecutive_failed_deliveries = 0
+
+
+_COUNTED = (
+    "consecutive_failures", "failing_since", "consecutive_failed_deliveries", "disabled_at",
+    "alert_stage",
+)  # fmt: skip
 
 
 @cache
@@ -134,6 +148,7 @@ def disable(webhook: Webhook, reason: str, now: datetime | None = None) -> bool:
             "webhook": {"id": webhook.pk, "name": webhook.name, "url": webhook.url},
             "reason": reason,
         },
+        not_to=webhook.pk,
     )
     transaction.on_commit(lambda: _email_owner(webhook, reason), robust=True)
     return True
@@ -151,33 +166,14 @@ def enable(webhook: Webhook) -> None:
     webhook.refresh_from_db()
 
 
-def recipients(webhook: Webhook) -> list[str]:
-    """Who is told: the owner of a user webhook, else the site's administrators."""
-    if webhook.owner_id and webhook.owner.email:
-        return [webhook.owner.email]
-    admins = get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(email="")
-    emails = list(admins.values_list("email", flat=True))
-    emails += [email for _name, email in getattr(settings, "ADMINS", [])]
-    return sorted(set(emails))
-
-
 def _email_owner(webhook: Webhook, reason: str) -> None:
-    to = recipients(webhook)
-    if not to:
-        log.warning(
-            "Nobody to tell that webhook %s was disabled (no owner or admin email).", webhook.pk
-        )
-        return
-    link = settings.SITE_URL + reverse("admin:hooks_webhook_change", args=[webhook.pk])
-    send_mail(
-        subject=f"[webhookhub] Webhook “{webhook.name}” was disabled",
-        message=(
-            f"The webhook “{webhook.name}” ({webhook.url}) was disabled.\n\n"
-            f"Why: {reason}\n\n"
-            "Deliveries made while it is disabled are kept as skipped. Once the receiver "
-            "works again, re-enable the webhook (or send a test event) and replay what it "
-            f"missed:\n{link}\n"
-        ),
-        from_email=None,
-        recipient_list=to,
+    """The disabled email: sent even while alerts are snoozed (it needs the owner to act)."""
+    alerts.email_owner(
+        webhook,
+        f"Webhook “{webhook.name}” was disabled",
+        f"The webhook “{webhook.name}” ({webhook.url}) was disabled.\n\n"
+        f"Why: {reason}\n\n"
+        "Deliveries made while it is disabled are kept as skipped. Once the receiver "
+        "works again, re-enable the webhook (or send a test event) and replay what it "
+        "missed:",
     )

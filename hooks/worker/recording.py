@@ -191,7 +191,10 @@ def prepare(batch: list[Sent]) -> Prepared:
             )
         if sent.delivery.webhook_id:
             webhook = sent.delivery.webhook
-            outcome = health.Outcome(result.ok, result.status, step["status"] == Status.FAILED)
+            outcome = health.Outcome(
+                result.ok, result.status, step["status"] == Status.FAILED, sent.delivery,
+                result.error or "",
+            )  # fmt: skip
             outcomes.setdefault(webhook.pk, (webhook, []))[1].append(outcome)
     inserts = _attempt_rows.statements(attempts) if attempts else []
     updates = _updates(finished, retried, now)
