@@ -85,7 +85,7 @@ def apply(user, plan) -> tuple[Webhook | None, str]:
         if hook:
             hook.delete()
         return None, ""
-    saved = plan.save()
+    saved = plan.save(by=user)
     return saved.webhook, saved.new_secret
 
 

@@ -135,7 +135,7 @@ def _save_route(request: HttpRequest, route: RouteWebhook | None, given: dict[st
     except ValidationError as exc:
         raise refused(exc) from None
     with audit.acting_as(request.user):
-        return configure.store(route, plan, events)
+        return configure.store(route, plan, events, request.user)
 
 
 @router.get("/route-webhooks", response={200: list[schemas.RouteWebhookOut], **ERRORS},

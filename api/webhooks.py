@@ -104,12 +104,12 @@ def secret_change(given: dict[str, Any]) -> hooks.SecretChange:
     return hooks.SecretChange(action or ("paste" if value else "keep"), value)
 
 
-def _configured(webhook: Webhook, given: dict[str, Any]) -> Any:
+def _configured(webhook: Webhook, given: dict[str, Any], by) -> Any:
     secret = secret_change(given)  # takes secret_action and secret out of `given`
     changes = {**given, "secret": secret}
     try:
         with transaction.atomic():
-            return hooks.configure_webhook(webhook, changes)
+            return hooks.configure_webhook(webhook, changes, by)
     except ValidationError as exc:
         raise refused(exc) from None
 
@@ -140,7 +140,9 @@ def create_webhook(request: HttpRequest):
             "/api/v1/notification).", "scope",
         )  # fmt: skip
     changes = given.model_dump(exclude_unset=True, exclude={"scope", "namespace"})
-    saved = _configured(webhook, {**changes, "url": given.url, "events": given.events})
+    saved = _configured(
+        webhook, {**changes, "url": given.url, "events": given.events}, request.user
+    )
     return Status(201, {**_out(saved.webhook), "secret": saved.new_secret or None})
 
 
@@ -158,7 +160,7 @@ def update_webhook(request: HttpRequest, pk: int):
     given = bodies.validated(WebhookPatch, bodies.read(request)).model_dump(exclude_unset=True)
     if webhook.scope == Scope.USER:
         raise ApiError("A notification webhook is changed with PUT /api/v1/notification.")
-    saved = _configured(webhook, given)
+    saved = _configured(webhook, given, request.user)
     return {**_out(saved.webhook), "secret": saved.new_secret or None}
 
 
@@ -268,7 +270,7 @@ def send_test(request: HttpRequest, pk: int):
 @router.post("/webhooks/{int:pk}/rotate-secret", response={200: Rotated, **ERRORS},
              summary="A new secret; the old one keeps signing for 24 h")  # fmt: skip
 def rotate_secret(request: HttpRequest, pk: int):
-    saved = hooks.rotate_secret(_webhook(request, pk, "change"))
+    saved = hooks.rotate_secret(_webhook(request, pk, "change"), by=request.user)
     return {"secret": saved.new_secret,
             "previous_valid_until": saved.webhook.previous_secret_expires_at}  # fmt: skip
 

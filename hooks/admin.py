@@ -99,6 +99,7 @@ class WebhookAdmin(admin.ModelAdmin):
             view(admin_views.send_test, "test", "test"),
             view(admin_views.rotate_secret, "rotate", "rotate-secret"),
             view(admin_views.enable, "enable", "enable"),
+            view(admin_views.snooze, "snooze", "snooze"),
             view(admin_views.replay, "replay", "replay"),
         ] + super().get_urls()
 
@@ -234,15 +235,15 @@ class WebhookAdmin(admin.ModelAdmin):
 
     @admin.display(description="state")
     def health(self, obj: Webhook) -> str:
-        if obj.is_disabled:
-            return f"disabled: {obj.disabled_reason}"
-        if obj.consecutive_failures:
-            return f"failing ({obj.consecutive_failures} in a row)"
-        return "ok"
+        return shown.health_state(obj)  # as on every webhook's page
 
     @admin.display(description="current secret")  # as on every webhook's page
     def secret_state(self, obj: Webhook) -> str:
         return shown.secret_state(obj)
+
+    def save_form(self, request, form, change: bool) -> Webhook:
+        """The form stores the webhook now, naming who changed it (`webhook.changed`)."""
+        return form.save(commit=False, by=request.user)
 
     def save_model(self, request, obj: Webhook, form, change: bool) -> None:
         """The form stored the webhook (hooks.configure); a secret it generated is shown

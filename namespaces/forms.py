@@ -470,6 +470,6 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
         self.plan_change(self.instance, changes, {})
         return data
 
-    def save(self, commit: bool = True) -> Webhook:
-        self.saved = self.plan.save()
+    def save(self, commit: bool = True, by=None) -> Webhook:
+        self.saved = self.plan.save(by)
         return self.saved.webhook

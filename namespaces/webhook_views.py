@@ -51,7 +51,7 @@ def create(request: HttpRequest, path: str) -> HttpResponse:
     namespace, role = get_for(request.user, path, Need.MANAGE)
     form = NamespaceWebhookForm(request.POST or None, namespace=namespace)
     if request.method == "POST" and form.is_valid():
-        webhook = form.save()
+        webhook = form.save(by=request.user)
         if form.saved.new_secret:
             hooks.keep_shown_once(request.session, SHOWN, webhook.pk, form.saved.new_secret)
         messages.success(request, f"Webhook for {webhook.url} created.")
@@ -66,7 +66,7 @@ def detail(request: HttpRequest, path: str, pk: int) -> HttpResponse:
     namespace, role, webhook = _webhook(request, path, pk)
     form = NamespaceWebhookForm(request.POST or None, instance=webhook, namespace=namespace)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        form.save(by=request.user)
         if form.saved.new_secret:
             hooks.keep_shown_once(request.session, SHOWN, webhook.pk, form.saved.new_secret)
         messages.success(request, "Webhook saved.")
@@ -103,6 +103,18 @@ def send_test(request: HttpRequest, path: str, pk: int) -> HttpResponse:
         "ok": result.ok, "summary": result.summary(), "body": result.body_preview,
         "reenabled": result.reenabled,
     }  # fmt: skip
+    return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
+
+
+@login_required
+@require_POST
+def snooze(request: HttpRequest, path: str, pk: int) -> HttpResponse:
+    """The owner's alert emails about this webhook, snoozed or on again."""
+    namespace, _, webhook = _webhook(request, path, pk)
+    try:
+        messages.success(request, hooks.snooze_from_form(webhook, request.POST.get("days")))
+    except ValueError as exc:
+        messages.error(request, str(exc))
     return redirect("namespaces:webhook", path=namespace.path, pk=webhook.pk)
 
 

@@ -126,6 +126,10 @@ class RouteWebhookAdmin(Audited):
         )  # fmt: skip
         return redirect("admin:routes_routewebhook_change", pk)
 
+    def save_form(self, request, form, change):
+        """The form stores everything now, naming who changed it (`webhook.changed`)."""
+        return form.save(commit=False, by=request.user)
+
     def save_model(self, request, obj, form, change) -> None:
         if form.new_secret:
             messages.warning(request, hooks.secret_shown_once(obj.webhook.name, form.new_secret))

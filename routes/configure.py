@@ -29,10 +29,11 @@ def prepare(route: RouteWebhook | None, changes: dict):
 
 
 @transaction.atomic
-def store(route: RouteWebhook | None, plan, events: Iterable[RouteEvent] | None):
+def store(route: RouteWebhook | None, plan, events: Iterable[RouteEvent] | None, by=None):
     """Store the prepared engine webhook, then the route side and its route events
-    (None: unchanged). Returns the route webhook and what the engine stored."""
-    saved = plan.save()
+    (None: unchanged), `by` the user doing it. Returns the route webhook and what the
+    engine stored."""
+    saved = plan.save(by)
     route = route or RouteWebhook()
     route.webhook = saved.webhook
     route.save()

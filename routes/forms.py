@@ -102,8 +102,8 @@ class RouteWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
     def new_secret(self) -> str:
         return self.saved.new_secret if self.saved else ""
 
-    def save(self, commit: bool = True) -> RouteWebhook:
+    def save(self, commit: bool = True, by=None) -> RouteWebhook:
         events = self.cleaned_data.get("events")
         route = self.instance if self.instance.pk else None
-        self.instance, self.saved = configure.store(route, self.plan, events)
+        self.instance, self.saved = configure.store(route, self.plan, events, by)
         return self.instance

@@ -24,7 +24,7 @@ from hooks import slots
 from hooks.models import Delivery, Webhook
 from hooks.tools import configure, ping, redelivery, shown
 from hooks.tools.forms import ReplayForm, SlotForm
-from hooks.worker import health
+from hooks.worker import alerts, health
 
 
 def _webhook(request: HttpRequest, model_admin, pk: int, *, change: bool) -> Webhook:
@@ -76,10 +76,23 @@ def send_test(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
 @require_POST
 def rotate_secret(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
     webhook = _webhook(request, model_admin, pk, change=True)
-    secret = configure.rotate_secret(webhook).new_secret
+    secret = configure.rotate_secret(webhook, by=request.user).new_secret
     model_admin.message_user(
         request, shown.secret_shown_once(webhook.name, secret), messages.WARNING
     )
+    return HttpResponseRedirect(_change_url(webhook))
+
+
+@require_POST
+def snooze(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
+    """The owner's alert emails snoozed (or on again), from the change page's form."""
+    webhook = _webhook(request, model_admin, pk, change=True)
+    try:
+        model_admin.message_user(
+            request, alerts.snooze_from_form(webhook, request.POST.get("days"))
+        )
+    except ValueError as exc:
+        model_admin.message_user(request, str(exc), messages.ERROR)
     return HttpResponseRedirect(_change_url(webhook))
 
 

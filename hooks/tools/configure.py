@@ -33,8 +33,10 @@ from django.utils import timezone
 from hooks import catalog, conf, ssrf, webhook_secrets
 from hooks.models import ALL_EVENTS, ROTATION_GRACE, BodyFormat, Scope, Webhook
 from hooks.outbox import filters
+from hooks.outbox.event import emit
 from hooks.outgoing import templating
 from hooks.outgoing.request import MASK
+from hooks.worker import alerts
 
 KEEP, GENERATE, PASTE, REMOVE = "keep", "generate", "paste", "remove"
 SECRET_ACTIONS = (KEEP, GENERATE, PASTE, REMOVE)
@@ -86,8 +88,11 @@ class Plan:
     changed: list[str] = field(default_factory=list)
 
     @transaction.atomic
-    def save(self) -> Saved:
+    def save(self, by=None) -> Saved:
+        """Store the change; `by` (the user who made it, if known) is named in the
+        `webhook.changed` event operators get when a watched field changed."""
         webhook = self.webhook
+        created = webhook.pk is None
         for name, value in self.values.items():
             setattr(webhook, name, value)
         before = webhook.secret
@@ -95,7 +100,32 @@ class Plan:
         if webhook.secret != before:
             self.changed.append("secret")
         webhook.save()
+        _announce(webhook, created, self.changed, by)
         return Saved(webhook, new_secret, tuple(self.changed))
+
+
+# The fields whose change operators hear of (`webhook.changed`), as the event names them.
+WATCHED = {"url": "url", "secret": "secret", "event_types": "events",
+           "payload_filter": "filter", "active": "active"}  # fmt: skip
+
+
+def _announce(webhook: Webhook, created: bool, changed: list[str], by) -> None:
+    """`webhook.changed` (in the change's transaction): which watched fields changed and
+    who changed them; never a value. Not sent to the webhook itself."""
+    fields = [WATCHED[name] for name in WATCHED if name in changed]
+    if not fields and not created:
+        return
+    who = {"id": getattr(by, "pk", None), "username": getattr(by, "get_username", str)()
+           if by is not None else "the hub"}  # fmt: skip
+    payload = {
+        "event": "webhook_changed",
+        "webhook": alerts.webhook_fields(webhook),
+        "created": created,
+        "changed": fields,
+        "fields": ", ".join(fields),
+        "by": who,
+    }
+    emit("webhook.changed", payload, not_to=webhook.pk)
 
 
 def new_webhook(scope: str, *, owner=None, namespace: str = "") -> Webhook:
@@ -106,15 +136,15 @@ def new_webhook(scope: str, *, owner=None, namespace: str = "") -> Webhook:
                    follow_redirects=scope in FOLLOWS_REDIRECTS)  # fmt: skip
 
 
-def configure_webhook(webhook: Webhook, changes: Mapping[str, Any]) -> Saved:
+def configure_webhook(webhook: Webhook, changes: Mapping[str, Any], by=None) -> Saved:
     """Check and store `changes` (a ValidationError by field, and nothing stored, when
-    one is wrong)."""
-    return prepare_webhook(webhook, changes).save()
+    one is wrong); `by`: the user making them (named to operators, `Plan.save`)."""
+    return prepare_webhook(webhook, changes).save(by)
 
 
-def rotate_secret(webhook: Webhook) -> Saved:
+def rotate_secret(webhook: Webhook, by=None) -> Saved:
     """A generated secret in place of the current one, which keeps signing for 24 h."""
-    return configure_webhook(webhook, {"secret": SecretChange(GENERATE)})
+    return configure_webhook(webhook, {"secret": SecretChange(GENERATE)}, by)
 
 
 def prepare_webhook(webhook: Webhook, changes: Mapping[str, Any]) -> Plan:

@@ -267,12 +267,13 @@ class WebhookForm(WebhookConfigForm, forms.ModelForm):
         self.instance.owner = data.get("owner") if scope == Scope.USER else None
         self.instance.namespace = data["namespace"]
 
-    def save(self, commit: bool = True) -> Webhook:
+    def save(self, commit: bool = True, by=None) -> Webhook:
         """Stores through hooks.configure whatever `commit` says (the admin's save_model
-        stores nothing more); `self.saved` tells what changed and a secret to show once."""
+        stores nothing more); `self.saved` tells what changed and a secret to show once.
+        `by`: the user saving it (named in `webhook.changed`)."""
         if self.plan is None:
             raise ValueError("The form is not valid; nothing to save.")
-        self.saved = self.plan.save()
+        self.saved = self.plan.save(by)
         self.save_m2m = self._save_m2m
         return self.saved.webhook
 
