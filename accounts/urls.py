@@ -24,6 +24,7 @@ urlpatterns = [
     path("tokens/<int:pk>/revoke/", views.revoke_token, name="revoke_token"),
     path("notification/", views.save_webhook, name="save_webhook"),
     path("notification/test/", views.test_webhook, name="test_webhook"),
+    path("notification/snooze/", views.snooze_alerts, name="snooze_alerts"),
     path("notification/deliveries/<uuid:pk>/", views.delivery, name="delivery"),
     path("notification/deliveries/<uuid:pk>/redeliver/", views.redeliver, name="redeliver"),
 ]  # fmt: skip

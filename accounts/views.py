@@ -173,6 +173,21 @@ def test_webhook(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:settings")
 
 
+@login_required
+@require_POST
+def snooze_alerts(request: HttpRequest) -> HttpResponse:
+    """The user's alert emails about their notification webhook, snoozed or on again."""
+    hook = notification.webhook_of(request.user)
+    if hook is None:
+        messages.error(request, "Save a notification webhook URL first.")
+        return redirect("accounts:settings")
+    try:
+        messages.success(request, hooks.snooze_from_form(hook, request.POST.get("days")))
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    return redirect("accounts:settings")
+
+
 def _own_delivery(request: HttpRequest, pk) -> Delivery:
     return get_object_or_404(
         Delivery.objects.select_related("event", "webhook"),

@@ -11,7 +11,8 @@ Configuring:  new_webhook, configure_webhook, prepare_webhook (check, then Plan.
 Validating:   validate_target_url, validate_secret, generate_secret
 Listing:      event_types() (every registered type, with its scopes),
               is_declared_event_type(name) (declared by staff, for outside producers)
-Namespaces:   register_namespaces(label, find) (how the admin names and finds them)
+Namespaces:   register_namespaces(label, find, owner_email) (how the admin names and finds
+              them, and whom their webhooks' alerts email)
 Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are),
               seal / unseal (text encrypted with the same keys for a short stay elsewhere)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE,
@@ -19,7 +20,10 @@ Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHED
 Operating:    send_test, redeliver, replay, stop_retrying, delivery_attempts (owners' pages),
               recent_deliveries → DeliveryRow (every webhook page's table, _deliveries.html;
               admin_recent_deliveries on admin pages),
-              secret_state (set or not, never the value), secret_shown_once (a just-made
+              secret_state (set or not, never the value), health_state (ok, failing
+              with its forecast, disabled, recovered; _health.html), snooze_alerts(webhook,
+              days) (SNOOZE_DAYS: the owner's alert emails paused; snooze_from_form for
+              the pages' form), secret_shown_once (a just-made
               secret's one-time message, with Copy), keep_shown_once / take_shown_once
               (a just-made secret kept encrypted in the session for its own page),
               validate_payload_filter, filter_preview (a filter's effect on recent events)
@@ -84,6 +88,7 @@ if TYPE_CHECKING:
         DeliveryRow,
         delivery_attempts,
         filter_preview,
+        health_state,
         keep_shown_once,
         recent_deliveries,
         secret_shown_once,
@@ -91,6 +96,7 @@ if TYPE_CHECKING:
         take_shown_once,
     )
     from hooks.webhook_secrets import generate_secret
+    from hooks.worker.alerts import SNOOZE_DAYS, snooze_alerts, snooze_from_form
     from hooks.worker.send_now import send_now, send_to_slot
     from hooks.worker.stopping import cluster_stopping
 
@@ -136,6 +142,10 @@ __all__ = [
     "emit",
     "event_types",
     "filter_preview",
+    "health_state",
+    "SNOOZE_DAYS",
+    "snooze_alerts",
+    "snooze_from_form",
     "generate_secret",
     "is_declared_event_type",
     "metrics_view",

@@ -27,6 +27,7 @@ urlpatterns = [
     re_path(NS + r"/webhooks/(?P<pk>\d+)/$", webhook_views.detail, name="webhook"),
     re_path(NS + r"/webhooks/(?P<pk>\d+)/delete/$", webhook_views.delete, name="delete_webhook"),
     re_path(NS + r"/webhooks/(?P<pk>\d+)/test/$", webhook_views.send_test, name="test_webhook"),
+    re_path(NS + r"/webhooks/(?P<pk>\d+)/snooze/$", webhook_views.snooze, name="snooze_webhook"),
     re_path(NS + r"/webhooks/(?P<pk>\d+)/deliveries/(?P<delivery_id>[0-9a-f-]{36})/$",
             webhook_views.delivery, name="delivery"),
     re_path(NS + r"/webhooks/(?P<pk>\d+)/deliveries/(?P<delivery_id>[0-9a-f-]{36})/redeliver/$",

@@ -1,26 +1,51 @@
 """What owners see on their pages, the same on every webhook's page (the admin's server
-and route webhooks, a namespace's webhooks, a user's notification webhook): its secret's
-state, its recent deliveries, a delivery's attempts (bodies indented for reading), and
-which recent events a webhook's payload filter would have let through; a just-made
-secret kept, encrypted, for the one page that shows it."""
+and route webhooks, a namespace's webhooks, a user's notification webhook): its health
+stage, its secret's state, its recent deliveries, a delivery's attempts (bodies indented
+for reading), and which recent events a webhook's payload filter would have let through;
+a just-made secret kept, encrypted, for the one page that shows it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import OuterRef, Subquery
+from django.utils import timezone
 from django.utils.html import format_html
 
 from hooks import catalog
 from hooks.encryption import seal, unseal
-from hooks.models import Attempt, Delivery, Event, Webhook
+from hooks.models import AlertStage, Attempt, Delivery, Event, Webhook
 from hooks.outbox import filters
+from hooks.worker import alerts
 
 FILTER_PREVIEW = 20
 RECENT_DELIVERIES = 30
 RESPONSE_PREVIEW = 60
+
+
+def health_state(webhook: Webhook, now: datetime | None = None) -> str:
+    """A webhook's stage as its owner sees it on every webhook page: ok, failing (and
+    when it will be disabled unless it recovers), disabled, recovered; and a snooze."""
+    now = now or timezone.now()
+    if webhook.is_disabled:
+        state = (
+            f"disabled since {webhook.disabled_at:%Y-%m-%d %H:%M} UTC: {webhook.disabled_reason}"
+        )
+    elif webhook.consecutive_failures:
+        state = f"failing: the last {webhook.consecutive_failures} attempts failed"
+        left = alerts.hours_left(webhook, now)
+        if webhook.alert_stage == AlertStage.FAILING and left is not None:
+            state += f"; disabled in about {left:g} h unless it recovers"
+    elif webhook.alert_stage == AlertStage.RECOVERED and webhook.alert_stage_at:
+        state = f"ok (recovered {webhook.alert_stage_at:%Y-%m-%d %H:%M} UTC)"
+    else:
+        state = "ok"
+    if alerts.is_snoozed(webhook, now):
+        state += f"; alert emails snoozed until {webhook.alerts_snoozed_until:%Y-%m-%d %H:%M} UTC"
+    return state
 
 
 def secret_state(webhook: Webhook) -> str:

@@ -28,3 +28,9 @@ def as_json_line(value) -> str:
 def secret_state(webhook) -> str:
     """A webhook's secret as its owner may know it (set or not; never the value)."""
     return hooks.secret_state(webhook)
+
+
+@register.filter
+def health_state(webhook) -> str:
+    """A webhook's stage: ok, failing (with its forecast), disabled, recovered."""
+    return hooks.health_state(webhook)
