@@ -10,14 +10,17 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from hooks import SecretChange, configure_webhook, emit, snooze_alerts
+from hooks import SecretChange, configure_webhook, emit, send_test, snooze_alerts
 from hooks.catalog import OPERATOR_EVENTS
 from hooks.models import AlertStage, Delivery, Event, Webhook
 from hooks.tools.configure import GENERATE
 from hooks.tools.receiver import Receiver, Reply
+from hooks.worker import health
 from hooks.worker.attempt import deliver_due
 from namespaces.models import Namespace
 from tests.conftest import TEST_EVENT, make_webhook
@@ -236,3 +239,36 @@ def test_the_account_page_shows_the_users_webhook_stage(client, receiver, django
     client.post(reverse("accounts:snooze_alerts"), {"days": "1"})
     webhook.refresh_from_db()
     assert webhook.alerts_snoozed_until is not None
+
+
+def test_an_attempt_costs_no_more_queries_between_stages(receiver, sink):
+    """The stage rides on the counters' own statement: a success on a healthy webhook is
+    no query, a failure is the one UPDATE that counts it, before and after `failing`."""
+    webhook = make_webhook(receiver.url)
+    now = timezone.now()
+    ok, failed = health.Outcome(True, 200, False), health.Outcome(False, 500, False)
+    with CaptureQueriesContext(connection) as queries:
+        health.after_attempts(webhook, [ok], now)
+    assert len(queries) == 0
+    with CaptureQueriesContext(connection) as queries:
+        health.after_attempts(webhook, [failed], now)  # 1 of 3
+    assert len(queries) == 1
+    health.after_attempts(webhook, [failed, failed], now)  # the 3rd: failing, announced
+    assert webhook.alert_stage == AlertStage.FAILING
+    with CaptureQueriesContext(connection) as queries:
+        health.after_attempts(webhook, [failed], now)
+    assert len(queries) == 1
+
+
+def test_a_successful_test_event_ends_the_episode(receiver, sink):
+    webhook = make_webhook(receiver.url)
+    receiver.respond = lambda request: Reply(500)
+    for n in range(3):
+        emit_test(n)
+    receiver.respond = lambda request: Reply(200)
+    webhook.refresh_from_db()  # as the page that sends it reads it
+    assert send_test(webhook).ok
+    drain()
+    assert [t for t in texts(sink) if "recovered" in t] == [
+        "Webhook receiver recovered after 3 failed attempts"
+    ]

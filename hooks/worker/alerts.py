@@ -145,9 +145,10 @@ def after_success(webhook: Webhook, now: datetime, failing_since: datetime | Non
 
 def exhausted(webhook: Webhook, delivery: Delivery, status: int | None, error: str) -> None:
     """Announce a delivery that gave up (`delivery.exhausted`), unless it carried an
-    operator event itself: an alert sink that fails cannot feed alerts about itself."""
+    operator event itself (an alert sink that fails cannot feed alerts about itself) or
+    a test event (its sender saw the answer)."""
     event_type = delivery.event.type if delivery.event_id else ""
-    if event_type in catalog.OPERATOR_EVENTS:
+    if event_type in catalog.OPERATOR_EVENTS or event_type == "webhook.test":
         return
     payload = {
         "event": "delivery_exhausted",
