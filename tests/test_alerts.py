@@ -20,7 +20,7 @@ from hooks.catalog import OPERATOR_EVENTS
 from hooks.models import AlertStage, Delivery, Event, Webhook
 from hooks.tools.configure import GENERATE
 from hooks.tools.receiver import Receiver, Reply
-from hooks.worker import health
+from hooks.worker import alerts, health
 from hooks.worker.attempt import deliver_due
 from namespaces.models import Namespace
 from tests.conftest import TEST_EVENT, make_webhook
@@ -272,3 +272,14 @@ def test_a_successful_test_event_ends_the_episode(receiver, sink):
     assert [t for t in texts(sink) if "recovered" in t] == [
         "Webhook receiver recovered after 3 failed attempts"
     ]
+
+
+def test_two_workers_crossing_the_line_at_once_announce_it_once(receiver, sink):
+    """Both counted the third failure before either moved the stage (their copies say
+    "not failing"): only the one whose UPDATE moves it announces it."""
+    webhook = make_webhook(receiver.url)
+    Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=3)
+    stale = [Webhook.objects.get(pk=webhook.pk) for _ in range(2)]
+    for copy in stale:
+        alerts.after_failures(copy, timezone.now(), 500)
+    assert Event.objects.filter(type="webhook.failing").count() == 1

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,6 +27,7 @@ from hooks.outbox.event import emit
 log = logging.getLogger("hooks.alerts")
 
 SNOOZE_DAYS = (1, 7)
+NOT_FAILING = Q(disabled_at__isnull=True) & ~Q(alert_stage=AlertStage.FAILING)
 
 
 def webhook_fields(webhook: Webhook) -> dict:
@@ -81,9 +83,10 @@ def snooze_from_form(webhook: Webhook, days: str | None) -> str:
     return f"Alert emails snoozed until {until:%Y-%m-%d %H:%M} UTC."
 
 
-def _move(webhook: Webhook, stage: str, now: datetime, **where) -> bool:
-    """Move the stage if `where` still holds; True only for the one caller that moved it."""
-    moved = Webhook.objects.filter(pk=webhook.pk, **where).update(
+def _move(webhook: Webhook, stage: str, now: datetime, where: Q) -> bool:
+    """Move the stage if `where` still holds; True only for the one caller that moved it
+    (other workers count failures of the same webhook at the same time)."""
+    moved = Webhook.objects.filter(where, pk=webhook.pk).update(
         alert_stage=stage, alert_stage_at=now
     )
     if moved:
@@ -99,7 +102,7 @@ def after_failures(webhook: Webhook, now: datetime, last_status: int | None) -> 
         return
     if webhook.alert_stage == AlertStage.FAILING or webhook.is_disabled:
         return
-    if not _move(webhook, AlertStage.FAILING, now, disabled_at__isnull=True):
+    if not _move(webhook, AlertStage.FAILING, now, NOT_FAILING):
         return
     latest = disabled_at_the_latest(webhook)
     left = hours_left(webhook, now)
@@ -129,7 +132,7 @@ def after_failures(webhook: Webhook, now: datetime, last_status: int | None) -> 
 
 def after_success(webhook: Webhook, now: datetime, failing_since: datetime | None) -> None:
     """Announce `recovered` for the first success after the webhook was announced failing."""
-    if not _move(webhook, AlertStage.RECOVERED, now, alert_stage=AlertStage.FAILING):
+    if not _move(webhook, AlertStage.RECOVERED, now, Q(alert_stage=AlertStage.FAILING)):
         return
     payload = {
         "event": "webhook_recovered",
