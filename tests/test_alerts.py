@@ -283,3 +283,29 @@ def test_two_workers_crossing_the_line_at_once_announce_it_once(receiver, sink):
     for copy in stale:
         alerts.after_failures(copy, timezone.now(), 500)
     assert Event.objects.filter(type="webhook.failing").count() == 1
+
+
+def test_a_namespace_owner_changing_a_webhook_on_its_page_is_named(
+    client, receiver, sink, django_user_model
+):
+    owner = django_user_model.objects.create_user("bo", "bo@example.com", "pw")
+    space = Namespace.objects.create(name="acme", path="acme", owner=owner)
+    client.force_login(owner)
+    data = {"url": receiver.url, "verify_tls": "on", "active": "on", "all_events": "on"}
+    assert client.post(f"/namespaces/{space.path}/webhooks/new/", data).status_code == 302
+    webhook = Webhook.objects.get(namespace=space.key)
+    page = f"/namespaces/{space.path}/webhooks/{webhook.pk}/"
+    assert client.post(page, {**data, "url": receiver.url + "v2"}).status_code == 302
+    drain()
+    created, changed = Event.objects.filter(type="webhook.changed").order_by("created_at")
+    assert created.payload["created"] and changed.payload["changed"] == ["url"]
+    assert changed.payload["by"] == {"id": owner.pk, "username": "bo"}
+    assert f"Webhook {webhook.name} changed by bo: url" in texts(sink)
+
+
+def test_a_named_server_hooks_new_url_is_announced(admin_client, admin_user, receiver, sink):
+    page = reverse("hooks_server_configuration")
+    admin_client.post(page, {"signup-url": receiver.url, "signup-data": ""})
+    drain()
+    [event] = Event.objects.filter(type="webhook.changed")
+    assert event.payload["changed"] == ["url"] and event.payload["by"]["id"] == admin_user.pk

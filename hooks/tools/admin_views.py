@@ -189,9 +189,11 @@ def server_configuration(request: HttpRequest) -> HttpResponse:
     extra_form = _extras_form(extras, request.POST if request.method == "POST" else None)
     valid = extra_form.is_valid() if request.method == "POST" else False
     if request.method == "POST" and valid and all(form.is_valid() for _, form, _ in slot_forms):
-        for slot, form, _ in slot_forms:
+        for slot, form, before in slot_forms:
             if form.has_changed():
-                slots.save(slot.name, form.cleaned_data["url"], form.cleaned_data["data"])
+                after = slots.save(slot.name, form.cleaned_data["url"], form.cleaned_data["data"])
+                if after is not None and (before is None or before.url != after.url):
+                    configure.announce_change(after, before is None, ["url"], request.user)
         for setting in extras:
             setting.set(extra_form.cleaned_data[setting.name])
         messages.success(request, "Server configuration saved.")

@@ -100,7 +100,7 @@ class Plan:
         if webhook.secret != before:
             self.changed.append("secret")
         webhook.save()
-        _announce(webhook, created, self.changed, by)
+        announce_change(webhook, created, self.changed, by)
         return Saved(webhook, new_secret, tuple(self.changed))
 
 
@@ -109,9 +109,10 @@ WATCHED = {"url": "url", "secret": "secret", "event_types": "events",
            "payload_filter": "filter", "active": "active"}  # fmt: skip
 
 
-def _announce(webhook: Webhook, created: bool, changed: list[str], by) -> None:
+def announce_change(webhook: Webhook, created: bool, changed: list[str], by) -> None:
     """`webhook.changed` (in the change's transaction): which watched fields changed and
-    who changed them; never a value. Not sent to the webhook itself."""
+    who changed them; never a value. Not sent to the webhook itself. Plan.save calls it;
+    so does the one form that stores without it (the admin's named server hooks)."""
     fields = [WATCHED[name] for name in WATCHED if name in changed]
     if not fields and not created:
         return
