@@ -228,10 +228,11 @@ def _register_operator_events() -> None:
             "failing_since": "2026-11-02T09:30:00+00:00",
             "disabled_at_the_latest": "2026-11-07T09:30:00+00:00",
             "disabled_in_hours": 119.9,
+            "forecast": "disabled in about 119.9 h unless it recovers",
             "last_status": 503,
         },
         summary="Webhook {webhook[name]} is failing ({consecutive_failures} attempts in a "
-        "row); disabled in about {disabled_in_hours} h unless it recovers",
+        "row); {forecast}",
     )
     register_event_type(
         "webhook.recovered",

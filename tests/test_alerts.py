@@ -9,7 +9,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.core import mail
+from django.core import checks, mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -79,7 +79,7 @@ def test_failing_and_recovered_reach_the_slack_sink_and_the_admins_once(receiver
     fail_then_recover(receiver, webhook, failures=5)
     failing = [t for t in texts(sink) if "is failing" in t]
     assert failing == [
-        "Webhook receiver is failing (3 attempts in a row); disabled in about 120.0 h unless "
+        "Webhook receiver is failing (3 attempts in a row); disabled in about 120 h unless "
         "it recovers"
     ]
     assert [t for t in texts(sink) if "recovered" in t] == [
@@ -309,3 +309,20 @@ def test_a_named_server_hooks_new_url_is_announced(admin_client, admin_user, rec
     drain()
     [event] = Event.objects.filter(type="webhook.changed")
     assert event.payload["changed"] == ["url"] and event.payload["by"]["id"] == admin_user.pk
+
+
+def test_without_the_days_rule_the_forecast_says_so(receiver, sink, settings):
+    settings.WEBHOOK_DISABLE_AFTER_DAYS = 0
+    make_webhook(receiver.url)
+    receiver.respond = lambda request: Reply(500)
+    for n in range(3):
+        emit_test(n)
+    [event] = Event.objects.filter(type="webhook.failing")
+    assert event.payload["disabled_in_hours"] is None
+    assert "not disabled by time" in [t for t in texts(sink) if "is failing" in t][0]
+
+
+def test_a_bad_failing_setting_stops_the_start(settings):
+    settings.WEBHOOK_FAILING_AFTER_ATTEMPTS = -1
+    errors = checks.run_checks()
+    assert [e.id for e in errors if "WEBHOOK_FAILING_AFTER_ATTEMPTS" in e.msg] == ["hooks.E012"]

@@ -51,6 +51,14 @@ def hours_left(webhook: Webhook, now: datetime) -> float | None:
     return round(max((latest - now).total_seconds(), 0) / 3600, 1)
 
 
+def forecast(webhook: Webhook, now: datetime) -> str:
+    """When the failing webhook will be disabled, in words."""
+    left = hours_left(webhook, now)
+    if left is None:
+        return "not disabled by time (WEBHOOK_DISABLE_AFTER_DAYS is 0)"
+    return f"disabled in about {left:g} h unless it recovers"
+
+
 def is_snoozed(webhook: Webhook, now: datetime) -> bool:
     until = webhook.alerts_snoozed_until
     return until is not None and until > now
@@ -113,21 +121,26 @@ def after_failures(webhook: Webhook, now: datetime, last_status: int | None) -> 
         "failing_since": webhook.failing_since.isoformat() if webhook.failing_since else None,
         "disabled_at_the_latest": latest.isoformat() if latest else None,
         "disabled_in_hours": left,
+        "forecast": forecast(webhook, now),
         "last_status": last_status,
     }
     emit("webhook.failing", payload, not_to=webhook.pk)
     if not is_snoozed(webhook, now):
-        forecast = "It is not disabled by time, but may be by failed deliveries."
-        if latest is not None and left is not None:
-            when = latest.strftime("%Y-%m-%d %H:%M")
-            forecast = f"Unless it recovers, it will be disabled in about {left:g} h ({when} UTC)."
-        text = (
-            f"The last {webhook.consecutive_failures} attempts to deliver to the webhook "
-            f"“{webhook.name}” ({webhook.url}) all failed"
-            + (f" (last answer: HTTP {last_status})" if last_status else "")
-            + f".\n\n{forecast}\n"
-        )
-        _email_on_commit(webhook, f"Webhook “{webhook.name}” is failing", text)
+        _email_on_commit(webhook, f"Webhook “{webhook.name}” is failing",
+                         _failing_text(webhook, now, last_status))  # fmt: skip
+
+
+def _failing_text(webhook: Webhook, now: datetime, last_status: int | None) -> str:
+    latest, left = disabled_at_the_latest(webhook), hours_left(webhook, now)
+    when = "It is not disabled by time, but may be by failed deliveries."
+    if latest is not None and left is not None:
+        when = (f"Unless it recovers, it will be disabled in about {left:g} h "
+                f"({latest:%Y-%m-%d %H:%M} UTC).")  # fmt: skip
+    answer = f" (last answer: HTTP {last_status})" if last_status else ""
+    return (
+        f"The last {webhook.consecutive_failures} attempts to deliver to the webhook "
+        f"“{webhook.name}” ({webhook.url}) all failed{answer}.\n\n{when}\n"
+    )
 
 
 def after_success(webhook: Webhook, now: datetime, failing_since: datetime | None) -> None:
