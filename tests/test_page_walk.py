@@ -263,6 +263,8 @@ def _settings(walk: Walk, ann: Person) -> None:
     ann.step("settings-notification-webhook-reloaded", page.reload)
     ann.submit("settings-test-event", "#send-test")
     assert "Delivered" in page.inner_text("#test-result")
+    ann.submit("settings-alerts-snoozed", "#snooze-alerts button[type=submit]")
+    assert "snoozed until" in page.inner_text("#health-state")
 
 
 def _namespaces(walk: Walk, ann: Person, bob: Person) -> None:
@@ -326,6 +328,8 @@ def _namespaces(walk: Walk, ann: Person, bob: Person) -> None:
                reveals={"namespace webhook secret": "#new-secret-value"})  # fmt: skip
     ann.submit("namespace-webhook-test-event", "#send-test")
     assert "Delivered" in page.inner_text("#test-result")
+    ann.submit("namespace-webhook-alerts-snoozed", "#snooze-alerts button[type=submit]")
+    assert "snoozed until" in page.inner_text("#health-state")
 
 
 def _admin_world(walk: Walk, root: Person) -> None:
@@ -549,6 +553,7 @@ def _admin_tools(walk: Walk, root: Person) -> None:
     server = Webhook.objects.get(name="CI receiver")
     root.go(f"/admin/hooks/webhook/{server.pk}/change/", "admin-server-webhook")
     root.submit("admin-server-webhook-test-event", "#send-test")
+    root.submit("admin-server-webhook-alerts-snoozed", "#snooze-alerts button[type=submit]")
     route = RouteWebhook.objects.get()
     root.go(f"/admin/routes/routewebhook/{route.pk}/change/", "admin-route-webhook")
     root.submit("admin-route-webhook-test-event", "#send-test")
