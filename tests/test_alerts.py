@@ -281,7 +281,7 @@ def test_two_workers_crossing_the_line_at_once_announce_it_once(receiver, sink):
     Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=3)
     stale = [Webhook.objects.get(pk=webhook.pk) for _ in range(2)]
     for copy in stale:
-        alerts.after_failures(copy, timezone.now(), 500)
+        alerts.after_failures(copy, timezone.now(), 500, 3)
     assert Event.objects.filter(type="webhook.failing").count() == 1
 
 

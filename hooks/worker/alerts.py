@@ -102,10 +102,10 @@ def _move(webhook: Webhook, stage: str, now: datetime, where: Q) -> bool:
     return bool(moved)
 
 
-def after_failures(webhook: Webhook, now: datetime, last_status: int | None) -> None:
-    """Announce `failing` when the failures in a row reach WEBHOOK_FAILING_AFTER_ATTEMPTS
-    (its counters are fresh from the update that counted them), once per episode."""
-    limit = conf.settings().failing_after_attempts
+def after_failures(webhook: Webhook, now: datetime, last_status: int | None, limit: int) -> None:
+    """Announce `failing` when the failures in a row reach `limit`
+    (WEBHOOK_FAILING_AFTER_ATTEMPTS; the counters are fresh from the update that counted
+    them), once per episode."""
     if not limit or webhook.consecutive_failures < limit:
         return
     if webhook.alert_stage == AlertStage.FAILING or webhook.is_disabled:

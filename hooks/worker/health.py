@@ -52,13 +52,16 @@ def after_attempts(webhook: Webhook, outcomes: list[Outcome], now: datetime) -> 
     _count_failures(webhook, failures, now)
     if webhook.is_disabled:
         return
-    alerts.after_failures(webhook, now, failures[-1].status)
-    if any(o.status == 410 for o in failures):
-        disable(webhook, "The receiver answered 410 Gone.", now)
-        return
-    reason = _rule_broken(webhook, now)
+    current = conf.settings()
+    reason = (
+        "The receiver answered 410 Gone."
+        if any(o.status == 410 for o in failures)
+        else _rule_broken(webhook, now, current)
+    )
     if reason:
-        disable(webhook, reason, now)
+        disable(webhook, reason, now)  # the disabled notice says it all: no failing one
+        return
+    alerts.after_failures(webhook, now, failures[-1].status, current.failing_after_attempts)
 
 
 def _reset(webhook: Webhook, now: datetime) -> None:
@@ -117,8 +120,7 @@ def _count_failures(webhook: Webhook, failures: list[Outcome], now: datetime) ->
             setattr(webhook, name, rows.convert(Webhook, name, value))
 
 
-def _rule_broken(webhook: Webhook, now: datetime) -> str:
-    settings_ = conf.settings()
+def _rule_broken(webhook: Webhook, now: datetime, settings_: conf.HookSettings) -> str:
     days = settings_.disable_after_days
     if days and webhook.failing_since and webhook.failing_since <= now - timedelta(days=days):
         return f"Every attempt has failed since {webhook.failing_since:%Y-%m-%d %H:%M} UTC ({days:g} days or more)."
