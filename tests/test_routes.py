@@ -283,6 +283,7 @@ def test_the_admin_shows_history_and_sends_a_test_event(admin_client, client, to
     assert 'id="deliveries"' in html and str(delivery.id) in html and "POST /v2/echo/run" in html
     assert route.webhook.secret not in html and "pa55" not in html
     assert 'id="send-test"' in html  # a POST button, named as on every webhook page
+    assert "State: ok" in html  # its stage, as on every webhook page
     test_url = reverse("admin:routes_routewebhook_test", args=[route.pk])
     assert admin_client.get(test_url).status_code == 405  # a link sends nothing
     answer = admin_client.post(test_url, follow=True)
