@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.urls import reverse
+
+import hooks
 
 
 class AccountsConfig(AppConfig):
@@ -9,3 +12,5 @@ class AccountsConfig(AppConfig):
         from accounts import events, signals  # noqa: F401  (signal receivers)
 
         events.register()
+        # A user's notification webhook is on their settings page.
+        hooks.register_webhook_page(hooks.USER, lambda webhook: reverse("accounts:settings"))

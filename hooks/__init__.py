@@ -12,7 +12,9 @@ Validating:   validate_target_url, validate_secret, generate_secret
 Listing:      event_types() (every registered type, with its scopes),
               is_declared_event_type(name) (declared by staff, for outside producers)
 Namespaces:   register_namespaces(label, find, owner_email) (how the admin names and finds
-              them, and whom their webhooks' alerts email)
+              them, and whom their webhooks' alerts email),
+              register_webhook_page(scope, page) (where an owner sees a webhook: the
+              link in its alert emails)
 Storing:      EncryptedTextField (a model field encrypted at rest, as webhook secrets are),
               seal / unseal (text encrypted with the same keys for a short stay elsewhere)
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE,
@@ -64,7 +66,7 @@ if TYPE_CHECKING:
     )
     from hooks.encryption import EncryptedTextField, seal, unseal
     from hooks.outbox.event import PayloadTooLarge, emit
-    from hooks.scopes import register_namespaces
+    from hooks.scopes import register_namespaces, register_webhook_page
     from hooks.slots import Slot, SlotSetting, register_slot, register_slot_setting
     from hooks.ssrf import UnsafeURL
     from hooks.tools.admin_views import admin_recent_deliveries
@@ -153,6 +155,7 @@ __all__ = [
     "register_event_type",
     "register_metrics",
     "register_namespaces",
+    "register_webhook_page",
     "register_slot",
     "register_slot_setting",
     "replay",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,20 @@ def find_namespace(text: str) -> str | None:
     """The key for `text`, or None when no namespace matches; without a registered owner
     of namespaces, any key is taken as it is."""
     return _names.find(text) if _names else text
+
+
+# Where a webhook's owner sees it, by scope (a user's settings page, a namespace's webhook
+# page), registered by the app that owns those pages; the admin's page otherwise.
+_pages: dict[str, Callable[[Any], str]] = {}
+
+
+def register_webhook_page(scope: str, page: Callable[[Any], str]) -> None:
+    """`page(webhook) -> path`: where the owner of a webhook of `scope` sees it (the
+    link in the emails about it)."""
+    _pages[scope] = page
+
+
+def webhook_page(webhook) -> str | None:
+    """The path of the owner's page of the webhook, or None (the admin's is used)."""
+    page = _pages.get(webhook.scope)
+    return page(webhook) if page else None

@@ -16,6 +16,7 @@ import enum
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.urls import reverse
 
 from namespaces.models import Collaborator, Namespace
 
@@ -120,3 +121,9 @@ def owner_email(key: str) -> str:
         return ""
     found = Namespace.objects.filter(pk=int(key)).select_related("owner", "root__owner").first()
     return (found.top.owner.email or "") if found and found.top.owner_id else ""
+
+
+def webhook_page(webhook) -> str:
+    """Where a namespace's owner sees one of its webhooks."""
+    path = label(webhook.namespace)
+    return reverse("namespaces:webhook", args=[path, webhook.pk]) if path else ""

@@ -17,6 +17,7 @@ class NamespacesConfig(AppConfig):
 
         events.register()
         hooks.register_namespaces(access.label, access.find, access.owner_email)
+        hooks.register_webhook_page(hooks.NAMESPACE, access.webhook_page)
         post_delete.connect(signals.drop_webhooks, sender=Namespace, dispatch_uid="ns-webhooks")
         post_delete.connect(cron.drop, sender=Cron, dispatch_uid="ns-cron-schedule")
         for model in (Image, Object):

@@ -215,6 +215,7 @@ def test_a_namespace_webhook_tells_the_namespace_owner_and_its_page_shows_it(
         drain()
     [message] = mail.outbox
     assert message.to == ["bo@example.com"] and "is failing" in message.subject
+    assert f"/namespaces/acme/webhooks/{webhook.pk}/" in message.body  # their page
     client.force_login(owner)
     page = client.get(reverse("namespaces:webhook", args=[space.path, webhook.pk])).content
     assert "failing: the last 3 attempts failed; disabled in about" in page.decode()
@@ -233,6 +234,7 @@ def test_the_account_page_shows_the_users_webhook_stage(client, receiver, django
         emit(TEST_EVENT, {"n": n}, user=ann)
         drain()
     assert mail.outbox[0].to == ["ann@example.com"]
+    assert "/accounts/settings/" in mail.outbox[0].body  # where she sees it
     client.force_login(ann)
     page = client.get(reverse("accounts:settings")).content.decode()
     assert "failing: the last 3 attempts failed" in page

@@ -197,13 +197,15 @@ def _email_on_commit(webhook: Webhook, subject: str, text: str) -> None:
 
 
 def email_owner(webhook: Webhook, subject: str, text: str) -> None:
-    """Email the webhook's owner (`recipients`), with a link to the admin's page."""
+    """Email the webhook's owner (`recipients`), with a link to the page where they see
+    it (their settings or namespace page, else the admin's)."""
     to = recipients(webhook)
     if not to:
         log.warning("Nobody to tell about webhook %s: %s (no owner or admin email).",
                     webhook.pk, subject)  # fmt: skip
         return
-    link = settings.SITE_URL + reverse("admin:hooks_webhook_change", args=[webhook.pk])
+    page = scopes.webhook_page(webhook) or reverse("admin:hooks_webhook_change", args=[webhook.pk])
+    link = settings.SITE_URL + page
     send_mail(
         subject=f"[webhookhub] {subject}",
         message=f"{text}\n{link}\n",
