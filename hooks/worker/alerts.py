@@ -177,15 +177,21 @@ def exhausted(webhook: Webhook, delivery: Delivery, status: int | None, error: s
     emit("delivery.exhausted", payload, not_to=webhook.pk)
 
 
-def recipients(webhook: Webhook) -> list[str]:
-    """Who is told: a user webhook's user, a namespace webhook's namespace owner, else
-    (server webhooks, or no owner's email known) the site's administrators."""
+def owner_email(webhook: Webhook) -> str:
+    """A user webhook's user's email, a namespace webhook's namespace owner's, or ""."""
     if webhook.owner_id and webhook.owner.email:
-        return [webhook.owner.email]
+        return webhook.owner.email
     if webhook.scope == Scope.NAMESPACE:
-        email = scopes.namespace_owner_email(webhook.namespace)
-        if email:
-            return [email]
+        return scopes.namespace_owner_email(webhook.namespace)
+    return ""
+
+
+def recipients(webhook: Webhook) -> list[str]:
+    """Who is told: the webhook's owner (`owner_email`), else (server webhooks, or no
+    owner's email known) the site's administrators."""
+    email = owner_email(webhook)
+    if email:
+        return [email]
     admins = get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(email="")
     emails = list(admins.values_list("email", flat=True))
     emails += [email for _name, email in getattr(settings, "ADMINS", [])]
@@ -198,14 +204,14 @@ def _email_on_commit(webhook: Webhook, subject: str, text: str) -> None:
 
 def email_owner(webhook: Webhook, subject: str, text: str) -> None:
     """Email the webhook's owner (`recipients`), with a link to the page where they see
-    it (their settings or namespace page, else the admin's)."""
+    it (their settings or namespace page; the admins: the admin's)."""
     to = recipients(webhook)
     if not to:
         log.warning("Nobody to tell about webhook %s: %s (no owner or admin email).",
                     webhook.pk, subject)  # fmt: skip
         return
-    page = scopes.webhook_page(webhook) or reverse("admin:hooks_webhook_change", args=[webhook.pk])
-    link = settings.SITE_URL + page
+    page = scopes.webhook_page(webhook) if owner_email(webhook) else None
+    link = settings.SITE_URL + (page or reverse("admin:hooks_webhook_change", args=[webhook.pk]))
     send_mail(
         subject=f"[webhookhub] {subject}",
         message=f"{text}\n{link}\n",
