@@ -105,7 +105,8 @@ def test_prune_deletes_old_finished_history_only(receiver):
         run("prune", "--days", "0")
 
 
-def test_prune_rests_between_batches_only_while_deliveries_are_due(receiver, monkeypatch):
+def test_prune_rests_between_batches_only_while_deliveries_are_due(receiver, monkeypatch, settings):
+    settings.WEBHOOK_FAILING_AFTER_ATTEMPTS = 0  # only the test's own events to prune
     failing_history(receiver, count=3)
     Delivery.objects.update(status="succeeded", next_attempt_at=None)
     Event.objects.update(created_at=timezone.now() - timedelta(days=40))
