@@ -1,7 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html
 
 from jobs.forms import EndpointForm
-from jobs.models import Endpoint, Job, QueueState
+from jobs.models import Endpoint, Job, QueueState, RemoteWorker, WorkerKey
 
 
 @admin.register(Endpoint)
@@ -30,4 +32,43 @@ class QueueStateAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WorkerKey)
+class WorkerKeyAdmin(admin.ModelAdmin):
+    """Remote workers' RUNPOD_AI_API_KEY: made here, shown once, revoked by an action."""
+
+    list_display = ["name", "endpoint", "hint", "created_at", "revoked_at"]
+    fields = ["name", "endpoint", "hint", "created_at", "revoked_at"]
+    readonly_fields = ["hint", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request, obj: WorkerKey, form, change: bool) -> None:
+        if change:
+            return super().save_model(request, obj, form, change)
+        raw = obj.set_new_key()
+        super().save_model(request, obj, form, change)
+        messages.success(
+            request,
+            format_html(
+                "Worker key “{}”, shown this once: <code id='shown-secret'>{}</code> "
+                "<button type='button' class='button' data-copy='shown-secret'>Copy</button> "
+                "Set it as the worker's RUNPOD_AI_API_KEY.",
+                obj.name, raw,
+            ),
+        )  # fmt: skip
+
+    @admin.action(description="Revoke the selected worker keys")
+    def revoke(self, request, queryset) -> None:
+        revoked = queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
+        self.message_user(request, f"{revoked} worker key(s) revoked.")
+
+
+@admin.register(RemoteWorker)
+class RemoteWorkerAdmin(admin.ModelAdmin):
+    list_display = ["pod_id", "key", "seen_at"]
+    readonly_fields = ["pod_id", "key", "seen_at"]
+
+    def has_add_permission(self, request) -> bool:
         return False
