@@ -137,3 +137,18 @@ def to_stop(worker: RemoteWorker) -> list[str]:
 def ping(worker: RemoteWorker) -> None:
     """A heartbeat: the worker is live, and so are the jobs it holds."""
     Job.objects.filter(worker=worker, status=Status.IN_PROGRESS).update(heartbeat_at=worker.seen_at)
+
+
+def environment(hub_url: str, endpoint: str, key: str = "<worker key>") -> dict[str, str]:
+    """The environment lines a stock runpod-python worker needs to serve `endpoint` from
+    any machine (RUNPOD_POD_ID: any name unique among its workers). The `?` ends each
+    URL because the SDK appends its own `&…` parameters."""
+    base = f"{hub_url.rstrip('/')}/v2/{endpoint}"
+    return {
+        "RUNPOD_WEBHOOK_GET_JOB": f"{base}/job-take/$ID?",
+        "RUNPOD_WEBHOOK_POST_OUTPUT": f"{base}/job-done/$RUNPOD_POD_ID/$ID?",
+        "RUNPOD_WEBHOOK_POST_STREAM": f"{base}/job-stream/$RUNPOD_POD_ID/$ID?",
+        "RUNPOD_WEBHOOK_PING": f"{base}/ping/$RUNPOD_POD_ID",
+        "RUNPOD_AI_API_KEY": key,
+        "RUNPOD_POD_ID": "worker-1",
+    }
