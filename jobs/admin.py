@@ -1,15 +1,41 @@
+from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from jobs import remote
 from jobs.forms import EndpointForm
 from jobs.models import Endpoint, Job, QueueState, RemoteWorker, WorkerKey
+
+
+def holding(worker: RemoteWorker, endpoint: Endpoint) -> str:
+    job = worker.jobs.filter(endpoint=endpoint, status=Job.Status.IN_PROGRESS).first()
+    return job.pk if job else "none"
 
 
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
     list_display = ["name", "handler", "active", "description"]
     form = EndpointForm
+    readonly_fields = ["remote_workers"]
+
+    @admin.display(description="Remote workers")
+    def remote_workers(self, obj: Endpoint) -> str:
+        """The environment lines a stock runpod-python worker needs (its key is made
+        under Worker keys, shown once), and its live workers: id, last ping, job in hand."""
+        if obj.pk is None:
+            return "Save the endpoint first."
+        lines = "\n".join(
+            f"{name}={value}"
+            for name, value in remote.environment(settings.SITE_URL, obj.name).items()
+        )
+        live = remote.live_workers().filter(Q(key__endpoint=obj) | Q(key__endpoint=None))
+        rows = format_html_join(
+            "", "<li>{} — last seen {} — job {}</li>",
+            ((w.pod_id, w.seen_at.isoformat(timespec="seconds"), holding(w, obj)) for w in live),
+        )  # fmt: skip
+        return format_html("<pre>{}</pre><p>Live workers:</p><ul>{}</ul>", lines, rows or "none")
 
 
 @admin.register(Job)

@@ -194,3 +194,26 @@ def test_a_cancelled_job_is_in_the_stop_channel(client, api, ann, gpu, key):
     take(client, key)
     api("POST", f"/v2/gpu/cancel/{job.id}")
     assert worker(client, key, "GET", "job-stop/{pod}?").json() == {"jobsToStop": [job.id]}
+
+
+def test_the_admin_makes_a_key_shown_once_and_revokes_it(admin_client, gpu):
+    page = admin_client.post(
+        "/admin/jobs/workerkey/add/", {"name": "gpu box", "endpoint": gpu.pk}, follow=True
+    )
+    made = WorkerKey.objects.get(name="gpu box")
+    shown = page.content.decode().split("<code id='shown-secret'>")[1].split("</code>")[0]
+    assert shown.startswith(made.hint) and WorkerKey.authenticate(shown) == made
+    assert (
+        shown not in admin_client.get(f"/admin/jobs/workerkey/{made.pk}/change/").content.decode()
+    )
+    admin_client.post("/admin/jobs/workerkey/", {"action": "revoke", "_selected_action": [made.pk]})
+    assert WorkerKey.authenticate(shown) is None
+
+
+def test_the_endpoint_page_shows_the_lines_to_paste_and_live_workers(
+    admin_client, client, gpu, key
+):
+    take(client, key, pod="box-7")
+    page = admin_client.get(f"/admin/jobs/endpoint/{gpu.pk}/change/").content.decode()
+    assert "RUNPOD_WEBHOOK_GET_JOB=" in page and "/v2/gpu/job-take/$ID?" in page
+    assert "box-7" in page and key not in page
