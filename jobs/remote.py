@@ -23,7 +23,7 @@ def lost_after() -> timedelta:
     """A remote worker not seen (take or ping) for this long is gone, and the jobs it
     held go back to the queue: JOB_REMOTE_WORKER_LOST seconds (default 30, three of
     runpod-python's 10 s pings)."""
-    return timedelta(seconds=getattr(settings, "JOB_REMOTE_WORKER_LOST", 30))
+    return timedelta(seconds=settings.JOB_REMOTE_WORKER_LOST)
 
 
 def seen(key: WorkerKey, pod_id: str) -> RemoteWorker:

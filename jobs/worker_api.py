@@ -24,7 +24,7 @@ TAKE_LOOK = 0.25  # seconds between looks at the queue while a take waits (long 
 def take_wait() -> float:
     """How long an empty take is held open (RunPod's job-take is a long poll; the SDK asks
     again at once after a 204): JOB_TAKE_WAIT seconds, default 10."""
-    return float(getattr(settings, "JOB_TAKE_WAIT", 10))
+    return settings.JOB_TAKE_WAIT
 
 
 def refusal(message: str, status: int) -> JsonResponse:
