@@ -1,10 +1,11 @@
 """A RunPod worker as its authors write it, run as its own process by the tests against
 the hub (only the environment lines the admin shows). REMOTE_HANDLER picks its handler:
 `plain` (returns, or raises on input.fail; waits for input.release when given) or
-`stream` (a generator)."""
+`stream` (a generator) or `async` (sleeps input.seconds)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -25,10 +26,16 @@ def plain(job: dict) -> dict:
     return {"prompt": job["input"].get("prompt"), "pod": os.environ["RUNPOD_POD_ID"]}
 
 
+async def sleeper(job: dict) -> dict:
+    """An async handler: sleeps input.seconds (a stop signal cancels it), then returns."""
+    await asyncio.sleep(float(job["input"].get("seconds", 0)))
+    return {"slept": job["input"].get("seconds", 0)}
+
+
 def stream(job: dict):
     yield from str(job["input"].get("text", "")).split()
 
 
 if __name__ == "__main__":
-    handler = {"plain": plain, "stream": stream}[os.environ["REMOTE_HANDLER"]]
+    handler = {"plain": plain, "stream": stream, "async": sleeper}[os.environ["REMOTE_HANDLER"]]
     runpod.serverless.start({"handler": handler})

@@ -105,3 +105,16 @@ def test_a_killed_workers_job_is_taken_by_a_second_worker(workers, client_sdk, s
     )
     release.touch()
     assert job.output(timeout=60) == {"prompt": "again", "pod": "pod-second"}
+
+
+def test_a_cancel_stops_the_remote_handler(workers, client_sdk):
+    """The worker runs one job at a time: the next job runs only once the cancelled
+    one's handler (sleeping a minute) was stopped through the stop channel."""
+    gpu = Endpoint.objects.create(name="gpu", handler="")
+    workers("gpu", "async", "pod-async", WorkerKey.issue("gpu", gpu)[1])
+    slow = client_sdk.Endpoint("gpu").run({"seconds": 600})
+    assert wait_until(lambda: slow.status() == "IN_PROGRESS", timeout=60)
+    assert slow.cancel()["status"] == "CANCELLED"
+    quick = client_sdk.Endpoint("gpu").run({"seconds": 0})
+    assert quick.output(timeout=60) == {"slept": 0}
+    assert Job.objects.get(pk=slow.job_id).status == Job.Status.CANCELLED
