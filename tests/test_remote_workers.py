@@ -217,3 +217,20 @@ def test_the_endpoint_page_shows_the_lines_to_paste_and_live_workers(
     page = admin_client.get(f"/admin/jobs/endpoint/{gpu.pk}/change/").content.decode()
     assert "RUNPOD_WEBHOOK_GET_JOB=" in page and "/v2/gpu/job-take/$ID?" in page
     assert "box-7" in page and key not in page
+
+
+def test_queue_start_is_sent_before_the_first_take_gets_its_job(client, ann, gpu, key):
+    """As for the hub's own workers: the take that finds the hub idle sends Queue Start
+    and hands out the job only once it answered; an idle poll sends nothing."""
+    from hooks import slots
+    from hooks.tools.receiver import Receiver, Reply
+    from jobs.models import QueueState
+
+    with Receiver() as start_rx:
+        start_rx.respond = lambda request: Reply(200)
+        slots.save("queue_start", start_rx.url)
+        assert take(client, key).status_code == 204
+        assert not start_rx.requests and QueueState.load().state == "idle"
+        job = queued(ann, gpu)
+        assert take(client, key).json()["id"] == job.id
+        assert len(start_rx.requests) == 1 and QueueState.load().state == "busy"
