@@ -52,8 +52,7 @@ def reclaim(endpoint: Endpoint | None = None) -> int:
 def take(worker: RemoteWorker, endpoint: Endpoint, count: int) -> list[Job]:
     """Claim up to `count` queued jobs of the endpoint for `worker`, oldest first (low
     priority last). Queue Start is sent first when the hub was idle (queue.enter), only
-    when there is something to take: an idle poll costs one indexed read."""
-    reclaim(endpoint)
+    when there is something to take: an idle look costs one indexed read."""
     queued = Job.objects.filter(endpoint=endpoint, status=Status.IN_QUEUE)
     ids = list(
         queued.order_by("low_priority", "created_at").values_list("pk", flat=True)[

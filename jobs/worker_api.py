@@ -65,6 +65,7 @@ def take_batch(request: HttpRequest, endpoint: Endpoint, worker: RemoteWorker) -
 def _take(request, endpoint, worker, count: int, *, batch: bool = False) -> HttpResponse:
     if request.method != "GET":
         return refusal("Use GET here.", 405)
+    remote.reclaim(endpoint)  # the jobs of its lost workers first, once per take
     deadline = time.monotonic() + take_wait()
     while not (jobs := remote.take(worker, endpoint, count)) and time.monotonic() < deadline:
         time.sleep(TAKE_LOOK)

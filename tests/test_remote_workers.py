@@ -234,3 +234,10 @@ def test_queue_start_is_sent_before_the_first_take_gets_its_job(client, ann, gpu
         job = queued(ann, gpu)
         assert take(client, key).json()["id"] == job.id
         assert len(start_rx.requests) == 1 and QueueState.load().state == "busy"
+
+
+def test_an_idle_look_at_the_queue_is_one_query(client, gpu, key, django_assert_num_queries):
+    take(client, key)
+    found = RemoteWorker.objects.get()
+    with django_assert_num_queries(1):
+        assert remote.take(found, gpu, 1) == []
