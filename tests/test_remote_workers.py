@@ -241,3 +241,22 @@ def test_an_idle_look_at_the_queue_is_one_query(client, gpu, key, django_assert_
     found = RemoteWorker.objects.get()
     with django_assert_num_queries(1):
         assert remote.take(found, gpu, 1) == []
+
+
+def test_the_sweeper_requeues_a_lost_workers_job(client, ann, gpu, key):
+    from jobs import maintenance
+
+    job = queued(ann, gpu)
+    take(client, key, pod="gone")
+    RemoteWorker.objects.update(seen_at=timezone.now() - remote.lost_after() - timedelta(seconds=1))
+    maintenance.sweep()
+    job.refresh_from_db()
+    assert job.status == Job.Status.IN_QUEUE and job.worker is None and job.started_at is None
+
+
+def test_an_endpoint_may_have_no_handler_remote_workers_only():
+    from jobs.forms import EndpointForm
+
+    form = EndpointForm({"name": "remote-only", "handler": "", "active": True})
+    assert form.is_valid(), form.errors
+    assert not EndpointForm({"name": "x", "handler": "no.such.thing", "active": True}).is_valid()
