@@ -97,6 +97,15 @@ def stream(job: Job, body: dict) -> bool:
     return True
 
 
+def progressed(job: Job, body: dict) -> bool:
+    """runpod-python's progress_update posts `{"status": "IN_PROGRESS", "output": …}` to
+    the result URL: the job's latest progress (/status shows it while it runs), not its
+    end."""
+    return bool(
+        Job.objects.filter(pk=job.pk, status=Status.IN_PROGRESS).update(progress=body.get("output"))
+    )
+
+
 def result(job: Job, body: dict, *, is_stream: bool) -> bool:
     """The job's end as runpod-python posts it: `error` (a string, its handler's error
     JSON, or anything else kept as JSON) fails it with its `output` kept; otherwise it

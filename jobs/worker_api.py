@@ -110,6 +110,8 @@ def _posted(view):
 @as_worker
 @_posted
 def done(request: HttpRequest, job: Job, body: dict) -> JsonResponse:
+    if body.get("status") == Job.Status.IN_PROGRESS:  # progress_update, not the end
+        return JsonResponse({"id": job.id, "accepted": remote.progressed(job, body)})
     ended = remote.result(job, body, is_stream=request.GET.get("isStream") == "true")
     return JsonResponse({"id": job.id, "accepted": ended})
 

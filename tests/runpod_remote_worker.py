@@ -20,6 +20,7 @@ def plain(job: dict) -> dict:
         raise ValueError("the worker was told to fail")
     release = job["input"].get("release")
     if release:
+        runpod.serverless.progress_update(job, "waiting")  # the SDK's own
         deadline = time.monotonic() + RELEASE_WAIT
         while not Path(release).exists() and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -260,3 +260,15 @@ def test_an_endpoint_may_have_no_handler_remote_workers_only():
     form = EndpointForm({"name": "remote-only", "handler": "", "active": True})
     assert form.is_valid(), form.errors
     assert not EndpointForm({"name": "x", "handler": "no.such.thing", "active": True}).is_valid()
+
+
+def test_progress_update_shows_in_status_and_does_not_end_the_job(client, api, ann, gpu, key):
+    job = queued(ann, gpu)
+    take(client, key)
+    done = "job-done/{pod}/" + job.id + "?&isStream=false"
+    worker(client, key, "POST", done, {"status": "IN_PROGRESS", "output": "50%"})
+    status = api("GET", f"/v2/gpu/status/{job.id}").json()
+    assert status["status"] == "IN_PROGRESS" and status["output"] == "50%"
+    worker(client, key, "POST", done, {"output": "done"})
+    job.refresh_from_db()
+    assert job.status == Job.Status.COMPLETED and job.output == "done" and job.progress is None

@@ -96,7 +96,8 @@ def test_a_killed_workers_job_is_taken_by_a_second_worker(workers, client_sdk, s
     first = workers("gpu", "plain", "pod-first", key)
     release = tmp_path / "release"
     job = client_sdk.Endpoint("gpu").run({"prompt": "again", "release": str(release)})
-    assert wait_until(lambda: job.status() == "IN_PROGRESS", timeout=60)
+    assert wait_until(lambda: Job.objects.get(pk=job.job_id).progress == "waiting", timeout=60)
+    assert job.status() == "IN_PROGRESS"
     kill(first)  # the whole worker, its ping process too (as a machine going away)
     workers("gpu", "plain", "pod-second", key)
     assert wait_until(
