@@ -272,3 +272,27 @@ def test_progress_update_shows_in_status_and_does_not_end_the_job(client, api, a
     worker(client, key, "POST", done, {"output": "done"})
     job.refresh_from_db()
     assert job.status == Job.Status.COMPLETED and job.output == "done" and job.progress is None
+
+
+def test_a_burst_spreads_over_concurrent_takers_with_no_job_taken_twice(ann, gpu):
+    from tests.conftest import db_thread
+
+    jobs = {queued(ann, gpu).id for _ in range(40)}
+    key = WorkerKey.issue("burst", gpu)[0]
+    takers = [remote.seen(key, f"pod-{n}") for n in range(5)]
+    taken: list[tuple[str, str]] = []
+
+    def drain(worker: RemoteWorker) -> None:
+        while batch := remote.take(worker, gpu, 2):
+            taken.extend((worker.pod_id, job.id) for job in batch)
+
+    threads = [db_thread(drain, worker) for worker in takers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    ids = [job_id for _, job_id in taken]
+    assert sorted(ids) == sorted(jobs)  # each job once
+    assert Job.objects.filter(status=Job.Status.IN_PROGRESS).count() == len(jobs)
+    holders = dict(Job.objects.values_list("pk", "worker__pod_id"))
+    assert all(holders[job_id] == pod for pod, job_id in taken)
