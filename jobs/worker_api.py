@@ -6,8 +6,10 @@ What each does to the jobs is jobs.remote's."""
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 
 from django.conf import settings
@@ -19,6 +21,26 @@ from jobs.models import Endpoint, Job, RemoteWorker, WorkerKey
 
 BATCH_MAX = 64  # jobs one job-take-batch hands out at most
 TAKE_LOOK = 0.25  # seconds between looks at the queue while a take waits (long poll)
+
+
+_lock = threading.Lock()
+_holding = 0  # empty takes held open in this process now
+
+
+@contextmanager
+def holding() -> Iterator[bool]:
+    """Room to hold an empty take open: at most JOB_TAKE_HOLDERS at once in one web
+    process (default 2), so idle workers cannot hold every thread. Without room the take
+    is answered 429 at once, and runpod-python waits 5 s before it asks again."""
+    global _holding
+    with _lock:
+        room = _holding < settings.JOB_TAKE_HOLDERS
+        _holding += room
+    try:
+        yield room
+    finally:
+        with _lock:
+            _holding -= room
 
 
 def take_wait() -> float:
@@ -66,9 +88,15 @@ def _take(request, endpoint, worker, count: int, *, batch: bool = False) -> Http
     if request.method != "GET":
         return refusal("Use GET here.", 405)
     remote.reclaim(endpoint)  # the jobs of its lost workers first, once per take
-    deadline = time.monotonic() + take_wait()
-    while not (jobs := remote.take(worker, endpoint, count)) and time.monotonic() < deadline:
-        time.sleep(TAKE_LOOK)
+    jobs = remote.take(worker, endpoint, count)
+    if not jobs:
+        with holding() as room:
+            if not room:
+                return refusal("Too many workers are waiting here; ask again shortly.", 429)
+            deadline = time.monotonic() + take_wait()
+            while not jobs and time.monotonic() < deadline:
+                time.sleep(TAKE_LOOK)
+                jobs = remote.take(worker, endpoint, count)
     if not jobs:
         return HttpResponse(status=204)
     taken = [remote.as_taken(job) for job in jobs]

@@ -296,3 +296,15 @@ def test_a_burst_spreads_over_concurrent_takers_with_no_job_taken_twice(ann, gpu
     assert Job.objects.filter(status=Job.Status.IN_PROGRESS).count() == len(jobs)
     holders = dict(Job.objects.values_list("pk", "worker__pod_id"))
     assert all(holders[job_id] == pod for pod, job_id in taken)
+
+
+def test_idle_takes_held_open_are_bounded_per_process(client, gpu, key, settings):
+    """A worker past JOB_TAKE_HOLDERS waiting takes gets 429 (runpod-python debounces
+    5 s), not a web thread."""
+    from jobs import worker_api
+
+    settings.JOB_TAKE_HOLDERS, settings.JOB_TAKE_WAIT = 1, 0.3
+    with worker_api.holding() as room:
+        assert room
+        assert take(client, key).status_code == 429
+    assert take(client, key).status_code == 204
