@@ -12,6 +12,8 @@ class EndpointForm(forms.ModelForm):
 
     def clean_handler(self) -> str:
         path = self.cleaned_data["handler"].strip()
+        if not path:
+            return path  # remote workers only
         try:
             load_handler(path)
         except (ImportError, ValueError) as exc:

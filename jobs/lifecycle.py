@@ -32,8 +32,21 @@ def submit(job: Job) -> Job:
     return job
 
 
-def started(job: Job) -> None:
-    events.started(job)
+def start(job: Job, worker=None) -> bool:
+    """Claim a queued job for one runner, the hub's own or a remote worker (`worker`): one
+    conditional UPDATE, so a job is never run by two. Its old chunks go (a retried job
+    streams anew) and job.started is told. False when it was not queued any more."""
+    with transaction.atomic():
+        now = timezone.now()
+        claimed = Job.objects.filter(pk=job.pk, status=Status.IN_QUEUE).update(
+            status=Status.IN_PROGRESS, started_at=now, heartbeat_at=now, progress=None,
+            worker=worker,
+        )  # fmt: skip
+        if claimed:
+            job.refresh_from_db()
+            job.chunks.all().delete()
+            events.started(job)
+    return bool(claimed)
 
 
 def tag(job: Job, tags: list[str], user) -> list[str]:
@@ -84,7 +97,7 @@ def requeue(job: Job) -> bool:
     """A running job that a stopping worker gives back: queued again with the same id
     (its ttl still counts from submission), for the next worker to run from the start."""
     return _queue_again(
-        job, [Status.IN_PROGRESS], started_at=None, heartbeat_at=None, progress=None
+        job, [Status.IN_PROGRESS], started_at=None, heartbeat_at=None, progress=None, worker=None
     )
 
 

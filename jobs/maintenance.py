@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import lifecycle
+from jobs import lifecycle, remote
 from jobs.models import Endpoint, Job
 
 log = logging.getLogger("jobs.maintenance")
@@ -23,6 +23,7 @@ def sweep() -> dict:
     """Each job on its own: one that cannot be handled is logged and the others go on."""
     now = timezone.now()
     expired = vanished = 0
+    remote.reclaim()  # jobs of remote workers that stopped pinging: queued again
     for job in Job.objects.select_related("endpoint", "user").filter(status=Status.IN_QUEUE):
         expired += _isolated(_queued, job, now)
     running = Job.objects.select_related("endpoint", "user").filter(status=Status.IN_PROGRESS)

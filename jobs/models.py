@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 from datetime import timedelta
 
@@ -28,7 +30,11 @@ class Endpoint(models.Model):
     """A named endpoint whose jobs run `handler(job) -> output` (RunPod's contract)."""
 
     name = models.SlugField(max_length=64, unique=True)
-    handler = models.CharField(max_length=200, help_text="Dotted path, e.g. jobs.handlers.echo")
+    handler = models.CharField(
+        max_length=200, blank=True,
+        help_text="Dotted path, e.g. jobs.handlers.echo. Blank: only remote RunPod workers "
+        "(worker keys) run its jobs; the hub's own job workers leave them queued.",
+    )  # fmt: skip
     description = models.CharField(max_length=300, blank=True)
     active = models.BooleanField(default=True)
     aggregate_stream = models.BooleanField(
@@ -119,6 +125,10 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.ForeignKey(
+        "RemoteWorker", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs",
+        help_text="The remote RunPod worker that took it (none: the hub's own job workers).",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-created_at"]
@@ -258,3 +268,69 @@ class WorkerCluster(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class WorkerKey(models.Model):
+    """A remote RunPod worker's RUNPOD_AI_API_KEY: takes the jobs of one endpoint (or of
+    every endpoint). Only its SHA-256 is stored; it is shown once; revoked, it takes
+    nothing more. A user's API token is not a worker key."""
+
+    PREFIX = "whw_"
+
+    name = models.CharField(max_length=100)
+    endpoint = models.ForeignKey(
+        Endpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="worker_keys",
+        help_text="The endpoint whose jobs it takes; blank: every endpoint.",
+    )  # fmt: skip
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=12, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @staticmethod
+    def hash(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def set_new_key(self) -> str:
+        """Give it a new raw key (returned once, never stored)."""
+        raw = self.PREFIX + secrets.token_urlsafe(32)
+        self.digest, self.hint = self.hash(raw), raw[:10]
+        return raw
+
+    @classmethod
+    def issue(cls, name: str, endpoint: Endpoint | None = None) -> tuple[WorkerKey, str]:
+        key = cls(name=name, endpoint=endpoint)
+        raw = key.set_new_key()
+        key.save()
+        return key, raw
+
+    @classmethod
+    def authenticate(cls, raw: str) -> WorkerKey | None:
+        if not raw.startswith(cls.PREFIX):
+            return None
+        return cls.objects.filter(digest=cls.hash(raw), revoked_at=None).first()
+
+    def serves(self, endpoint: Endpoint) -> bool:
+        return self.endpoint_id is None or self.endpoint_id == endpoint.pk
+
+
+class RemoteWorker(models.Model):
+    """A remote worker (its RUNPOD_POD_ID under one key), seen by its takes and pings."""
+
+    key = models.ForeignKey(WorkerKey, on_delete=models.CASCADE, related_name="workers")
+    pod_id = models.CharField(max_length=200)
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "pod_id"], name="remote_worker_key_pod")
+        ]
+
+    def __str__(self) -> str:
+        return self.pod_id

@@ -21,12 +21,11 @@ import time
 import traceback
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 import hooks
 from jobs import lifecycle, pipe, progress, queue
-from jobs.models import Chunk, Job
+from jobs.models import Job
 
 log = logging.getLogger("jobs.runner")
 Status = Job.Status
@@ -208,23 +207,14 @@ def expired(job: Job) -> bool:
 def run(job_id: str) -> str | None:
     """The django-q2 task: run one queued job to a final state."""
     job = Job.objects.select_related("endpoint", "user").filter(pk=job_id).first()
-    if job is None or job.status != Status.IN_QUEUE:
-        return None
+    if job is None or job.status != Status.IN_QUEUE or not job.endpoint.handler:
+        return None  # gone, taken, or an endpoint only remote workers serve
     if expired(job):
         lifecycle.finish(job, Status.TIMED_OUT, error="The job's ttl expired before it started.")
         return Status.TIMED_OUT
     queue.enter()
     try:
-        with transaction.atomic():
-            now = timezone.now()
-            started = Job.objects.filter(pk=job.pk, status=Status.IN_QUEUE).update(
-                status=Status.IN_PROGRESS, started_at=now, heartbeat_at=now, progress=None
-            )
-            if started:
-                job.refresh_from_db()
-                Chunk.objects.filter(job=job).delete()  # a retried job streams anew
-                lifecycle.started(job)
-        if not started:
+        if not lifecycle.start(job):
             return None  # cancelled or taken meanwhile
         status, output, error = execute(job)
         if status == GIVEN_BACK:

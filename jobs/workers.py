@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from jobs import remote
 from jobs.models import Job, WorkerCluster
 
 BEAT = 5.0  # seconds between heartbeats
@@ -39,8 +40,11 @@ def gone(name: str) -> None:
 
 
 def counts() -> dict[str, int]:
-    """RunPod's `workers`: running = jobs being run now, idle = the other live workers."""
-    recent = WorkerCluster.objects.filter(seen_at__gte=timezone.now() - LOST_AFTER)
+    """RunPod's `workers`: running = jobs being run now, idle = the other live workers
+    (the hub's own job workers, and each remote worker seen within its lost time)."""
+    now = timezone.now()
+    recent = WorkerCluster.objects.filter(seen_at__gte=now - LOST_AFTER)
     total = sum(recent.values_list("workers", flat=True))
+    total += remote.live_workers().count()
     running = Job.objects.filter(status=Job.Status.IN_PROGRESS).count()
     return {"idle": max(total - running, 0), "running": running}

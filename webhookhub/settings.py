@@ -373,6 +373,11 @@ JOB_RESULT_TTL_SYNC = env.int("JOB_RESULT_TTL_SYNC", default=60)
 # carries both, the whole status JSON.
 JOB_PAYLOAD_LIMIT = env.int("JOB_PAYLOAD_LIMIT", default=10 * 1024 * 1024)
 JOB_PAYLOAD_LIMIT_SYNC = env.int("JOB_PAYLOAD_LIMIT_SYNC", default=20 * 1024 * 1024)
+# Remote RunPod workers: how long an empty job-take is held open (RunPod's take is a
+# long poll), and how long a worker may go unseen before its jobs go back to the queue.
+JOB_TAKE_WAIT = env.float("JOB_TAKE_WAIT", default=10.0)
+JOB_TAKE_HOLDERS = env.int("JOB_TAKE_HOLDERS", default=2)  # held at once per web process
+JOB_REMOTE_WORKER_LOST = env.int("JOB_REMOTE_WORKER_LOST", default=30)
 JOB_TASK_TIMEOUT = 7 * 24 * 3600 + 600
 Q_CLUSTER["ALT_CLUSTERS"] = {
     "jobs": {
