@@ -424,13 +424,18 @@ def _api_calls(walk: Walk) -> list[str]:
 
 def _other_rows() -> None:
     """Rows no page makes, so that every admin list has a change page to open: a group,
-    and a task that succeeded and one that failed (the workers write these)."""
+    a task that succeeded and one that failed (the workers write these), and a remote
+    worker with its key (a worker's takes and pings make them)."""
     from django.contrib.auth.models import Group
     from django.utils import timezone
     from django_q.models import Task
 
+    from jobs.models import Endpoint, RemoteWorker, WorkerKey
+
     Group.objects.create(name="operators")
     now = timezone.now()
+    key, _ = WorkerKey.issue("gpu box", Endpoint.objects.get(name="echo"))
+    RemoteWorker.objects.create(key=key, pod_id="pod-1", seen_at=now)
     for ok in (True, False):
         Task.objects.create(id=f"task-{ok}", name=f"walk-{ok}", func="hooks.worker.tasks.deliver",
                             started=now, stopped=now, success=ok, result="done" if ok else "Boom",
