@@ -26,7 +26,7 @@ Operating:    send_test, redeliver, replay, stop_retrying, delivery_attempts (ow
               with its forecast, disabled, recovered; _health.html), snooze_alerts(webhook,
               days) (SNOOZE_DAYS: the owner's alert emails paused; snooze_from_form for
               the pages' form), secret_shown_once (a just-made
-              secret's one-time message, with Copy), keep_shown_once / take_shown_once
+              secret's one-time message, with Copy; value_shown_once for other keys), keep_shown_once / take_shown_once
               (a just-made secret kept encrypted in the session for its own page),
               validate_payload_filter, filter_preview (a filter's effect on recent events)
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
@@ -96,6 +96,7 @@ if TYPE_CHECKING:
         secret_shown_once,
         secret_state,
         take_shown_once,
+        value_shown_once,
     )
     from hooks.webhook_secrets import generate_secret
     from hooks.worker.alerts import SNOOZE_DAYS, snooze_alerts, snooze_from_form
@@ -161,6 +162,7 @@ __all__ = [
     "replay",
     "recent_deliveries",
     "secret_shown_once",
+    "value_shown_once",
     "keep_shown_once",
     "take_shown_once",
     "seal",

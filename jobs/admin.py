@@ -4,6 +4,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+import hooks
 from jobs import remote
 from jobs.forms import EndpointForm
 from jobs.models import Endpoint, Job, QueueState, RemoteWorker, WorkerKey
@@ -77,13 +78,10 @@ class WorkerKeyAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         messages.success(
             request,
-            format_html(
-                "Worker key “{}”, shown this once: <code id='shown-secret'>{}</code> "
-                "<button type='button' class='button' data-copy='shown-secret'>Copy</button> "
-                "Set it as the worker's RUNPOD_AI_API_KEY.",
-                obj.name, raw,
+            hooks.value_shown_once(
+                "Worker key", obj.name, raw, "Set it as the worker's RUNPOD_AI_API_KEY."
             ),
-        )  # fmt: skip
+        )
 
     @admin.action(description="Revoke the selected worker keys")
     def revoke(self, request, queryset) -> None:

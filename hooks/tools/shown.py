@@ -133,14 +133,21 @@ def _shown_key(scope: str, pk: int) -> str:
 
 
 def secret_shown_once(webhook_name: str, secret: str) -> str:
-    """The message that shows a secret just made, this once, with a Copy button (the
-    hub's copy.js)."""
+    """The message that shows a webhook's signing secret just made, this once."""
+    return value_shown_once(
+        "Signing secret of", webhook_name, secret,
+        "The replaced one, if any, keeps signing beside it for 24 hours: update the "
+        "receiver within a day.",
+    )  # fmt: skip
+
+
+def value_shown_once(what: str, name: str, value: str, then: str) -> str:
+    """The message that shows a secret or key just made (`what` “name”), this once, with a
+    Copy button (the hub's copy.js) and what to do with it (`then`)."""
     return format_html(
-        "Signing secret of “{}”, shown this once: <code id='shown-secret'>{}</code> "
-        "<button type='button' class='button' data-copy='shown-secret'>Copy</button> The "
-        "replaced one, if any, keeps signing beside it for 24 hours: update the receiver "
-        "within a day.",
-        webhook_name, secret,
+        "{} “{}”, shown this once: <code id='shown-secret'>{}</code> "
+        "<button type='button' class='button' data-copy='shown-secret'>Copy</button> {}",
+        what, name, value, then,
     )  # fmt: skip
 
 
