@@ -3,6 +3,7 @@ decides who is told and with what."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -74,14 +75,16 @@ def pin(job: Job, pinned: bool) -> bool:
     return bool(changed)
 
 
-def finish(job: Job, status: str, *, output=None, error: str = "") -> bool:
-    """Move a queued or running job to a final state, once, and tell of it."""
+def finish(job: Job, status: str, *, output=None, error: str = "", **more) -> bool:
+    """Move a queued or running job to a final state, once, and tell of it (`more`: other
+    fields to write with it, like its history)."""
     with transaction.atomic():
         moved = Job.objects.filter(
             pk=job.pk, status__in=[Status.IN_QUEUE, Status.IN_PROGRESS]
         ).update(  # its final output replaces any progress it reported
-            status=status, output=output, progress=None, error=error, completed_at=timezone.now()
-        )
+            status=status, output=output, progress=None, error=error, completed_at=timezone.now(),
+            **more,
+        )  # fmt: skip
         if not moved:
             return False
         # Its state as the UPDATE left it; the input and output are not read back (each
@@ -101,6 +104,30 @@ def requeue(job: Job) -> bool:
     )
 
 
+def worker_lost(job: Job, why: str) -> str | None:
+    """A remote worker lost the running job (`why`: how we know). It goes back to the
+    queue to run again from the start, up to JOB_REMOTE_REQUEUES times; after that it
+    fails, so a job that kills every worker that takes it does not loop. Either way its
+    history says so. The new status, or None when that worker did not hold it any more."""
+    history = list(job.history or [])
+    lost = 1 + sum(entry.get("kind") == "lost" for entry in history)
+    limit = settings.JOB_REMOTE_REQUEUES
+    now = timezone.now()
+    if lost <= limit:
+        text = f"{why}; queued again to run from the start ({lost} of {limit})."
+        entry = {"at": now.isoformat(), "kind": "lost", "text": text}
+        moved = _queue_again(
+            job, [Status.IN_PROGRESS], worker=None, started_at=None, heartbeat_at=None,
+            progress=None, history=[*history, entry], held_by=job.worker_id,
+        )  # fmt: skip
+        return Status.IN_QUEUE if moved else None
+    text = f"{why}; its workers were lost {lost} times, more than JOB_REMOTE_REQUEUES ({limit})."
+    entry = {"at": now.isoformat(), "kind": "lost", "text": text + " Failed."}
+    return (
+        Status.FAILED if finish(job, Status.FAILED, error=text, history=[*history, entry]) else None
+    )
+
+
 def cancel(job: Job) -> bool:
     return finish(job, Status.CANCELLED)
 
@@ -113,13 +140,14 @@ def retry(job: Job) -> bool:
     )  # fmt: skip
 
 
-def _queue_again(job: Job, statuses: list[str], **fields) -> bool:
-    """Move the job from one of `statuses` back to IN_QUEUE (with `fields`) and enqueue
-    it once that commits."""
+def _queue_again(job: Job, statuses: list[str], held_by: object = (), **fields) -> bool:
+    """Move the job from one of `statuses` (and held by remote worker `held_by`, when
+    given) back to IN_QUEUE (with `fields`) and enqueue it once that commits."""
+    found = Job.objects.filter(pk=job.pk, status__in=statuses)
+    if held_by != ():
+        found = found.filter(worker=held_by)
     with transaction.atomic():
-        moved = Job.objects.filter(pk=job.pk, status__in=statuses).update(
-            status=Status.IN_QUEUE, **fields
-        )
+        moved = found.update(status=Status.IN_QUEUE, **fields)
         if moved:
             transaction.on_commit(lambda: enqueue(job.id), robust=True)
     return bool(moved)

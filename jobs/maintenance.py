@@ -29,7 +29,13 @@ def sweep() -> dict:
     running = Job.objects.select_related("endpoint", "user").filter(status=Status.IN_PROGRESS)
     for job in running:
         vanished += _isolated(_running, job, now)
-    return {"expired": expired, "vanished": vanished, "pruned": prune_results(now)}
+    pruned = prune_results(now)
+    return {
+        "expired": expired,
+        "vanished": vanished,
+        "pruned": pruned,
+        "forgotten": remote.forget(),
+    }
 
 
 def prune_results(now) -> int:

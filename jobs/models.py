@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 
 def new_job_id() -> str:
@@ -94,6 +95,10 @@ class Job(models.Model):
         "(RunPod's progress_update); cleared when it ends.",
     )  # fmt: skip
     error = models.TextField(blank=True)
+    history = models.JSONField(
+        null=True, blank=True, help_text="What befell it beside its states, oldest first "
+        "([{at, kind, text}]): a remote worker lost with it, and what came of that.",
+    )  # fmt: skip
     webhook = models.CharField(max_length=2000, blank=True)
     callback_rule = models.CharField(
         max_length=8, choices=CallbackRule.choices, default=CallbackRule.HUB,
@@ -154,6 +159,11 @@ class Job(models.Model):
             if self.status in (self.Status.IN_QUEUE, self.Status.IN_PROGRESS)
             else "failed"
         )
+
+    @property
+    def history_rows(self) -> list[tuple[datetime | None, str]]:
+        """Its history for pages: (when, what), oldest first."""
+        return [(parse_datetime(e.get("at", "")), e.get("text", "")) for e in self.history or []]
 
     @property
     def is_final(self) -> bool:

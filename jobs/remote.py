@@ -17,6 +17,8 @@ from jobs.models import Chunk, Endpoint, Job, RemoteWorker, WorkerKey
 
 Status = Job.Status
 CANDIDATES = 4  # queued jobs looked at per job asked for (others may claim some first)
+TAKE_RACE = timedelta(seconds=2)  # a job this young is not reclaimed from its worker
+FORGOTTEN_AFTER = timedelta(days=1)  # an unseen worker's row is deleted after this
 
 
 def lost_after() -> timedelta:
@@ -39,14 +41,45 @@ def live_workers():
 
 def reclaim(endpoint: Endpoint | None = None) -> int:
     """Jobs held by workers that stopped pinging: back to the queue, to run again from
-    the start (their ttl and execution timeout still rule, as for any queued job)."""
+    the start (their ttl and execution timeout still rule, as for any queued job), or
+    failed once their workers were lost too often (lifecycle.worker_lost)."""
     lost = Job.objects.filter(
         status=Status.IN_PROGRESS, worker__isnull=False,
         worker__seen_at__lt=timezone.now() - lost_after(),
-    )  # fmt: skip
+    ).select_related("worker__key")  # fmt: skip
     if endpoint is not None:
         lost = lost.filter(endpoint=endpoint)
-    return sum(lifecycle.requeue(job) for job in lost.defer("input", "output"))
+    moved = 0
+    for job in lost.defer("input", "output"):
+        seen_at = job.worker.seen_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        why = f"Remote worker {_named(job.worker)} was lost: not seen since {seen_at}"
+        moved += lifecycle.worker_lost(job, why) is not None
+    return moved
+
+
+def forgotten(worker: RemoteWorker) -> int:
+    """runpod-python asks for work with `job_in_progress=0` when it holds no job: a job
+    the hub still counts as this worker's was lost on the way (a take's answer that never
+    reached it, a result it could not post, a restart under the same pod id). Jobs taken
+    in the last moment are left alone: a second take of the same pod may be on its way."""
+    held = Job.objects.filter(
+        worker=worker, status=Status.IN_PROGRESS, started_at__lt=timezone.now() - TAKE_RACE
+    ).select_related("worker__key")
+    why = f"Remote worker {_named(worker)} asked for work without it (job_in_progress=0)"
+    return sum(lifecycle.worker_lost(job, why) is not None for job in held.defer("input", "output"))
+
+
+def _named(worker: RemoteWorker) -> str:
+    return f"{worker.pod_id!r} (key {worker.key.name!r})"
+
+
+def forget() -> int:
+    """Remote workers not seen for FORGOTTEN_AFTER and holding no running job: their rows
+    go (the jobs they ran keep their history; their `worker` becomes empty)."""
+    old = RemoteWorker.objects.filter(seen_at__lt=timezone.now() - FORGOTTEN_AFTER).exclude(
+        jobs__status=Status.IN_PROGRESS
+    )
+    return old.delete()[1].get("jobs.RemoteWorker", 0)
 
 
 def take(worker: RemoteWorker, endpoint: Endpoint, count: int) -> list[Job]:
@@ -127,7 +160,8 @@ def result(job: Job, body: dict, *, is_stream: bool) -> bool:
 
 
 def too_large(job: Job, error: str) -> None:
-    """A result over the job's payload limit: the job fails (it would never end)."""
+    """A result over the job's payload limit: the job fails (it would never end; RunPod
+    answers such a result 400 and the job never completes)."""
     if lifecycle.finish(job, Status.FAILED, error=error):
         queue.leave()
 

@@ -88,6 +88,8 @@ def _take(request, endpoint, worker, count: int, *, batch: bool = False) -> Http
     if request.method != "GET":
         return refusal("Use GET here.", 405)
     remote.reclaim(endpoint)  # the jobs of its lost workers first, once per take
+    if request.GET.get("job_in_progress") == "0":
+        remote.forgotten(worker)
     jobs = remote.take(worker, endpoint, count)
     if not jobs:
         with holding() as room:
@@ -123,10 +125,10 @@ def _posted(view):
         if job is None or job.endpoint_id != endpoint.pk:
             return refusal(f"Job {job_id!r} is not held by worker {worker.pod_id!r}.", 404)
         limit = job.payload_limit()
-        if len(request.body) > limit:
+        if len(request.body) > limit:  # RunPod answers 400 Bad Request
             error = f"The job's output is {len(request.body)} bytes; the limit is {limit}."
             remote.too_large(job, error)
-            return refusal(error, 413)
+            return refusal(error, 400)
         body = _body(request)
         if body is None:
             return refusal("The body must be a JSON object.", 400)

@@ -48,8 +48,14 @@ def queued(user, endpoint, **fields) -> Job:
     return lifecycle.submit(Job(endpoint=endpoint, user=user, input={"prompt": "hi"}, **fields))
 
 
-def take(client, key, pod="pod-1"):
-    return worker(client, key, "GET", "job-take/{pod}?&job_in_progress=0", pod=pod)
+def take(client, key, pod="pod-1", in_progress="0"):
+    path = "job-take/{pod}?&job_in_progress=" + in_progress
+    return worker(client, key, "GET", path, pod=pod)
+
+
+def started_long_ago(job: Job) -> None:
+    """Past the moment in which a second take of the same pod may still be on its way."""
+    Job.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(seconds=30))
 
 
 def test_a_key_is_stored_hashed_and_shown_once(gpu):
@@ -153,7 +159,7 @@ def test_a_result_over_the_payload_limit_is_refused(client, ann, gpu, key, setti
     take(client, key)
     done = "job-done/{pod}/" + job.id + "?&isStream=false"
     answer = worker(client, key, "POST", done, {"output": "x" * 200})
-    assert answer.status_code == 413 and "limit is 100" in answer.json()["error"]
+    assert answer.status_code == 400 and "limit is 100" in answer.json()["error"]  # RunPod's
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and job.output is None
 
@@ -186,6 +192,73 @@ def test_a_lost_workers_job_goes_back_to_the_queue(client, ann, gpu, key):
     assert take(client, key, pod="second").json()["id"] == job.id
     job.refresh_from_db()
     assert job.status == Job.Status.IN_PROGRESS and job.worker.pod_id == "second"
+    [(at, text)] = job.history_rows
+    assert "'gone' (key 'pod key') was lost: not seen since" in text and "(1 of 3)" in text
+
+
+def test_a_take_holding_nothing_gives_back_the_job_lost_on_the_way(client, ann, gpu, key):
+    """The take's answer never reached the worker: it keeps pinging and asks for work
+    with job_in_progress=0, so the job it never got runs again at once, not never."""
+    job = queued(ann, gpu)
+    take(client, key)
+    started_long_ago(job)
+    assert take(client, key, in_progress="1").status_code == 204  # it does hold one
+    job.refresh_from_db()
+    assert job.status == Job.Status.IN_PROGRESS and not job.history
+    assert take(client, key, in_progress="0").json()["id"] == job.id  # given back, taken again
+    job.refresh_from_db()
+    assert job.status == Job.Status.IN_PROGRESS and job.worker.pod_id == "pod-1"
+    assert "asked for work without it (job_in_progress=0)" in job.history_rows[0][1]
+
+
+def test_a_job_just_taken_is_not_given_back_by_a_take_on_its_way(client, ann, gpu, key):
+    job = queued(ann, gpu)
+    take(client, key)
+    assert take(client, key, in_progress="0").status_code == 204
+    job.refresh_from_db()
+    assert job.status == Job.Status.IN_PROGRESS and not job.history
+
+
+def test_a_job_whose_workers_are_lost_too_often_fails_and_says_why(
+    client, api, ann, gpu, key, settings
+):
+    settings.JOB_REMOTE_REQUEUES = 1
+    job = queued(ann, gpu)
+    for _ in range(2):
+        assert take(client, key).json()["id"] == job.id
+        started_long_ago(job)
+        remote.forgotten(RemoteWorker.objects.get(pod_id="pod-1"))
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "lost 2 times" in job.error
+    assert [text.endswith("Failed.") for _, text in job.history_rows] == [False, True]
+    assert Event.objects.filter(type="job.finished", payload__job__id=job.id).exists()
+    assert api("GET", f"/v2/gpu/status/{job.id}").json()["status"] == "FAILED"
+
+
+def test_the_job_page_shows_its_history(client, ann, gpu, key):
+    job = queued(ann, gpu)
+    take(client, key)
+    started_long_ago(job)
+    take(client, key, pod="pod-1", in_progress="0")
+    client.force_login(ann)
+    page = client.get(f"/jobs/{job.id}/").content.decode()
+    assert 'id="history"' in page and "asked for work without it" in page
+
+
+def test_workers_unseen_for_a_day_are_forgotten_unless_they_hold_a_running_job(
+    client, ann, gpu, key, settings
+):
+    from jobs import maintenance
+
+    queued(ann, gpu)
+    take(client, key, pod="busy")
+    for pod in ("idle", "recent"):
+        take(client, key, pod=pod)
+    old = timezone.now() - timedelta(days=2)
+    RemoteWorker.objects.exclude(pod_id="recent").update(seen_at=old)
+    settings.JOB_REMOTE_WORKER_LOST = 3 * 86400  # the busy one's job is not reclaimed here
+    assert maintenance.sweep()["forgotten"] == 1
+    assert set(RemoteWorker.objects.values_list("pod_id", flat=True)) == {"busy", "recent"}
 
 
 def test_a_cancelled_job_is_in_the_stop_channel(client, api, ann, gpu, key):

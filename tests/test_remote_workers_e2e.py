@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import ApiToken
 from hooks.worker.attempt import deliver_due
@@ -106,6 +108,30 @@ def test_a_killed_workers_job_is_taken_by_a_second_worker(workers, client_sdk, s
     )
     release.touch()
     assert job.output(timeout=60) == {"prompt": "again", "pod": "pod-second"}
+    [(_, text)] = Job.objects.get(pk=job.job_id).history_rows
+    assert "'pod-first' (key 'gpu') was lost" in text
+
+
+def test_a_worker_restarted_under_its_pod_id_runs_its_lost_job_again_at_once(
+    workers, client_sdk, tmp_path
+):
+    """The container restarts with the same RUNPOD_POD_ID and keeps pinging: it is never
+    lost, but its first take says job_in_progress=0, so the job it had runs again now,
+    not after JOB_REMOTE_WORKER_LOST (30 s here) and not never."""
+    gpu = Endpoint.objects.create(name="gpu", handler="")
+    key = WorkerKey.issue("gpu", gpu)[1]
+    first = workers("gpu", "plain", "pod-same", key)
+    release = tmp_path / "release"
+    job = client_sdk.Endpoint("gpu").run({"prompt": "again", "release": str(release)})
+    assert wait_until(lambda: Job.objects.get(pk=job.job_id).progress == "waiting", timeout=60)
+    kill(first)
+    Job.objects.filter(pk=job.job_id).update(started_at=timezone.now() - timedelta(seconds=5))
+    workers("gpu", "plain", "pod-same", key)
+    assert wait_until(lambda: Job.objects.get(pk=job.job_id).history, timeout=25)
+    release.touch()
+    assert job.output(timeout=60) == {"prompt": "again", "pod": "pod-same"}
+    [(_, text)] = Job.objects.get(pk=job.job_id).history_rows
+    assert "job_in_progress=0" in text
 
 
 def test_a_cancel_stops_the_remote_handler(workers, client_sdk):

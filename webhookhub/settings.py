@@ -378,6 +378,7 @@ JOB_PAYLOAD_LIMIT_SYNC = env.int("JOB_PAYLOAD_LIMIT_SYNC", default=20 * 1024 * 1
 JOB_TAKE_WAIT = env.float("JOB_TAKE_WAIT", default=10.0)
 JOB_TAKE_HOLDERS = env.int("JOB_TAKE_HOLDERS", default=2)  # held at once per web process
 JOB_REMOTE_WORKER_LOST = env.int("JOB_REMOTE_WORKER_LOST", default=30)
+JOB_REMOTE_REQUEUES = env.int("JOB_REMOTE_REQUEUES", default=3)  # then a lost worker fails it
 JOB_TASK_TIMEOUT = 7 * 24 * 3600 + 600
 Q_CLUSTER["ALT_CLUSTERS"] = {
     "jobs": {
