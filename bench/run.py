@@ -107,6 +107,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
          f"{r['route_matched'] / r['route_none']:.2f}×", ""),
         *history_rows(r),
         *big_job_rows(r),
+        *remote_worker_rows(r),
         ("CPU time stolen by the hypervisor during the run", f"{r['stolen_pct']:.1f} %", "", ""),
     ]  # fmt: skip
 
@@ -122,6 +123,22 @@ def big_job_rows(r: dict) -> list[tuple[str, str, str, str]]:
         ("  peak RSS web / jobs / deliveries, largest process of each (MB)",
          " / ".join(f"{peak[p]:.0f}" for p in parts),
          "idle " + " / ".join(f"{idle[p]:.0f}" for p in parts), ""),
+    ]  # fmt: skip
+
+
+def remote_worker_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """The remote-workers measure (bench/workers.py)."""
+    tps = r["remote_idle_tps"]
+    low, high = r["remote_burst_spread"]
+    return [
+        (f"{r['remote_workers']} idle runpod-python workers polling (SDK's rates): web server CPU",
+         f"{r['remote_idle_cpu_pct']:.1f} % of a core",
+         f"{r['remote_idle_asks']:.0f} takes/s", "small"),
+        ("  database transactions/s while they poll", "n/a (SQLite)" if tps is None else f"{tps:.0f}",
+         "", "small"),
+        (f"  a burst of {r['remote_burst_jobs']:,} jobs, all done by them (s)", f"{r['remote_burst_s']:.1f}",
+         f"{r['remote_burst_jobs'] / r['remote_burst_s']:.0f} jobs/s; {low}–{high} a worker", ""),
+        ("  jobs handed out twice", f"{r['remote_burst_twice']}", "", "0"),
     ]  # fmt: skip
 
 

@@ -337,6 +337,18 @@ def big_job(rx: Receivers, size: int, k: int) -> dict:
     return {**fastest, "big_job_peak_mb": peaks}
 
 
+def remote_workers(quick: bool) -> dict:
+    """50 runpod-python workers idle against the web server, then a burst of 1,000 jobs
+    (bench/workers.py); --quick: 10 workers, 100 jobs."""
+    from bench import bigjob, workers  # (Django is set up only now)
+
+    reset_db()
+    return workers.measure(
+        lambda command, ready: Cluster(*command, ready=ready), wait_until, bigjob._free_port,
+        workers=10 if quick else 50, idle_s=3.0 if quick else 30.0, jobs=100 if quick else 1000,
+    )  # fmt: skip
+
+
 def slow_drain(rx: Receivers, count: int, clusters: int, **env: str) -> tuple[float, int]:
     """Deliveries/s to the 50 ms receiver with `clusters` qclusters (each with `env`) on
     one database and broker (as on that many machines), and how many deliveries arrived
@@ -647,6 +659,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         "scale_out": lambda: scale_out(rx, n, k),
         "history": lambda: big_history(rx, n, 1_000_000 if not quick else 2_000, k),
         "big_job": lambda: big_job(rx, (10 if not quick else 1) * 1024 * 1024, k),
+        "remote_workers": lambda: remote_workers(quick),
     }
 
 

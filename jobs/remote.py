@@ -85,16 +85,28 @@ def forget() -> int:
 def take(worker: RemoteWorker, endpoint: Endpoint, count: int) -> list[Job]:
     """Claim up to `count` queued jobs of the endpoint for `worker`, oldest first (low
     priority last). Queue Start is sent first when the hub was idle (queue.enter), only
-    when there is something to take: an idle look costs one indexed read."""
+    when there is something to take: an idle look costs one indexed read. Candidates
+    other takers claimed first are passed over for the next ones, so a burst shared by
+    many workers does not send them away empty-handed while jobs wait."""
     queued = Job.objects.filter(endpoint=endpoint, status=Status.IN_QUEUE)
-    ids = list(
-        queued.order_by("low_priority", "created_at").values_list("pk", flat=True)[
-            : count * CANDIDATES
-        ]
-    )
-    if not ids:
-        return []
-    queue.enter()
+    oldest = queued.order_by("low_priority", "created_at").values_list("pk", flat=True)
+    taken: list[Job] = []
+    tried: list[str] = []
+    while len(taken) < count:
+        ids = list(oldest.exclude(pk__in=tried)[: (count - len(taken)) * CANDIDATES])
+        if not ids:
+            break
+        if not tried:
+            queue.enter()
+        tried += ids
+        taken += _claimed(worker, ids, count - len(taken))
+    if tried and not taken:
+        queue.leave()
+    return taken
+
+
+def _claimed(worker: RemoteWorker, ids: list[str], count: int) -> list[Job]:
+    """Up to `count` of these jobs, claimed for `worker` (those still queued)."""
     taken: list[Job] = []
     found = Job.objects.select_related("endpoint", "user").in_bulk(ids)
     for job in (found[pk] for pk in ids if pk in found):
@@ -106,8 +118,6 @@ def take(worker: RemoteWorker, endpoint: Endpoint, count: int) -> list[Job]:
             )
         elif lifecycle.start(job, worker=worker):
             taken.append(job)
-    if not taken:
-        queue.leave()
     return taken
 
 
