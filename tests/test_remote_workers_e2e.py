@@ -91,6 +91,43 @@ def test_a_stock_worker_serves_results_errors_streams_and_callbacks(workers, cli
     assert health["workers"] == {"idle": 2, "running": 0}
 
 
+def test_remote_jobs_send_swarmuis_queue_hooks_as_in_process_jobs_do(workers, client_sdk):
+    """Queue Start before the first remote job starts, Every Job for each, and Queue End
+    once the queue is idle again (the ticker runjobs runs), each once."""
+    import threading
+
+    from hooks import slots
+    from hooks.tools.receiver import Receiver
+    from jobs import queue
+    from jobs.models import QueueState
+
+    QueueState.load()
+    QueueState.objects.filter(pk=1).update(queue_end_delay=0.2)
+    stop = threading.Event()
+    ticker = threading.Thread(target=queue.run_ticker, args=(stop,))
+    ticker.start()
+    try:
+        with Receiver() as start_rx, Receiver() as end_rx, Receiver() as every_rx:
+            slots.save("queue_start", start_rx.url)
+            slots.save("queue_end", end_rx.url)
+            slots.save("every_job", every_rx.url, '{"id": "%id%", "status": "%status%"}')
+            gpu = Endpoint.objects.create(name="gpu", handler="")
+            workers("gpu", "plain", "pod-hooks", WorkerKey.issue("gpu", gpu)[1])
+            jobs = [client_sdk.Endpoint("gpu").run({"prompt": str(n)}) for n in range(2)]
+            assert [job.output(timeout=60)["prompt"] for job in jobs] == ["0", "1"]
+            assert end_rx.wait_for(1, timeout=30)
+            first_start = min(Job.objects.values_list("started_at", flat=True))
+            assert len(start_rx.requests) == 1
+            assert start_rx.requests[0].received_at <= first_start.timestamp()
+            assert wait_until(lambda: deliver_due() or len(every_rx.requests) == 2, timeout=30)
+            every = sorted(json.loads(r.body)["id"] for r in every_rx.requests)
+            assert every == sorted(job.job_id for job in jobs)
+            assert len(end_rx.requests) == 1
+    finally:
+        stop.set()
+        ticker.join(30)
+
+
 def test_a_killed_workers_job_is_taken_by_a_second_worker(workers, client_sdk, settings, tmp_path):
     settings.JOB_REMOTE_WORKER_LOST = 3  # the workers ping every second here
     gpu = Endpoint.objects.create(name="gpu", handler="")
