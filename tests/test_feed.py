@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection, connections
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -252,3 +253,37 @@ def test_the_feed_is_in_the_openapi_document(client):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     operation = paths["/api/v1/webhooks/{pk}/feed"]["get"]
     assert {p["name"] for p in operation["parameters"]} == {"pk", "after", "limit"}
+
+
+def test_an_upload_with_its_image_comes_base64_and_its_signature_covers_the_bytes(world):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    world["hook"].data_template = '[discord_image] {"content": "%prompt%"}'
+    world["hook"].save()
+    image = "data:image/png;base64," + base64.b64encode(png).decode()
+    hooks.emit(TEST_EVENT, {"prompt": "a cat", "image": image}, namespace=world["space"].key)
+    item = page(Api(world["owner"]), world["hook"])["deliveries"][0]
+    assert item["body_encoding"] == "base64"
+    content = body_of(item)
+    assert png in content and b'{"content": "a cat"}' in content
+    assert item["signed_headers"]["Content-Type"].startswith("multipart/form-data; boundary=")
+    Verifier(world["hook"].secret).verify(content, item["signed_headers"], json_parse=False)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's open transactions")
+def test_on_postgresql_a_transaction_still_open_holds_the_feed_back(world, settings):
+    """Deliveries an open transaction may still commit were made after it began: while it
+    is open, nothing made after its start (less the window) is handed out."""
+    settings.WEBHOOK_FEED_SETTLE_SECONDS = 1
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute("SELECT 1")  # its transaction begins
+        made = emit(world, 1)
+        later = timezone.now() + timedelta(seconds=10)
+        assert feed.read_feed(world["hook"], None, now=later)["deliveries"] == []
+        other.rollback()
+    finally:
+        other.close()
+    got = feed.read_feed(world["hook"], None, now=later)["deliveries"]
+    assert [i["id"] for i in got] == [str(made.pk)]
