@@ -116,7 +116,7 @@ class Command(BaseCommand):
             "--hub", help="A hub elsewhere (https://hub.example.com), read with --token."
         )
         fwd.add_argument(
-            "--token", default=os.environ.get("WEBHOOKHUB_TOKEN"),
+            "--token",
             help="An API token of someone who manages the webhook on --hub "
             "(default: $WEBHOOKHUB_TOKEN).",
         )  # fmt: skip
@@ -288,6 +288,7 @@ def _feed(webhook: str, hub: str | None, token: str | None) -> forward.Feed:
         return forward.LocalFeed(find_webhook(webhook))
     if not hub.startswith(("http://", "https://")):
         raise CommandError(f"--hub: {hub!r} is not an http:// or https:// URL.")
+    token = token or os.environ.get("WEBHOOKHUB_TOKEN")  # kept out of shell history and `ps`
     if not token:
         raise CommandError("--hub needs an API token: --token, or $WEBHOOKHUB_TOKEN.")
     return forward.RemoteFeed(hub, token, webhook)
