@@ -102,8 +102,10 @@ def _oldest_open_transaction() -> datetime | None:
         return None
     with connection.cursor() as cursor:
         cursor.execute(
+            # Clients only: autovacuum's long transactions make no deliveries.
             "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+            "AND xact_start IS NOT NULL"
         )
         return cursor.fetchone()[0]
 
