@@ -152,6 +152,49 @@ class DeliveryOut(Schema):
     completed_at: datetime | None
 
 
+class FeedDeliveryOut(Schema):
+    cursor: str = Field(description="Pass as `after` to read on from after this delivery.")
+    id: UUID = Field(description="The delivery's webhook-id.")
+    event_type: str
+    event_id: UUID
+    created_at: datetime
+    outcome: str = Field(description="pending (not attempted yet, or retrying), succeeded, "
+                         "failed or skipped (made while the webhook was disabled).")  # fmt: skip
+    attempts: int
+    response_status: int | None = Field(description="Of the last attempt.")
+    error: str = Field(description="Of the last attempt.")
+    completed_at: datetime | None
+    body: str | None = Field(
+        description="The body the hub sends for this delivery, built from its event with the "
+        "webhook's current template and format; null when it cannot be (`body_missing`)."
+    )
+    body_encoding: str = Field(description="utf-8, or base64 (an upload with an image).")
+    body_missing: str = Field(description="Why there is no body (its event's large values "
+                              "were pruned); empty when there is one.")  # fmt: skip
+    headers: dict[str, str] | None = Field(
+        description="As sent by the last attempt, signature and timestamp of then included, "
+        "credentials and custom header values masked; as they would be sent now when it was "
+        "not attempted yet."
+    )
+    signed_headers: dict[str, str] | None = Field(
+        description="The headers signed again at `signed_at` with the webhook's current "
+        "secret(s), to post `body` with; the webhook's custom headers and basic auth left "
+        "out. Null for a reader who may only view a server webhook."
+    )
+
+
+class FeedOut(Schema):
+    deliveries: list[FeedDeliveryOut] = Field(description="In the order they were made.")
+    next: str = Field(description="The cursor to pass as `after` for the next page.")
+    has_more: bool = Field(description="More deliveries are ready now: ask again at once.")
+    settled_until: datetime = Field(
+        description="Deliveries made up to this time are handed out; younger ones come once "
+        "they have settled (WEBHOOK_FEED_SETTLE_SECONDS), so a cursor never passes one whose "
+        "transaction had not committed yet."
+    )
+    signed_at: int = Field(description="The webhook-timestamp of `signed_headers`.")
+
+
 class Queued(Schema):
     queued: int = Field(description="How many deliveries were queued for another attempt.")
 

@@ -21,6 +21,7 @@ from accounts import notification
 from accounts.events import user_webhooks_enabled
 from api.schemas import (
     DeliveryOut,
+    FeedOut,
     NotificationIn,
     Queued,
     ReplayIn,
@@ -225,6 +226,25 @@ def _delivery(webhook: Webhook, delivery_id: str) -> Delivery:
 )  # fmt: skip
 def get_delivery(request: HttpRequest, pk: int, delivery_id: UUID):
     return delivery_out(_delivery(_webhook(request, pk), str(delivery_id)))
+
+
+@router.get(
+    "/webhooks/{int:pk}/feed", response={200: FeedOut, **ERRORS},
+    summary="What a webhook was sent, in the order it was made, from a cursor",
+)  # fmt: skip
+def feed(request: HttpRequest, pk: int, after: str | None = None, limit: int = PAGE):
+    """`after`: the `next` of the previous page; `now`: no deliveries, and the cursor of
+    the feed's end (to follow it from now on); left out: from the oldest delivery kept."""
+    webhook = _webhook(request, pk)
+    if not 1 <= limit <= 200:
+        raise ApiError("limit: between 1 and 200.", "limit")
+    # Signatures made now can be posted to the webhook's receiver: only for a caller who
+    # may redeliver to it (staff who may only view a server webhook get none).
+    signed = webhook.scope != Scope.SERVER or may_server(request.user, "change")
+    try:
+        return hooks.read_feed(webhook, after, limit, signed=signed)
+    except hooks.BadCursor as exc:
+        raise ApiError(str(exc), "after") from None
 
 
 @router.post(

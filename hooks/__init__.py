@@ -28,7 +28,9 @@ Operating:    send_test, redeliver, replay, stop_retrying, delivery_attempts (ow
               the pages' form), secret_shown_once (a just-made
               secret's one-time message, with Copy; value_shown_once for other keys), keep_shown_once / take_shown_once
               (a just-made secret kept encrypted in the session for its own page),
-              validate_payload_filter, filter_preview (a filter's effect on recent events)
+              validate_payload_filter, filter_preview (a filter's effect on recent events),
+              read_feed (a webhook's deliveries in order from a cursor, signed again for
+              forwarding; BadCursor for a cursor that is not its feed's)
 Workers:      cluster_stopping() (this worker's cluster was asked to stop)
 Metrics:      metrics_view (GET /metrics), register_metrics(collector) (an app's figures)
 Errors:       UnknownEventType, PayloadTooLarge, UnsafeURL
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
         prepare_webhook,
         rotate_secret,
     )
+    from hooks.tools.feed import BadCursor, read_feed
     from hooks.tools.forms import (
         WebhookConfigForm,
         validate_payload_filter,
@@ -131,6 +134,7 @@ __all__ = [
     "USER",
     "UnknownEventType",
     "UnsafeURL",
+    "BadCursor",
     "SecretChange",
     "VERSION",
     "WebhookConfigForm",
@@ -170,6 +174,7 @@ __all__ = [
     "secret_state",
     "send_now",
     "send_test",
+    "read_feed",
     "send_to_slot",
     "stop_retrying",
     "settings",

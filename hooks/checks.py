@@ -15,6 +15,7 @@ from hooks import encryption, slots, ssrf
 from hooks.conf import parse_networks, value
 
 MIN_CLAIM_LEASE = 5.0  # shorter, and a busy worker's renewals could come too late
+MAX_FEED_SETTLE = 3600.0  # longer, and a feed's reader would lag its deliveries by hours
 
 
 @register()
@@ -59,6 +60,13 @@ def webhook_settings(app_configs=None, **kwargs) -> list[Error]:
                 f"WEBHOOK_CLAIM_LEASE must be between {MIN_CLAIM_LEASE:g} and {max_timeout:g} "
                 "seconds (workers renew their claims every fifth of it).",
                 id="hooks.E007",
+            )
+        )
+    if not 0 <= value("WEBHOOK_FEED_SETTLE_SECONDS") <= MAX_FEED_SETTLE:
+        errors.append(
+            Error(
+                f"WEBHOOK_FEED_SETTLE_SECONDS must be between 0 and {MAX_FEED_SETTLE:g} seconds.",
+                id="hooks.E013",
             )
         )
     return errors

@@ -50,6 +50,10 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "WEBHOOK_DISABLE_AFTER_DAYS": 5.0,
     "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES": 20,
     "WEBHOOK_HISTORY_DAYS": 30,
+    # A webhook's feed (hooks.tools.feed) hands out a delivery once it is this many
+    # seconds old: a transaction that made deliveries commits within it, so a cursor
+    # never passes a delivery that is not visible yet.
+    "WEBHOOK_FEED_SETTLE_SECONDS": 5.0,
 }
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = SETTING_DEFAULTS["WEBHOOK_RETRY_SCHEDULE"]
 RESPONSE_BODY_CAP = 64 * 1024
@@ -84,6 +88,7 @@ class HookSettings:
     disable_after_failed_deliveries: int
     history_days: int
     failing_after_attempts: int
+    feed_settle: float
 
 
 def value(name: str) -> Any:
@@ -134,4 +139,5 @@ def settings() -> HookSettings:
         disable_after_failed_deliveries=int(value("WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES")),
         history_days=int(value("WEBHOOK_HISTORY_DAYS")),
         failing_after_attempts=int(value("WEBHOOK_FAILING_AFTER_ATTEMPTS")),
+        feed_settle=float(value("WEBHOOK_FEED_SETTLE_SECONDS")),
     )

@@ -18,6 +18,8 @@ from django.core.management.base import SystemCheckError
         ("WEBHOOK_TIMEOUT", 0, "WEBHOOK_TIMEOUT"),
         ("WEBHOOK_RETRY_SCHEDULE", [], "WEBHOOK_RETRY_SCHEDULE"),
         ("WEBHOOK_BATCH_SIZE", 0, "WEBHOOK_BATCH_SIZE"),
+        ("WEBHOOK_FEED_SETTLE_SECONDS", -1, "WEBHOOK_FEED_SETTLE_SECONDS must be between 0"),
+        ("WEBHOOK_FEED_SETTLE_SECONDS", 7200, "WEBHOOK_FEED_SETTLE_SECONDS must be between 0"),
     ],
 )
 def test_bad_settings_fail_the_system_check(settings, name, value, message):

@@ -11,7 +11,7 @@ from datetime import datetime
 from hooks.conf import NAMESPACE_TIMEOUT, HookSettings
 from hooks.models import Delivery, Scope, Webhook
 from hooks.outgoing import images, signing
-from hooks.outgoing.body import JSON, Body, body_for
+from hooks.outgoing.body import JSON, Body, Fetcher, body_for
 from hooks.outgoing.redirects import MAX_REDIRECTS
 from hooks.outgoing.transport import OutgoingRequest
 
@@ -28,10 +28,39 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
     timeout = settings.timeout
     if webhook:
         timeout = min(webhook.timeout or default_timeout(webhook, settings), settings.max_timeout)
-    body = body_for(delivery, lambda url: images.fetch_for_upload(url, settings, timeout))
-    djinn = bool(webhook and webhook.djinn_headers)
-    if djinn and body.content_type == JSON:
-        body = as_djinn_sends(body)
+    body = sent_body(delivery, lambda url: images.fetch_for_upload(url, settings, timeout))
+    content = body.content
+    headers = headers_for(delivery, body, settings, now)
+    return OutgoingRequest(
+        url=delivery.url,
+        headers=headers,
+        body=content,
+        shown_body=body.shown,
+        timeout=timeout,
+        connect_timeout=min(settings.connect_timeout, timeout),
+        verify_tls=webhook.verify_tls if webhook else True,
+        user_supplied=user_supplied(delivery),
+        max_redirects=MAX_REDIRECTS if webhook and webhook.follow_redirects else 0,
+    )
+
+
+def sent_body(delivery: Delivery, fetch: Fetcher | None = None) -> Body:
+    """The body as the receiver gets it (`body_for`, then as Djinn sends it for a
+    webhook with Djinn headers)."""
+    body = body_for(delivery, fetch)
+    webhook = delivery.webhook
+    if webhook and webhook.djinn_headers and body.content_type == JSON:
+        return as_djinn_sends(body)
+    return body
+
+
+def headers_for(
+    delivery: Delivery, body: Body, settings: HookSettings, now: datetime
+) -> dict[str, str]:
+    """Every header of the request that sends `body` at `now`: the webhook's own
+    headers, the Standard Webhooks headers signed with its active secrets, the optional
+    GitHub and Djinn signatures and basic auth."""
+    webhook: Webhook | None = delivery.webhook
     content = body.content
     timestamp = int(now.timestamp())
     headers: dict[str, str] = dict(webhook.headers) if webhook else {}
@@ -54,22 +83,12 @@ def build(delivery: Delivery, settings: HookSettings, now: datetime) -> Outgoing
         headers["X-Webhookhub-Hook"] = str(webhook.pk)
         if active_secrets and webhook.github_signature:
             headers["X-Hub-Signature-256"] = signing.github_signature(webhook.secret, content)
-        if djinn:
+        if webhook.djinn_headers:
             headers.update(djinn_headers(webhook, delivery.event.type, content))
         if webhook.basic_auth_username:
             token = f"{webhook.basic_auth_username}:{webhook.basic_auth_password}"
             headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-    return OutgoingRequest(
-        url=delivery.url,
-        headers=headers,
-        body=content,
-        shown_body=body.shown,
-        timeout=timeout,
-        connect_timeout=min(settings.connect_timeout, timeout),
-        verify_tls=webhook.verify_tls if webhook else True,
-        user_supplied=user_supplied(delivery),
-        max_redirects=MAX_REDIRECTS if webhook and webhook.follow_redirects else 0,
-    )
+    return headers
 
 
 def default_timeout(webhook: Webhook, settings: HookSettings) -> float:
@@ -107,7 +126,19 @@ def user_supplied(delivery: Delivery) -> bool:
     return webhook is None or webhook.scope != Scope.SERVER
 
 
+def _credential_names(webhook: Webhook | None) -> set[str]:
+    return ALWAYS_MASKED | {n.lower() for n in (webhook.headers if webhook else {})}
+
+
 def masked(headers: dict[str, str], webhook: Webhook | None) -> dict[str, str]:
     """Request headers as stored and shown: credentials and custom values hidden."""
-    secret_names = ALWAYS_MASKED | {n.lower() for n in (webhook.headers if webhook else {})}
+    secret_names = _credential_names(webhook)
     return {k: (MASK if k.lower() in secret_names else v) for k, v in headers.items()}
+
+
+def without_credentials(headers: dict[str, str], webhook: Webhook | None) -> dict[str, str]:
+    """Request headers to send elsewhere (a feed's reader forwarding a delivery): the
+    credentials and custom headers the owner gave for the webhook's own receiver left
+    out, not masked (a placeholder would be sent as a value)."""
+    secret_names = _credential_names(webhook)
+    return {k: v for k, v in headers.items() if k.lower() not in secret_names}

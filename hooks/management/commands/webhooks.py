@@ -1,5 +1,5 @@
 """`manage.py webhooks`: list, status, test, replay (alias redeliver), prune, receive,
-reencrypt."""
+forward, reencrypt."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import io
 import os
 import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.core.management import BaseCommand, CommandError
@@ -20,7 +22,7 @@ from hooks import catalog, webhook_secrets
 from hooks.management.cli import OneLineErrors, Progress, one_line_errors, quiet_logs
 from hooks.models import Webhook
 from hooks.outgoing import signing
-from hooks.tools import redelivery, reencryption, retention, stats
+from hooks.tools import forward, redelivery, reencryption, retention, stats
 from hooks.tools.ping import send_test
 from hooks.tools.receiver import Receiver, Reply
 
@@ -58,7 +60,7 @@ def find_webhook(value: str) -> Webhook:
 class Command(BaseCommand):
     force_progress = False  # tests: draw the bar although stderr is not a terminal
 
-    help = "Operate webhooks: list, status, test, replay, prune, receive, reencrypt."
+    help = "Operate webhooks: list, status, test, replay, prune, receive, forward, reencrypt."
 
     def add_arguments(self, parser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineErrors)
@@ -98,6 +100,30 @@ class Command(BaseCommand):
         receive.add_argument("--host", default="127.0.0.1", help="Address (default 127.0.0.1).")
         receive.add_argument("--secret", help="whsec_… secret to verify signatures with.")
         receive.add_argument("--status-code", type=int, default=200, help="What to answer.")
+        fwd = sub.add_parser(
+            "forward", help="Follow a webhook's feed and post each delivery to a local URL."
+        )
+        fwd.add_argument("webhook", help="Id or name.")
+        fwd.add_argument("--to", required=True, help="Where to post (http://localhost:3000/hook).")
+        start = fwd.add_mutually_exclusive_group()
+        start.add_argument(
+            "--from-start",
+            action="store_true",
+            help="From the oldest delivery kept (default: now).",
+        )
+        start.add_argument("--after", help="From after this cursor (printed when it stops).")
+        fwd.add_argument(
+            "--hub", help="A hub elsewhere (https://hub.example.com), read with --token."
+        )
+        fwd.add_argument(
+            "--token",
+            help="An API token of someone who manages the webhook on --hub "
+            "(default: $WEBHOOKHUB_TOKEN).",
+        )  # fmt: skip
+        fwd.add_argument(
+            "--poll", type=float, default=forward.POLL,
+            help=f"Seconds between reads when nothing is new (default {forward.POLL:g}).",
+        )  # fmt: skip
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs):
         return one_line_errors(super().create_parser(prog_name, subcommand, **kwargs))
@@ -193,6 +219,38 @@ class Command(BaseCommand):
             f"Secrets of {count} webhooks encrypted with the first key; older keys may go."
         )
 
+    def do_forward(
+        self, webhook: str, to: str, from_start: bool, after: str | None, hub: str | None,
+        token: str | None, poll: float, **options,
+    ) -> None:  # fmt: skip
+        if token and not hub:
+            raise CommandError("--token is for a hub elsewhere (--hub).")
+        if poll <= 0:
+            raise CommandError("--poll must be more than 0 seconds.")
+        try:
+            target = forward.check_target(to)
+        except ValueError as exc:
+            raise CommandError(f"--to: {exc}") from None
+        feed = _feed(webhook, hub, token)
+
+        def say(line: str) -> None:
+            self.stdout.write(line)
+            self.stdout.flush()  # each line as it happens, also into a pipe
+
+        forwarder = forward.Forwarder(feed, target, say, poll=poll)
+        cursor = None if from_start else (after or forward.NOW)
+        with _stopped_by_signals(forwarder.stop):
+            try:
+                cursor = forwarder.begin(cursor)
+                start = (
+                    "the oldest delivery kept" if from_start else ("the cursor" if after else "now")
+                )
+                say(f"Forwarding {feed.name} to {target} from {start} (Ctrl-C stops).")
+                cursor = forwarder.run(cursor)
+            except (forward.FeedRefused, forward.FeedUnreachable) as exc:
+                raise CommandError(f"{exc} (resume with {forward.resume_hint(cursor)})") from None
+        say(f"Stopped. Resume with {forward.resume_hint(cursor)}")
+
     def do_receive(
         self, port: int, host: str, secret: str | None, status_code: int, **options
     ) -> None:
@@ -223,6 +281,32 @@ class Command(BaseCommand):
             pass
         finally:
             receiver.stop()
+
+
+def _feed(webhook: str, hub: str | None, token: str | None) -> forward.Feed:
+    if not hub:
+        return forward.LocalFeed(find_webhook(webhook))
+    if not hub.startswith(("http://", "https://")):
+        raise CommandError(f"--hub: {hub!r} is not an http:// or https:// URL.")
+    token = token or os.environ.get("WEBHOOKHUB_TOKEN")  # kept out of shell history and `ps`
+    if not token:
+        raise CommandError("--hub needs an API token: --token, or $WEBHOOKHUB_TOKEN.")
+    return forward.RemoteFeed(hub, token, webhook)
+
+
+@contextmanager
+def _stopped_by_signals(stop: threading.Event):
+    """Ctrl-C (SIGINT) and SIGTERM set `stop`, so the forwarder ends cleanly (in the
+    main thread only: signals go nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _quiet_stdout() -> None:
