@@ -134,7 +134,7 @@ def _burst(endpoint, user, count: int) -> float:
 
 
 def measure(start, wait_until, free_port, workers: int, idle_s: float, jobs: int) -> dict:
-    """`start(command, ready)` starts a process of the hub (`worker_pids()`, `stop()`)."""
+    """`start(command, ready)` starts a process of the hub (`worker_pids()`, `kill()`)."""
     key, (endpoint, user) = _setup()
     port = free_port()
     web = start([sys.executable, "-m", "gunicorn", "webhookhub.wsgi", "--bind",
@@ -162,7 +162,7 @@ def measure(start, wait_until, free_port, workers: int, idle_s: float, jobs: int
         burst_s = time.monotonic() - committed
     finally:
         stop.set()
-        web.stop()
+        web.kill()  # not stop(): its held takes would keep it up for JOB_TAKE_WAIT
     taken = Counter(job for p in pollers for job in p.taken)
     per_worker = [len(p.taken) for p in pollers]
     return {
