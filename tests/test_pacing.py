@@ -1,0 +1,277 @@
+"""Per-webhook pacing (hooks.worker.pacing): the shared bucket, the chat platforms'
+defaults, pacing across two real qclusters, a receiver's 429 pausing its webhook for
+every delivery, the pace on the pages, and bad input refused everywhere."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.db.models import F
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from hooks import emit
+from hooks.models import Attempt, BodyFormat, Delivery, Webhook, WebhookPace
+from hooks.tools.configure import configure_webhook
+from hooks.tools.receiver import Reply
+from hooks.worker import pacing
+from hooks.worker.pump import Pump
+from tests.conftest import TEST_EVENT, make_webhook, verify
+from tests.test_e2e_qcluster import ROOT, wait_until, worker_env
+from tests.test_webhook_rules import NamespacePage, logged_in, person
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def admin_page(webhook: Webhook) -> str:
+    """The webhook's admin page, as staff read it."""
+    staff = person(f"root{Webhook.objects.count()}", is_staff=True, is_superuser=True)
+    page = logged_in(staff).get(reverse("admin:hooks_webhook_change", args=[webhook.pk]))
+    return page.content.decode()
+
+
+# --- the bucket --------------------------------------------------------------------------
+def test_a_bucket_refills_at_its_rate_up_to_its_burst():
+    now = timezone.now()
+    pace = WebhookPace(rate=2.0, burst=3, tokens=0.5, refilled_at=now)
+    assert pacing.refill(pace, now + timedelta(seconds=0.5)) == pytest.approx(1.5)
+    assert pacing.refill(pace, now + timedelta(seconds=10)) == 3.0  # no more than the burst
+    assert pacing.refill(pace, now - timedelta(seconds=1)) == 0.5  # a clock behind adds nothing
+    assert pacing.next_token(0.5, 2.0) == pytest.approx(0.25)
+    pace.learned_rate = 1.0  # slowed down by its receiver: refills at the learned rate
+    assert pacing.refill(pace, now + timedelta(seconds=0.5)) == pytest.approx(1.0)
+    assert pacing.refill(WebhookPace(rate=None, burst=1, refilled_at=now), now) == float("inf")
+
+
+def test_discord_and_slack_get_their_platforms_limits_unless_the_owner_set_a_rate():
+    discord = make_webhook("https://discord.com/api/webhooks/1/abc")
+    slack = make_webhook("https://hooks.slack.com/services/T/B/x")
+    explicit = make_webhook("https://chat.example.com/in", format=BodyFormat.SLACK)
+    plain = make_webhook("https://example.com/in")
+    own = make_webhook("https://discord.com/api/webhooks/2/abc", rate_limit=0.5)
+    assert pacing.limits_of(discord) == pacing.Limits(2.0, 1, None)
+    assert pacing.limits_of(slack) == pacing.Limits(1.0, 1, None)
+    assert pacing.limits_of(explicit) == pacing.Limits(1.0, 1, None)
+    assert pacing.limits_of(own) == pacing.Limits(0.5, 1, None)
+    assert not pacing.limits_of(plain).any
+    paced = {pace.webhook_id: pace for pace in WebhookPace.objects.all()}
+    assert set(paced) == {discord.pk, slack.pk, explicit.pk, own.pk}  # saved: in force
+    assert (paced[discord.pk].rate, paced[discord.pk].burst) == (2.0, 1)
+    configure_webhook(plain, {"rate_limit": 20, "max_in_flight": 3})
+    pace = WebhookPace.objects.get(webhook=plain)
+    assert (pace.rate, pace.burst, pace.max_in_flight) == (20.0, 20, 3)  # a second's worth
+    configure_webhook(plain, {"rate_limit": None, "max_in_flight": None})
+    assert plain.pk not in pacing.paced()
+
+
+def test_no_webhook_paced_costs_a_claim_no_query():
+    make_webhook("https://example.com/in")
+    pacing.paced()  # read once a second at most
+    with CaptureQueriesContext(connection) as queries:
+        assert pacing.paced() == {}
+    assert len(queries) == 0
+
+
+# --- pacing in one process ------------------------------------------------------------
+def _arrivals(receiver) -> list[float]:
+    return sorted(request.received_at for request in receiver.requests)
+
+
+def test_a_pump_keeps_to_the_rate_and_waits_for_tokens_without_spending_attempts(receiver):
+    webhook = make_webhook(receiver.url, rate_limit=10, rate_burst=1)
+    for n in range(6):
+        emit(TEST_EVENT, {"n": n})
+    assert Pump().drain(budget=5) == 6
+    assert len(receiver.requests) == 6
+    started = sorted(Attempt.objects.values_list("started_at", flat=True))
+    spacing = [(b - a).total_seconds() for a, b in zip(started, started[1:], strict=False)]
+    assert min(spacing) > 0.07, spacing  # 10/s, burst 1: one every 0.1 s
+    assert 0.45 < (started[-1] - started[0]).total_seconds() < 0.7, spacing
+    assert list(Delivery.objects.values_list("attempts", flat=True)) == [1] * 6
+    assert {verify(webhook, r)["n"] for r in receiver.requests} == set(range(6))
+
+
+def test_most_in_flight_holds_for_deliveries_claimed_anywhere(receiver):
+    webhook = make_webhook(receiver.url, max_in_flight=1)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n})
+    # Another worker holds one of them right now: none may go until its claim ends.
+    held = Delivery.objects.order_by("created_at").first()
+    Delivery.objects.filter(pk=held.pk).update(claimed_until=timezone.now() + timedelta(seconds=30))
+    assert Pump().drain(budget=0.3) == 0
+    assert receiver.requests == []
+    Delivery.objects.filter(pk=held.pk).update(claimed_until=None)
+    assert Pump().drain(budget=3) == 3
+    assert webhook.deliveries.filter(status="succeeded").count() == 3
+
+
+# --- a receiver that asks to slow down ----------------------------------------------------
+def test_a_429_with_retry_after_pauses_the_webhook_for_all_its_deliveries(receiver):
+    receiver.respond = lambda request: Reply(429, {"Retry-After": "30"}, b"slow down")
+    webhook = make_webhook(receiver.url, rate_limit=4, rate_burst=1)
+    emit(TEST_EVENT, {"n": 0})
+    Pump().drain(budget=2)
+    pace = WebhookPace.objects.get(webhook=webhook)
+    assert pace.paused_until > timezone.now() + timedelta(seconds=25)
+    assert pace.learned_rate == 2.0  # halved
+    receiver.respond = lambda request: Reply(200)
+    emit(TEST_EVENT, {"n": 1})  # another delivery of the same webhook: it waits too
+    assert Pump().drain(budget=0.5) == 0
+    assert len(receiver.requests) == 1
+    fresh = Delivery.objects.get(event__payload={"n": 1})
+    assert fresh.status == "pending" and fresh.attempts == 0  # waiting spends no attempt
+    assert "paused until" in admin_page(webhook)
+    gone = timedelta(seconds=31)  # the pause is over: as if 31 s had passed
+    WebhookPace.objects.filter(webhook=webhook).update(
+        paused_until=F("paused_until") - gone, refilled_at=F("refilled_at") - gone
+    )
+    Delivery.objects.filter(pk__in=webhook.deliveries.values("pk")).update(
+        next_attempt_at=timezone.now()
+    )
+    assert Pump().drain(budget=3) == 2
+    assert WebhookPace.objects.get(webhook=webhook).learned_rate == pytest.approx(2.8)  # +10 % x2
+
+
+def test_a_429_pauses_a_webhook_without_limits_too(receiver):
+    receiver.respond = lambda request: Reply(503, {"Retry-After": "20"})
+    webhook = make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 0})
+    Pump().drain(budget=2)
+    pace = WebhookPace.objects.get(webhook=webhook)
+    assert pace.paused_until > timezone.now() + timedelta(seconds=15) and pace.learned_rate is None
+    assert webhook.pk in pacing.paced()
+    receiver.respond = lambda request: Reply(200)
+    emit(TEST_EVENT, {"n": 1})
+    assert Pump().drain(budget=0.5) == 0 and len(receiver.requests) == 1
+
+
+# --- across two qclusters ----------------------------------------------------------------
+def _cluster(tmp_path, name: str) -> tuple[subprocess.Popen, object]:
+    log = (tmp_path / f"{name}.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=worker_env(),
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return proc, log
+
+
+@pytest.fixture
+def two_qclusters(tmp_path):
+    started = [_cluster(tmp_path, "one"), _cluster(tmp_path, "two")]
+    yield
+    for proc, log in started:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    for name in ("one", "two"):
+        print((tmp_path / f"{name}.log").read_text()[-3000:])
+    connection.close()
+
+
+def test_the_rate_holds_across_two_qclusters(receiver, two_qclusters):
+    webhook = make_webhook(receiver.url, rate_limit=5, rate_burst=1)
+    count = 15
+    for n in range(count):
+        emit(TEST_EVENT, {"n": n})
+    assert receiver.wait_for(count, timeout=30), f"{len(receiver.requests)} arrived"
+    times = _arrivals(receiver)
+    span = times[-1] - times[0]
+    # 5/s with a burst of 1: the first at once, then one every 0.2 s.
+    assert (count - 1) / span <= 5 * 1.05, span
+    assert (count - 1) / span >= 5 * 0.8, span
+    for i, start in enumerate(times):  # no second holds more than a token and 5 more
+        assert sum(1 for t in times[i:] if t - start < 1.0) <= 6
+    assert wait_until(lambda: webhook.deliveries.filter(status="succeeded").count() == count)
+    assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
+
+
+# --- the pages, the API, the command: one set of rules --------------------------------------
+BAD = [
+    ({"rate_limit": -1}, "rate_limit", "between 0.01 and 1000"),
+    ({"rate_limit": 0}, "rate_limit", "between 0.01 and 1000"),
+    ({"rate_limit": 5, "rate_burst": 0}, "rate_burst", "whole number from 1 to 1000"),
+    ({"rate_limit": None, "rate_burst": 3}, "rate_burst", "A burst needs a rate limit"),
+    ({"max_in_flight": 0}, "max_in_flight", "whole number from 1 to 1000"),
+    ({"max_in_flight": 5000}, "max_in_flight", "whole number from 1 to 1000"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "message"), BAD)
+def test_bad_pacing_is_refused_through_the_api_and_changes_nothing(changes, field, message):
+    from tests.test_api_webhooks import Api
+
+    staff = person("root", is_staff=True, is_superuser=True)
+    webhook = make_webhook("https://example.com/in", rate_limit=2)
+    before = list(Webhook.objects.values()), list(WebhookPace.objects.values())
+    response = Api(staff)("PATCH", f"/webhooks/{webhook.pk}", changes)
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == field and message in response.json()["error"]
+    assert (list(Webhook.objects.values()), list(WebhookPace.objects.values())) == before
+
+
+@pytest.mark.parametrize(("changes", "field", "message"), BAD)
+def test_bad_pacing_is_refused_on_the_namespace_page_and_changes_nothing(
+    receiver, changes, field, message
+):
+    page = NamespacePage()
+    page.submit(receiver.url, "generate")
+    before = list(Webhook.objects.values()), list(WebhookPace.objects.values())
+    data = {"url": receiver.url, "name": "ci", "all_events": "on", "active": "on",
+            "verify_tls": "on", **{k: "" if v is None else str(v) for k, v in changes.items()}}  # fmt: skip
+    answer = page.client.post(f"/namespaces/acme/webhooks/{page.pk}/", data).content.decode()
+    assert message in answer.replace("&#x27;", "'")
+    assert (list(Webhook.objects.values()), list(WebhookPace.objects.values())) == before
+
+
+def test_the_api_sets_and_shows_the_pace(receiver):
+    from tests.test_api_webhooks import Api
+
+    api = Api(person("root", is_staff=True, is_superuser=True))
+    webhook = make_webhook(receiver.url)
+    answer = api("PATCH", f"/webhooks/{webhook.pk}", {"rate_limit": 2.5, "max_in_flight": 4})
+    assert answer.status_code == 200, answer.content
+    got = answer.json()
+    assert (got["rate_limit"], got["rate_burst"], got["max_in_flight"]) == (2.5, None, 4)
+    assert got["pace"] == {"rate": 2.5, "burst": 2, "max_in_flight": 4, "learned_rate": None,
+                           "paused_until": None}  # fmt: skip
+    assert api("GET", f"/webhooks/{make_webhook(receiver.url).pk}").json()["pace"] is None
+
+
+def test_the_pages_show_the_pace_in_force(receiver):
+    page = NamespacePage()
+    page.submit(receiver.url, "generate")
+    assert 'id="pace-state"' not in page.look()
+    data = {"url": receiver.url, "name": "ci", "all_events": "on", "active": "on",
+            "verify_tls": "on", "rate_limit": "3", "rate_burst": "2", "max_in_flight": "5"}  # fmt: skip
+    page.client.post(f"/namespaces/acme/webhooks/{page.pk}/", data)
+    shown = page.look()
+    assert "Pace: at most 3 requests/s, burst 2; at most 5 in flight" in shown
+    chat = make_webhook(receiver.url, format=BodyFormat.DISCORD)
+    assert "at most 2 requests/s, burst 1 (its platform&#x27;s limit)" in admin_page(chat)
+
+
+def test_the_command_sets_the_pace_through_the_same_rules(capsys):
+    webhook = make_webhook("https://example.com/in")
+    call_command("webhooks", "pace", str(webhook.pk), "--rate", "1.5", "--burst", "3")
+    assert "at most 1.5 requests/s, burst 3" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="rate_limit: Give a rate"):
+        call_command("webhooks", "pace", str(webhook.pk), "--rate", "-2")
+    webhook.refresh_from_db()
+    assert (webhook.rate_limit, webhook.rate_burst) == (1.5, 3)
+    call_command("webhooks", "pace", str(webhook.pk), "--rate", "none")
+    webhook.refresh_from_db()
+    assert (webhook.rate_limit, webhook.rate_burst) == (None, None)  # its burst went with it
+    assert json.loads(json.dumps(pacing.paced())) == {}
