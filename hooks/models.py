@@ -207,6 +207,10 @@ class WebhookPace(models.Model):
     # `rate` as it is.
     learned_rate = models.FloatField(null=True, blank=True)
     paused_until = models.DateTimeField(null=True, blank=True)
+    # When a pump should claim again for this webhook (its next token, or the end of a
+    # pause) because the last pump that looked has ended: the cluster's ticker starts
+    # one then (hooks.worker.ticker). Null: no pump is owed.
+    wake_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     def __str__(self) -> str:
         return f"pace of {self.webhook_id}"

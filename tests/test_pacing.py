@@ -4,10 +4,12 @@ every delivery, the pace on the pages, and bad input refused everywhere."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -23,10 +25,12 @@ from hooks import emit
 from hooks.models import Attempt, BodyFormat, Delivery, Webhook, WebhookPace
 from hooks.tools.configure import configure_webhook
 from hooks.tools.receiver import Reply
-from hooks.worker import pacing
+from hooks.worker import pacing, wakeup
 from hooks.worker.pump import Pump
+from hooks.worker.ticker import Ticker
 from tests.conftest import TEST_EVENT, make_webhook, verify
 from tests.test_e2e_qcluster import ROOT, wait_until, worker_env
+from tests.test_sweeper import broker_task_ids
 from tests.test_webhook_rules import NamespacePage, logged_in, person
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,9 +97,13 @@ def test_a_pump_keeps_to_the_rate_and_waits_for_tokens_without_spending_attempts
     assert Pump().drain(budget=5) == 6
     assert len(receiver.requests) == 6
     started = sorted(Attempt.objects.values_list("started_at", flat=True))
-    spacing = [(b - a).total_seconds() for a, b in zip(started, started[1:], strict=False)]
-    assert min(spacing) > 0.07, spacing  # 10/s, burst 1: one every 0.1 s
-    assert 0.45 < (started[-1] - started[0]).total_seconds() < 0.7, spacing
+    seconds = [(t - started[0]).total_seconds() for t in started]
+    # 10/s, burst 1: one every 0.1 s. A request may leave its sender thread a little
+    # after its claim, so two may come closer; but never more than one a token early:
+    # requests i..j span at least (j - i - 1) tenths of a second.
+    for i, j in itertools.combinations(range(6), 2):
+        assert seconds[j] - seconds[i] > (j - i - 1) * 0.1 - 0.01, seconds
+    assert 0.45 < seconds[-1] < 0.7, seconds
     assert list(Delivery.objects.values_list("attempts", flat=True)) == [1] * 6
     assert {verify(webhook, r)["n"] for r in receiver.requests} == set(range(6))
 
@@ -112,6 +120,75 @@ def test_most_in_flight_holds_for_deliveries_claimed_anywhere(receiver):
     Delivery.objects.filter(pk=held.pk).update(claimed_until=None)
     assert Pump().drain(budget=3) == 3
     assert webhook.deliveries.filter(status="succeeded").count() == 3
+
+
+def _a_second_passes(webhook: Webhook) -> None:
+    """The webhook's bucket as if a second had passed since it was last taken from."""
+    WebhookPace.objects.filter(webhook=webhook).update(
+        refilled_at=F("refilled_at") - timedelta(seconds=1)
+    )
+
+
+# --- no worker waits for a token ----------------------------------------------------------
+def test_a_pump_with_nothing_else_to_send_leaves_a_later_token_to_the_ticker(receiver):
+    webhook = make_webhook(receiver.url, rate_limit=1, rate_burst=1)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n})
+    broker_task_ids()
+    started = time.monotonic()
+    assert Pump().drain(budget=10) == 1
+    assert time.monotonic() - started < 0.8  # it did not wait the second for the next token
+    pace = WebhookPace.objects.get(webhook=webhook)
+    token = pace.refilled_at + timedelta(seconds=1)
+    assert pace.wake_at == token - pacing.WAKE_LEAD  # the ticker is owed a pump then
+    assert pacing.next_wake() == pace.wake_at
+    ticker = Ticker()
+    assert 0.5 < ticker.pause() <= 1.0  # it sleeps until the wake-up, not a tick more
+    assert pacing.wake_due(pace.wake_at - timedelta(milliseconds=1)) == 0
+    assert broker_task_ids() == []
+    assert pacing.wake_due(pace.wake_at) == 1 and broker_task_ids() == [[]]  # one pump
+    assert WebhookPace.objects.get(webhook=webhook).wake_at is None  # taken once
+    assert pacing.wake_due(pace.wake_at + timedelta(seconds=1)) == 0
+    _a_second_passes(webhook)
+    assert Pump().drain(budget=10) == 1  # the woken pump sends the next one
+    attempts = sorted(Delivery.objects.values_list("attempts", flat=True))
+    assert attempts == [0, 1, 1]  # waiting spent no attempt
+
+
+def test_a_pump_sends_other_work_and_ends_while_a_paced_webhook_waits(receiver):
+    paced = make_webhook(receiver.url, rate_limit=1, rate_burst=1)
+    other = make_webhook(receiver.url)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n}, webhooks=[paced.pk])
+    for n in range(20):
+        emit(TEST_EVENT, {"n": n}, webhooks=[other.pk])
+    got = Pump().drain(budget=10)
+    ended = timezone.now()
+    assert other.deliveries.filter(status="succeeded").count() == 20
+    sent = Attempt.objects.filter(delivery__webhook=paced).values_list("started_at", flat=True)
+    assert got == 20 + len(sent)
+    last = max(Attempt.objects.values_list("started_at", flat=True))
+    # Gone within moments of its last request, not at the end of its budget.
+    assert (ended - last).total_seconds() < 0.5
+    assert WebhookPace.objects.get(webhook=paced).wake_at is not None
+
+
+def test_a_pump_owing_a_wake_up_pokes_the_ticker(receiver):
+    make_webhook(receiver.url, rate_limit=0.5, rate_burst=1)
+    emit(TEST_EVENT, {"n": 0})
+    emit(TEST_EVENT, {"n": 1})
+    ticker = Ticker()
+    ticker.listener = wakeup.Listener(pacing.TICKER)
+    try:
+        ticker.sleep(0)  # nothing waiting yet
+        assert Pump().drain(budget=5) == 1  # owes a wake-up in ~2 s, and pokes
+        started = time.monotonic()
+        ticker.sleep(5)  # woken by the poke to look again
+        assert time.monotonic() - started < 1.0
+        owed = (pacing.next_wake() - timezone.now()).total_seconds()
+        assert 1.5 < owed < 2.0  # the next token (0.5/s), a little early
+    finally:
+        ticker.listener.close()
 
 
 # --- a receiver that asks to slow down ----------------------------------------------------
@@ -137,7 +214,11 @@ def test_a_429_with_retry_after_pauses_the_webhook_for_all_its_deliveries(receiv
     Delivery.objects.filter(pk__in=webhook.deliveries.values("pk")).update(
         next_attempt_at=timezone.now()
     )
-    assert Pump().drain(budget=3) == 2
+    # 2/s learned, burst 1: one goes, the next token is 0.5 s away and the pump (with
+    # nothing else to send) leaves it to a pump the ticker wakes.
+    assert Pump().drain(budget=3) == 1
+    _a_second_passes(webhook)
+    assert Pump().drain(budget=3) == 1
     assert WebhookPace.objects.get(webhook=webhook).learned_rate == pytest.approx(2.8)  # +10 % x2
 
 
@@ -275,3 +356,4 @@ def test_the_command_sets_the_pace_through_the_same_rules(capsys):
     webhook.refresh_from_db()
     assert (webhook.rate_limit, webhook.rate_burst) == (None, None)  # its burst went with it
     assert json.loads(json.dumps(pacing.paced())) == {}
+

@@ -92,6 +92,7 @@ class Migration(migrations.Migration):
                 ("refilled_at", models.DateTimeField(default=django.utils.timezone.now)),
                 ("learned_rate", models.FloatField(blank=True, null=True)),
                 ("paused_until", models.DateTimeField(blank=True, null=True)),
+                ("wake_at", models.DateTimeField(blank=True, db_index=True, null=True)),
                 (
                     "webhook",
                     models.OneToOneField(

@@ -22,6 +22,13 @@ only pauses.
 
 Which webhooks are paced is read at most once a second per process (`paced()`), as
 claims.py reads the stopped ones: with no paced webhook, a claim costs nothing more.
+
+No pump sits idle waiting for a token: a pump with nothing else to do waits for one
+only when it comes within PACE_HORIZON; otherwise it ends and leaves a wake-up on the
+bucket (`owe`: `wake_at`, a little before the token). The cluster's ticker, poked
+awake, starts a pump then (`wake_due`), so the worker is free meanwhile for any other
+work. A pump busy with other deliveries claims the paced webhook's at each token
+itself, between its other claims.
 """
 
 from __future__ import annotations
@@ -38,7 +45,9 @@ from django.utils import timezone
 
 from hooks import process
 from hooks.models import BodyFormat, Delivery, Webhook, WebhookPace
+from hooks.outbox.handover import enqueue_pump
 from hooks.outgoing import formats
+from hooks.worker import claims, wakeup, writelock
 
 Status = Delivery.Status
 
@@ -62,6 +71,12 @@ RECOVERY = 0.1  # each answer after a slow-down raises the learned rate by this 
 LOWEST_RATE = 0.01  # a learned rate is never halved below this (one request in 100 s)
 IDLE_RECHECK = 0.5  # seconds before a pump looks again at a paced webhook with nothing due
 BUSY_RECHECK = 0.2  # ... at one with as many in flight as it may have
+# A pump with nothing else in flight waits for a token this close; a later one is the
+# ticker's to wake a pump for, WAKE_LEAD early (the woken pump waits the rest: the
+# broker's hand-over does not delay the token).
+PACE_HORIZON = 0.15
+WAKE_LEAD = timedelta(seconds=0.05)
+TICKER = "_ticker"  # the ticker's wake-up socket (hooks.worker.wakeup), poked by `owe`
 
 
 # --- the limits in force --------------------------------------------------------------
@@ -181,12 +196,16 @@ def next_token(tokens: float, rate: float | None) -> float:
 @dataclass
 class Taken:
     """What one paced claim brought: the rows claimed, when (monotonic) a pump should
-    look at each webhook again (not in it: at its next claim), and which of those have
-    due deliveries waiting for a token, a pause or room in flight."""
+    look at each webhook again (not in it: at its next claim), which of those have
+    due deliveries waiting for a token, a pause or room in flight, and when (wall
+    clock) those waiting for a token or a pause may send: a pump is woken then if none
+    is left to look (not for room in flight: the pump holding those claims again when
+    they land)."""
 
     claims: list
     look_again: dict[int, float]
     waiting: set[int]
+    wakes: dict[int, datetime]
 
 
 def in_flight(webhook_id: int, now: datetime) -> int:
@@ -197,8 +216,6 @@ def in_flight(webhook_id: int, now: datetime) -> int:
 
 
 def _has_due(webhook_id: int, now: datetime) -> bool:
-    from hooks.worker import claims  # claims imports this module
-
     return claims.due(now).filter(claims.sendable(), webhook_id=webhook_id).exists()
 
 
@@ -206,10 +223,8 @@ def claim(webhook_ids: list[int], room: int, lease: float, now: datetime | None 
     """Claim due deliveries of paced webhooks, each within its bucket and its most in
     flight, up to `room` in all. Runs in the caller's write transaction (its own
     where there is none, for the row lock)."""
-    from hooks.worker import claims  # claims imports this module
-
     now = now or timezone.now()
-    taken = Taken([], {}, set())
+    taken = Taken([], {}, set(), {})
     for webhook_id in webhook_ids:
         if room <= 0:
             break
@@ -219,6 +234,7 @@ def claim(webhook_ids: list[int], room: int, lease: float, now: datetime | None 
                 continue
             tokens = refill(pace, now)
             wait, limit = _wait(pace, tokens, now), 0
+            timed = wait > 0
             if not wait:
                 limit = room if tokens == math.inf else min(room, math.floor(tokens))
                 if pace.max_in_flight is not None:
@@ -234,8 +250,11 @@ def claim(webhook_ids: list[int], room: int, lease: float, now: datetime | None 
             continue  # everything due was taken: look again at the next claim
         if limit > 0:
             wait = next_token(tokens - count, pace_rate(pace))
+            timed = wait > 0
         if limit > 0 or _has_due(webhook_id, now):
             taken.waiting.add(webhook_id)
+            if timed:
+                taken.wakes[webhook_id] = now + timedelta(seconds=wait)
         else:
             wait = IDLE_RECHECK
         taken.look_again[webhook_id] = time.monotonic() + wait
@@ -260,6 +279,52 @@ def _save(pace: WebhookPace, tokens: float, now: datetime) -> None:
     if pace.rate is None:
         return  # no bucket to keep
     WebhookPace.objects.filter(pk=pace.pk).update(tokens=max(tokens, 0.0), refilled_at=now)
+
+
+# --- waking a pump for a later token ---------------------------------------------------
+def owe(wakes: dict[int, datetime]) -> None:
+    """A pump ends while these webhooks' deliveries wait for a token or a pause: ask the
+    ticker for a pump at each one's time (WAKE_LEAD early), the earliest asked for
+    winning, and poke it awake to see the new time."""
+    if not wakes:
+        return
+    with writelock.serialized(), transaction.atomic(savepoint=False):
+        for webhook_id, at in sorted(wakes.items()):
+            when = at - WAKE_LEAD
+            WebhookPace.objects.filter(webhook_id=webhook_id).filter(
+                Q(wake_at__isnull=True) | Q(wake_at__gt=when)
+            ).update(wake_at=when)
+    wakeup.poke(TICKER)
+
+
+def next_wake() -> datetime | None:
+    """The earliest pump owed to a paced webhook (one indexed look at a small table)."""
+    return (
+        WebhookPace.objects.filter(wake_at__isnull=False)
+        .order_by("wake_at")
+        .values_list("wake_at", flat=True)
+        .first()
+    )
+
+
+def wake_due(now: datetime | None = None) -> int:
+    """Start one pump for every webhook owed one by now (the ticker's, each tick; of
+    two tickers only one takes each wake-up). Returns how many were owed."""
+    now = now or timezone.now()
+    ids = list(WebhookPace.objects.filter(wake_at__lte=now).values_list("pk", flat=True))
+    if not ids:  # the usual tick: a read, no write
+        return 0
+    with writelock.serialized():
+        woken = WebhookPace.objects.filter(pk__in=ids, wake_at__lte=now).update(wake_at=None)
+    if not woken:
+        return 0  # the other cluster's ticker took them
+    try:
+        enqueue_pump()  # it claims every paced webhook whose token is there
+    except Exception:  # the broker's client raises its own errors: owed at the next tick
+        with writelock.serialized():
+            WebhookPace.objects.filter(pk__in=ids, wake_at__isnull=True).update(wake_at=now)
+        raise
+    return woken
 
 
 # --- what receivers say ---------------------------------------------------------------

@@ -19,9 +19,11 @@ A slow or dead endpoint cannot hold up the rest:
   against the pump's capacity, so the endpoints that answer keep all of it;
 - results are recorded as they arrive, in small batches;
 - a paced webhook (hooks.worker.pacing: a rate and burst, a most in flight, or a
-  pause its receiver asked for) is claimed apart, within its shared bucket; the pump
-  waits for its next token while it has time left, and gives back what waits here
-  for a webhook whose receiver answered 429/503 with Retry-After.
+  pause its receiver asked for) is claimed apart, within its shared bucket, at each
+  token while the pump has other work; with nothing else in flight the pump waits
+  only for a token that comes within PACE_HORIZON, and otherwise ends, leaving the
+  ticker to wake a pump for it: no worker sits idle waiting for a token. What waits
+  here for a webhook whose receiver answered 429/503 with Retry-After goes back.
 
 It holds its claims on a short lease (WEBHOOK_CLAIM_LEASE) and renews them while it
 holds the deliveries, so a pump that dies gives them up within the lease. It rides out
@@ -36,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, defaultdict, deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from queue import Empty, SimpleQueue
 
@@ -102,10 +104,12 @@ class Pump:
         self.renew_every = self.settings.claim_lease / RENEWALS_PER_LEASE
         self.last_renewal = time.monotonic()
         self.stopped = False
-        # Paced webhooks: when (monotonic) to look at each again, and those of them
-        # with due deliveries waiting for a token, a pause or room in flight.
+        # Paced webhooks: when (monotonic) to look at each again, those of them with
+        # due deliveries waiting for a token, a pause or room in flight, and of those
+        # the ones waiting for a time (a token, a pause): owed a wake-up if this ends.
         self.look_again: dict[int, float] = {}
         self.paced_waiting: set[int] = set()
+        self.paced_wakes: dict[int, datetime] = {}
 
     def bound(self, key) -> int:
         return min(self.bounds.get(key, FIRST_BOUND), self.max_bound)
@@ -170,9 +174,11 @@ class Pump:
         for key in looked:
             self.look_again.pop(key, None)
             self.paced_waiting.discard(key)
+            self.paced_wakes.pop(key, None)
         if taken is not None:
             self.look_again.update(taken.look_again)
             self.paced_waiting |= taken.waiting
+            self.paced_wakes.update(taken.wakes)
 
     # -- sending --------------------------------------------------------------
     def has_thread(self, key) -> bool:
@@ -403,8 +409,9 @@ class Pump:
 
     def _endpoint_bound_with_more(self) -> bool:
         """An endpoint took all this process may send it and more is due: another process
-        (of this cluster or another machine's) can send that meanwhile."""
-        return bool(self.saturated()) and claims.due(timezone.now()).exists()
+        (of this cluster or another machine's) can send that meanwhile. Paced webhooks'
+        deliveries do not count: they wait for their bucket, not for a worker."""
+        return bool(self.saturated()) and _unpaced_due()
 
     def _take(self, claimed: list[claims.Claim]) -> list[tuple[Delivery, object]]:
         """The deliveries claimed with their tokens, less the surplus for stalling
@@ -445,6 +452,13 @@ class Pump:
 
     def _drain(self, ids: list | None, budget: float | None) -> int:
         deadline = time.monotonic() + (budget if budget is not None else self.settings.pump_seconds)
+        try:
+            self._loop(ids, deadline)
+        finally:
+            self.owe_wakes()
+        return self.recorded
+
+    def _loop(self, ids: list | None, deadline: float) -> None:
         claiming, first, changed = True, True, True
         while True:
             self.renew()
@@ -477,18 +491,36 @@ class Pump:
             self.flush()
         self.flush(force=True)
         self.show()
-        if claiming and claims.due(timezone.now()).exists():
+        spent = time.monotonic() >= deadline
+        if claiming and spent and claims.due(timezone.now()).exists():
             bring_helper()  # budget spent with work left: continue in a fresh task
-        return self.recorded
 
     def wait_for_pace(self, deadline: float) -> bool:
         """Nothing in flight, and a paced webhook's deliveries wait for their next token:
-        sleep until then if the budget allows (a stop wakes it). Whether it waited."""
+        sleep until then if it comes within PACE_HORIZON and the budget (a stop wakes
+        it). Whether it waited; if not, the pump ends and owes the ticker a wake-up."""
         pace = self.paced_wait()
-        if pace is None or time.monotonic() + pace >= deadline:
+        if pace is None or pace > pacing.PACE_HORIZON or time.monotonic() + pace >= deadline:
             return False
         stopping.wait(pace)
         return True
+
+    def owe_wakes(self) -> None:
+        """Ending with paced webhooks' deliveries waiting for a token or a pause: the
+        ticker starts a pump for each when it is due (best effort: the lapse of their
+        hand-over, ENQUEUE_GRACE, is the safety net)."""
+        wakes, self.paced_wakes = self.paced_wakes, {}
+        try:
+            pacing.owe(wakes)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("Could not leave %d paced webhooks a wake-up (%s).", len(wakes), exc)
+
+
+def _unpaced_due() -> bool:
+    """Deliveries due now, paced webhooks' left out (they wait for their buckets)."""
+    due = claims.due(timezone.now())
+    paced = list(pacing.paced())
+    return (due.exclude(webhook_id__in=paced) if paced else due).exists()
 
 
 def bring_helper() -> None:
