@@ -34,7 +34,6 @@ from api.schemas import (
 from apikit import bodies
 from apikit.errors import ApiError, documented
 from hooks.models import Delivery, Scope, Webhook
-from hooks.worker import pacing
 from namespaces import access
 from namespaces.models import Namespace
 
@@ -89,20 +88,11 @@ def _out(webhook: Webhook, paths: dict[str, str] | None = None) -> dict[str, Any
         "events": list(webhook.event_types or []), "payload_filter": webhook.payload_filter,
         "verify_tls": webhook.verify_tls, "follow_redirects": webhook.follow_redirects,
         "rate_limit": webhook.rate_limit, "rate_burst": webhook.rate_burst,
-        "max_in_flight": webhook.max_in_flight, "pace": _pace(webhook),
+        "max_in_flight": webhook.max_in_flight, "pace": hooks.pace_fields(webhook),
         "signed": bool(webhook.secret),
         "previous_secret_valid_until": webhook.replaced_secret_until(),
         "created_at": webhook.created_at,
     }  # fmt: skip
-
-
-def _pace(webhook: Webhook) -> dict[str, Any] | None:
-    shown = pacing.shown(webhook)
-    if shown is None:
-        return None
-    limits = shown.limits
-    return {"rate": limits.rate, "burst": limits.burst, "max_in_flight": limits.max_in_flight,
-            "learned_rate": shown.learned_rate, "paused_until": shown.paused_until}  # fmt: skip
 
 
 def refused(exc: ValidationError) -> ApiError:

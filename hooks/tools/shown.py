@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -61,6 +62,17 @@ def secret_state(webhook: Webhook) -> str:
 
 def _rate(rate: float) -> str:
     return f"{rate:g} request/s" if rate == 1 else f"{rate:g} requests/s"
+
+
+def pace_fields(webhook: Webhook, now: datetime | None = None) -> dict[str, Any] | None:
+    """A webhook's pace as the management API shows it: the limits in force, the rate
+    learned from 429/503 answers and a pause; None for a webhook that is not paced."""
+    pace = pacing.shown(webhook, now)
+    if pace is None:
+        return None
+    limits = pace.limits
+    return {"rate": limits.rate, "burst": limits.burst, "max_in_flight": limits.max_in_flight,
+            "learned_rate": pace.learned_rate, "paused_until": pace.paused_until}  # fmt: skip
 
 
 def pace_state(webhook: Webhook, now: datetime | None = None) -> str:
