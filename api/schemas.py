@@ -228,6 +228,11 @@ class NotificationIn(Schema):
     follow_redirects: bool | None = Field(
         None, description="Follow the receiver's redirects (off for a new one)."
     )
+    rate_limit: float | None = Field(None, description=RATE_LIMIT_HELP + " Left out: unchanged.")
+    rate_burst: int | None = Field(None, description=BURST_HELP + " Left out: unchanged.")
+    max_in_flight: int | None = Field(
+        None, description=MAX_IN_FLIGHT_HELP + " Left out: unchanged."
+    )
 
 
 class RouteEventIn(Schema):

@@ -295,6 +295,7 @@ def put_notification(request: HttpRequest):
             webhook, new_secret = notification.save(
                 request.user, given.url.strip(), secret, given.shape, given.events,
                 given.follow_redirects,
+                {name: body[name] for name in notification.PACE_FIELDS if name in body},
             )  # fmt: skip
     except ValidationError as exc:
         raise refused(exc) from None

@@ -357,3 +357,64 @@ def test_the_command_sets_the_pace_through_the_same_rules(capsys):
     assert (webhook.rate_limit, webhook.rate_burst) == (None, None)  # its burst went with it
     assert json.loads(json.dumps(pacing.paced())) == {}
 
+
+# --- a user's notification webhook ----------------------------------------------------------
+def test_a_user_paces_their_notification_webhook_on_the_settings_page(receiver):
+    from accounts import notification
+
+    ann = person("ann")
+    client = logged_in(ann)
+    form = {"url": receiver.url, "rate_limit": "0.5", "rate_burst": "2", "max_in_flight": "1"}
+    client.post(reverse("accounts:save_webhook"), form)
+    hook = notification.webhook_of(ann)
+    assert (hook.rate_limit, hook.rate_burst, hook.max_in_flight) == (0.5, 2, 1)
+    pace = WebhookPace.objects.get(webhook=hook)  # in force for the workers at once
+    assert (pace.rate, pace.burst, pace.max_in_flight) == (0.5, 2, 1)
+    page = client.get(reverse("accounts:settings")).content.decode()
+    assert "Pace: at most 0.5 requests/s, burst 2; at most 1 in flight" in page
+    assert 'name="rate_limit" value="0.5"' in page  # the form shows what is set
+    client.post(reverse("accounts:save_webhook"), {"url": receiver.url})  # all blank: cleared
+    hook.refresh_from_db()
+    assert (hook.rate_limit, hook.rate_burst, hook.max_in_flight) == (None, None, None)
+    assert hook.pk not in pacing.paced()
+
+
+@pytest.mark.parametrize(("changes", "field", "message"), BAD)
+def test_bad_pacing_of_a_notification_webhook_is_refused_and_changes_nothing(
+    receiver, changes, field, message
+):
+    from accounts import notification
+    from tests.test_api_webhooks import Api
+
+    ann = person("ann")
+    client = logged_in(ann)
+    client.post(reverse("accounts:save_webhook"), {"url": receiver.url, "rate_limit": "2"})
+    hook = notification.webhook_of(ann)
+    before = list(Webhook.objects.values()), list(WebhookPace.objects.values())
+    form = {"url": receiver.url, "rate_limit": "2",
+            **{k: "" if v is None else str(v) for k, v in changes.items()}}  # fmt: skip
+    answer = client.post(reverse("accounts:save_webhook"), form)
+    assert answer.status_code == 400
+    assert message in answer.content.decode().replace("&#x27;", "'")
+    response = Api(ann)("PUT", "/notification", {"url": receiver.url, **changes})
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == field and message in response.json()["error"]
+    assert (list(Webhook.objects.values()), list(WebhookPace.objects.values())) == before
+    assert notification.webhook_of(ann).pk == hook.pk
+
+
+def test_the_api_paces_a_notification_webhook_and_leaves_out_fields_alone(receiver):
+    from tests.test_api_webhooks import Api
+
+    ann = person("ann")
+    api = Api(ann)
+    answer = api("PUT", "/notification", {"url": receiver.url, "rate_limit": 1, "max_in_flight": 2})
+    assert answer.status_code == 200, answer.content
+    got = answer.json()
+    assert (got["rate_limit"], got["rate_burst"], got["max_in_flight"]) == (1.0, None, 2)
+    assert got["pace"]["rate"] == 1.0 and got["pace"]["burst"] == 1
+    # A PUT that leaves the pace out keeps it; one that sets it to null clears it.
+    assert api("PUT", "/notification", {"url": receiver.url}).json()["rate_limit"] == 1.0
+    cleared = api("PUT", "/notification", {"url": receiver.url, "rate_limit": None}).json()
+    assert (cleared["rate_limit"], cleared["max_in_flight"]) == (None, 2)
+    assert cleared["pace"]["rate"] is None and cleared["pace"]["max_in_flight"] == 2
