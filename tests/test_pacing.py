@@ -235,6 +235,21 @@ def test_a_429_pauses_a_webhook_without_limits_too(receiver):
     assert Pump().drain(budget=0.5) == 0 and len(receiver.requests) == 1
 
 
+def test_a_pause_from_another_process_holds_at_once_despite_the_cached_list(receiver):
+    webhook = make_webhook(receiver.url)  # no limits: claimed with everything else
+    emit(TEST_EVENT, {"n": 0})
+    assert pacing.paced() == {}  # this process's list, trusted for a second
+    until = timezone.now() + timedelta(seconds=30)
+    # Another worker's receiver answered 429 + Retry-After: it wrote the pause.
+    WebhookPace.objects.create(webhook=webhook, paused_until=until)
+    assert Pump().drain(budget=1) == 0
+    assert receiver.requests == []
+    delivery = Delivery.objects.get()
+    assert delivery.status == "pending" and delivery.attempts == 0  # no attempt spent
+    assert delivery.next_attempt_at == until and delivery.claim_token is None
+    assert webhook.pk in pacing.paced()  # read again: the next claims leave it out
+
+
 # --- across two qclusters ----------------------------------------------------------------
 def _cluster(tmp_path, name: str) -> tuple[subprocess.Popen, object]:
     log = (tmp_path / f"{name}.log").open("w")

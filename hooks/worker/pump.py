@@ -417,13 +417,34 @@ class Pump:
         """The deliveries claimed with their tokens, less the surplus for stalling
         endpoints, given back."""
         kept = []
-        for claim in claimed:
+        for n, claim in enumerate(claimed):
             if not claim.rows:
                 continue
-            keep, back = self.surplus(claims.taken(claim))
+            deliveries = claims.taken(claim)
+            if n == 0:  # the generic claim (the paced ones read their pause under lock)
+                deliveries = self.not_paused(deliveries, claim.token)
+            keep, back = self.surplus(deliveries)
             self.give_back([(d.pk, claim.token) for d in back])
             kept += [(d, claim.token) for d in keep]
         return kept
+
+    @staticmethod
+    def not_paused(deliveries: list[Delivery], token) -> list[Delivery]:
+        """What the generic claim brought for a webhook another process's receiver has
+        just paused (429/503 with Retry-After: this process's list of paced webhooks
+        is a second old at most) goes back, due when the pause ends, no attempt counted."""
+        paused = pacing.paused_among({d.webhook_id for d in deliveries if d.webhook_id})
+        if not paused:
+            return deliveries
+        pacing.forget()  # the next claim leaves them out
+        back: dict = defaultdict(list)
+        for d in deliveries:
+            if d.webhook_id in paused:
+                back[paused[d.webhook_id]].append((d.pk, token))
+        with writelock.serialized():
+            for until, claimed in back.items():
+                claims.release(claimed, until)
+        return [d for d in deliveries if d.webhook_id not in paused]
 
     # -- the loop -------------------------------------------------------------
     def idle(self) -> bool:
