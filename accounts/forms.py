@@ -122,7 +122,26 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
         help_text="If your receiver moved and answers with a redirect, follow it (at most 5). "
         "Off: a redirect counts as a failure.",
     )
-    field_order = ["url", "events", "secret_action", "pasted_secret", "shape", "follow_redirects"]
+    rate_limit = forms.FloatField(
+        label="Rate limit (requests per second)",
+        required=False,
+        help_text="At most this many requests per second to your URL. Blank: none (Discord and "
+        "Slack URLs get their platforms' own limits).",
+    )
+    rate_burst = forms.IntegerField(
+        label="Burst",
+        required=False,
+        help_text="How many may go at once after a quiet spell, within the rate. Blank: one "
+        "second's worth.",
+    )
+    max_in_flight = forms.IntegerField(
+        label="Most in flight",
+        required=False,
+        help_text="At most this many requests waiting for your receiver's answer at once. "
+        "Blank: the hub's default.",
+    )
+    field_order = ["url", "events", "secret_action", "pasted_secret", "shape", "follow_redirects",
+                   *notification.PACE_FIELDS]  # fmt: skip
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -134,6 +153,8 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
             self.initial.setdefault("url", hook.url)
             self.initial.setdefault("shape", notification.shape_of(hook))
             self.initial.setdefault("follow_redirects", hook.follow_redirects)
+            for name in notification.PACE_FIELDS:
+                self.initial.setdefault(name, getattr(hook, name))
         self.secret_fields_for(hook)
 
     def clean_url(self) -> str:
@@ -151,6 +172,7 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
                 data.get("shape") or None,
                 data.get("events") or None,
                 data.get("follow_redirects", False),
+                {name: data.get(name) for name in notification.PACE_FIELDS},
             )
         except ValidationError as exc:
             self.add_configure_errors(exc, {})

@@ -41,6 +41,30 @@ FOLLOW_REDIRECTS_HELP = (
 )
 
 
+class PaceOut(Schema):
+    rate: float | None = Field(
+        description="Most requests per second in force: the webhook's own rate_limit, or "
+        "Discord's or Slack's limit for their URLs; null: none."
+    )
+    burst: int = Field(description="Requests that may go at once after a quiet spell.")
+    max_in_flight: int | None = Field(description="Most requests in flight; null: no limit.")
+    learned_rate: float | None = Field(
+        description="Lower than `rate` after the receiver answered 429/503; rises again with "
+        "each answer. Null: `rate` as it is."
+    )
+    paused_until: datetime | None = Field(
+        description="The receiver asked (429/503 with Retry-After) for no request before then."
+    )
+
+
+RATE_LIMIT_HELP = (
+    "Most requests per second, across every worker (0.01-1000); null: none set (a Discord or "
+    "Slack URL gets its platform's limit)."
+)
+BURST_HELP = "Requests that may go at once after a quiet spell (1-1000); null: a second's worth."
+MAX_IN_FLIGHT_HELP = "Most requests in flight at once, across every worker (1-1000); null: none."
+
+
 class WebhookOut(Schema):
     id: int
     scope: str = Field(description="server, user (a notification webhook) or namespace.")
@@ -54,6 +78,10 @@ class WebhookOut(Schema):
     payload_filter: dict[str, Any] | None
     verify_tls: bool
     follow_redirects: bool = Field(description=FOLLOW_REDIRECTS_HELP)
+    rate_limit: float | None = Field(description=RATE_LIMIT_HELP)
+    rate_burst: int | None = Field(description=BURST_HELP)
+    max_in_flight: int | None = Field(description=MAX_IN_FLIGHT_HELP)
+    pace: PaceOut | None = Field(description="The pace in force; null: the webhook is not paced.")
     signed: bool = Field(description="It has a signing secret (never shown after creation).")
     previous_secret_valid_until: datetime | None = Field(
         None, description="A replaced secret signs beside the current one until then."
@@ -105,6 +133,9 @@ class WebhookFields(Schema):
     format: str | None = Field(None, description="auto, json, discord, slack, google_chat, …")
     data_template: str | None = None
     timeout: float | None = Field(None, description="Seconds; null: the hub's default.")
+    rate_limit: float | None = Field(None, description=RATE_LIMIT_HELP)
+    rate_burst: int | None = Field(None, description=BURST_HELP)
+    max_in_flight: int | None = Field(None, description=MAX_IN_FLIGHT_HELP)
     headers: dict[str, str | None] | None = HEADERS
     basic_auth_username: str | None = None
     basic_auth_password: str | None = PASSWORD
@@ -239,6 +270,11 @@ class NotificationIn(Schema):
     )
     follow_redirects: bool | None = Field(
         None, description="Follow the receiver's redirects (off for a new one)."
+    )
+    rate_limit: float | None = Field(None, description=RATE_LIMIT_HELP + " Left out: unchanged.")
+    rate_burst: int | None = Field(None, description=BURST_HELP + " Left out: unchanged.")
+    max_in_flight: int | None = Field(
+        None, description=MAX_IN_FLIGHT_HELP + " Left out: unchanged."
     )
 
 

@@ -108,7 +108,19 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         *history_rows(r),
         *big_job_rows(r),
         *remote_worker_rows(r),
+        *pacing_rows(r),
         ("CPU time stolen by the hypervisor during the run", f"{r['stolen_pct']:.1f} %", "", ""),
+    ]  # fmt: skip
+
+
+def pacing_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """A webhook paced to 1 request/s (hooks.worker.pacing) beside an unpaced drain."""
+    off = 100 * (r["pacing_rate"] - 1.0)
+    return [
+        (f"pacing: a 1 request/s webhook over {r['pacing_seconds']:g} s, two qclusters (requests/s)",
+         f"{r['pacing_rate']:.3f}", f"{off:+.1f} %", "within ±5 %"),
+        ("  the other webhook's drain beside it (deliveries/s)", f"{r['pacing_other']:.0f}",
+         f"{r['pacing_other'] / r['pacing_unpaced']:.2f}× unpaced ({r['pacing_unpaced']:.0f}/s)", "≥ 0.9×"),
     ]  # fmt: skip
 
 

@@ -611,6 +611,63 @@ def route_costs(rx: Receivers, count: int, k: int) -> dict:
     return {"route_none": max(none), "route_unmatched": max(unmatched), "route_matched": matched}
 
 
+PACED_RATE = 1.0  # requests per second
+
+
+def _paced_run(rx: Receivers, count: int, seconds: float, paced: bool) -> tuple[float, float]:
+    """Two half-size qclusters drain `count` deliveries to the fast receiver; with
+    `paced`, a webhook limited to PACED_RATE (burst 1) has deliveries for longer than
+    `seconds` meanwhile. The other webhook's deliveries/s, and the paced webhook's
+    achieved rate over its first `seconds` (0 unpaced)."""
+    reset_db()
+    other = webhooks([rx.url("fast")])[0]
+    if paced:  # created (not bulk): saving it fills its bucket (hooks.worker.pacing)
+        pacer = Webhook.objects.create(
+            name="bench-paced", url=rx.url("fast"), event_types=[EVENT], secret=SECRET,
+            rate_limit=PACED_RATE, rate_burst=1, payload_filter={"path": "paced", "exists": True},
+        )  # fmt: skip
+    extra = int(seconds * PACED_RATE) + 5
+    running = [Cluster(**HALF_CLUSTER) for _ in range(2)]
+    try:
+        with transaction.atomic():
+            for n in range(extra):  # the paced webhook's, first: they are due first
+                hooks.emit(EVENT, {"seq": n, "paced": True})
+            for n in range(count):
+                hooks.emit(EVENT, {"seq": n, "text": "benchmark"})
+            start_holder = []
+            transaction.on_commit(lambda: start_holder.append(time.monotonic()))
+        total = count + extra
+        wait_until(lambda: other.deliveries.filter(status="succeeded").count() >= total)
+        rate = total / (time.monotonic() - start_holder[0])
+        if not paced:
+            return rate, 0.0
+        wait_until(lambda: pacer.deliveries.filter(status="succeeded").count() > seconds + 1)
+    finally:
+        for cluster in running:
+            cluster.stop()
+    started = sorted(
+        Attempt.objects.filter(delivery__webhook=pacer).values_list("started_at", flat=True)
+    )
+    window = [t for t in started if (t - started[0]).total_seconds() <= seconds]
+    achieved = (len(window) - 1) / (window[-1] - window[0]).total_seconds()
+    return rate, achieved
+
+
+def pacing(rx: Receivers, count: int, seconds: float, k: int) -> dict:
+    """A webhook limited to 1 request/s over `seconds` with two qclusters, and the other
+    webhook's drain beside it against the same drain with no webhook paced (unpaced
+    and paced runs take turns; the best of each counts)."""
+    runs = [(_paced_run(rx, count, seconds, False), _paced_run(rx, count, seconds, True))
+            for _ in range(k)]  # fmt: skip
+    achieved = [paced[1] for _, paced in runs]
+    return {
+        "pacing_unpaced": max(unpaced[0] for unpaced, _ in runs),
+        "pacing_other": max(paced[0] for _, paced in runs),
+        "pacing_rate": max(achieved, key=lambda a: abs(a - PACED_RATE)),  # the worst run
+        "pacing_seconds": seconds,
+    }
+
+
 def best(repeat: int, measure):
     """The best of `repeat` runs: on a shared machine, the least disturbed one."""
     return max(measure() for _ in range(repeat))
@@ -660,6 +717,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         "history": lambda: big_history(rx, n, 1_000_000 if not quick else 2_000, k),
         "big_job": lambda: big_job(rx, (10 if not quick else 1) * 1024 * 1024, k),
         "remote_workers": lambda: remote_workers(quick),
+        "pacing": lambda: pacing(rx, n, 60.0 if not quick else 4.0, k),
     }
 
 

@@ -23,7 +23,9 @@ Operating:    send_test, redeliver, replay, stop_retrying, delivery_attempts (ow
               recent_deliveries → DeliveryRow (every webhook page's table, _deliveries.html;
               admin_recent_deliveries on admin pages),
               secret_state (set or not, never the value), health_state (ok, failing
-              with its forecast, disabled, recovered; _health.html), snooze_alerts(webhook,
+              with its forecast, disabled, recovered; _health.html), pace_state (its
+              pace: limits in force, learned, paused; _pace_state.html) and pace_fields
+              (the same for the API), snooze_alerts(webhook,
               days) (SNOOZE_DAYS: the owner's alert emails paused; snooze_from_form for
               the pages' form), secret_shown_once (a just-made
               secret's one-time message, with Copy; value_shown_once for other keys), keep_shown_once / take_shown_once
@@ -95,6 +97,8 @@ if TYPE_CHECKING:
         filter_preview,
         health_state,
         keep_shown_once,
+        pace_fields,
+        pace_state,
         recent_deliveries,
         secret_shown_once,
         secret_state,
@@ -150,6 +154,8 @@ __all__ = [
     "event_types",
     "filter_preview",
     "health_state",
+    "pace_fields",
+    "pace_state",
     "SNOOZE_DAYS",
     "snooze_alerts",
     "snooze_from_form",

@@ -67,8 +67,8 @@ class WebhookAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "belongs_to", "short_url", "is_on", "health", "last_delivery"]
     list_filter = ["scope", "active", ("disabled_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "url", "namespace"]
-    readonly_fields = ["health", "secret_state", "preview", "filter_preview", "created_at",
-                       "updated_at"]  # fmt: skip
+    readonly_fields = ["health", "secret_state", "preview", "filter_preview", "pace_in_force",
+                       "created_at", "updated_at"]  # fmt: skip
     autocomplete_fields = ["owner"]
     fieldsets = [  # the scope first: it decides the event types offered
         ("Scope", {"fields": ["scope", "owner", "namespace"]}),
@@ -84,6 +84,7 @@ class WebhookAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        ("Pacing", {"fields": ["rate_limit", "rate_burst", "max_in_flight", "pace_in_force"]}),
         ("Signing", {"fields": ["secret_state", "secret_action", "pasted_secret", "github_signature",
                                  "djinn_headers"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
@@ -198,7 +199,7 @@ class WebhookAdmin(admin.ModelAdmin):
                 for title, options in self.fieldsets
             ]
         hidden = {"health", "secret_state", "clear_basic_auth_password", "preview",
-                  "filter_preview"}  # fmt: skip
+                  "filter_preview", "pace_in_force"}  # fmt: skip
         return [
             (title, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
             for title, options in self.fieldsets
@@ -236,6 +237,10 @@ class WebhookAdmin(admin.ModelAdmin):
     @admin.display(description="state")
     def health(self, obj: Webhook) -> str:
         return shown.health_state(obj)  # as on every webhook's page
+
+    @admin.display(description="pace in force")  # as on every webhook's page
+    def pace_in_force(self, obj: Webhook) -> str:
+        return shown.pace_state(obj) or "not paced"
 
     @admin.display(description="current secret")  # as on every webhook's page
     def secret_state(self, obj: Webhook) -> str:

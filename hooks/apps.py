@@ -26,6 +26,7 @@ class HooksConfig(AppConfig):
             signal.connect(
                 _forget_declared, sender="hooks.DeclaredEventType", dispatch_uid="hooks.declared"
             )
+        post_save.connect(_sync_pace, sender="hooks.Webhook", dispatch_uid="hooks.pace")
         post_migrate.connect(schedules.ensure, sender=self)
         post_migrate.connect(slots.sync_all_env, sender=self, dispatch_uid="hooks.env_slots")
         request_started.connect(slots.sync_env_once, dispatch_uid="hooks.env_slots")
@@ -44,3 +45,11 @@ def _forget_declared(**kwargs) -> None:
     from hooks import catalog  # as ready() does: after the app registry
 
     catalog.reload_declared()
+
+
+def _sync_pace(instance, update_fields=None, raw=False, **kwargs) -> None:
+    """A saved webhook's limits in force, in its shared bucket (hooks.worker.pacing)."""
+    from hooks.worker import pacing  # as ready() does: after the app registry
+
+    if not raw:
+        pacing.sync(instance, update_fields)

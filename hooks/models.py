@@ -98,6 +98,29 @@ class Webhook(models.Model):
         help_text="Follow the receiver's redirects (at most 5, each checked like the URL): "
         "307/308 send the same POST again, 301/302/303 a GET. Off: a redirect is a failure.",
     )
+    # Pacing (hooks.worker.pacing): blank keeps the hub's defaults (a chat platform's
+    # documented limit for Discord and Slack URLs; no limit otherwise).
+    rate_limit = models.FloatField(
+        "rate limit",
+        null=True,
+        blank=True,
+        help_text="Most requests per second to this webhook, across every worker. Blank: "
+        "Discord's and Slack's own limits for their URLs, no limit otherwise.",
+    )
+    rate_burst = models.PositiveIntegerField(
+        "burst",
+        null=True,
+        blank=True,
+        help_text="How many requests may go at once after a quiet spell, within the rate. "
+        "Blank: one second's worth (at least 1).",
+    )
+    max_in_flight = models.PositiveIntegerField(
+        "most in flight",
+        null=True,
+        blank=True,
+        help_text="Most requests waiting for this webhook's answer at once, across every "
+        "worker. Blank: the hub's default per worker process.",
+    )
     format = models.CharField(
         max_length=16,
         choices=BodyFormat.choices,
@@ -167,6 +190,30 @@ class Webhook(models.Model):
         ):
             secrets_.append(self.previous_secret)
         return secrets_
+
+
+class WebhookPace(models.Model):
+    """A paced webhook's shared token bucket (hooks.worker.pacing): the limits in force
+    (the owner's, or a chat platform's default) and what every worker takes from it.
+    A row exists for a webhook with limits, or one its receiver told to slow down."""
+
+    webhook = models.OneToOneField(Webhook, on_delete=models.CASCADE, related_name="pace")
+    rate = models.FloatField(null=True, blank=True, help_text="Requests per second in force.")
+    burst = models.PositiveIntegerField(default=1)
+    max_in_flight = models.PositiveIntegerField(null=True, blank=True)
+    tokens = models.FloatField(default=0.0)
+    refilled_at = models.DateTimeField(default=timezone.now)
+    # Lowered by a 429 or 503 (halved), raised again after answers (up to `rate`); null:
+    # `rate` as it is.
+    learned_rate = models.FloatField(null=True, blank=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
+    # When a pump should claim again for this webhook (its next token, or the end of a
+    # pause) because the last pump that looked has ended: the cluster's ticker starts
+    # one then (hooks.worker.ticker). Null: no pump is owed.
+    wake_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"pace of {self.webhook_id}"
 
 
 class Event(models.Model):

@@ -2,7 +2,7 @@
 scratch, and `reset()` (what tests call between cases) forgets what was learnt.
 
 - what the pump learnt about endpoints (in-flight bounds, which ones stall);
-- the claims' short-lived list of stopped webhooks;
+- the claims' short-lived lists of stopped and of paced webhooks;
 - whether environment-fed slots were brought in line;
 - the event types staff declared, as last read;
 - the broker client, the sender threads and the HTTP connection pools, which must
@@ -40,6 +40,8 @@ class ProcessState:
     stalling: set = field(default_factory=set)
     # (monotonic time read, ids of disabled or inactive webhooks)
     stopped_webhooks: tuple[float, list[int]] = (0.0, [])
+    # (monotonic time read, paced webhooks by id: hooks.worker.pacing.Paced)
+    paced_webhooks: tuple[float, dict[int, Any]] = (0.0, {})
     env_slots_synced: bool = False
     # (monotonic time read, event types declared at run time by name)
     declared_types: tuple[float, dict[str, Any]] = (float("-inf"), {})

@@ -428,12 +428,17 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
             "active",
             "djinn_headers",
             "timeout",
+            "rate_limit",
+            "rate_burst",
+            "max_in_flight",
         ]
         field_order = ["url", "name", "all_events", "events", "payload_filter", "secret_action",
                        "pasted_secret", "verify_tls", "follow_redirects", "active",
-                       "djinn_headers", "timeout"]  # fmt: skip
+                       "djinn_headers", "timeout", "rate_limit", "rate_burst",
+                       "max_in_flight"]  # fmt: skip
         labels = {"url": "Payload URL", "verify_tls": "SSL verification",
-                  "timeout": "Timeout (seconds)"}  # fmt: skip
+                  "timeout": "Timeout (seconds)", "rate_limit": "Rate limit (requests per second)",
+                  "max_in_flight": "Most in flight"}  # fmt: skip
         help_texts = {"follow_redirects": "As Djinn's Go client does: a moved receiver's "
                       "redirect is followed (at most 5; 307/308 send the same POST, 301/302/303 "
                       "a GET). Off: a redirect is a failure.",
@@ -463,7 +468,8 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
         data = super().clean()
         changes = {name: data[name] for name in ("url", "name", "verify_tls", "follow_redirects",
                                                  "active", "djinn_headers", "payload_filter",
-                                                 "timeout")
+                                                 "timeout", "rate_limit", "rate_burst",
+                                                 "max_in_flight")
                    if name in data}  # fmt: skip
         if "events" in data:
             changes["events"] = [ALL_EVENTS] if data.get("all_events") else data["events"]

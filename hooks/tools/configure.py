@@ -36,7 +36,7 @@ from hooks.outbox import filters
 from hooks.outbox.event import emit
 from hooks.outgoing import templating
 from hooks.outgoing.request import MASK
-from hooks.worker import alerts
+from hooks.worker import alerts, pacing
 
 KEEP, GENERATE, PASTE, REMOVE = "keep", "generate", "paste", "remove"
 SECRET_ACTIONS = (KEEP, GENERATE, PASTE, REMOVE)
@@ -50,7 +50,8 @@ SECRET_HELP = (
 FIELDS = (
     "name", "url", "active", "events", "payload_filter", "format", "data_template", "timeout",
     "verify_tls", "follow_redirects", "github_signature", "djinn_headers", "headers",
-    "basic_auth_username", "basic_auth_password", "secret",
+    "basic_auth_username", "basic_auth_password", "secret", "rate_limit", "rate_burst",
+    "max_in_flight",
 )  # fmt: skip
 BOOLEANS = ("active", "verify_tls", "follow_redirects", "github_signature", "djinn_headers")
 # A new webhook of these scopes follows redirects unless told otherwise: Djinn's Go client
@@ -245,6 +246,40 @@ def _timeout(webhook: Webhook, value) -> dict[str, Any]:
     return {"timeout": None if value is None else float(value)}
 
 
+def _number(value, what: str, lowest: float, highest: float, whole: bool) -> float | int | None:
+    """A number within [lowest, highest] (None: blank), or a ValidationError saying so."""
+    if value is None:
+        return None
+    wrong = ValidationError(
+        f"Give {what} between {lowest:g} and {highest:g}, or leave it blank."
+        if not whole
+        else f"Give {what}: a whole number from {lowest:g} to {highest:g}, or leave it blank."
+    )
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise wrong
+    try:
+        number = float(value)
+    except ValueError:
+        raise wrong from None
+    if not lowest <= number <= highest or (whole and not number.is_integer()):
+        raise wrong
+    return int(number) if whole else number
+
+
+def _rate_limit(webhook: Webhook, value) -> dict[str, Any]:
+    rate = _number(value, "a rate in requests per second", 0.01, pacing.MAX_RATE, whole=False)
+    return {"rate_limit": rate}
+
+
+def _rate_burst(webhook: Webhook, value) -> dict[str, Any]:
+    return {"rate_burst": _number(value, "a burst", 1, pacing.MAX_BURST, whole=True)}
+
+
+def _max_in_flight(webhook: Webhook, value) -> dict[str, Any]:
+    most = _number(value, "a most in flight", 1, pacing.MAX_IN_FLIGHT, whole=True)
+    return {"max_in_flight": most}
+
+
 def _boolean(name: str):
     def check(webhook: Webhook, value) -> dict[str, Any]:
         if not isinstance(value, bool):
@@ -292,6 +327,7 @@ _CHECKS = {
     "name": _name, "url": _url, "events": _events, "payload_filter": _payload_filter,
     "format": _format, "data_template": _data_template, "timeout": _timeout,
     "headers": _headers, "basic_auth_username": _username, "basic_auth_password": _password,
+    "rate_limit": _rate_limit, "rate_burst": _rate_burst, "max_in_flight": _max_in_flight,
     **{name: _boolean(name) for name in BOOLEANS},
 }  # fmt: skip
 
@@ -309,6 +345,13 @@ def _check_whole(webhook: Webhook, values: dict[str, Any], errors: dict[str, str
             errors["basic_auth_password"] = "A basic-auth password needs a username."
         else:  # the username was removed: its password goes with it
             values["basic_auth_password"] = ""
+    burst = values.get("rate_burst", webhook.rate_burst)
+    rate = values.get("rate_limit", webhook.rate_limit)
+    if burst is not None and rate is None:
+        if "rate_burst" in values:
+            errors["rate_burst"] = "A burst needs a rate limit; give one, or leave the burst blank."
+        else:  # the rate was removed: its burst goes with it
+            values["rate_burst"] = None
     if webhook.scope == Scope.USER and webhook.owner_id is None:
         errors["url"] = "A user's webhook needs its user."
     if webhook.scope == Scope.NAMESPACE and not webhook.namespace:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -19,7 +20,7 @@ from hooks import catalog
 from hooks.encryption import seal, unseal
 from hooks.models import AlertStage, Attempt, Delivery, Event, Webhook
 from hooks.outbox import filters
-from hooks.worker import alerts
+from hooks.worker import alerts, pacing
 
 FILTER_PREVIEW = 20
 RECENT_DELIVERIES = 30
@@ -57,6 +58,43 @@ def secret_state(webhook: Webhook) -> str:
     if until is None:
         return "set (write-only)"
     return f"set (write-only); the replaced one signs beside it until {until:%Y-%m-%d %H:%M} UTC"
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:g} request/s" if rate == 1 else f"{rate:g} requests/s"
+
+
+def pace_fields(webhook: Webhook, now: datetime | None = None) -> dict[str, Any] | None:
+    """A webhook's pace as the management API shows it: the limits in force, the rate
+    learned from 429/503 answers and a pause; None for a webhook that is not paced."""
+    pace = pacing.shown(webhook, now)
+    if pace is None:
+        return None
+    limits = pace.limits
+    return {"rate": limits.rate, "burst": limits.burst, "max_in_flight": limits.max_in_flight,
+            "learned_rate": pace.learned_rate, "paused_until": pace.paused_until}  # fmt: skip
+
+
+def pace_state(webhook: Webhook, now: datetime | None = None) -> str:
+    """A webhook's pace as its owner sees it on every webhook page: the limits in force
+    (its own, or its chat platform's), the pace learned from its receiver's 429/503
+    answers, and a pause it asked for; "" for a webhook that is not paced."""
+    pace = pacing.shown(webhook, now)
+    if pace is None:
+        return ""
+    limits, parts = pace.limits, []
+    if limits.rate is not None:
+        whose = "" if pace.configured else " (its platform's limit)"
+        parts.append(f"at most {_rate(limits.rate)}, burst {limits.burst}{whose}")
+    if limits.max_in_flight is not None:
+        parts.append(f"at most {limits.max_in_flight} in flight")
+    if pace.learned_rate is not None:
+        parts.append(f"slowed to {_rate(pace.learned_rate)} after 429/503 answers")
+    if pace.paused_until is not None:
+        parts.append(
+            f"paused until {pace.paused_until:%Y-%m-%d %H:%M:%S} UTC, as its receiver asked"
+        )
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)

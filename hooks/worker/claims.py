@@ -124,6 +124,22 @@ def claim_rows(
         return Claim(token, _claim_ids(pks, now, values) if pks else [], now)
 
 
+def claim_webhook(webhook_id: int, limit: int, lease: float, now: datetime) -> Claim:
+    """Up to `limit` of one webhook's due deliveries, oldest first (a paced webhook's,
+    within its bucket: hooks.worker.pacing), claimed for `lease` seconds."""
+    token = uuid.uuid4()
+    values = [
+        Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection),
+        connection.ops.adapt_datetimefield_value(now + timedelta(seconds=lease)),
+    ]
+    found = due(now).filter(sendable(), webhook_id=webhook_id).order_by("next_attempt_at")
+    if connection.features.has_select_for_update_skip_locked:
+        found = found.select_for_update(skip_locked=True)
+    with transaction.atomic(savepoint=False):  # FOR UPDATE needs one
+        pks = list(found.values_list("pk", flat=True)[:limit])
+        return Claim(token, _claim_ids(pks, now, values) if pks else [], now)
+
+
 def _oldest_due(
     ids: list | None, limit: int, now: datetime, stopped: list[int], excluded: list[int]
 ) -> list:

@@ -17,7 +17,13 @@ A slow or dead endpoint cannot hold up the rest:
   a little later, with no attempt counted;
 - a stalling endpoint's request runs on a reserve of threads and does not count
   against the pump's capacity, so the endpoints that answer keep all of it;
-- results are recorded as they arrive, in small batches.
+- results are recorded as they arrive, in small batches;
+- a paced webhook (hooks.worker.pacing: a rate and burst, a most in flight, or a
+  pause its receiver asked for) is claimed apart, within its shared bucket, at each
+  token while the pump has other work; with nothing else in flight the pump waits
+  only for a token that comes within PACE_HORIZON, and otherwise ends, leaving the
+  ticker to wake a pump for it: no worker sits idle waiting for a token. What waits
+  here for a webhook whose receiver answered 429/503 with Retry-After goes back.
 
 It holds its claims on a short lease (WEBHOOK_CLAIM_LEASE) and renews them while it
 holds the deliveries, so a pump that dies gives them up within the lease. It rides out
@@ -32,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, defaultdict, deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from queue import Empty, SimpleQueue
 
@@ -43,7 +49,7 @@ from hooks import conf, logsafe, metrics, process
 from hooks.models import Delivery
 from hooks.outbox.handover import enqueue_pump, unmark
 from hooks.outgoing import transport
-from hooks.worker import claims, recording, stopping, threads, writelock
+from hooks.worker import claims, pacing, recording, retry, stopping, threads, writelock
 from hooks.worker.attempt import attempt, send
 from hooks.worker.recording import Sent
 
@@ -98,6 +104,12 @@ class Pump:
         self.renew_every = self.settings.claim_lease / RENEWALS_PER_LEASE
         self.last_renewal = time.monotonic()
         self.stopped = False
+        # Paced webhooks: when (monotonic) to look at each again, those of them with
+        # due deliveries waiting for a token, a pause or room in flight, and of those
+        # the ones waiting for a time (a token, a pause): owed a wake-up if this ends.
+        self.look_again: dict[int, float] = {}
+        self.paced_waiting: set[int] = set()
+        self.paced_wakes: dict[int, datetime] = {}
 
     def bound(self, key) -> int:
         return min(self.bounds.get(key, FIRST_BOUND), self.max_bound)
@@ -132,11 +144,41 @@ class Pump:
         if room <= 0:
             self.write()
             return 0
-        token, batch = self.write(claim=room, ids=ids)
-        for d in batch:
+        batch = self.write(claim=room, ids=ids)
+        for d, token in batch:
             self.waiting[endpoint(d)].append((d, token))
         self.launch()
         return len(batch)
+
+    def paced_due(self, now: float | None = None) -> list[int]:
+        """The paced webhooks to look at in this claim (less those this pump holds
+        enough for)."""
+        now = time.monotonic() if now is None else now
+        saturated = set(self.saturated())
+        return [
+            key
+            for key in pacing.paced()
+            if key not in saturated and self.look_again.get(key, 0.0) <= now
+        ]
+
+    def paced_wait(self) -> float | None:
+        """Seconds until a paced webhook with due deliveries may send again (none
+        waits: None)."""
+        if not self.paced_waiting:
+            return None
+        soonest = min(self.look_again.get(key, 0.0) for key in self.paced_waiting)
+        return max(soonest - time.monotonic(), 0.0)
+
+    def learned_paces(self, taken: pacing.Taken | None, looked: list[int]) -> None:
+        """After a claim's commit: when to look at the paced webhooks again."""
+        for key in looked:
+            self.look_again.pop(key, None)
+            self.paced_waiting.discard(key)
+            self.paced_wakes.pop(key, None)
+        if taken is not None:
+            self.look_again.update(taken.look_again)
+            self.paced_waiting |= taken.waiting
+            self.paced_wakes.update(taken.wakes)
 
     # -- sending --------------------------------------------------------------
     def has_thread(self, key) -> bool:
@@ -173,10 +215,18 @@ class Pump:
         if self.bound(key) < self.max_bound:
             self.bounds[key] = min(self.bound(key) * 2, self.max_bound)
 
-    def release(self, key) -> None:
-        """Give back what waits here for a stalling endpoint: others may go first."""
+    def release(self, key, delay: timedelta = RELEASE_DELAY) -> None:
+        """Give back what waits here for a stalling endpoint (others may go first), or
+        for a webhook its receiver paused (due when the pause ends)."""
         queue = self.waiting.pop(key, ())
-        self.give_back([(d.pk, token) for d, token in queue])
+        self.give_back([(d.pk, token) for d, token in queue], delay)
+
+    def slow_down(self, key, result: transport.Result) -> None:
+        """A 429/503 with Retry-After pauses the webhook for every worker (recorded with
+        the attempt: hooks.worker.pacing.slow_down); what waits here for it goes back."""
+        seconds = retry.parse_retry_after(result.headers.get("Retry-After"))
+        if seconds and isinstance(key, int):
+            self.release(key, timedelta(seconds=seconds))
 
     @staticmethod
     def give_back(claimed: list[tuple], delay: timedelta = RELEASE_DELAY) -> None:
@@ -266,6 +316,8 @@ class Pump:
             sent: Sent = job.result()
             if sent.built:
                 self.learn(key, sent.result)
+                if pacing.throttled(sent.result.status):
+                    self.slow_down(key, sent.result)
             self.finished.append(sent)
         self.launch()
         return len(done)
@@ -298,7 +350,7 @@ class Pump:
         self.recorded += len(batch)
         self.last_flush = time.monotonic()
         self.show()
-        return self._take(claimed) if claimed else (None, [])
+        return self._take(claimed) if claimed else []
 
     def show(self) -> None:
         """This process's figures for /metrics (a gauge each, one series per process)."""
@@ -308,7 +360,7 @@ class Pump:
 
     def _write_once_or_again(
         self, prepared: recording.Prepared, claim: int, ids: list | None
-    ) -> claims.Claim | None:
+    ) -> list[claims.Claim]:
         """A transient database error (deadlock, lock timeout, serialization failure, a
         restart) rolls the whole transaction back: try it again with backoff, for up to
         WRITE_OUTAGE seconds. A stop requested meanwhile claims nothing more.
@@ -322,14 +374,12 @@ class Pump:
             try:
                 with writelock.serialized(), self._transaction(prepared.batch):
                     recorded = prepared.apply()
-                    claimed = None
+                    claimed, taken, looked = [], None, []
                     if claim > 0 and not stopping.cluster_stopping():
-                        claimed = claims.claim_rows(
-                            ids, claim, self.settings.claim_lease,
-                            exclude_webhooks=self.saturated(),
-                        )  # fmt: skip
+                        claimed, taken, looked = self._claim(claim, ids)
                     recorded.update_health()  # last: other pumps wait on these rows
                 recorded.after_commit()
+                self.learned_paces(taken, looked)
                 return claimed
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() + delay > give_up:
@@ -342,17 +392,59 @@ class Pump:
                 time.sleep(delay)
                 delay = min(delay * 2, longest)
 
+    def _claim(self, room: int, ids: list | None) -> tuple:
+        """The generic claim, leaving the paced webhooks out, then theirs within their
+        buckets (no more query than before while no webhook is paced)."""
+        paced = pacing.paced()
+        excluded = self.saturated()
+        if paced:
+            excluded = list({*excluded, *paced})
+        lease = self.settings.claim_lease
+        claimed = [claims.claim_rows(ids, room, lease, exclude_webhooks=excluded)]
+        if not paced:
+            return claimed, None, []
+        looked = self.paced_due()
+        taken = pacing.claim(looked, room - len(claimed[0].rows), lease)
+        return claimed + taken.claims, taken, looked
+
     def _endpoint_bound_with_more(self) -> bool:
         """An endpoint took all this process may send it and more is due: another process
-        (of this cluster or another machine's) can send that meanwhile."""
-        return bool(self.saturated()) and claims.due(timezone.now()).exists()
+        (of this cluster or another machine's) can send that meanwhile. Paced webhooks'
+        deliveries do not count: they wait for their bucket, not for a worker."""
+        return bool(self.saturated()) and _unpaced_due()
 
-    def _take(self, claimed: claims.Claim) -> tuple:
-        """The deliveries claimed, less the surplus for stalling endpoints, given back."""
-        deliveries = claims.taken(claimed)
-        keep, back = self.surplus(deliveries)
-        self.give_back([(d.pk, claimed.token) for d in back])
-        return claimed.token, keep
+    def _take(self, claimed: list[claims.Claim]) -> list[tuple[Delivery, object]]:
+        """The deliveries claimed with their tokens, less the surplus for stalling
+        endpoints, given back."""
+        kept = []
+        for n, claim in enumerate(claimed):
+            if not claim.rows:
+                continue
+            deliveries = claims.taken(claim)
+            if n == 0:  # the generic claim (the paced ones read their pause under lock)
+                deliveries = self.not_paused(deliveries, claim.token)
+            keep, back = self.surplus(deliveries)
+            self.give_back([(d.pk, claim.token) for d in back])
+            kept += [(d, claim.token) for d in keep]
+        return kept
+
+    @staticmethod
+    def not_paused(deliveries: list[Delivery], token) -> list[Delivery]:
+        """What the generic claim brought for a webhook another process's receiver has
+        just paused (429/503 with Retry-After: this process's list of paced webhooks
+        is a second old at most) goes back, due when the pause ends, no attempt counted."""
+        paused = pacing.paused_among({d.webhook_id for d in deliveries if d.webhook_id})
+        if not paused:
+            return deliveries
+        pacing.forget()  # the next claim leaves them out
+        back: dict = defaultdict(list)
+        for d in deliveries:
+            if d.webhook_id in paused:
+                back[paused[d.webhook_id]].append((d.pk, token))
+        with writelock.serialized():
+            for until, claimed in back.items():
+                claims.release(claimed, until)
+        return [d for d in deliveries if d.webhook_id not in paused]
 
     # -- the loop -------------------------------------------------------------
     def idle(self) -> bool:
@@ -381,12 +473,21 @@ class Pump:
 
     def _drain(self, ids: list | None, budget: float | None) -> int:
         deadline = time.monotonic() + (budget if budget is not None else self.settings.pump_seconds)
+        try:
+            self._loop(ids, deadline)
+        finally:
+            self.owe_wakes()
+        return self.recorded
+
+    def _loop(self, ids: list | None, deadline: float) -> None:
         claiming, first, changed = True, True, True
         while True:
             self.renew()
             if not self.stopped and stopping.cluster_stopping():
                 self.stop_claiming()
                 claiming = False
+            if self.paced_wait() == 0.0:
+                changed = True  # a paced webhook's next token is there
             if (
                 claiming
                 and changed
@@ -397,19 +498,50 @@ class Pump:
                 if first and (got >= self.capacity or self._endpoint_bound_with_more()):
                     bring_helper()  # more work than one pump, or than one process may send
                 ids, first = None, False
-                claiming = got > 0 or bool(self.saturated())
+                claiming = got > 0 or bool(self.saturated()) or bool(self.paced_waiting)
                 changed = got > 0  # an empty claim is not repeated until something lands
             if self.idle():
+                if claiming and not changed and self.wait_for_pace(deadline):
+                    continue
                 if not (claiming and changed) or time.monotonic() >= deadline:
                     break
                 continue  # everything landed: claim again straight away
-            changed = self.collect(timeout=FLUSH_EVERY) > 0 or changed
+            pace = self.paced_wait()
+            timeout = min(FLUSH_EVERY, pace) if pace else FLUSH_EVERY  # 0: not claimed yet
+            changed = self.collect(timeout=timeout) > 0 or changed
             self.flush()
         self.flush(force=True)
         self.show()
-        if claiming and claims.due(timezone.now()).exists():
+        spent = time.monotonic() >= deadline
+        if claiming and spent and claims.due(timezone.now()).exists():
             bring_helper()  # budget spent with work left: continue in a fresh task
-        return self.recorded
+
+    def wait_for_pace(self, deadline: float) -> bool:
+        """Nothing in flight, and a paced webhook's deliveries wait for their next token:
+        sleep until then if it comes within PACE_HORIZON and the budget (a stop wakes
+        it). Whether it waited; if not, the pump ends and owes the ticker a wake-up."""
+        pace = self.paced_wait()
+        if pace is None or pace > pacing.PACE_HORIZON or time.monotonic() + pace >= deadline:
+            return False
+        stopping.wait(pace)
+        return True
+
+    def owe_wakes(self) -> None:
+        """Ending with paced webhooks' deliveries waiting for a token or a pause: the
+        ticker starts a pump for each when it is due (best effort: the lapse of their
+        hand-over, ENQUEUE_GRACE, is the safety net)."""
+        wakes, self.paced_wakes = self.paced_wakes, {}
+        try:
+            pacing.owe(wakes)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("Could not leave %d paced webhooks a wake-up (%s).", len(wakes), exc)
+
+
+def _unpaced_due() -> bool:
+    """Deliveries due now, paced webhooks' left out (they wait for their buckets)."""
+    due = claims.due(timezone.now())
+    paced = list(pacing.paced())
+    return (due.exclude(webhook_id__in=paced) if paced else due).exists()
 
 
 def bring_helper() -> None:

@@ -17,8 +17,8 @@ from hooks import conf, logsafe, metrics
 from hooks.models import Attempt, Delivery, Webhook
 from hooks.outgoing.request import masked
 from hooks.outgoing.transport import OutgoingRequest, Result
-from hooks.worker import health, rows, statements
-from hooks.worker.retry import next_step
+from hooks.worker import health, pacing, rows, statements
+from hooks.worker.retry import next_step, parse_retry_after
 
 log = logging.getLogger("hooks.recording")
 Status = Delivery.Status
@@ -128,6 +128,7 @@ class Prepared:
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
     now: datetime
     statuses: list[str]
+    paces: Paces
 
     def apply(self) -> Recorded:
         """One INSERT for the attempts (per batch size the database takes), one UPDATE
@@ -142,10 +143,47 @@ class Prepared:
                     ids += [row[0] for row in cursor.fetchall()]
             for sql, params in self.updates:
                 cursor.execute(sql, params)
+        self.paces.apply(self.now)
         for attempt, pk in zip(self.attempts, ids, strict=False):
             attempt.pk = pk
             attempt._state.adding, attempt._state.db = False, connection.alias
         return Recorded(self.batch, self.attempts, self.outcomes, self.now, self.statuses)
+
+
+@dataclass
+class Paces:
+    """What the receivers said about their pace (hooks.worker.pacing): the webhooks told
+    to slow down (429/503, with their longest Retry-After), and how many answers came
+    from the other webhooks whose learned rate is lowered."""
+
+    slowed: dict[int, float | None]
+    answered: dict[int, int]
+
+    @classmethod
+    def of(cls, batch: list[Sent], now: datetime) -> Paces:
+        slowed: dict[int, float | None] = {}
+        answered: dict[int, int] = defaultdict(int)
+        lowered = None  # read only if a batch has answers of a paced webhook
+        for sent in batch:
+            webhook_id, status = sent.delivery.webhook_id, sent.result.status
+            if not webhook_id or status is None or not sent.built:
+                continue
+            if pacing.throttled(status):
+                seconds = parse_retry_after(sent.result.headers.get("Retry-After"), now)
+                slowed[webhook_id] = max(seconds or 0.0, slowed.get(webhook_id) or 0.0) or None
+                continue
+            if lowered is None:
+                paced = pacing.paced()
+                lowered = {key for key, pace in paced.items() if pace.learned_rate is not None}
+            if webhook_id in lowered:
+                answered[webhook_id] += 1
+        return cls(slowed, dict(answered))
+
+    def apply(self, now: datetime) -> None:
+        for webhook_id in sorted(self.slowed):
+            pacing.slow_down(webhook_id, self.slowed[webhook_id], now)
+        for webhook_id in sorted(set(self.answered) - set(self.slowed)):
+            pacing.recover(webhook_id, self.answered[webhook_id])
 
 
 _deliveries = rows.Updater(Delivery, held_by="claim_token")
@@ -198,7 +236,8 @@ def prepare(batch: list[Sent]) -> Prepared:
             outcomes.setdefault(webhook.pk, (webhook, []))[1].append(outcome)
     inserts = _attempt_rows.statements(attempts) if attempts else []
     updates = _updates(finished, retried, now)
-    return Prepared(batch, attempts, inserts, updates, outcomes, now, statuses)
+    paces = Paces.of(batch, now)
+    return Prepared(batch, attempts, inserts, updates, outcomes, now, statuses, paces)
 
 
 def write(batch: list[Sent]) -> Recorded:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from hooks.models import Delivery
 from hooks.outbox.handover import ENQUEUE_GRACE, hand_over
-from hooks.worker import claims
+from hooks.worker import claims, pacing
 
 Status = Delivery.Status
 
@@ -78,6 +78,7 @@ def sweep_once(now=None) -> int:
     now = now or timezone.now()
     skip_unsendable(now)
     fail_abandoned(now)
+    pacing.wake_due(now)  # pumps owed to paced webhooks, should no ticker run
     return enqueue_due(now)
 
 

@@ -31,6 +31,12 @@ def secret_state(webhook) -> str:
 
 
 @register.filter
+def pace_state(webhook) -> str:
+    """A webhook's pace: its limits, the pace learned from its receiver, a pause."""
+    return hooks.pace_state(webhook)
+
+
+@register.filter
 def health_state(webhook) -> str:
     """A webhook's stage: ok, failing (with its forecast), disabled, recovered."""
     return hooks.health_state(webhook)

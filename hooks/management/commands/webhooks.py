@@ -1,5 +1,5 @@
-"""`manage.py webhooks`: list, status, test, replay (alias redeliver), prune, receive,
-forward, reencrypt."""
+"""`manage.py webhooks`: list, status, pace, test, replay (alias redeliver), prune,
+receive, forward, reencrypt."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.core.management import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -22,7 +23,7 @@ from hooks import catalog, webhook_secrets
 from hooks.management.cli import OneLineErrors, Progress, one_line_errors, quiet_logs
 from hooks.models import Webhook
 from hooks.outgoing import signing
-from hooks.tools import forward, redelivery, reencryption, retention, stats
+from hooks.tools import configure, forward, redelivery, reencryption, retention, shown, stats
 from hooks.tools.ping import send_test
 from hooks.tools.receiver import Receiver, Reply
 
@@ -60,7 +61,7 @@ def find_webhook(value: str) -> Webhook:
 class Command(BaseCommand):
     force_progress = False  # tests: draw the bar although stderr is not a terminal
 
-    help = "Operate webhooks: list, status, test, replay, prune, receive, forward, reencrypt."
+    help = "Operate webhooks: list, status, pace, test, replay, prune, receive, forward, reencrypt."
 
     def add_arguments(self, parser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineErrors)
@@ -71,6 +72,13 @@ class Command(BaseCommand):
         status.add_argument(
             "--days", type=float, default=7, help="Period of the success rate (default 7)."
         )
+        pace = sub.add_parser(
+            "pace", help="Show a webhook's pace, or set its rate, burst and most in flight."
+        )
+        pace.add_argument("webhook", help="Id or name.")
+        pace.add_argument("--rate", help="Most requests per second; 'none' removes it.")
+        pace.add_argument("--burst", help="Requests at once after a quiet spell; 'none': default.")
+        pace.add_argument("--max-in-flight", help="Most requests in flight; 'none' removes it.")
         test = sub.add_parser("test", help="Send a test event now and show the answer.")
         test.add_argument("webhook", help="Id or name.")
         again = sub.add_parser(  # `replay`, as the pages and the API call it
@@ -162,6 +170,24 @@ class Command(BaseCommand):
             )
             if webhook.is_disabled:
                 self.stdout.write(f"      disabled: {webhook.disabled_reason}")
+
+    def do_pace(self, webhook: str, rate, burst, max_in_flight, **options) -> None:
+        """Through hooks.configure, as every page and the API: a wrong value changes
+        nothing and says why."""
+        found = find_webhook(webhook)
+        given = {"rate_limit": rate, "rate_burst": burst, "max_in_flight": max_in_flight}
+        changes = {
+            name: None if value.strip().lower() in ("none", "") else value.strip()
+            for name, value in given.items()
+            if value is not None
+        }
+        if changes:
+            try:
+                configure.configure_webhook(found, changes)
+            except ValidationError as exc:
+                name, messages = next(iter(exc.message_dict.items()))
+                raise CommandError(f"{name}: {messages[0]}") from None
+        self.stdout.write(f"{found.pk}  {found.name}: {shown.pace_state(found) or 'not paced'}")
 
     def do_test(self, webhook: str, **options) -> None:
         result = send_test(find_webhook(webhook))
