@@ -289,6 +289,14 @@ class Delivery(models.Model):
                 fields=["webhook", "created_at"], condition=models.Q(status="pending"),
                 name="delivery_pending_webhook",
             ),
+            # A webhook's failures, newest first (a search by status or by a failed
+            # response, its owner's first question): failures are few, so this reads
+            # them alone, not the webhook's every delivery of the period; a delivery
+            # that succeeds is never written to it.
+            models.Index(
+                fields=["webhook", "created_at"], condition=models.Q(status="failed"),
+                name="delivery_failed_webhook",
+            ),
             # Claimed rows by their worker's token. Partial: the rows at rest all hold
             # NULL, and a full index's statistics (ANALYZE, PRAGMA optimize) then say a
             # token matches every row, so SQLite scanned the table to read a claim back.
