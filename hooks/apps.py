@@ -26,6 +26,8 @@ class HooksConfig(AppConfig):
             signal.connect(
                 _forget_declared, sender="hooks.DeclaredEventType", dispatch_uid="hooks.declared"
             )
+        # A webhook's deliveries go with it: the hub's counted hours are void.
+        post_delete.connect(_void_hub_hours, sender="hooks.Webhook", dispatch_uid="hooks.hub_hours")
         post_migrate.connect(schedules.ensure, sender=self)
         post_migrate.connect(slots.sync_all_env, sender=self, dispatch_uid="hooks.env_slots")
         request_started.connect(slots.sync_env_once, dispatch_uid="hooks.env_slots")
@@ -44,3 +46,9 @@ def _forget_declared(**kwargs) -> None:
     from hooks import catalog  # as ready() does: after the app registry
 
     catalog.reload_declared()
+
+
+def _void_hub_hours(**kwargs) -> None:
+    from hooks.tools import rollup  # as ready() does: after the app registry
+
+    rollup.invalidate([None])

@@ -395,6 +395,31 @@ class DeliveryHourEpoch(models.Model):
         return f"{self.webhook_id}: {self.epoch}"
 
 
+class HubHour(models.Model):
+    """Every delivery created in one settled hour, of any webhook or none, counted once
+    for the dashboard (`hooks.tools.rollup`): a week reads 168 rows, not every delivery
+    of the week. A row counts only under the current HubEpoch."""
+
+    hour = models.DateTimeField(unique=True)  # its start (UTC)
+    epoch = models.PositiveIntegerField()
+    total = models.PositiveIntegerField()
+    succeeded = models.PositiveIntegerField()
+    failed = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00}"
+
+
+class HubEpoch(models.Model):
+    """One row, raised with any webhook's epoch (a redelivery, a stop, a prune, a
+    deletion): every HubHour counted under an earlier epoch is void."""
+
+    epoch = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return str(self.epoch)
+
+
 class DeclaredEventType(models.Model):
     """An event type declared by staff in the admin, for producers outside this Django
     project (they post it to /api/v1/events). Code-registered types cannot be declared."""
