@@ -289,13 +289,18 @@ class Delivery(models.Model):
                 fields=["webhook", "created_at"], condition=models.Q(status="pending"),
                 name="delivery_pending_webhook",
             ),
-            # A webhook's failures, newest first (a search by status or by a failed
-            # response, its owner's first question): failures are few, so this reads
-            # them alone, not the webhook's every delivery of the period; a delivery
-            # that succeeds is never written to it.
+            # Failures newest first, a webhook's and every webhook's (the history's
+            # search by status, its users' first question): failures are few, so these
+            # read them alone, not every delivery of the period, and a delivery that
+            # succeeds is never written to them. (Without the second, SQLite answered
+            # "every failure, newest first" by sorting all of them: status's index.)
             models.Index(
                 fields=["webhook", "created_at"], condition=models.Q(status="failed"),
                 name="delivery_failed_webhook",
+            ),
+            models.Index(
+                fields=["created_at"], condition=models.Q(status="failed"),
+                name="delivery_failed_created",
             ),
             # Claimed rows by their worker's token. Partial: the rows at rest all hold
             # NULL, and a full index's statistics (ANALYZE, PRAGMA optimize) then say a
