@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from hooks import emit
-from hooks.models import Delivery, DeliveryHour, Event, HubHour
+from hooks.models import Attempt, Delivery, DeliveryHour, Event, HubHour
 from hooks.tools import redelivery, retention, rollup, stats
 from hooks.worker.attempt import deliver_due
 from tests.conftest import TEST_EVENT, make_webhook
@@ -209,3 +209,25 @@ def test_a_hub_count_that_raced_an_invalidation_is_void(webhook):
         rollup.hub_hours(first, limit)  # … and stores what it counted under the old epoch
     HubHour.objects.update(succeeded=0, failed=1)
     assert dashboard()[0] == (1, 1, 0, 0)
+
+
+def test_failed_attempts_by_webhook_count_the_latest_sample(
+    webhook, receiver, admin_client, monkeypatch
+):
+    other = make_webhook(receiver.url, name="other", event_types=[])
+    rows = [
+        *made(webhook, (1, "failed"), (2, "failed")),
+        *made(other, (3, "failed"), (4, "failed")),
+    ]
+    for delivery in rows:
+        Attempt.objects.create(delivery=delivery, number=1, url=receiver.url, succeeded=False,
+                               started_at=delivery.created_at, response_status=500)  # fmt: skip
+    summary = stats.summary("7d", now=NOW)
+    assert summary.failures_by_webhook == [("other", 2), ("receiver", 2)]
+    assert not summary.failures_sampled
+    monkeypatch.setattr(stats, "FAILURE_SAMPLE", 3)  # the latest three: two of "receiver"
+    summary = stats.summary("7d", now=NOW)
+    assert summary.failures_by_webhook == [("receiver", 2), ("other", 1)]
+    assert summary.failures_sampled
+    page = admin_client.get(reverse("hooks_dashboard") + "?period=7d").content.decode()
+    assert "Among the latest 3 failed attempts of the period." in page
