@@ -32,7 +32,6 @@ from hooks.tools import redelivery, shown
 from hooks.tools.shown import DeliveryRow
 
 PAGE = 50
-MAX_PAGE = 200
 RETRY_BATCH = 500  # deliveries queued per transaction (short locks, bounded memory)
 # Sent again by one request at most; a larger selection is narrowed first (a period at a
 # time). The count is shown before anything is sent, and never more than it are sent.
@@ -66,7 +65,7 @@ def _lookup(value: uuid.UUID) -> Q:
 # Field name -> the condition its (non-empty) cleaned value puts on the deliveries.
 FILTERS: dict[str, Callable[[Any], Q]] = {
     "webhook": lambda webhook: Q(webhook=webhook),
-    "status": lambda statuses: _status(statuses),
+    "status": _status,
     "event_type": lambda name: Q(event__type=name),
     "since": lambda moment: Q(created_at__gte=moment),
     "until": lambda moment: Q(created_at__lt=moment),
