@@ -600,6 +600,7 @@ def _searches(walk: Walk, ann: Person, root: Person) -> None:
     hook = Webhook.objects.filter(scope="namespace").order_by("pk").first()
     pages = [
         (ann, "settings-deliveries", "/accounts/notification/deliveries/"),
+        (ann, "job-callbacks", "/jobs/callbacks/"),
         (ann, "namespace-webhook-deliveries", f"/namespaces/acme/webhooks/{hook.pk}/deliveries/"),
         (root, "admin-delivery-search", "/admin/hooks/delivery/search/"),
     ]  # fmt: skip

@@ -24,6 +24,7 @@ from hooks.models import Delivery, Event, Scope, Webhook
 from hooks.tools import search
 from hooks.tools.receiver import Receiver, Reply
 from hooks.worker.attempt import deliver_due
+from jobs.events import CALLBACK
 from namespaces.models import Namespace
 from tests.conftest import TEST_EVENT, make_webhook
 
@@ -474,3 +475,34 @@ def test_the_cli_with_yes_does_not_ask_and_refuses_a_bad_filter(world):
 def test_an_unknown_uuid_finds_nothing(world):
     form = search.SearchForm({"q": str(uuid.uuid4())})
     assert form.is_valid() and not form.search(Delivery.objects.all()).exists()
+
+
+def callback(user, job_id: str, status: str, response, ago: float) -> Delivery:
+    """A job's callback delivery (no webhook: the job's own URL), as jobs.events records."""
+    event = Event.objects.create(type=CALLBACK, payload={"id": job_id}, user=user,
+                                 created_at=NOW - timedelta(hours=ago))  # fmt: skip
+    return Delivery.objects.create(event=event, target_url="http://127.0.0.1:9/cb", status=status,
+                                   last_response_status=response, attempts=1,
+                                   created_at=NOW - timedelta(hours=ago))  # fmt: skip
+
+
+def test_the_jobs_callbacks_page_searches_only_the_users_callbacks(world):
+    mine = [
+        callback(world["olga"], "job-1", "failed", 500, 1),
+        callback(world["olga"], "job-2", "succeeded", 200, 2),
+    ]
+    theirs = callback(world["sam"], "job-3", "failed", 500, 1)
+    olga = logged_in(world["olga"])
+    page = olga.get("/jobs/callbacks/", {"status": "failed"})
+    html = page.content.decode()
+    assert page.status_code == 200 and str(mine[0].pk) in html
+    assert str(mine[1].pk) not in html and str(theirs.pk) not in html
+    assert "/jobs/job-1/callbacks/" in html  # its Redeliver, on its job's page
+    lookup = olga.get("/jobs/callbacks/", {"q": str(theirs.pk)}).content.decode()
+    assert 'title="webhook-id' not in lookup and "No callback matches." in lookup
+    assert olga.get("/jobs/callbacks/", {"until": "never"}).status_code == 400
+    counted = olga.get("/jobs/callbacks/retry/", {"response_status": "5xx"})
+    assert "<strong>1</strong> delivery will be sent again" in counted.content.decode()
+    sent = olga.post("/jobs/callbacks/retry/", {"response_status": "5xx", "count": "1"})
+    assert sent.status_code == 302
+    assert list(Delivery.objects.filter(manual=True)) == [mine[0]]
