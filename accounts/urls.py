@@ -25,6 +25,8 @@ urlpatterns = [
     path("notification/", views.save_webhook, name="save_webhook"),
     path("notification/test/", views.test_webhook, name="test_webhook"),
     path("notification/snooze/", views.snooze_alerts, name="snooze_alerts"),
+    path("notification/deliveries/", views.deliveries, name="deliveries"),
+    path("notification/deliveries/retry/", views.retry_deliveries, name="retry_deliveries"),
     path("notification/deliveries/<uuid:pk>/", views.delivery, name="delivery"),
     path("notification/deliveries/<uuid:pk>/redeliver/", views.redeliver, name="redeliver"),
 ]  # fmt: skip

@@ -83,11 +83,14 @@ def _new_token(request, tokens) -> str | None:
     return next((raw for raw in found if raw), None)
 
 
-def _recent(hook) -> list[hooks.DeliveryRow]:
-    def url(name: str):
-        return lambda d: reverse(f"accounts:{name}", args=[d.pk])
+def _delivery_url(name: str):
+    return lambda d: reverse(f"accounts:{name}", args=[d.pk])
 
-    return hooks.recent_deliveries(hook, url("delivery"), url("redeliver"), limit=20)
+
+def _recent(hook) -> list[hooks.DeliveryRow]:
+    return hooks.recent_deliveries(
+        hook, _delivery_url("delivery"), _delivery_url("redeliver"), limit=20
+    )
 
 
 def _settings_with_errors(request, **forms) -> HttpResponse:
@@ -193,6 +196,34 @@ def _own_delivery(request: HttpRequest, pk) -> Delivery:
         Delivery.objects.select_related("event", "webhook"),
         pk=pk, webhook__owner=request.user, webhook__scope="user",
     )  # fmt: skip
+
+
+def _own_deliveries(request: HttpRequest):
+    """The deliveries of the user's own notification webhook (another's never)."""
+    return Delivery.objects.filter(webhook__owner=request.user, webhook__scope="user")
+
+
+@login_required
+@never_cache
+def deliveries(request: HttpRequest) -> HttpResponse:
+    """Every notification delivery, searched (hooks.search_results), newest first."""
+    _require_user_webhooks()
+    found = hooks.search_results(request.GET, _own_deliveries(request),
+                                 _delivery_url("delivery"), _delivery_url("redeliver"))  # fmt: skip
+    return render(request, "accounts/deliveries.html", {"found": found},
+                  status=200 if found.valid else 400)  # fmt: skip
+
+
+@login_required
+@never_cache
+def retry_deliveries(request: HttpRequest) -> HttpResponse:
+    """Send every notification delivery a search found again: the count first."""
+    _require_user_webhooks()
+    plan, sent = pages.retry_search(request, _own_deliveries(request))
+    if sent:
+        return redirect(f"{reverse('accounts:deliveries')}?{plan.form.query_string()}")
+    return render(request, "accounts/retry.html", {"plan": plan},
+                  status=400 if plan.error else 200)  # fmt: skip
 
 
 @login_required

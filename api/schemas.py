@@ -175,9 +175,14 @@ class AttemptOut(Schema):
 
 class DeliveryOut(Schema):
     id: UUID = Field(description="The delivery's webhook-id.")
+    webhook: int | None = Field(None, description="The webhook's id.")
     event_type: str
     event_id: UUID
     status: str
+    last_response_status: int | None = Field(
+        None, description="The HTTP status of its last attempt's answer; null: none yet, or "
+        "no answer (see the attempt's error)."
+    )  # fmt: skip
     attempts: list[AttemptOut]
     created_at: datetime
     completed_at: datetime | None
@@ -228,6 +233,32 @@ class FeedOut(Schema):
 
 class Queued(Schema):
     queued: int = Field(description="How many deliveries were queued for another attempt.")
+
+
+class RetryIn(Schema):
+    """A search (as GET …/deliveries takes it) whose deliveries are sent again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook: int | None = Field(None, description="POST /deliveries/retry only: one webhook.")
+    status: list[str] = Field(default_factory=list, description="pending, succeeded, failed, "
+                              "skipped; none: any.")  # fmt: skip
+    event_type: str | None = None
+    since: str | None = Field(None, description="Created at or after (ISO 8601).")
+    until: str | None = Field(None, description="Created before (ISO 8601).")
+    response_status: str | None = Field(None, description="500, a class (5xx), or none.")
+    q: str | None = Field(None, description="A webhook-id or an event id.")
+    count: int | None = Field(
+        None, ge=0,
+        description="Absent: a dry run, the answer says how many match and nothing is sent. "
+        "The count a dry run gave: they are sent again, at most that many.",
+    )  # fmt: skip
+
+
+class RetryOut(Schema):
+    matching: int = Field(description="How many deliveries match the search now.")
+    queued: int = Field(description="How many were queued to be sent again (0: a dry run).")
+    dry_run: bool
 
 
 class ReplayIn(Schema):

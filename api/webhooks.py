@@ -13,7 +13,7 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from ninja import Router, Status
 
 import hooks
@@ -25,6 +25,8 @@ from api.schemas import (
     NotificationIn,
     Queued,
     ReplayIn,
+    RetryIn,
+    RetryOut,
     Rotated,
     TestResult,
     WebhookCreated,
@@ -184,8 +186,9 @@ def _owned(request: HttpRequest, path: str | None) -> Namespace:
 def delivery_out(delivery: Delivery) -> dict[str, Any]:
     attempts = sorted(delivery.attempt_set.all(), key=lambda a: a.number)
     return {
-        "id": delivery.pk, "event_type": delivery.event.type, "event_id": delivery.event_id,
-        "status": delivery.status, "created_at": delivery.created_at,
+        "id": delivery.pk, "webhook": delivery.webhook_id, "event_type": delivery.event.type,
+        "event_id": delivery.event_id, "status": delivery.status,
+        "last_response_status": delivery.last_response_status, "created_at": delivery.created_at,
         "completed_at": delivery.completed_at,
         "attempts": [{f: getattr(a, f) for f in (
             "number", "trigger", "started_at", "duration_ms", "url", "request_headers",
@@ -194,22 +197,129 @@ def delivery_out(delivery: Delivery) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@router.get(
-    "/webhooks/{int:pk}/deliveries", response={200: list[DeliveryOut], **ERRORS},
-    summary="A webhook's deliveries, newest first",
-)  # fmt: skip
-def list_deliveries(
-    request: HttpRequest, pk: int, limit: int = PAGE, before: datetime | None = None
-):
-    """`before`: the `created_at` of the last delivery of the previous page."""
-    webhook = _webhook(request, pk)
+SEARCH_DOC = (
+    "Filters, each optional: `status` (repeated or comma-separated: pending, succeeded, "
+    "failed, skipped), `event_type`, `since` and `until` (ISO 8601; created at or after, "
+    "before), `response_status` (500, a class such as 5xx, or none: no answer), `q` (a "
+    "webhook-id or an event id). Newest first; the `Next-Cursor` header, when there is a "
+    "next page, is passed as `cursor` for it (`before`, a `created_at`, still works)."
+)
+
+
+def _search_data(request: HttpRequest) -> QueryDict:
+    """The query string, `status=failed,skipped` read as two statuses."""
+    data = request.GET.copy()
+    data.setlist("status", [s.strip() for v in data.getlist("status") for s in v.split(",")
+                            if s.strip()])  # fmt: skip
+    return data
+
+
+def _searched(form: hooks.SearchForm, base: QuerySet[Delivery]) -> QuerySet[Delivery]:
+    if not form.is_valid():
+        raise ApiError(*form.first_error())
+    return form.search(base)
+
+
+def _page(request: HttpRequest, deliveries: QuerySet[Delivery], limit: int,
+          before: datetime | None, cursor: str | None) -> HttpResponse | list:  # fmt: skip
     if not 1 <= limit <= 200:
         raise ApiError("limit: between 1 and 200.", "limit")
-    deliveries = Delivery.objects.filter(webhook=webhook).select_related("event")
     if before is not None:
         deliveries = deliveries.filter(created_at__lt=before)
-    page = deliveries.prefetch_related("attempt_set").order_by("-created_at")[:limit]
-    return [delivery_out(d) for d in page]
+    try:
+        found = hooks.search_page(deliveries.select_related("event")
+                                  .prefetch_related("attempt_set"), cursor, limit)  # fmt: skip
+    except ValueError as exc:
+        raise ApiError(f"cursor: {exc}", "cursor") from None
+    answer = JsonResponse([DeliveryOut.model_validate(delivery_out(d)).model_dump(mode="json")
+                           for d in found.deliveries], safe=False)  # fmt: skip
+    if found.next_cursor:
+        answer["Next-Cursor"] = found.next_cursor
+    return answer
+
+
+@router.get(
+    "/webhooks/{int:pk}/deliveries", response={200: list[DeliveryOut], **ERRORS},
+    summary="A webhook's deliveries, searched, newest first", description=SEARCH_DOC,
+)  # fmt: skip
+def list_deliveries(
+    request: HttpRequest, pk: int, limit: int = PAGE, before: datetime | None = None,
+    cursor: str | None = None, status: str | None = None, event_type: str | None = None,
+    since: str | None = None, until: str | None = None, response_status: str | None = None,
+    q: str | None = None,
+):  # fmt: skip
+    webhook = _webhook(request, pk)
+    form = hooks.SearchForm(_search_data(request))
+    return _page(request, _searched(form, Delivery.objects.filter(webhook=webhook)), limit,
+                 before, cursor)  # fmt: skip
+
+
+def _visible_deliveries(user, action: str = "view") -> QuerySet[Delivery]:
+    """The deliveries of the webhooks the caller manages (server webhooks: with the
+    admin's `action` permission)."""
+    webhooks = manageable(user)
+    if not may_server(user, action):
+        webhooks = webhooks.exclude(scope=Scope.SERVER)
+    return Delivery.objects.filter(webhook__in=webhooks.values("pk"))
+
+
+@router.get(
+    "/deliveries", response={200: list[DeliveryOut], **ERRORS},
+    summary="The deliveries of all your webhooks, searched, newest first",
+    description=SEARCH_DOC + " `webhook`: one webhook's id.",
+)  # fmt: skip
+def search_deliveries(
+    request: HttpRequest, limit: int = PAGE, cursor: str | None = None,
+    webhook: int | None = None, status: str | None = None, event_type: str | None = None,
+    since: str | None = None, until: str | None = None, response_status: str | None = None,
+    q: str | None = None,
+):  # fmt: skip
+    form = hooks.SearchForm(_search_data(request), webhooks=manageable(request.user))
+    return _page(request, _searched(form, _visible_deliveries(request.user)), limit, None,
+                 cursor)  # fmt: skip
+
+
+def _retry(request: HttpRequest, base: QuerySet[Delivery], webhooks=None):
+    given = bodies.validated(RetryIn, bodies.read(request)).model_dump(exclude_none=True)
+    if webhooks is None and "webhook" in given:
+        raise ApiError("webhook: this webhook's own deliveries are searched here.", "webhook")
+    count = given.pop("count", None)
+    data = QueryDict(mutable=True)
+    for name, value in given.items():
+        data.setlist(name, [str(v) for v in value] if isinstance(value, list) else [str(value)])
+    if count is not None:
+        data["count"] = str(count)
+    plan = hooks.retry_search(data, base, confirm=count is not None, webhooks=webhooks)
+    if plan.form.errors:
+        raise ApiError(*plan.form.first_error())
+    if plan.error:
+        raise ApiError(plan.error)
+    if plan.queued is None:
+        return Status(200, {"matching": plan.count, "queued": 0, "dry_run": True})
+    return Status(202, {"matching": plan.count, "queued": plan.queued, "dry_run": False})
+
+
+@router.post(
+    "/webhooks/{int:pk}/deliveries/retry", response={200: RetryOut, 202: RetryOut, **ERRORS},
+    summary="Send every delivery a search found again (the same webhook-ids)",
+    description="Without `count`, a dry run: how many match, nothing sent. With the count "
+    "it gave, they are sent again (at most that many, newest first).",
+    openapi_extra=bodies.doc(RetryIn),
+)  # fmt: skip
+def retry_deliveries(request: HttpRequest, pk: int):
+    webhook = _webhook(request, pk, "change")
+    return _retry(request, Delivery.objects.filter(webhook=webhook))
+
+
+@router.post(
+    "/deliveries/retry", response={200: RetryOut, 202: RetryOut, **ERRORS},
+    summary="Send every delivery of your webhooks a search found again",
+    description="As POST /webhooks/{id}/deliveries/retry, across your webhooks; `webhook` "
+    "narrows it to one.", openapi_extra=bodies.doc(RetryIn),
+)  # fmt: skip
+def retry_all_deliveries(request: HttpRequest):
+    user = request.user
+    return _retry(request, _visible_deliveries(user, "change"), webhooks=manageable(user))
 
 
 def _delivery(webhook: Webhook, delivery_id: str) -> Delivery:

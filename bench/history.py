@@ -62,22 +62,39 @@ def _created(now) -> str:
     return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', '{now:%Y-%m-%d %H:%M:%S}', '-' || ((%(n)s - i) * {span}.0 / %(n)s) || ' seconds')"
 
 
-def fill(webhook: Webhook, count: int) -> float:
-    """`count` succeeded deliveries of `webhook` (one event and one attempt each), written
-    by SQL; returns the seconds it took."""
+# What the rows hold, by their number i, as a history looks (most succeeded; about 2 %
+# failed with a 500 or a 503, 0.2 % with no answer; 1 % of a rare event type), so each
+# search filter finds what it would find in one. (`%%`: SQL run with parameters.)
+STATUS_SQL = "CASE WHEN i %% 100 IN (7, 57) OR i %% 500 = 3 THEN 'failed' ELSE 'succeeded' END"
+RESPONSE_SQL = ("CASE WHEN i %% 100 = 7 THEN 500 WHEN i %% 100 = 57 THEN 503 "
+                "WHEN i %% 500 = 3 THEN NULL ELSE 200 END")  # fmt: skip
+TYPE_SQL = "CASE WHEN i %% 100 = 11 THEN 'bench.rare' ELSE 'bench.event' END"
+RARE_TYPE = "bench.rare"
+
+
+def fill(webhook: Webhook, count: int, other: Webhook | None = None, first: int = 0) -> float:
+    """`count` deliveries of `webhook` (every third of `other`, when given), one event
+    and one attempt each, written by SQL; returns the seconds it took. `first`: how many
+    rows earlier fills wrote (their ids are not used again)."""
     start = time.monotonic()
     now = timezone.now()
     created = _created(now).replace("%(n)s", str(count))
-    ev, dv = 0, 1 << 40
+    ev, dv = first, (1 << 40) + first
     base = Attempt.objects.aggregate(top=models.Max("id"))["top"] or 0  # after the drains'
+    owner = str(webhook.pk) if other is None else (
+        f"CASE WHEN i %% 3 = 0 THEN {other.pk} ELSE {webhook.pk} END")  # fmt: skip
+    ok = f"({RESPONSE_SQL}) = 200"
+    if connection.vendor != "postgresql":
+        ok = f"CASE WHEN {ok} THEN 1 ELSE 0 END"
     plan = [
-        (Event, {"id": _uuid(ev), "type": "'bench.event'", "created_at": created}),
-        (Delivery, {"id": _uuid(dv), "event": _uuid(ev), "webhook": str(webhook.pk),
-                    "status": "'succeeded'", "attempts": "1", "created_at": created,
-                    "completed_at": created, "last_response_status": "200"}),
+        (Event, {"id": _uuid(ev), "type": TYPE_SQL, "created_at": created}),
+        (Delivery, {"id": _uuid(dv), "event": _uuid(ev), "webhook": owner,
+                    "status": STATUS_SQL, "attempts": "1", "created_at": created,
+                    "completed_at": created, "last_response_status": RESPONSE_SQL}),
         (Attempt, {"id": f"i + {base}", "delivery": _uuid(dv), "number": "1", "started_at": created,
-                   "url": f"'{webhook.url}'", "response_status": "200", "succeeded": "TRUE"
-                   if connection.vendor == "postgresql" else "1", "duration_ms": "3.5"}),
+                   "url": f"'{webhook.url}'", "response_status": RESPONSE_SQL,
+                   "succeeded": f"COALESCE({ok}, {'FALSE' if connection.vendor == 'postgresql' else '0'})",
+                   "duration_ms": "3.5"}),
     ]  # fmt: skip
     with connection.cursor() as cursor:
         for model, overrides in plan:
@@ -94,11 +111,15 @@ def fill(webhook: Webhook, count: int) -> float:
     return time.monotonic() - start
 
 
-def _admin() -> Client:
+def _admin_user():
     User = get_user_model()
-    user = User.objects.filter(username="bench-admin").first() or User.objects.create_superuser(
+    return User.objects.filter(username="bench-admin").first() or User.objects.create_superuser(
         "bench-admin", "bench@example.com", "pw"
     )
+
+
+def _admin() -> Client:
+    user = _admin_user()
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
     return client
@@ -168,3 +189,86 @@ def measure(fresh, drain, count: int, repeat: int) -> dict:
         "history_drain_pruning": during, "history_pruned": pruned,
         "history_prune_s": prune_seconds,
     }  # fmt: skip
+
+
+# --- searches (hooks.tools.search) -------------------------------------------------------
+def _api_client() -> tuple[Client, dict]:
+    from accounts.models import ApiToken
+
+    user = _admin_user()
+    raw = ApiToken.issue(user, f"bench {ApiToken.objects.count()}")[1]
+    return Client(HTTP_HOST="localhost"), {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
+
+def search_cases(webhook: Webhook) -> dict[str, str]:
+    """Each search as a person makes it, by its address: the admin's search page and the
+    management API, every filter kind, and lookups by a webhook-id and an event id (the
+    newest delivery's, or a made-up one on empty tables)."""
+    now = timezone.now()
+
+    def at(hours: float) -> str:
+        return (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S")
+
+    newest = Delivery.objects.order_by("-created_at").values_list("pk", "event_id").first()
+    delivery_id, event_id = newest or ("00000000-0000-0000-0000-000000000001",) * 2
+    hook = f"/api/v1/webhooks/{webhook.pk}/deliveries"
+    admin = "/admin/hooks/delivery/search/"
+    return {
+        "search_failed_webhook_yesterday": f"{hook}?status=failed&since={at(48)}&until={at(24)}",
+        "search_500_since": f"{admin}?response_status=500&since={at(10)}",
+        "search_failed": f"{admin}?status=failed",
+        "search_5xx_all": "/api/v1/deliveries?response_status=5xx",
+        "search_no_answer": f"{hook}?response_status=none",
+        "search_event_type": f"{hook}?event_type={RARE_TYPE}",
+        "search_period": f"{admin}?since={at(24 * 12)}&until={at(24 * 11)}",
+        "search_webhook_id": f"/api/v1/deliveries?q={delivery_id}",
+        "search_event_id": f"{admin}?q={event_id}",
+    }
+
+
+def _p95(runs: list[float]) -> float:
+    return statistics.quantiles(runs, n=20, method="inclusive")[18]
+
+
+def search_times(webhook: Webhook, runs: int) -> dict[str, float]:
+    """p95 seconds of each search (after one warm-up each), and the 7-day dashboard's."""
+    client, auth = _api_client()
+    admin = _admin()
+    times = {}
+    cases = {**search_cases(webhook), "dashboard_7d": "/admin/dashboard/?period=7d"}
+    for name, url in cases.items():
+        get = (lambda u=url: client.get(u, **auth)) if url.startswith("/api/") else (
+            lambda u=url: admin.get(u))  # fmt: skip
+        answer = get()
+        if answer.status_code != 200:
+            raise RuntimeError(f"{name} answered {answer.status_code}: {answer.content[:300]!r}")
+        spent = []
+        for _ in range(runs):
+            start = time.monotonic()
+            get()
+            spent.append(time.monotonic() - start)
+        times[name] = _p95(spent)
+    return times
+
+
+SMALL_HISTORY = 1_000  # the baseline: a page of rows to render, as a new hub has
+
+
+def measure_search(fresh, counts: list[int], runs: int) -> dict:
+    """The searches and the 7-day dashboard on a small history (SMALL_HISTORY rows: on
+    empty tables a search renders no row, which is no fair baseline for a page of them),
+    then after each fill up to the row counts in `counts` (a million, then ten on
+    PostgreSQL)."""
+    webhook = fresh()
+    other = Webhook.objects.create(name="bench-other", url=webhook.url, active=False,
+                                   event_types=[])  # fmt: skip
+    fill(webhook, SMALL_HISTORY, other)
+    result = {"search_small": search_times(webhook, runs), "search_filled": []}
+    written = SMALL_HISTORY
+    for count in counts:
+        seconds = fill(webhook, count - written, other, first=written)
+        written = count
+        result["search_filled"].append(
+            {"rows": count, "fill_s": seconds, "times": search_times(webhook, runs)}
+        )
+    return result

@@ -43,7 +43,7 @@ def postgres_ready() -> bool:
         return False
 
 
-def measure(config: str, n: int, repeat: int, quick: bool) -> dict:
+def measure(config: str, n: int, repeat: int, quick: bool, only: list[str] | None = None) -> dict:
     env = {**os.environ, **CONFIGS[config], "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
     args = [
         sys.executable,
@@ -55,6 +55,8 @@ def measure(config: str, n: int, repeat: int, quick: bool) -> dict:
     ]
     if quick:
         args.append("--quick")
+    if only:
+        args += ["--only", *only]
     out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
     for line in out.stdout.splitlines():
         if line.startswith("RESULTS "):
@@ -64,6 +66,9 @@ def measure(config: str, n: int, repeat: int, quick: bool) -> dict:
 
 def rows(r: dict) -> list[tuple[str, str, str, str]]:
     """(measure, value, ratio, target)."""
+    if "hub_fast" not in r:  # --only: the rows of what ran
+        return [*(history_rows(r) if "history_big" in r else []),
+                *(search_rows(r) if "search_small" in r else [])]  # fmt: skip
     lat = r["latency"]
     cpu = r["cpu_split"]
     emit_extra_ms = 1000 / r["emit_rate"] - 1000 / r["plain_rate"]
@@ -106,6 +111,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         ("  matching one (its event written)", f"{r['route_matched']:.0f}",
          f"{r['route_matched'] / r['route_none']:.2f}×", ""),
         *history_rows(r),
+        *search_rows(r),
         *big_job_rows(r),
         *remote_worker_rows(r),
         *pacing_rows(r),
@@ -181,6 +187,39 @@ def history_rows(r: dict) -> list[tuple[str, str, str, str]]:
     return rows_
 
 
+SEARCHES = [
+    ("search_failed_webhook_yesterday", "a webhook's failed deliveries of yesterday (API)"),
+    ("search_500_since", "every 500 of the last 10 hours (admin)"),
+    ("search_failed", "every failed delivery, newest first (admin)"),
+    ("search_5xx_all", "every 5xx of the caller's webhooks (API)"),
+    ("search_no_answer", "a webhook's deliveries with no answer (API)"),
+    ("search_event_type", "a webhook's deliveries of a rare event type (API)"),
+    ("search_period", "one day 11 days ago (admin)"),
+    ("search_webhook_id", "by webhook-id (API, all webhooks)"),
+    ("search_event_id", "by event id (admin)"),
+]  # fmt: skip
+
+
+def search_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """The history's searches (bench/history.py measure_search), p95 of 20 each: on a
+    small history (1,000 rows), at a million rows (≤ 3× small) and at ten million on
+    PostgreSQL (≤ 200 ms); the 7-day dashboard ≤ 3× small at a million."""
+    empty = r["search_small"]
+    out = []
+    for filled in r["search_filled"]:
+        big, count = filled["times"], filled["rows"]
+        target = "≤ 200 ms" if count >= 10_000_000 else "≤ 3×"
+        out.append((f"history search at {count:,} deliveries (p95 ms; written by SQL)",
+                    f"{filled['fill_s']:.0f} s to write", "", ""))  # fmt: skip
+        for key, label in SEARCHES:
+            out.append((f"  {label}", f"{big[key] * 1000:.0f}",
+                        f"{big[key] / empty[key]:.2f}× small ({empty[key] * 1000:.0f} ms)", target))  # fmt: skip
+        out.append(("  dashboard, 7 days", f"{big['dashboard_7d'] * 1000:.0f}",
+                    f"{big['dashboard_7d'] / empty['dashboard_7d']:.2f}× small "
+                    f"({empty['dashboard_7d'] * 1000:.0f} ms)", "≤ 3× at 1M"))  # fmt: skip
+    return out
+
+
 def table(results: dict[str, dict]) -> str:
     lines = []
     for config, r in results.items():
@@ -197,13 +236,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measure; the best counts")
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--config", choices=[*CONFIGS, "all"], default="all")
+    parser.add_argument("--only", nargs="*", help="only these measures (history, search, …)")
     args = parser.parse_args()
     configs = list(CONFIGS) if args.config == "all" else [args.config]
     for path in (ROOT / "var").glob("bench.sqlite3*"):
         path.unlink()  # throwaway: start from a fresh schema
     if "postgres" in configs and not postgres_ready():
         configs.remove("postgres")
-    results = {config: measure(config, args.n, args.repeat, args.quick) for config in configs}
+    results = {config: measure(config, args.n, args.repeat, args.quick, args.only)
+               for config in configs}  # fmt: skip
     print(table(results))
 
 

@@ -317,6 +317,21 @@ def big_history(rx: Receivers, n: int, rows: int, k: int) -> dict:
     return history.measure(fresh, lambda: drain_as_is(rx, n), rows, k)
 
 
+def big_search(rx: Receivers, quick: bool) -> dict:
+    """The history's searches and the 7-day dashboard: empty, at a million rows, and at
+    ten million on PostgreSQL (SEARCH_ROWS, a comma list, sets other counts)."""
+    from bench import history  # (Django is set up only now)
+
+    def fresh() -> Webhook:
+        reset_db()
+        return webhooks([rx.url("fast")])[0]
+
+    counts = [1_000_000] + ([10_000_000] if connection.vendor == "postgresql" else [])
+    if os.environ.get("SEARCH_ROWS"):
+        counts = [int(c) for c in os.environ["SEARCH_ROWS"].split(",")]
+    return history.measure_search(fresh, [2_000] if quick else counts, 5 if quick else 20)
+
+
 def big_job(rx: Receivers, size: int, k: int) -> dict:
     """The 10 MB round trip `k` times: its best time, the largest peak of each process."""
     from bench import bigjob  # (Django is set up only now)
@@ -715,6 +730,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         "routes": lambda: route_costs(rx, 2000 if not quick else 100, k),
         "scale_out": lambda: scale_out(rx, n, k),
         "history": lambda: big_history(rx, n, 1_000_000 if not quick else 2_000, k),
+        "search": lambda: big_search(rx, quick),
         "big_job": lambda: big_job(rx, (10 if not quick else 1) * 1024 * 1024, k),
         "remote_workers": lambda: remote_workers(quick),
         "pacing": lambda: pacing(rx, n, 60.0 if not quick else 4.0, k),

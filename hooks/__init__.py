@@ -22,6 +22,8 @@ Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHED
 Operating:    send_test, redeliver, replay, stop_retrying, delivery_attempts (owners' pages),
               recent_deliveries → DeliveryRow (every webhook page's table, _deliveries.html;
               admin_recent_deliveries on admin pages),
+              SearchForm, search_results, search_page, retry_search (the history's
+              search and "send again everything it found", the same on every surface),
               secret_state (set or not, never the value), health_state (ok, failing
               with its forecast, disabled, recovered; _health.html), pace_state (its
               pace: limits in force, learned, paused; _pace_state.html) and pace_fields
@@ -91,6 +93,7 @@ if TYPE_CHECKING:
     from hooks.tools.metrics import metrics_view, register_metrics
     from hooks.tools.ping import send_test
     from hooks.tools.redelivery import redeliver, replay, stop_retrying
+    from hooks.tools.search import SearchForm, retry_search, search_page, search_results
     from hooks.tools.shown import (
         DeliveryRow,
         delivery_attempts,
@@ -171,6 +174,10 @@ __all__ = [
     "register_slot_setting",
     "replay",
     "recent_deliveries",
+    "SearchForm",
+    "retry_search",
+    "search_page",
+    "search_results",
     "secret_shown_once",
     "value_shown_once",
     "keep_shown_once",

@@ -6,11 +6,12 @@ looks for `<app>.admin`. Its extra pages are in hooks/tools/admin_views.py."""
 from __future__ import annotations
 
 import json
+import uuid
 from functools import partial
 
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -397,10 +398,25 @@ class DeliveryAdmin(VoidsRollupOnDelete, admin.ModelAdmin):
         return f"{obj.webhook.name} ({owner.email})" if owner else obj.webhook.name
 
     def get_urls(self):
-        again = self.admin_site.admin_view(partial(admin_views.redeliver_one, model_admin=self))
+        def view(func):
+            return self.admin_site.admin_view(partial(func, model_admin=self))
+
         return [
-            path("<uuid:pk>/redeliver/", again, name="hooks_delivery_redeliver")
-        ] + super().get_urls()
+            path("<uuid:pk>/redeliver/", view(admin_views.redeliver_one),
+                 name="hooks_delivery_redeliver"),
+            path("search/", view(admin_views.search_deliveries), name="hooks_delivery_search"),
+            path("search/retry/", view(admin_views.retry_deliveries),
+                 name="hooks_delivery_retry"),
+        ] + super().get_urls()  # fmt: skip
+
+    def get_search_results(self, request, queryset, search_term):
+        """A UUID is looked up exactly, as a webhook-id or an event id (an index each),
+        not matched as text against every row's id."""
+        try:
+            found = uuid.UUID(search_term.strip())
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(Q(pk=found) | Q(event_id=found)), False
 
     @admin.action(description="Redeliver the selected deliveries…", permissions=["change"])
     def redeliver(self, request, queryset):

@@ -27,6 +27,8 @@ class HooksConfig(AppConfig):
                 _forget_declared, sender="hooks.DeclaredEventType", dispatch_uid="hooks.declared"
             )
         post_save.connect(_sync_pace, sender="hooks.Webhook", dispatch_uid="hooks.pace")
+        # A webhook's deliveries go with it: the hub's counted hours are void.
+        post_delete.connect(_void_hub_hours, sender="hooks.Webhook", dispatch_uid="hooks.hub_hours")
         post_migrate.connect(schedules.ensure, sender=self)
         post_migrate.connect(slots.sync_all_env, sender=self, dispatch_uid="hooks.env_slots")
         request_started.connect(slots.sync_env_once, dispatch_uid="hooks.env_slots")
@@ -53,3 +55,9 @@ def _sync_pace(instance, update_fields=None, raw=False, **kwargs) -> None:
 
     if not raw:
         pacing.sync(instance, update_fields)
+
+
+def _void_hub_hours(**kwargs) -> None:
+    from hooks.tools import rollup  # as ready() does: after the app registry
+
+    rollup.invalidate([None])

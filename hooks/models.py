@@ -336,6 +336,19 @@ class Delivery(models.Model):
                 fields=["webhook", "created_at"], condition=models.Q(status="pending"),
                 name="delivery_pending_webhook",
             ),
+            # Failures newest first, a webhook's and every webhook's (the history's
+            # search by status, its users' first question): failures are few, so these
+            # read them alone, not every delivery of the period, and a delivery that
+            # succeeds is never written to them. (Without the second, SQLite answered
+            # "every failure, newest first" by sorting all of them: status's index.)
+            models.Index(
+                fields=["webhook", "created_at"], condition=models.Q(status="failed"),
+                name="delivery_failed_webhook",
+            ),
+            models.Index(
+                fields=["created_at"], condition=models.Q(status="failed"),
+                name="delivery_failed_created",
+            ),
             # Claimed rows by their worker's token. Partial: the rows at rest all hold
             # NULL, and a full index's statistics (ANALYZE, PRAGMA optimize) then say a
             # token matches every row, so SQLite scanned the table to read a claim back.
@@ -432,6 +445,31 @@ class DeliveryHourEpoch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.webhook_id}: {self.epoch}"
+
+
+class HubHour(models.Model):
+    """Every delivery created in one settled hour, of any webhook or none, counted once
+    for the dashboard (`hooks.tools.rollup`): a week reads 168 rows, not every delivery
+    of the week. A row counts only under the current HubEpoch."""
+
+    hour = models.DateTimeField(unique=True)  # its start (UTC)
+    epoch = models.PositiveIntegerField()
+    total = models.PositiveIntegerField()
+    succeeded = models.PositiveIntegerField()
+    failed = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00}"
+
+
+class HubEpoch(models.Model):
+    """One row, raised with any webhook's epoch (a redelivery, a stop, a prune, a
+    deletion): every HubHour counted under an earlier epoch is void."""
+
+    epoch = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return str(self.epoch)
 
 
 class DeclaredEventType(models.Model):

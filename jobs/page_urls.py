@@ -8,6 +8,8 @@ app_name = "job_pages"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("callbacks/", views.callback_search, name="callbacks"),  # before a job's own page
+    path("callbacks/retry/", views.retry_callbacks, name="retry_callbacks"),
     path("<str:job_id>/", views.detail, name="detail"),
     path("<str:job_id>/pin/", views.pin, {"pinned": True}, name="pin"),
     path("<str:job_id>/unpin/", views.pin, {"pinned": False}, name="unpin"),

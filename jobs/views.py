@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -45,6 +46,45 @@ def callbacks(job: Job):
         .select_related("event")
         .order_by("-created_at")
     )
+
+
+def _own_callbacks(request: HttpRequest):
+    """The callback deliveries of every job of the user's (another's never)."""
+    return Delivery.objects.filter(event__type=CALLBACK, event__user=request.user)
+
+
+def _job_of(delivery: Delivery) -> str:
+    payload = delivery.event.payload
+    return str(payload.get("id", "")) if isinstance(payload, dict) else ""
+
+
+def _callback_page(delivery: Delivery) -> str:
+    return reverse("job_pages:detail", args=[_job_of(delivery)])
+
+
+def _callback_again(delivery: Delivery) -> str:
+    return reverse("job_pages:redeliver", args=[_job_of(delivery), delivery.pk])
+
+
+@login_required
+@never_cache
+def callback_search(request: HttpRequest) -> HttpResponse:
+    """Every callback of the user's jobs, searched (hooks.search_results), newest first."""
+    found = hooks.search_results(request.GET, _own_callbacks(request), _callback_page,
+                                 _callback_again)  # fmt: skip
+    return render(request, "jobs/callbacks.html", {"found": found},
+                  status=200 if found.valid else 400)  # fmt: skip
+
+
+@login_required
+@never_cache
+def retry_callbacks(request: HttpRequest) -> HttpResponse:
+    """Send every callback a search found again: the count first, then on POST."""
+    plan, sent = pages.retry_search(request, _own_callbacks(request))
+    if sent:
+        return redirect(f"{reverse('job_pages:callbacks')}?{plan.form.query_string()}")
+    return render(request, "jobs/retry.html", {"plan": plan},
+                  status=400 if plan.error else 200)  # fmt: skip
 
 
 @login_required

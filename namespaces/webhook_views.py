@@ -4,6 +4,8 @@ response, Redeliver (the same webhook-id) and Send test event."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
@@ -78,11 +80,38 @@ def detail(request: HttpRequest, path: str, pk: int) -> HttpResponse:
                  test_result=request.session.pop("webhook_test", None))  # fmt: skip
 
 
-def _recent(namespace, webhook: Webhook) -> list[hooks.DeliveryRow]:
-    def url(name: str):
-        return lambda d: reverse(f"namespaces:{name}", args=[namespace.path, webhook.pk, d.pk])
+def _delivery_url(namespace, webhook: Webhook, name: str):
+    return lambda d: reverse(f"namespaces:{name}", args=[namespace.path, webhook.pk, d.pk])
 
+
+def _recent(namespace, webhook: Webhook) -> list[hooks.DeliveryRow]:
+    url = partial(_delivery_url, namespace, webhook)
     return hooks.recent_deliveries(webhook, url("delivery"), url("redeliver"))
+
+
+@login_required
+@never_cache
+def deliveries(request: HttpRequest, path: str, pk: int) -> HttpResponse:
+    """Every delivery of the webhook, searched (hooks.search_results), newest first."""
+    namespace, role, webhook = _webhook(request, path, pk)
+    url = partial(_delivery_url, namespace, webhook)
+    found = hooks.search_results(request.GET, Delivery.objects.filter(webhook=webhook),
+                                 url("delivery"), url("redeliver"))  # fmt: skip
+    return page(request, "namespaces/deliveries.html", namespace, role,
+                status=200 if found.valid else 400, webhook=webhook, found=found)  # fmt: skip
+
+
+@login_required
+@never_cache
+def retry_deliveries(request: HttpRequest, path: str, pk: int) -> HttpResponse:
+    """Send every delivery a search found again: the count first, then on POST."""
+    namespace, role, webhook = _webhook(request, path, pk)
+    plan, sent = pages.retry_search(request, Delivery.objects.filter(webhook=webhook))
+    back = reverse("namespaces:deliveries", args=[namespace.path, webhook.pk])
+    if sent:
+        return redirect(f"{back}?{plan.form.query_string()}")
+    return page(request, "namespaces/retry.html", namespace, role,
+                status=400 if plan.error else 200, webhook=webhook, plan=plan)  # fmt: skip
 
 
 @login_required

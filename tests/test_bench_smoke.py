@@ -23,11 +23,12 @@ def test_benchmark_smoke_run_prints_every_measure():
         "matching one", "at 200 events/s", "retries: first attempt after its due time", "with a payload filter", "two qclusters on one database", "two full-size qclusters", "arrived twice",
         "MB job round trip", "peak RSS web / jobs / deliveries", "idle runpod-python workers",
         "database transactions/s while they poll", "jobs, all done by them", "jobs handed out twice",
-        "pacing: a 1 request/s webhook", "the other webhook's drain beside it",
+        "pacing: a 1 request/s webhook", "the other webhook's drain beside it", "history search at",
+        "failed deliveries of yesterday", "by webhook-id", "by event id", "dashboard, 7 days",
     ):  # fmt: skip
         assert measure in table, measure
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 44  # header + 43 measures
+    assert len(rows) == 55  # header + 54 measures
     # Every value measured; SQLite keeps no count of transactions to read.
     unmeasurable = "database transactions/s"
     assert all(re.search(r"\d", row.split("|")[2]) for row in rows[1:] if unmeasurable not in row)

@@ -592,6 +592,33 @@ def _admin_tools(walk: Walk, root: Person) -> None:
     sent_again()
 
 
+def _searches(walk: Walk, ann: Person, root: Person) -> None:
+    """The history's searches (a filter set, a refused one) and "send every matching
+    delivery again" on each surface: the count first, confirmed, then sent (the same
+    webhook-ids)."""
+    from hooks.models import Attempt, Webhook
+    from hooks.worker.attempt import deliver_due
+
+    hook = Webhook.objects.filter(scope="namespace").order_by("pk").first()
+    pages = [
+        (ann, "settings-deliveries", "/accounts/notification/deliveries/"),
+        (ann, "job-callbacks", "/jobs/callbacks/"),
+        (ann, "namespace-webhook-deliveries", f"/namespaces/acme/webhooks/{hook.pk}/deliveries/"),
+        (root, "admin-delivery-search", "/admin/hooks/delivery/search/"),
+    ]  # fmt: skip
+    for person, name, path in pages:
+        person.go(path, name)
+        person.go(path + "?status=succeeded&since=2000-01-01", f"{name}-filtered")
+        person.go(path + "?response_status=abc&q=nope", f"{name}-refused", expect=(400,))
+        person.go(path + "retry/?status=succeeded", f"{name}-retry")
+        count = int(person.page.inner_text("#retry-count strong"))
+        attempts = Attempt.objects.count()
+        person.submit(f"{name}-retried", "#retry-confirm")
+        assert f"{count} " in person.page.inner_text(".messages, .messagelist"), name
+        deliver_due()
+        assert Attempt.objects.count() == attempts + count, name
+
+
 # --- confirmations ---------------------------------------------------------------------
 ORDER = {  # what goes first: a delivery's page goes with its webhook, a token with its use
     "accounts:redeliver": 0, "job_pages:redeliver": 0, "namespaces:redeliver": 0,
@@ -796,6 +823,7 @@ def test_the_page_walk(live_server, receiver, monkeypatch, settings, tmp_path, d
         _admin_tools(walk, root)
         _hub_edits(walk, ann)
         _pin(ann, jobs[1])  # after the admin's Replay: its events reach the filtered webhook
+        _searches(walk, ann, root)
         _confirmations(walk)
         _no_secret_anywhere(walk, root, ann)
         _the_end(walk, ann, bob)

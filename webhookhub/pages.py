@@ -32,3 +32,19 @@ def _told(request: HttpRequest, done: int, success: str, failure: str) -> bool:
     else:
         messages.error(request, failure)
     return bool(done)
+
+
+def retry_search(request: HttpRequest, base) -> tuple[object, bool]:
+    """ "Send every matching delivery again" on an owner's page: a GET counts (nothing is
+    sent), a POST carrying the count shown sends at most that many again (the same
+    webhook-ids). Returns the plan (hooks.retry_search) and whether it was sent, with a
+    message saying how many were queued."""
+    posted = request.method == "POST"
+    plan = hooks.retry_search(request.POST if posted else request.GET, base, confirm=posted)
+    if plan.queued is None:
+        return plan, False
+    left = (plan.count or 0) - plan.queued
+    busy = f" ({left} being sent right now were left alone)" if left > 0 else ""
+    messages.success(request, f"{plan.queued} deliver{'y' if plan.queued == 1 else 'ies'} "
+                              f"queued to be sent again, the same webhook-ids{busy}.")  # fmt: skip
+    return plan, True

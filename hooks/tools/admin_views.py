@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from hooks import slots
 from hooks.models import Delivery, Webhook
-from hooks.tools import configure, ping, redelivery, shown
+from hooks.tools import configure, ping, redelivery, search, shown
 from hooks.tools.forms import ReplayForm, SlotForm
 from hooks.worker import alerts, health
 
@@ -232,6 +232,67 @@ def redeliver_one(request: HttpRequest, model_admin, pk) -> HttpResponse:
     return redirect("admin:hooks_delivery_change", delivery.pk)
 
 
+def _admin_rows(request: HttpRequest):
+    """Each row's page, and Redeliver where the user may change deliveries."""
+
+    def page(d: Delivery) -> str:
+        return reverse("admin:hooks_delivery_change", args=[d.pk])
+
+    def again(d: Delivery) -> str:
+        return reverse("admin:hooks_delivery_redeliver", args=[d.pk])
+
+    return page, again if request.user.has_perm("hooks.change_delivery") else None
+
+
+def search_deliveries(request: HttpRequest, model_admin) -> HttpResponse:
+    """Every delivery of every webhook, searched (hooks.tools.search), newest first."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    page_url, again = _admin_rows(request)
+    found = search.search_results(request.GET, Delivery.objects.all(), page_url, again,
+                                  webhooks=Webhook.objects.all())  # fmt: skip
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Search deliveries",
+        "found": found,
+        "may_retry": model_admin.has_change_permission(request),
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/hooks/delivery_search.html", context,
+                            status=200 if found.valid else 400)  # fmt: skip
+
+
+def retry_deliveries(request: HttpRequest, model_admin) -> HttpResponse:
+    """Send every delivery a search found again: GET counts (view permission), POST with
+    the count shown sends at most that many (change permission)."""
+    posted = request.method == "POST"
+    allowed = model_admin.has_change_permission(request) if posted else (
+        model_admin.has_view_permission(request))  # fmt: skip
+    if not allowed:
+        raise PermissionDenied
+    data = request.POST if posted else request.GET
+    plan = search.retry_search(data, Delivery.objects.all(), confirm=posted,
+                               webhooks=Webhook.objects.all())  # fmt: skip
+    if plan.queued is not None:
+        model_admin.message_user(
+            request,
+            f"{plan.queued} of {plan.count} matching deliveries queued to be sent again "
+            "(the same webhook-ids).",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(
+            reverse("admin:hooks_delivery_search") + "?" + plan.form.query_string()
+        )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Send deliveries again?",
+        "plan": plan,
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/hooks/delivery_retry.html", context,
+                            status=400 if plan.error else 200)  # fmt: skip
+
+
 ESTIMATE_ABOVE = 100_000  # rows: below this an exact COUNT is cheap enough
 
 
@@ -259,11 +320,5 @@ def admin_recent_deliveries(request: HttpRequest, webhook: Webhook) -> list[show
     """A webhook's recent deliveries as its admin page lists them (the same table as the
     owners' pages), with Redeliver where the user may change deliveries."""
 
-    def page(d: Delivery) -> str:
-        return reverse("admin:hooks_delivery_change", args=[d.pk])
-
-    def again(d: Delivery) -> str:
-        return reverse("admin:hooks_delivery_redeliver", args=[d.pk])
-
-    may_redeliver = request.user.has_perm("hooks.change_delivery")
-    return shown.recent_deliveries(webhook, page, again if may_redeliver else None)
+    page_url, again = _admin_rows(request)
+    return shown.recent_deliveries(webhook, page_url, again)

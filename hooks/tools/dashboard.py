@@ -70,5 +70,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
         "periods": list(stats.PERIODS),
+        "failure_sample": f"{stats.FAILURE_SAMPLE:,}",
     }
     return TemplateResponse(request, "admin/hooks/dashboard.html", context)

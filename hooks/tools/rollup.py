@@ -1,6 +1,8 @@
 """A webhook's finished deliveries counted per hour, once: a week's success rate
 (`webhooks status`) then reads at most 168 small rows instead of every delivery of the
-week, however many there were.
+week, however many there were. The hub's deliveries are counted per hour the same way,
+for the dashboard (`hub_hours`: every delivery, of a webhook or none; an hour settles
+once no delivery of it is pending; any invalidation voids them all).
 
 An hour is counted when it has settled: it ended SETTLE ago (whatever transaction
 created deliveries in it has committed) and none of the webhook's deliveries created in
@@ -16,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Min, Q
 
-from hooks.models import Delivery, DeliveryHour, DeliveryHourEpoch, Webhook
+from hooks.models import Delivery, DeliveryHour, DeliveryHourEpoch, HubEpoch, HubHour, Webhook
 
 Status = Delivery.Status
 HOUR = timedelta(hours=1)
@@ -105,8 +107,11 @@ def _hours(
 
 def invalidate(webhook_ids: Iterable[int | None]) -> None:
     """Void what was counted for these webhooks (call in the transaction that changes
-    their settled deliveries)."""
-    ids = sorted({pk for pk in webhook_ids if pk is not None})
+    their settled deliveries; None: a delivery without a webhook), and the hub's hours."""
+    given = set(webhook_ids)
+    if given:
+        _raise_hub_epoch()
+    ids = sorted(pk for pk in given if pk is not None)
     if not ids:
         return
     existing = Webhook.objects.filter(pk__in=ids).values_list("pk", flat=True)
@@ -117,7 +122,60 @@ def invalidate(webhook_ids: Iterable[int | None]) -> None:
 
 
 def forget_before(moment: datetime) -> int:
-    """Drop the hours before `moment` (a prune's: their deliveries are gone; the prune
-    also invalidates the webhooks it reached, for a count that raced it)."""
+    """Drop the hours before `moment`, the webhooks' and the hub's (a prune's: their
+    deliveries are gone; the prune also invalidates the webhooks it reached, for a count
+    that raced it)."""
     deleted, _ = DeliveryHour.objects.filter(hour__lt=ceil_hour(moment)).delete()
+    HubHour.objects.filter(hour__lt=ceil_hour(moment)).delete()
     return deleted
+
+
+# --- the hub's hours (the dashboard) ----------------------------------------------------
+def _hub_epoch() -> int:
+    return HubEpoch.objects.filter(pk=1).values_list("epoch", flat=True).first() or 0
+
+
+def _raise_hub_epoch() -> None:
+    HubEpoch.objects.bulk_create([HubEpoch(pk=1)], ignore_conflicts=True)
+    HubEpoch.objects.filter(pk=1).update(epoch=F("epoch") + 1)
+
+
+def hub_finished(since: datetime, until: datetime) -> tuple[int, int, int]:
+    """(all, succeeded, failed) among every delivery created from `since` to `until`,
+    counted from the (created_at, status) index."""
+    counts = Delivery.objects.filter(created_at__gte=since, created_at__lt=until).aggregate(
+        total=Count("status"),
+        succeeded=Count("status", filter=Q(status=Status.SUCCEEDED)),
+        failed=Count("status", filter=Q(status=Status.FAILED)),
+    )
+    return counts["total"], counts["succeeded"], counts["failed"]
+
+
+def hub_settled_until(now: datetime) -> datetime:
+    """The end of the hub's settled hours: none after the hour of its oldest pending
+    delivery. Grouped by webhook, so the pending rows are read through their partial
+    index (an ORDER BY created_at made SQLite walk the whole history's time index)."""
+    limit = floor_hour(now - SETTLE)
+    pending = Delivery.objects.filter(status=Status.PENDING).order_by().values("webhook_id")
+    oldest = min((row["oldest"] for row in pending.annotate(oldest=Min("created_at"))),
+                 default=None)  # fmt: skip
+    return limit if oldest is None else min(limit, floor_hour(oldest))
+
+
+def hub_hours(first: datetime, limit: datetime) -> dict[datetime, tuple[int, int, int]]:
+    """Each settled hour from `first` up to `limit` (whole UTC hours): (all, succeeded,
+    failed), counting and storing the hours not counted under the current epoch. No
+    delivery of a settled hour is pending."""
+    epoch = _hub_epoch()  # before anything is counted: see the module's docstring
+    rows = HubHour.objects.filter(epoch=epoch, hour__gte=first, hour__lt=limit)
+    known = {row.hour: (row.total, row.succeeded, row.failed) for row in rows}
+    starts = [first + i * HOUR for i in range(max(int((limit - first) / HOUR), 0))]
+    fresh = {hour: hub_finished(hour, hour + HOUR) for hour in starts if hour not in known}
+    if fresh:
+        HubHour.objects.bulk_create(
+            [HubHour(hour=hour, epoch=epoch, total=total, succeeded=ok, failed=bad)
+             for hour, (total, ok, bad) in fresh.items()],
+            update_conflicts=True, unique_fields=["hour"],
+            update_fields=["epoch", "total", "succeeded", "failed"],
+        )  # fmt: skip
+    return known | fresh

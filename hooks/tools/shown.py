@@ -7,12 +7,12 @@ a just-made secret kept, encrypted, for the one page that shows it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -116,16 +116,26 @@ def recent_deliveries(
     limit: int = RECENT_DELIVERIES,
 ) -> list[DeliveryRow]:
     """The webhook's latest deliveries, newest first, as every webhook page lists them."""
+    deliveries = with_last_attempt(Delivery.objects.filter(webhook=webhook))
+    return delivery_rows(deliveries.order_by("-created_at")[:limit], page_url, redeliver_url)
+
+
+def with_last_attempt(deliveries: QuerySet[Delivery]) -> QuerySet[Delivery]:
+    """What a row shows of each delivery: its event, and its last attempt's duration and
+    the start of its response."""
     last = Attempt.objects.filter(delivery=OuterRef("pk")).order_by("-number")
-    deliveries = (
-        Delivery.objects.filter(webhook=webhook)
-        .select_related("event")
-        .annotate(
-            duration_ms=Subquery(last.values("duration_ms")[:1]),
-            response_start=Subquery(last.values("response_body")[:1]),
-        )
-        .order_by("-created_at")[:limit]
+    return deliveries.select_related("event", "webhook").annotate(
+        duration_ms=Subquery(last.values("duration_ms")[:1]),
+        response_start=Subquery(last.values("response_body")[:1]),
     )
+
+
+def delivery_rows(
+    deliveries: Iterable[Delivery],
+    page_url: Callable[[Delivery], str],
+    redeliver_url: Callable[[Delivery], str] | None = None,
+) -> list[DeliveryRow]:
+    """The table's rows for deliveries read through with_last_attempt()."""
     return [
         DeliveryRow(
             d,

@@ -1,5 +1,5 @@
-"""`manage.py webhooks`: list, status, pace, test, replay (alias redeliver), prune,
-receive, forward, reencrypt."""
+"""`manage.py webhooks`: list, status, pace, test, replay (alias redeliver), retry (what a
+search finds), prune, receive, forward, reencrypt."""
 
 from __future__ import annotations
 
@@ -16,14 +16,24 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.management import BaseCommand, CommandError
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from hooks import catalog, webhook_secrets
 from hooks.management.cli import OneLineErrors, Progress, one_line_errors, quiet_logs
-from hooks.models import Webhook
+from hooks.models import Delivery, Webhook
 from hooks.outgoing import signing
-from hooks.tools import configure, forward, redelivery, reencryption, retention, shown, stats
+from hooks.tools import (
+    configure,
+    forward,
+    redelivery,
+    reencryption,
+    retention,
+    search,
+    shown,
+    stats,
+)
 from hooks.tools.ping import send_test
 from hooks.tools.receiver import Receiver, Reply
 
@@ -61,7 +71,7 @@ def find_webhook(value: str) -> Webhook:
 class Command(BaseCommand):
     force_progress = False  # tests: draw the bar although stderr is not a terminal
 
-    help = "Operate webhooks: list, status, pace, test, replay, prune, receive, forward, reencrypt."
+    help = "Operate webhooks: list, status, pace, test, replay, retry, prune, receive, forward, reencrypt."
 
     def add_arguments(self, parser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineErrors)
@@ -94,6 +104,19 @@ class Command(BaseCommand):
         again.add_argument("--until", type=moment, help="Created before.")
         again.add_argument("--event-type", help="Only deliveries of this event type.")
         again.add_argument("--dry-run", action="store_true", help="Only count.")
+        retry = sub.add_parser(
+            "retry", help="Send every delivery a search finds again (same webhook-ids): the "
+            "count first, then a question (--yes: no question).",
+        )  # fmt: skip
+        retry.add_argument("--webhook", help="Id or name.")
+        retry.add_argument("--status", nargs="+", action="extend", choices=STATUSES,
+                           help="One or more statuses (default: any).")  # fmt: skip
+        retry.add_argument("--event-type", help="Only deliveries of this event type.")
+        retry.add_argument("--since", help="Created at or after (YYYY-MM-DD[ HH:MM], UTC).")
+        retry.add_argument("--until", help="Created before.")
+        retry.add_argument("--response-status", help="The last answer: 500, 5xx, or none.")
+        retry.add_argument("--id", dest="q", help="A webhook-id or an event id.")
+        retry.add_argument("--yes", action="store_true", help="Send without asking.")
         prune = sub.add_parser("prune", help="Delete history older than N days.")
         prune.add_argument(
             "--days", type=int, required=True,
@@ -224,6 +247,46 @@ class Command(BaseCommand):
             progress.close()
         self.stdout.write(f"{queued} deliver{'y' if queued == 1 else 'ies'} queued for redelivery "
                           f"(of {count} selected) in {time.monotonic() - started:.1f} s.")  # fmt: skip
+
+    def do_retry(self, webhook, yes: bool, **options) -> None:
+        data = QueryDict(mutable=True)
+        for name in ("event_type", "since", "until", "response_status", "q"):
+            if options.get(name):
+                data[name] = options[name]
+        data.setlist("status", options.get("status") or [])
+        if webhook:
+            data["webhook"] = str(find_webhook(webhook).pk)
+        form = search.SearchForm(data, webhooks=Webhook.objects.all())
+        if not form.is_valid():
+            raise CommandError(form.first_error()[0].replace("q: ", "id: ", 1))
+        matching = form.search(Delivery.objects.all())
+        try:
+            count = search.count_for_retry(matching)
+        except search.TooMany as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"{count} deliver{'y' if count == 1 else 'ies'} match "
+                          f"(search: {form.described()}).")  # fmt: skip
+        if not count:
+            return
+        if not yes and not self._confirmed(f"Send {count} again, the same webhook-ids? [y/N] "):
+            self.stdout.write("Nothing was sent.")
+            return
+        started = time.monotonic()
+        progress = Progress("Queueing", self.stderr._out, force=self.force_progress)
+        try:
+            queued = search.retry_matching(matching, count, progress=progress)
+        finally:
+            progress.close()
+        self.stdout.write(f"{queued} deliver{'y' if queued == 1 else 'ies'} queued to be sent "
+                          f"again (of {count}) in {time.monotonic() - started:.1f} s.")  # fmt: skip
+
+    def _confirmed(self, question: str) -> bool:
+        """The answer to a yes/no question on stdin; no answer (not a terminal, end of
+        input) is no."""
+        self.stdout.write(question, ending="")
+        self.stdout.flush()
+        answer = sys.stdin.readline()
+        return answer.strip().lower() in ("y", "yes")
 
     def do_prune(self, days: int, **options) -> None:
         if days < 1:
