@@ -17,7 +17,7 @@ from hooks import conf, logsafe, metrics
 from hooks.models import Attempt, Delivery, Webhook
 from hooks.outgoing.request import masked
 from hooks.outgoing.transport import OutgoingRequest, Result
-from hooks.worker import health, rows, statements
+from hooks.worker import health, order, rows, statements
 from hooks.worker.retry import next_step
 
 log = logging.getLogger("hooks.recording")
@@ -124,7 +124,7 @@ class Prepared:
     batch: list[Sent]
     attempts: list[Attempt]
     inserts: list[tuple[str, list]]
-    updates: list[tuple[str, list]]  # the deliveries moved on, by group
+    updates: list[tuple[str, list]]  # the deliveries moved on, by group, and the releases
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
     now: datetime
     statuses: list[str]
@@ -177,6 +177,7 @@ def prepare(batch: list[Sent]) -> Prepared:
     attempts = [_attempt_row(sent, settings.max_payload_bytes) for sent in batch]
     finished: dict[tuple, list] = defaultdict(list)
     retried: list[tuple[Sent, dict]] = []
+    chains: set[order.Chain] = set()  # of ordered webhooks' deliveries that finish
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]] = {}
     statuses: list[str] = []
     for sent in batch:
@@ -189,6 +190,8 @@ def prepare(batch: list[Sent]) -> Prepared:
             finished[(sent.token, step["status"], result.status, result.error)].append(
                 sent.delivery.pk
             )
+            if sent.delivery.subject is not None:
+                chains.add((sent.delivery.webhook_id, sent.delivery.subject))
         if sent.delivery.webhook_id:
             webhook = sent.delivery.webhook
             outcome = health.Outcome(
@@ -197,7 +200,8 @@ def prepare(batch: list[Sent]) -> Prepared:
             )  # fmt: skip
             outcomes.setdefault(webhook.pk, (webhook, []))[1].append(outcome)
     inserts = _attempt_rows.statements(attempts) if attempts else []
-    updates = _updates(finished, retried, now)
+    # After the updates, in the same transaction: each finished chain's next one goes.
+    updates = _updates(finished, retried, now) + order.statements_for(chains)
     return Prepared(batch, attempts, inserts, updates, outcomes, now, statuses)
 
 

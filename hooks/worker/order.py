@@ -1,0 +1,130 @@
+"""Order per subject: a webhook with `ordered` on receives a subject's events one at a
+time, in their sequence order, while other subjects go on in parallel.
+
+A chain is (webhook, subject). Fan-out (hooks.outbox.fanout) writes a delivery of an
+ordered webhook as held when its chain already holds an unfinished one (pending or
+held); a held delivery is never claimed. When a delivery of a chain finishes (succeeds,
+fails for good, is stopped) the chain's lowest held delivery becomes pending, due at
+once — if nothing else of the chain is pending (a redelivery by hand may be). Only
+finished deliveries release: a failed attempt that will be retried keeps its chain
+waiting, which is the point.
+
+Races (PostgreSQL; SQLite has one writer at a time): fan-out and a release run in two
+transactions. The emitting transaction holds its subject's SubjectSequence row (its
+sequence upsert) until it commits; a release locks the same rows first (in subject
+order, so two releases cannot deadlock). Then either the release waits for the emit to
+commit and sees its held delivery, or the emit waits for the release and sees the chain
+finished. The sweeper's `release_stuck` is the safety net behind both.
+
+Unordered webhooks pay nothing: their deliveries carry no subject, so no chain is
+looked at when they finish, and the chain index (`delivery_order_chain`) holds only
+unfinished deliveries of ordered webhooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+from django.db import connection
+from django.utils import timezone
+
+from hooks.models import Delivery, SubjectSequence
+
+Status = Delivery.Status
+Chain = tuple[int, str]  # (webhook id, subject)
+UNFINISHED = f"IN ('{Status.PENDING}', '{Status.HELD}')"  # the chain index's own terms
+
+
+def _table() -> str:
+    return connection.ops.quote_name(Delivery._meta.db_table)
+
+
+def _first_held(where: str) -> str:
+    """The held deliveries (of the chains `where` picks, over alias h) that go next:
+    nothing of their chain is pending, nothing held comes before them."""
+    table = _table()
+    return (
+        f"SELECT h.id FROM {table} AS h WHERE h.status {UNFINISHED} "
+        f"AND h.subject IS NOT NULL AND h.status = '{Status.HELD}' AND {where} "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} AS p WHERE p.webhook_id = h.webhook_id "
+        f"AND p.subject = h.subject AND p.status {UNFINISHED} AND p.subject IS NOT NULL "
+        f"AND (p.status = '{Status.PENDING}' OR p.sequence < h.sequence))"
+    )
+
+
+def _release(where: str) -> str:
+    """Held → pending, due when it was made (so it goes ahead of what was made after it),
+    for the broker's next look (enqueued_until cleared) or the claim that follows."""
+    return (
+        f"UPDATE {_table()} SET status = '{Status.PENDING}', next_attempt_at = created_at, "
+        f"enqueued_until = NULL WHERE id IN ({_first_held(where)})"
+    )
+
+
+@lru_cache(maxsize=256)
+def release_sql(chains: int) -> str:
+    """The release of up to one held delivery in each of `chains` chains."""
+    where = " OR ".join(["(h.webhook_id = %s AND h.subject = %s)"] * chains)
+    return _release(f"({where})")
+
+
+@lru_cache(maxsize=256)
+def _lock_sql(subjects: int) -> str:
+    table = connection.ops.quote_name(SubjectSequence._meta.db_table)
+    marks = ", ".join(["%s"] * subjects)
+    return f"SELECT subject FROM {table} WHERE subject IN ({marks}) ORDER BY subject FOR UPDATE"
+
+
+BATCH = 100  # chains per release statement
+
+
+def statements_for(chains: Iterable[Chain]) -> list[tuple[str, list]]:
+    """What releases the next delivery of each chain, as (sql, params) to run in the
+    transaction that finished their deliveries (after those updates): on PostgreSQL
+    the subjects' rows are locked first (see the module's docstring)."""
+    chains = sorted(set(chains), key=lambda chain: (chain[1], chain[0]))
+    if not chains:
+        return []
+    out: list[tuple[str, list]] = []
+    if connection.vendor == "postgresql":
+        subjects = sorted({subject for _, subject in chains})
+        out.append((_lock_sql(len(subjects)), subjects))
+    for start in range(0, len(chains), BATCH):
+        part = chains[start : start + BATCH]
+        out.append((release_sql(len(part)), [value for chain in part for value in chain]))
+    return out
+
+
+def release(chains: Iterable[Chain]) -> int:
+    """Release the next held delivery of each chain, in the caller's transaction (a
+    stop, a webhook whose order was turned off). Returns how many were released."""
+    released = 0
+    with connection.cursor() as cursor:
+        for sql, params in statements_for(chains):
+            cursor.execute(sql, params)
+            if sql.startswith("UPDATE"):
+                released += cursor.rowcount
+    return released
+
+
+def chains_of(deliveries) -> set[Chain]:
+    """The chains of these deliveries (a queryset), those of ordered webhooks only."""
+    found = deliveries.filter(subject__isnull=False, webhook__isnull=False)
+    return set(found.values_list("webhook_id", "subject").distinct())
+
+
+def release_stuck() -> int:
+    """The sweeper's safety net: every held delivery whose chain has nothing pending and
+    nothing held before it goes (a release that could not happen: a worker that died
+    between its attempt and its record, a webhook whose order was turned off)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_release("1 = 1"))
+        return cursor.rowcount
+
+
+def unhold(webhook_id: int) -> int:
+    """Every held delivery of a webhook goes (its order was turned off)."""
+    return Delivery.objects.filter(webhook_id=webhook_id, status=Status.HELD).update(
+        status=Status.PENDING, next_attempt_at=timezone.now(), enqueued_until=None
+    )
