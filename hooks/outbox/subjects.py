@@ -11,8 +11,10 @@ per subject sends a subject's deliveries one at a time (hooks.worker.order).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
+from urllib.parse import quote
 
 from django.db import connection
 
@@ -54,3 +56,14 @@ def next_sequence(subject: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(connection.vendor), [subject])
         return cursor.fetchone()[0]
+
+
+def subject_of(kind: str, key: object) -> str:
+    """The subject of a `kind` of thing by its key ("job", "j-42" → "job:j-42"), always
+    one `check` accepts: a key with other characters is percent-encoded, and one too long
+    for the column stands as its SHA-256."""
+    quoted = quote(str(key), safe="")
+    subject = f"{kind}:{quoted}"
+    if len(subject) > MAX_LENGTH:
+        subject = f"{kind}:sha256-{hashlib.sha256(str(key).encode()).hexdigest()}"
+    return subject
