@@ -98,6 +98,7 @@ class Pump:
         self.renew_every = self.settings.claim_lease / RENEWALS_PER_LEASE
         self.last_renewal = time.monotonic()
         self.stopped = False
+        self.released = 0  # held deliveries its records let go (hooks.worker.order)
 
     def bound(self, key) -> int:
         return min(self.bounds.get(key, FIRST_BOUND), self.max_bound)
@@ -330,6 +331,7 @@ class Pump:
                         )  # fmt: skip
                     recorded.update_health()  # last: other pumps wait on these rows
                 recorded.after_commit()
+                self.released += recorded.released
                 return claimed
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() + delay > give_up:
@@ -355,6 +357,12 @@ class Pump:
         return claimed.token, keep
 
     # -- the loop -------------------------------------------------------------
+    def took_released(self) -> bool:
+        """Its last records released held deliveries: worth claiming again, even after an
+        empty claim (they were not due when it ran)."""
+        released, self.released = self.released, 0
+        return released > 0 and not self.stopped
+
     def idle(self) -> bool:
         return not self.in_flight and not any(self.waiting.values())
 
@@ -399,6 +407,8 @@ class Pump:
                 ids, first = None, False
                 claiming = got > 0 or bool(self.saturated())
                 changed = got > 0  # an empty claim is not repeated until something lands
+            if self.took_released():
+                claiming = changed = True  # the next of an ordered webhook's subjects
             if self.idle():
                 if not (claiming and changed) or time.monotonic() >= deadline:
                     break

@@ -91,6 +91,7 @@ class Recorded:
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
     now: datetime
     statuses: list[str]  # each delivery's status after its attempt, in batch order
+    released: int = 0  # held deliveries of ordered webhooks that are pending now
 
     def update_health(self) -> None:
         """Failure counters and disabling. Webhook rows are shared by every worker: they
@@ -124,7 +125,8 @@ class Prepared:
     batch: list[Sent]
     attempts: list[Attempt]
     inserts: list[tuple[str, list]]
-    updates: list[tuple[str, list]]  # the deliveries moved on, by group, and the releases
+    updates: list[tuple[str, list]]  # the deliveries moved on, by group
+    releases: list[tuple[str, list]]  # then each finished chain's next (hooks.worker.order)
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
     now: datetime
     statuses: list[str]
@@ -142,10 +144,17 @@ class Prepared:
                     ids += [row[0] for row in cursor.fetchall()]
             for sql, params in self.updates:
                 cursor.execute(sql, params)
+            released = 0
+            for sql, params in self.releases:
+                cursor.execute(sql, params)
+                if sql.startswith("UPDATE"):  # not the lock's SELECT (PostgreSQL)
+                    released += cursor.rowcount
         for attempt, pk in zip(self.attempts, ids, strict=False):
             attempt.pk = pk
             attempt._state.adding, attempt._state.db = False, connection.alias
-        return Recorded(self.batch, self.attempts, self.outcomes, self.now, self.statuses)
+        recorded = Recorded(self.batch, self.attempts, self.outcomes, self.now, self.statuses)
+        recorded.released = released
+        return recorded
 
 
 _deliveries = rows.Updater(Delivery, held_by="claim_token")
@@ -200,9 +209,9 @@ def prepare(batch: list[Sent]) -> Prepared:
             )  # fmt: skip
             outcomes.setdefault(webhook.pk, (webhook, []))[1].append(outcome)
     inserts = _attempt_rows.statements(attempts) if attempts else []
-    # After the updates, in the same transaction: each finished chain's next one goes.
-    updates = _updates(finished, retried, now) + order.statements_for(chains)
-    return Prepared(batch, attempts, inserts, updates, outcomes, now, statuses)
+    updates = _updates(finished, retried, now)
+    releases = order.statements_for(chains)
+    return Prepared(batch, attempts, inserts, updates, releases, outcomes, now, statuses)
 
 
 def write(batch: list[Sent]) -> Recorded:

@@ -1,0 +1,235 @@
+"""Order per subject: an ordered webhook receives a subject's events one at a time, in
+sequence order, through failures, while other subjects go on (hooks.worker.order)."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections import defaultdict
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from hooks import emit, redeliver, stop_retrying
+from hooks.models import Delivery, Event, SubjectSequence
+from hooks.tools.receiver import Receiver, Reply
+from hooks.worker import sweeper
+from hooks.worker.pump import Pump
+from tests.conftest import TEST_EVENT, make_webhook, verify
+
+pytestmark = pytest.mark.django_db(transaction=True)
+STATES = ("queued", "started", "progress", "finished")
+SUBJECT, SEQUENCE = "X-Webhookhub-Subject", "X-Webhookhub-Sequence"
+
+
+@pytest.fixture
+def quick_retries(settings):
+    settings.WEBHOOK_RETRY_SCHEDULE = (0,) * 12  # a failed attempt is due again at once
+
+
+def emit_jobs(jobs: int, first: str = "job") -> None:
+    """Each job's states, interleaved across jobs, each in its own transaction."""
+    for state in STATES:
+        for n in range(jobs):
+            emit(TEST_EVENT, {"job": n, "state": state}, subject=f"{first}:{n}")
+
+
+def receipts(requests, ok=lambda request: True) -> dict[str, list[int]]:
+    """Per subject, the sequence numbers received (of the requests `ok` says were
+    answered with success), in arrival order."""
+    found: dict[str, list[int]] = defaultdict(list)
+    for request in requests:
+        if ok(request):
+            found[request.headers[SUBJECT]].append(int(request.headers[SEQUENCE]))
+    return found
+
+
+def deliver_all(rounds: int = 20) -> None:
+    """Pumps until nothing waits, as the cluster's ticker would start them: a pump stops
+    claiming after an empty claim, and a retry due at once may land after it."""
+    for _ in range(rounds):
+        Pump().drain(None, budget=10)
+        if not Delivery.objects.filter(status__in=["pending", "held"]).exists():
+            return
+
+
+class Flaky:
+    """Fails about one request in four (a seeded random), and remembers which."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.rng, self.lock = random.Random(seed), threading.Lock()
+        self.failed: set[int] = set()  # id() of the failed requests
+
+    def __call__(self, request) -> Reply:
+        with self.lock:
+            fails = self.rng.random() < 0.25
+            if fails:
+                self.failed.add(id(request))
+        return Reply(503 if fails else 200)
+
+    def succeeded(self, request) -> bool:
+        return id(request) not in self.failed
+
+
+def test_an_ordered_webhook_gets_each_subject_in_order_through_failures(quick_retries):
+    flaky = Flaky()
+    with Receiver(respond=flaky) as ordered, Receiver(respond=Flaky(11)) as unordered:
+        hook = make_webhook(ordered.url, ordered=True, name="ordered")
+        make_webhook(unordered.url, name="unordered")
+        emit_jobs(6)
+        deliver_all()
+        assert Delivery.objects.exclude(status="succeeded").count() == 0
+        assert len(flaky.failed) >= 3  # the receiver did fail, more than once
+        # Every attempt, failed or not, came after its predecessor had succeeded.
+        expected = {f"job:{n}": [1, 2, 3, 4] for n in range(6)}
+        assert receipts(ordered.requests, flaky.succeeded) == expected
+        for subject, seen in receipts(ordered.requests).items():
+            assert seen == sorted(seen), subject  # retries repeat a number, never jump back
+        for request in ordered.requests:
+            verify(hook, request)  # the signatures still verify with the headers added
+        # The unordered webhook gets the same headers, and nothing of it was held.
+        assert {r.headers[SUBJECT] for r in unordered.requests} == set(expected)
+        assert not Delivery.objects.filter(webhook__name="unordered", subject__isnull=False)
+
+
+def test_one_failing_subject_does_not_hold_up_the_others(settings):
+    settings.WEBHOOK_RETRY_SCHEDULE = (0, 3600, 3600)  # the stuck job's retry waits
+    stuck = threading.Event()
+    stuck.set()
+
+    def respond(request) -> Reply:
+        body = json.loads(request.body)
+        return Reply(500 if body["job"] == 0 and stuck.is_set() else 200)
+
+    with Receiver(respond=respond) as receiver:
+        make_webhook(receiver.url, ordered=True)
+        emit_jobs(4)
+        deliver_all(rounds=4)  # the stuck job's retry is an hour away: it never empties
+        got = receipts(receiver.requests)
+        assert got["job:0"] == [1]  # its first event failed; the rest of its events wait
+        assert all(got[f"job:{n}"] == [1, 2, 3, 4] for n in (1, 2, 3))
+        waiting = Delivery.objects.filter(event__subject="job:0")
+        assert sorted(waiting.values_list("status", flat=True)) == ["held"] * 3 + ["pending"]
+        stuck.clear()  # the receiver is back, and the retry falls due
+        waiting.filter(status="pending").update(next_attempt_at=timezone.now())
+        deliver_all()
+        assert receipts(receiver.requests)["job:0"] == [1, 1, 2, 3, 4]
+
+
+def test_a_delivery_that_gives_up_lets_the_next_go(receiver, settings):
+    settings.WEBHOOK_RETRY_SCHEDULE = (0, 0)
+    receiver.respond = lambda r: Reply(500 if r.headers[SEQUENCE] == "1" else 200)
+    make_webhook(receiver.url, ordered=True)
+    emit_jobs(1)
+    deliver_all()
+    assert receipts(receiver.requests) == {"job:0": [1, 1, 2, 3, 4]}
+    statuses = Delivery.objects.order_by("sequence").values_list("status", flat=True)
+    assert list(statuses) == ["failed", "succeeded", "succeeded", "succeeded"]
+
+
+def test_while_one_is_pending_a_new_event_of_its_subject_is_held(receiver):
+    make_webhook(receiver.url, ordered=True)
+    emit(TEST_EVENT, {"n": 1}, subject="job:a")
+    emit(TEST_EVENT, {"n": 2}, subject="job:a")
+    emit(TEST_EVENT, {"n": 3}, subject="job:b")
+    emit(TEST_EVENT, {"n": 4})  # no subject: never held
+    statuses = {d.event.payload["n"]: d.status for d in Delivery.objects.select_related("event")}
+    assert statuses == {1: "pending", 2: "held", 3: "pending", 4: "pending"}
+
+
+def test_stopping_the_pending_one_releases_the_next(receiver):
+    make_webhook(receiver.url, ordered=True)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n}, subject="job:a")
+    first = Delivery.objects.get(sequence=1)
+    assert stop_retrying(Delivery.objects.filter(pk=first.pk)) == 1
+    statuses = Delivery.objects.order_by("sequence").values_list("status", flat=True)
+    assert list(statuses) == ["failed", "pending", "held"]
+
+
+def test_a_redelivery_by_hand_does_not_stall_the_chain(receiver):
+    make_webhook(receiver.url, ordered=True)
+    emit_jobs(1)
+    deliver_all()
+    assert receipts(receiver.requests) == {"job:0": [1, 2, 3, 4]}
+    with transaction.atomic():
+        redeliver(Delivery.objects.filter(sequence=2))
+    emit(TEST_EVENT, {"n": 5}, subject="job:0")  # waits for the redelivery
+    assert Delivery.objects.get(sequence=5).status == "held"
+    deliver_all()
+    assert receipts(receiver.requests)["job:0"] == [1, 2, 3, 4, 2, 5]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_the_sweeper_releases_a_held_one_whose_predecessor_finished(receiver):
+    make_webhook(receiver.url, ordered=True)
+    emit(TEST_EVENT, {"n": 1}, subject="job:a")
+    emit(TEST_EVENT, {"n": 2}, subject="job:a")
+    # As if the release were lost (a worker that died between its attempt and record).
+    Delivery.objects.filter(sequence=1).update(status="succeeded", next_attempt_at=None)
+    sweeper.sweep_once()
+    assert Delivery.objects.get(sequence=2).status == "pending"
+    deliver_all()
+    assert receipts(receiver.requests) == {"job:a": [2]}
+
+
+def test_a_disabled_webhook_skips_its_held_deliveries_too(receiver):
+    hook = make_webhook(receiver.url, ordered=True)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n}, subject="job:a")
+    hook.disabled_at = timezone.now()
+    hook.save()
+    sweeper.sweep_once()
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"skipped"}
+
+
+def test_a_payload_filter_keeps_order_among_what_it_lets_through(receiver):
+    make_webhook(receiver.url, ordered=True, payload_filter={"path": "state", "in": ["a", "c"]})
+    for state in "abc":
+        emit(TEST_EVENT, {"state": state}, subject="job:a")
+    kept = Delivery.objects.order_by("sequence").values_list("sequence", "status")
+    assert list(kept) == [(1, "pending"), (3, "held")]
+    deliver_all()
+    assert receipts(receiver.requests) == {"job:a": [1, 3]}
+
+
+def test_a_subjects_numbers_have_no_gaps_and_a_rollback_takes_none(receiver):
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1}, subject="user:7")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        emit(TEST_EVENT, {"n": 2}, subject="user:7")
+        raise RuntimeError
+    emit(TEST_EVENT, {"n": 3}, subject="user:7")
+    emit(TEST_EVENT, {"n": 4}, subject="user:8")
+    numbers = Event.objects.order_by("created_at").values_list("subject", "sequence")
+    assert list(numbers) == [("user:7", 1), ("user:7", 2), ("user:8", 1)]
+
+
+@pytest.mark.parametrize(
+    "subject, error",
+    [
+        ("job 1", "visible ASCII"),
+        ("job:\r\nX-Evil: 1", "visible ASCII"),
+        ("job:é", "visible ASCII"),
+        ("j" * 201, "at most 200"),
+        (42, "is a string"),
+    ],
+)
+def test_a_malformed_subject_is_refused_and_nothing_is_written(receiver, subject, error):
+    make_webhook(receiver.url)
+    with pytest.raises((TypeError, ValueError), match=error):
+        emit(TEST_EVENT, {"n": 1}, subject=subject)
+    assert not Event.objects.exists() and not Delivery.objects.exists()
+    assert not SubjectSequence.objects.exists()
+
+
+def test_subject_of_always_makes_an_acceptable_subject():
+    from hooks import subject_of
+    from hooks.outbox.subjects import check
+
+    assert subject_of("job", "j-42") == "job:j-42"
+    for key in ("a b", "é" * 80, "x\r\ny", "k" * 400):
+        assert check(subject_of("job", key)) == subject_of("job", key)
+    assert subject_of("job", "a b") != subject_of("job", "a%20b ")
