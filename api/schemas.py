@@ -40,6 +40,12 @@ FOLLOW_REDIRECTS_HELP = (
     "send the same POST, 301/302/303 a GET); false: a redirect is a failure."
 )
 
+ORDERED_HELP = (
+    "It receives each subject's events (a job's, a namespace's, a user's) one at a time, in "
+    "their sequence order: the next waits until the previous succeeded or gave up; other "
+    "subjects go on meanwhile."
+)
+
 
 class WebhookOut(Schema):
     id: int
@@ -54,6 +60,7 @@ class WebhookOut(Schema):
     payload_filter: dict[str, Any] | None
     verify_tls: bool
     follow_redirects: bool = Field(description=FOLLOW_REDIRECTS_HELP)
+    ordered: bool = Field(description=ORDERED_HELP)
     signed: bool = Field(description="It has a signing secret (never shown after creation).")
     previous_secret_valid_until: datetime | None = Field(
         None, description="A replaced secret signs beside the current one until then."
@@ -100,6 +107,7 @@ class WebhookFields(Schema):
     follow_redirects: bool | None = Field(
         None, description="Follow the receiver's redirects; a new namespace webhook does."
     )
+    ordered: bool | None = Field(None, description=ORDERED_HELP + " Off for a new one.")
     djinn_headers: bool | None = None
     github_signature: bool | None = None
     format: str | None = Field(None, description="auto, json, discord, slack, google_chat, …")

@@ -87,7 +87,7 @@ def _out(webhook: Webhook, paths: dict[str, str] | None = None) -> dict[str, Any
         "disabled": webhook.disabled_at is not None, "disabled_reason": webhook.disabled_reason,
         "events": list(webhook.event_types or []), "payload_filter": webhook.payload_filter,
         "verify_tls": webhook.verify_tls, "follow_redirects": webhook.follow_redirects,
-        "signed": bool(webhook.secret),
+        "ordered": webhook.ordered, "signed": bool(webhook.secret),
         "previous_secret_valid_until": webhook.replaced_secret_until(),
         "created_at": webhook.created_at,
     }  # fmt: skip

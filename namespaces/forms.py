@@ -425,12 +425,13 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
             "url",
             "verify_tls",
             "follow_redirects",
+            "ordered",
             "active",
             "djinn_headers",
             "timeout",
         ]
         field_order = ["url", "name", "all_events", "events", "payload_filter", "secret_action",
-                       "pasted_secret", "verify_tls", "follow_redirects", "active",
+                       "pasted_secret", "verify_tls", "follow_redirects", "ordered", "active",
                        "djinn_headers", "timeout"]  # fmt: skip
         labels = {"url": "Payload URL", "verify_tls": "SSL verification",
                   "timeout": "Timeout (seconds)"}  # fmt: skip
@@ -462,8 +463,8 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
     def clean(self):
         data = super().clean()
         changes = {name: data[name] for name in ("url", "name", "verify_tls", "follow_redirects",
-                                                 "active", "djinn_headers", "payload_filter",
-                                                 "timeout")
+                                                 "ordered", "active", "djinn_headers",
+                                                 "payload_filter", "timeout")
                    if name in data}  # fmt: skip
         if "events" in data:
             changes["events"] = [ALL_EVENTS] if data.get("all_events") else data["events"]

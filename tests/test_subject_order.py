@@ -233,3 +233,36 @@ def test_subject_of_always_makes_an_acceptable_subject():
     for key in ("a b", "é" * 80, "x\r\ny", "k" * 400):
         assert check(subject_of("job", key)) == subject_of("job", key)
     assert subject_of("job", "a b") != subject_of("job", "a%20b ")
+
+
+def test_turning_order_off_lets_the_held_ones_go(receiver):
+    from hooks import configure_webhook
+
+    hook = make_webhook(receiver.url, ordered=True)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n}, subject="job:a")
+    assert Delivery.objects.filter(status="held").count() == 2
+    saved = configure_webhook(hook, {"ordered": False})
+    assert saved.changed == ("ordered",)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
+
+
+def test_the_api_shows_and_sets_order(client, ann):
+    from accounts.models import ApiToken
+
+    ann.is_staff = ann.is_superuser = True  # server webhooks are staff's
+    ann.save()
+    _, raw = ApiToken.issue(ann, "tests")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    hook = make_webhook("http://127.0.0.1:9/hook")
+    path = f"/api/v1/webhooks/{hook.pk}"
+
+    def patch(body):
+        return client.patch(path, data=json.dumps(body), content_type="application/json", **auth)
+
+    assert client.get(path, **auth).json()["ordered"] is False
+    assert patch({"ordered": "sometimes"}).status_code in (400, 422)
+    hook.refresh_from_db()
+    assert hook.ordered is False
+    assert patch({"ordered": True}).status_code == 200
+    assert client.get(path, **auth).json()["ordered"] is True
