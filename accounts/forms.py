@@ -122,7 +122,15 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
         help_text="If your receiver moved and answers with a redirect, follow it (at most 5). "
         "Off: a redirect counts as a failure.",
     )
-    field_order = ["url", "events", "secret_action", "pasted_secret", "shape", "follow_redirects"]
+    ordered = forms.BooleanField(
+        label="Order per subject",
+        required=False,
+        help_text="Send the events about one thing (a job, your account) one at a time, in "
+        "order: the next waits until the previous one was received or gave up. Events about "
+        "other things go on meanwhile.",
+    )
+    field_order = ["url", "events", "secret_action", "pasted_secret", "shape", "follow_redirects",
+                   "ordered"]  # fmt: skip
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -134,6 +142,7 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
             self.initial.setdefault("url", hook.url)
             self.initial.setdefault("shape", notification.shape_of(hook))
             self.initial.setdefault("follow_redirects", hook.follow_redirects)
+            self.initial.setdefault("ordered", hook.ordered)
         self.secret_fields_for(hook)
 
     def clean_url(self) -> str:
@@ -151,6 +160,7 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
                 data.get("shape") or None,
                 data.get("events") or None,
                 data.get("follow_redirects", False),
+                data.get("ordered", False),
             )
         except ValidationError as exc:
             self.add_configure_errors(exc, {})

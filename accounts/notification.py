@@ -36,10 +36,12 @@ def event_choices() -> list[tuple[str, str]]:
 def prepare(
     user, url: str, secret: hooks.SecretChange, shape: str | None = None,
     events: list[str] | None = None, follow_redirects: bool | None = None,
+    ordered: bool | None = None,
 ):  # fmt: skip
     """The checked change of the user's webhook (hooks.prepare_webhook's Plan), or None
     for a blank URL, which removes it. A ValidationError by field when it is wrong.
-    None for `shape`, `events` or `follow_redirects`: unchanged (a new webhook's default)."""
+    None for `shape`, `events`, `follow_redirects` or `ordered`: unchanged (a new
+    webhook's default)."""
     if not url:
         return None
     if shape is not None and shape not in dict(SHAPES):
@@ -57,6 +59,8 @@ def prepare(
         changes["format"] = shape
     if follow_redirects is not None:
         changes["follow_redirects"] = follow_redirects
+    if ordered is not None:
+        changes["ordered"] = ordered
     return hooks.prepare_webhook(hook, changes)
 
 
@@ -71,10 +75,11 @@ def signed_change(user, signed: bool) -> hooks.SecretChange:
 def save(
     user, url: str, secret: hooks.SecretChange, shape: str | None = None,
     events: list[str] | None = None, follow_redirects: bool | None = None,
+    ordered: bool | None = None,
 ):  # fmt: skip
     """Set, change or remove (blank URL) the user's webhook. Returns it and a secret
     that was just generated (to show once), or ''."""
-    plan = prepare(user, url, secret, shape, events, follow_redirects)
+    plan = prepare(user, url, secret, shape, events, follow_redirects, ordered)
     return apply(user, plan)
 
 

@@ -205,6 +205,7 @@ class NotificationIn(Schema):
     follow_redirects: bool | None = Field(
         None, description="Follow the receiver's redirects (off for a new one)."
     )
+    ordered: bool | None = Field(None, description=ORDERED_HELP + " Off for a new one.")
 
 
 class RouteEventIn(Schema):

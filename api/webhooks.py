@@ -292,7 +292,7 @@ def put_notification(request: HttpRequest):
         with transaction.atomic():
             webhook, new_secret = notification.save(
                 request.user, given.url.strip(), secret, given.shape, given.events,
-                given.follow_redirects,
+                given.follow_redirects, given.ordered,
             )  # fmt: skip
     except ValidationError as exc:
         raise refused(exc) from None

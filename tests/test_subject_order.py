@@ -3,16 +3,21 @@ sequence order, through failures, while other subjects go on (hooks.worker.order
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import threading
 from collections import defaultdict
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from hooks import emit, redeliver, stop_retrying
+from accounts import notification
+from accounts.models import ApiToken
+from hooks import USER, emit, redeliver, stop_retrying
 from hooks.models import Delivery, Event, SubjectSequence
 from hooks.tools.receiver import Receiver, Reply
 from hooks.worker import sweeper
@@ -266,3 +271,79 @@ def test_the_api_shows_and_sets_order(client, ann):
     assert hook.ordered is False
     assert patch({"ordered": True}).status_code == 200
     assert client.get(path, **auth).json()["ordered"] is True
+
+
+# --- the other entry points: the account settings page, PUT /notification, the CLI ----
+def user_events(user, count: int) -> list[str]:
+    """`count` events addressed to `user` about their account; their deliveries' statuses."""
+    for n in range(count):
+        emit(TEST_EVENT, {"n": n}, user=user, audience=(USER,), subject=f"user:{user.pk}")
+    return by_sequence()
+
+
+def by_sequence() -> list[str]:
+    return list(Delivery.objects.order_by("sequence").values_list("status", flat=True))
+
+
+def test_the_account_settings_page_sets_and_shows_order_and_a_resubmit_keeps_it(
+    client, ann, receiver
+):
+    client.force_login(ann)
+    save, settings_url = reverse("accounts:save_webhook"), reverse("accounts:settings")
+    page = client.get(settings_url).content.decode()
+    assert 'name="ordered"' in page and 'id="id_ordered" checked' not in page
+    form = {"url": receiver.url, "shape": "auto", "ordered": "on"}
+    assert client.post(save, {**form, "secret_action": "generate"}).status_code == 302
+    assert notification.webhook_of(ann).ordered
+    page = client.get(settings_url).content.decode()
+    assert 'id="id_ordered" checked' in page and "Order: per subject" in page
+    assert user_events(ann, 2) == ["pending", "held"]
+    assert client.post(save, form).status_code == 302  # the page's form sent again as it is
+    assert notification.webhook_of(ann).ordered
+    assert by_sequence() == ["pending", "held"]
+    assert client.post(save, {"url": receiver.url, "shape": "auto"}).status_code == 302  # unticked
+    assert not notification.webhook_of(ann).ordered
+    assert by_sequence() == ["pending", "pending"]
+    assert "Order: none" in client.get(settings_url).content.decode()
+
+
+def test_put_notification_sets_order_keeps_it_when_left_out_and_refuses_a_non_boolean(
+    client, ann, receiver
+):
+    _, raw = ApiToken.issue(ann, "tests")
+
+    def put(body: dict):
+        return client.put("/api/v1/notification", data=json.dumps(body),
+                          content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}")  # fmt: skip
+
+    answer = put({"url": receiver.url, "ordered": True})
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["ordered"] is True
+    refused = put({"url": "https://elsewhere.example.com/hook", "ordered": "sometimes"})
+    assert refused.status_code == 400 and "ordered" in refused.content.decode()
+    hook = notification.webhook_of(ann)
+    assert (hook.url, hook.ordered) == (receiver.url, True)  # nothing of it was stored
+    assert put({"url": receiver.url}).json()["ordered"] is True  # left out: unchanged
+    assert put({"url": receiver.url, "ordered": False}).json()["ordered"] is False
+    assert notification.webhook_of(ann).ordered is False
+
+
+def test_the_cli_lists_which_webhooks_keep_order_and_counts_what_is_held(receiver):
+    make_webhook(receiver.url, name="parallel")
+    make_webhook(receiver.url, name="in-order", ordered=True)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n}, subject="job:a")
+
+    def line(output: str, name: str) -> str:
+        return next(row for row in output.splitlines() if f" {name} " in row)
+
+    def run(*args: str) -> str:
+        out = io.StringIO()
+        call_command("webhooks", *args, stdout=out)
+        return out.getvalue()
+
+    listing = run("list")
+    assert " ordered " in line(listing, "in-order") and " ordered " not in line(listing, "parallel")
+    status = run("status")
+    assert "backlog 1 (+2 held for order)  " in line(status, "in-order")
+    assert "backlog 3  last failure" in line(status, "parallel")
