@@ -42,7 +42,8 @@ def _table() -> str:
 
 def _first_held(where: str) -> str:
     """The held deliveries (of the chains `where` picks, over alias h) that go next:
-    nothing of their chain is pending, nothing held comes before them."""
+    nothing of their chain is pending, nothing held comes before them. (The sweeper's
+    look over every chain; a release after a record picks its chains by `release_sql`.)"""
     table = _table()
     return (
         f"SELECT h.id FROM {table} AS h WHERE h.status {UNFINISHED} "
@@ -64,9 +65,30 @@ def _release(where: str) -> str:
 
 @lru_cache(maxsize=256)
 def release_sql(chains: int) -> str:
-    """The release of up to one held delivery in each of `chains` chains."""
-    where = " OR ".join(["(h.webhook_id = %s AND h.subject = %s)"] * chains)
-    return _release(f"({where})")
+    """The release of up to one held delivery in each of `chains` chains (params: the
+    chains' webhook id and subject, in turn). Each chain's first unfinished delivery is
+    found by the chain index, in sequence order; it goes if it is held and nothing of
+    its chain is pending. (Picking the held rows of many chains by an OR of their keys
+    let SQLite read every held row through the status index instead: 0.1 s a release
+    of 100 chains with 30,000 held, against 1 ms this way.)"""
+    table = _table()
+    keys = " UNION ALL ".join(
+        ["SELECT CAST(%s AS BIGINT) AS webhook_id, CAST(%s AS TEXT) AS subject"] * chains
+    )
+    first = (  # its id if it is held (the status is tested here, not by the UPDATE: there
+        # SQLite would read every held row through the status index)
+        f"SELECT (SELECT CASE WHEN h.status = '{Status.HELD}' THEN h.id END "
+        f"FROM {table} AS h WHERE h.webhook_id = c.webhook_id "
+        f"AND h.subject = c.subject AND h.status {UNFINISHED} AND h.subject IS NOT NULL "
+        f"ORDER BY h.sequence LIMIT 1) FROM ({keys}) AS c"
+    )
+    return (
+        f"UPDATE {table} SET status = '{Status.PENDING}', next_attempt_at = created_at, "
+        f"enqueued_until = NULL WHERE id IN ({first}) "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} AS p WHERE p.webhook_id = {table}.webhook_id "
+        f"AND p.subject = {table}.subject AND p.status {UNFINISHED} "
+        f"AND p.subject IS NOT NULL AND p.status = '{Status.PENDING}')"
+    )
 
 
 @lru_cache(maxsize=256)
