@@ -21,9 +21,10 @@ def test_benchmark_smoke_run_prints_every_measure():
         "isolation", "each round", "fan-out", "emit()", "latency", "worker RSS", "peak worker RSS",
         "stolen by the hypervisor", "no route events", "route events it does not match",
         "matching one", "at 200 events/s", "retries: first attempt after its due time", "with a payload filter", "two qclusters on one database", "two full-size qclusters", "arrived twice",
-        "MB job round trip", "peak RSS web / jobs / deliveries",
+        "MB job round trip", "peak RSS web / jobs / deliveries", "each about a job (its subject)",
+        "order per subject: 50 jobs × 4 states", "arrived out of order per subject",
     ):  # fmt: skip
         assert measure in table, measure
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 38  # header + 37 measures
+    assert len(rows) == 41  # header + 40 measures
     assert all(re.search(r"\d", row.split("|")[2]) for row in rows[1:])  # every value measured
