@@ -7,11 +7,13 @@ import io
 import json
 import random
 import threading
+import time
 from collections import defaultdict
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -347,3 +349,38 @@ def test_the_cli_lists_which_webhooks_keep_order_and_counts_what_is_held(receive
     status = run("status")
     assert "backlog 1 (+2 held for order)  " in line(status, "in-order")
     assert "backlog 3  last failure" in line(status, "parallel")
+
+
+@pytest.mark.skipif(
+    not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="PostgreSQL: with SQLite's one writer an open emit holds every record anyway",
+)
+def test_a_record_does_not_wait_for_an_emit_of_its_subject_still_open(receiver):
+    """An emitting transaction holds its subject's counter row until it commits. A
+    worker's record of that subject's delivery skips the row rather than wait (its
+    batch's other deliveries would wait too) and releases the chain after its commit."""
+    make_webhook(receiver.url, ordered=True)
+    emit(TEST_EVENT, {"n": 1}, subject="job:a")
+    seen: dict[str, str] = {}
+    emitted = threading.Event()
+
+    def emitter() -> None:
+        with transaction.atomic():
+            emit(TEST_EVENT, {"n": 2}, subject="job:a")  # held: the first is not finished
+            emitted.set()
+            first = Delivery.objects.filter(sequence=1)
+            recorded = lambda: first.get().status == "succeeded"  # noqa: E731
+            deadline = time.monotonic() + 5
+            while not recorded() and time.monotonic() < deadline:
+                time.sleep(0.02)  # the record, from the pump's connection
+            seen["first"] = first.get().status  # while this transaction is still open
+        connection.close()
+
+    opened = threading.Thread(target=emitter)
+    opened.start()
+    assert emitted.wait(10)
+    Pump().drain(None, budget=10)
+    opened.join()
+    assert seen["first"] == "succeeded"  # recorded while the emit was open
+    deliver_all()  # the late release let the second go
+    assert receipts(receiver.requests) == {"job:a": [1, 2]}

@@ -23,14 +23,17 @@ unfinished deliveries of ordered webhooks.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from hooks.models import Delivery, SubjectSequence
 
+log = logging.getLogger("hooks.order")
 Status = Delivery.Status
 Chain = tuple[int, str]  # (webhook id, subject)
 UNFINISHED = f"IN ('{Status.PENDING}', '{Status.HELD}')"  # the chain index's own terms
@@ -92,42 +95,73 @@ def release_sql(chains: int) -> str:
 
 
 @lru_cache(maxsize=256)
-def _lock_sql(subjects: int) -> str:
+def _lock_sql(subjects: int, wait: bool) -> str:
     table = connection.ops.quote_name(SubjectSequence._meta.db_table)
     marks = ", ".join(["%s"] * subjects)
-    return f"SELECT subject FROM {table} WHERE subject IN ({marks}) ORDER BY subject FOR UPDATE"
+    skip = "" if wait else " SKIP LOCKED"
+    return (
+        f"SELECT subject FROM {table} WHERE subject IN ({marks}) ORDER BY subject FOR UPDATE{skip}"
+    )
 
 
 BATCH = 100  # chains per release statement
+LATE_LOCK_TIMEOUT = "2s"  # a late release waits this long for an emitting transaction
 
 
-def statements_for(chains: Iterable[Chain]) -> list[tuple[str, list]]:
-    """What releases the next delivery of each chain, as (sql, params) to run in the
-    transaction that finished their deliveries (after those updates): on PostgreSQL
-    the subjects' rows are locked first (see the module's docstring)."""
-    chains = sorted(set(chains), key=lambda chain: (chain[1], chain[0]))
-    if not chains:
-        return []
-    out: list[tuple[str, list]] = []
-    if connection.vendor == "postgresql":
-        subjects = sorted({subject for _, subject in chains})
-        out.append((_lock_sql(len(subjects)), subjects))
-    for start in range(0, len(chains), BATCH):
-        part = chains[start : start + BATCH]
-        out.append((release_sql(len(part)), [value for chain in part for value in chain]))
-    return out
+@dataclass(frozen=True)
+class Release:
+    """The release of the next held delivery of each chain, run in the transaction that
+    finished their deliveries (after those updates). On PostgreSQL the chains' subject
+    rows are locked first (see the module's docstring); with `wait` off (a worker's
+    record) a row an emitting transaction holds is skipped rather than waited for, so a
+    worker's record never waits on another's open transaction: that chain is released
+    from what is visible now and again after the commit (`release_late`)."""
+
+    chains: tuple[Chain, ...]
+    wait: bool = True
+
+    @classmethod
+    def of(cls, chains: Iterable[Chain], wait: bool = True) -> Release:
+        return cls(tuple(sorted(set(chains), key=lambda chain: (chain[1], chain[0]))), wait)
+
+    def run(self, cursor) -> tuple[int, set[Chain]]:
+        """How many held deliveries went pending, and the chains to release again after
+        the commit (their subject was held by an emitting transaction)."""
+        if not self.chains:
+            return 0, set()
+        late: set[Chain] = set()
+        if connection.vendor == "postgresql":
+            subjects = sorted({subject for _, subject in self.chains})
+            cursor.execute(_lock_sql(len(subjects), self.wait), subjects)
+            locked = {row[0] for row in cursor.fetchall()}
+            late = {chain for chain in self.chains if chain[1] not in locked}
+        released = 0
+        for start in range(0, len(self.chains), BATCH):
+            part = self.chains[start : start + BATCH]
+            cursor.execute(release_sql(len(part)), [value for chain in part for value in chain])
+            released += cursor.rowcount
+        return released, late
 
 
 def release(chains: Iterable[Chain]) -> int:
     """Release the next held delivery of each chain, in the caller's transaction (a
     stop, a webhook whose order was turned off). Returns how many were released."""
-    released = 0
     with connection.cursor() as cursor:
-        for sql, params in statements_for(chains):
-            cursor.execute(sql, params)
-            if sql.startswith("UPDATE"):
-                released += cursor.rowcount
-    return released
+        return Release.of(chains).run(cursor)[0]
+
+
+def release_late(chains: Iterable[Chain]) -> int:
+    """After a record's commit, the chains whose subject an emitting transaction held:
+    that transaction may have written a held delivery the record could not see. Waits
+    for it (LATE_LOCK_TIMEOUT at most; then the sweeper's `release_stuck` will do) and
+    releases what is due. Returns how many were released."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{LATE_LOCK_TIMEOUT}'")
+            return Release.of(chains).run(cursor)[0]
+    except OperationalError as exc:
+        log.info("A late release waited too long (%s); the sweeper will release.", exc)
+        return 0
 
 
 def chains_of(deliveries) -> set[Chain]:

@@ -43,7 +43,7 @@ from hooks import conf, logsafe, metrics, process
 from hooks.models import Delivery
 from hooks.outbox.handover import enqueue_pump, unmark
 from hooks.outgoing import transport
-from hooks.worker import claims, recording, stopping, threads, writelock
+from hooks.worker import claims, order, recording, stopping, threads, writelock
 from hooks.worker.attempt import attempt, send
 from hooks.worker.recording import Sent
 
@@ -332,6 +332,8 @@ class Pump:
                     recorded.update_health()  # last: other pumps wait on these rows
                 recorded.after_commit()
                 self.released += recorded.released
+                if recorded.late:  # subjects an emitting transaction held (PostgreSQL)
+                    self.released += order.release_late(recorded.late)
                 return claimed
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() + delay > give_up:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -92,6 +92,7 @@ class Recorded:
     now: datetime
     statuses: list[str]  # each delivery's status after its attempt, in batch order
     released: int = 0  # held deliveries of ordered webhooks that are pending now
+    late: set = field(default_factory=set)  # chains to release after the commit (order)
 
     def update_health(self) -> None:
         """Failure counters and disabling. Webhook rows are shared by every worker: they
@@ -126,7 +127,7 @@ class Prepared:
     attempts: list[Attempt]
     inserts: list[tuple[str, list]]
     updates: list[tuple[str, list]]  # the deliveries moved on, by group
-    releases: list[tuple[str, list]]  # then each finished chain's next (hooks.worker.order)
+    releases: order.Release  # then each finished chain's next (hooks.worker.order)
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
     now: datetime
     statuses: list[str]
@@ -144,16 +145,12 @@ class Prepared:
                     ids += [row[0] for row in cursor.fetchall()]
             for sql, params in self.updates:
                 cursor.execute(sql, params)
-            released = 0
-            for sql, params in self.releases:
-                cursor.execute(sql, params)
-                if sql.startswith("UPDATE"):  # not the lock's SELECT (PostgreSQL)
-                    released += cursor.rowcount
+            released, late = self.releases.run(cursor)
         for attempt, pk in zip(self.attempts, ids, strict=False):
             attempt.pk = pk
             attempt._state.adding, attempt._state.db = False, connection.alias
         recorded = Recorded(self.batch, self.attempts, self.outcomes, self.now, self.statuses)
-        recorded.released = released
+        recorded.released, recorded.late = released, late
         return recorded
 
 
@@ -210,7 +207,7 @@ def prepare(batch: list[Sent]) -> Prepared:
             outcomes.setdefault(webhook.pk, (webhook, []))[1].append(outcome)
     inserts = _attempt_rows.statements(attempts) if attempts else []
     updates = _updates(finished, retried, now)
-    releases = order.statements_for(chains)
+    releases = order.Release.of(chains, wait=False)  # a worker never waits on an emit
     return Prepared(batch, attempts, inserts, updates, releases, outcomes, now, statuses)
 
 
