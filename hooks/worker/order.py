@@ -153,15 +153,23 @@ def release(chains: Iterable[Chain]) -> int:
 def release_late(chains: Iterable[Chain]) -> int:
     """After a record's commit, the chains whose subject an emitting transaction held:
     that transaction may have written a held delivery the record could not see. Waits
-    for it (LATE_LOCK_TIMEOUT at most; then the sweeper's `release_stuck` will do) and
-    releases what is due. Returns how many were released."""
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL lock_timeout = '{LATE_LOCK_TIMEOUT}'")
-            return Release.of(chains).run(cursor)[0]
-    except OperationalError as exc:
-        log.info("A late release waited too long (%s); the sweeper will release.", exc)
-        return 0
+    for it and releases what is due; returns how many were released. One subject a
+    transaction: a wait while holding no other lock can be no part of a deadlock (an
+    application's transaction locks its subjects in its own order). The first wait
+    longer than LATE_LOCK_TIMEOUT leaves the rest to the sweeper's `release_stuck`."""
+    by_subject: dict[str, list[Chain]] = {}
+    for chain in chains:
+        by_subject.setdefault(chain[1], []).append(chain)
+    released = 0
+    for subject in sorted(by_subject):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = '{LATE_LOCK_TIMEOUT}'")
+                released += Release.of(by_subject[subject]).run(cursor)[0]
+        except OperationalError as exc:
+            log.info("A late release waited too long (%s); the sweeper will release.", exc)
+            break
+    return released
 
 
 def chains_of(deliveries) -> set[Chain]:
