@@ -57,5 +57,8 @@ def notify_user(user, event_type: str, payload: dict) -> bool:
     user webhooks are switched off. Returns whether an event was emitted."""
     if not wants_notification(user):
         return False
-    hooks.emit(event_type, payload, user=user, audience=(hooks.USER,))
+    hooks.emit(
+        event_type, payload, user=user, audience=(hooks.USER,),
+        subject=hooks.subject_of("user", user.pk),
+    )  # fmt: skip
     return True

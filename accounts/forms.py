@@ -140,8 +140,15 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
         help_text="At most this many requests waiting for your receiver's answer at once. "
         "Blank: the hub's default.",
     )
+    ordered = forms.BooleanField(
+        label="Order per subject",
+        required=False,
+        help_text="Send the events about one thing (a job, your account) one at a time, in "
+        "order: the next waits until the previous one was received or gave up. Events about "
+        "other things go on meanwhile.",
+    )
     field_order = ["url", "events", "secret_action", "pasted_secret", "shape", "follow_redirects",
-                   *notification.PACE_FIELDS]  # fmt: skip
+                   "ordered", *notification.PACE_FIELDS]  # fmt: skip
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -153,6 +160,7 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
             self.initial.setdefault("url", hook.url)
             self.initial.setdefault("shape", notification.shape_of(hook))
             self.initial.setdefault("follow_redirects", hook.follow_redirects)
+            self.initial.setdefault("ordered", hook.ordered)
             for name in notification.PACE_FIELDS:
                 self.initial.setdefault(name, getattr(hook, name))
         self.secret_fields_for(hook)
@@ -172,6 +180,7 @@ class NotificationWebhookForm(hooks.WebhookConfigForm):
                 data.get("shape") or None,
                 data.get("events") or None,
                 data.get("follow_redirects", False),
+                data.get("ordered", False),
                 {name: data.get(name) for name in notification.PACE_FIELDS},
             )
         except ValidationError as exc:

@@ -41,13 +41,14 @@ PACE_FIELDS = ("rate_limit", "rate_burst", "max_in_flight")
 def prepare(
     user, url: str, secret: hooks.SecretChange, shape: str | None = None,
     events: list[str] | None = None, follow_redirects: bool | None = None,
-    pace: dict[str, Any] | None = None,
+    ordered: bool | None = None, pace: dict[str, Any] | None = None,
 ):  # fmt: skip
     """The checked change of the user's webhook (hooks.prepare_webhook's Plan), or None
     for a blank URL, which removes it. A ValidationError by field when it is wrong.
-    None for `shape`, `events` or `follow_redirects`: unchanged (a new webhook's default).
-    `pace`: the pacing fields to change (PACE_FIELDS; a None value clears one), checked
-    by the same rules as every webhook's; the others stay as they are."""
+    None for `shape`, `events`, `follow_redirects` or `ordered`: unchanged (a new
+    webhook's default). `pace`: the pacing fields to change (PACE_FIELDS; a None value
+    clears one), checked by the same rules as every webhook's; the others stay as they
+    are."""
     if not url:
         return None
     if shape is not None and shape not in dict(SHAPES):
@@ -65,6 +66,8 @@ def prepare(
         changes["format"] = shape
     if follow_redirects is not None:
         changes["follow_redirects"] = follow_redirects
+    if ordered is not None:
+        changes["ordered"] = ordered
     changes.update({name: value for name, value in (pace or {}).items() if name in PACE_FIELDS})
     return hooks.prepare_webhook(hook, changes)
 
@@ -80,11 +83,11 @@ def signed_change(user, signed: bool) -> hooks.SecretChange:
 def save(
     user, url: str, secret: hooks.SecretChange, shape: str | None = None,
     events: list[str] | None = None, follow_redirects: bool | None = None,
-    pace: dict[str, Any] | None = None,
+    ordered: bool | None = None, pace: dict[str, Any] | None = None,
 ):  # fmt: skip
     """Set, change or remove (blank URL) the user's webhook. Returns it and a secret
     that was just generated (to show once), or ''."""
-    plan = prepare(user, url, secret, shape, events, follow_redirects, pace)
+    plan = prepare(user, url, secret, shape, events, follow_redirects, ordered, pace)
     return apply(user, plan)
 
 

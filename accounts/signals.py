@@ -18,7 +18,7 @@ def user_signed_up(sender, instance, created: bool, raw: bool = False, **kwargs)
     # In the same transaction as the account (the outbox): a signup that rolls back
     # sends nothing, a committed one is delivered after the commit.
     if created and not raw:
-        hooks.emit(SIGNUP, signup_payload(instance))
+        hooks.emit(SIGNUP, signup_payload(instance), subject=hooks.subject_of("user", instance.pk))
 
 
 @receiver(user_logged_out, dispatch_uid="accounts.presence_logged_out")

@@ -40,6 +40,12 @@ FOLLOW_REDIRECTS_HELP = (
     "send the same POST, 301/302/303 a GET); false: a redirect is a failure."
 )
 
+ORDERED_HELP = (
+    "It receives each subject's events (a job's, a namespace's, a user's) one at a time, in "
+    "their sequence order: the next waits until the previous succeeded or gave up; other "
+    "subjects go on meanwhile."
+)
+
 
 class PaceOut(Schema):
     rate: float | None = Field(
@@ -78,6 +84,7 @@ class WebhookOut(Schema):
     payload_filter: dict[str, Any] | None
     verify_tls: bool
     follow_redirects: bool = Field(description=FOLLOW_REDIRECTS_HELP)
+    ordered: bool = Field(description=ORDERED_HELP)
     rate_limit: float | None = Field(description=RATE_LIMIT_HELP)
     rate_burst: int | None = Field(description=BURST_HELP)
     max_in_flight: int | None = Field(description=MAX_IN_FLIGHT_HELP)
@@ -128,6 +135,7 @@ class WebhookFields(Schema):
     follow_redirects: bool | None = Field(
         None, description="Follow the receiver's redirects; a new namespace webhook does."
     )
+    ordered: bool | None = Field(None, description=ORDERED_HELP + " Off for a new one.")
     djinn_headers: bool | None = None
     github_signature: bool | None = None
     format: str | None = Field(None, description="auto, json, discord, slack, google_chat, …")
@@ -302,6 +310,7 @@ class NotificationIn(Schema):
     follow_redirects: bool | None = Field(
         None, description="Follow the receiver's redirects (off for a new one)."
     )
+    ordered: bool | None = Field(None, description=ORDERED_HELP + " Off for a new one.")
     rate_limit: float | None = Field(None, description=RATE_LIMIT_HELP + " Left out: unchanged.")
     rate_burst: int | None = Field(None, description=BURST_HELP + " Left out: unchanged.")
     max_in_flight: int | None = Field(

@@ -92,7 +92,7 @@ def _out(webhook: Webhook, paths: dict[str, str] | None = None) -> dict[str, Any
         "verify_tls": webhook.verify_tls, "follow_redirects": webhook.follow_redirects,
         "rate_limit": webhook.rate_limit, "rate_burst": webhook.rate_burst,
         "max_in_flight": webhook.max_in_flight, "pace": hooks.pace_fields(webhook),
-        "signed": bool(webhook.secret),
+        "ordered": webhook.ordered, "signed": bool(webhook.secret),
         "previous_secret_valid_until": webhook.replaced_secret_until(),
         "created_at": webhook.created_at,
     }  # fmt: skip
@@ -424,7 +424,7 @@ def put_notification(request: HttpRequest):
         with transaction.atomic():
             webhook, new_secret = notification.save(
                 request.user, given.url.strip(), secret, given.shape, given.events,
-                given.follow_redirects,
+                given.follow_redirects, given.ordered,
                 {name: body[name] for name in notification.PACE_FIELDS if name in body},
             )  # fmt: skip
     except ValidationError as exc:

@@ -36,7 +36,14 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 import hooks  # noqa: E402
-from hooks.models import Attempt, DeclaredEventType, Delivery, Event, Webhook  # noqa: E402
+from hooks.models import (  # noqa: E402
+    Attempt,
+    DeclaredEventType,
+    Delivery,
+    Event,
+    SubjectSequence,
+    Webhook,
+)
 from hooks.outgoing import signing  # noqa: E402  (the usual way signs as the hub does)
 
 EVENT = "bench.event"
@@ -60,6 +67,11 @@ class Receivers:
 
     def stats(self) -> dict:
         r = self.http.request("GET", f"http://127.0.0.1:{self.ports['control']}/stats")
+        return json.loads(r.data)
+
+    def order(self) -> dict:
+        """The flaky receiver's counts: ok, failed, out_of_order, subjects."""
+        r = self.http.request("GET", f"http://127.0.0.1:{self.ports['control']}/order")
         return json.loads(r.data)
 
     def reset(self) -> None:
@@ -148,7 +160,7 @@ def declare_event_type() -> None:
 def reset_db() -> None:
     from django_q.models import OrmQ, Task
 
-    models = (Attempt, Delivery, Event, Webhook, OrmQ, Task)
+    models = (Attempt, Delivery, Event, SubjectSequence, Webhook, OrmQ, Task)
     for model in models:
         model.objects.all().delete()
     if connection.vendor == "postgresql":
@@ -436,6 +448,48 @@ def isolation_pairs(rx: Receivers, events: int, repeat: int) -> dict:
     }
 
 
+JOB_STATES = ("queued", "started", "progress", "finished")
+# A failed attempt is tried again a second later (the default waits 5 s, then 5 min): the
+# measure is the drain with failures in it, not the length of a retry schedule.
+SECOND_RETRIES = {"WEBHOOK_RETRY_SCHEDULE": ",".join(["0"] + ["1"] * 9)}
+
+
+def subject_drain(rx: Receivers, jobs: int, ordered: bool) -> tuple[float, int]:
+    """`jobs` jobs × 4 states (each event with its job as subject; emitted state by state
+    across the jobs, in one transaction) to the receiver that fails 5 % at random:
+    deliveries/s until every one was accepted, and how many arrived out of order."""
+    reset_db()
+    Webhook.objects.filter(pk=webhooks([rx.url("flaky")])[0].pk).update(ordered=ordered)
+    rx.reset()
+    total = jobs * len(JOB_STATES)
+    cluster = Cluster(**SECOND_RETRIES)
+    try:
+        with transaction.atomic():
+            for state in JOB_STATES:
+                for job in range(jobs):
+                    hooks.emit(EVENT, {"seq": job, "state": state}, subject=f"job:{job}")
+            start_holder = []
+            transaction.on_commit(lambda: start_holder.append(time.monotonic()))
+        wait_until(lambda: rx.order()["ok"] >= total, interval=0.1)
+        rate = total / (time.monotonic() - start_holder[0])
+    finally:
+        cluster.stop()
+    return rate, rx.order()["out_of_order"]
+
+
+def subject_order(rx: Receivers, jobs: int, k: int) -> dict:
+    """Ordered and unordered runs take turns (a slow spell of the machine falls on both);
+    the best rate of each counts, and out-of-order arrivals of every run."""
+    pairs = [(subject_drain(rx, jobs, True), subject_drain(rx, jobs, False)) for _ in range(k)]
+    return {
+        "order_jobs": jobs,
+        "order_rate": max(ordered[0] for ordered, _ in pairs),
+        "order_unordered_rate": max(unordered[0] for _, unordered in pairs),
+        "order_out_of_order": sum(ordered[1] for ordered, _ in pairs),
+        "order_unordered_out_of_order": sum(unordered[1] for _, unordered in pairs),
+    }
+
+
 def _process_ticks(pid: int) -> int:
     """User + system CPU ticks of one process so far (0 once it is gone)."""
     try:
@@ -490,17 +544,21 @@ def fanout(url: str, subscribers: int) -> float:
         cluster.stop()
 
 
-def emit_rate(count: int) -> float:
+def emit_rate(count: int, subjects: bool = False) -> float:
+    """events/s of emit(), each in its own transaction; with `subjects`, about a job
+    each (four events a job, as its states: numbered, and held behind each other for an
+    ordered webhook)."""
     start = time.monotonic()
     for n in range(count):
         with transaction.atomic():
-            hooks.emit(EVENT, {"seq": n})
+            hooks.emit(EVENT, {"seq": n}, subject=f"job:{n // 4}" if subjects else None)
     return count / (time.monotonic() - start)
 
 
-def emit_cost(rx: Receivers, count: int) -> tuple[float, float, float]:
+def emit_cost(rx: Receivers, count: int) -> tuple[float, float, float, float]:
     """events/s of emit() with 3 subscribers in a transaction, of the same with one of
-    them filtering the payload (half the events match), and of a plain insert."""
+    them filtering the payload (half the events match), of the same with a subject and
+    one of the three keeping order per subject instead, and of a plain insert."""
     reset_db()
     hooks_ = webhooks([rx.url("fast")] * 3)
     rate = emit_rate(count)
@@ -508,12 +566,14 @@ def emit_cost(rx: Receivers, count: int) -> tuple[float, float, float]:
         payload_filter={"any": [{"path": "seq", "lt": count // 2}]}
     )
     filtered = emit_rate(count)
+    Webhook.objects.filter(pk=hooks_[0].pk).update(payload_filter=None, ordered=True)
+    with_subject = emit_rate(count, subjects=True)
     start = time.monotonic()
     for n in range(count):
         with transaction.atomic():
             Event.objects.create(type="plain", payload={"seq": n})
     plain_rate = count / (time.monotonic() - start)
-    return rate, filtered, plain_rate
+    return rate, filtered, with_subject, plain_rate
 
 
 def latency(rx: Receivers, count: int, interval: float = 0.05) -> dict:
@@ -706,7 +766,8 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
     def emit() -> dict:
         costs = [emit_cost(rx, 500 if not quick else 100) for _ in range(k)]
         return {"emit_rate": max(e[0] for e in costs), "emit_filtered": max(e[1] for e in costs),
-                "plain_rate": max(e[2] for e in costs)}  # fmt: skip
+                "emit_subject": max(e[2] for e in costs),
+                "plain_rate": max(e[3] for e in costs)}  # fmt: skip
 
     return {
         "drain_fast": drain_fast,
@@ -734,6 +795,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         "big_job": lambda: big_job(rx, (10 if not quick else 1) * 1024 * 1024, k),
         "remote_workers": lambda: remote_workers(quick),
         "pacing": lambda: pacing(rx, n, 60.0 if not quick else 4.0, k),
+        "subject_order": lambda: subject_order(rx, 10_000 if not quick else 50, k),
     }
 
 

@@ -2,7 +2,7 @@
 `hooks.models`); nothing outside `hooks/` knows about HTTP, signing, retries or
 django-q2.
 
-Sending:      emit, send_now, send_to_slot
+Sending:      emit, send_now, send_to_slot, subject_of (an event's subject: "job:42")
 Registering:  register_event_type, Slot, register_slot, SlotSetting,
               register_slot_setting, SERVER, USER, NAMESPACE, SCOPES
 Configuring:  new_webhook, configure_webhook, prepare_webhook (check, then Plan.save()),
@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     )
     from hooks.encryption import EncryptedTextField, seal, unseal
     from hooks.outbox.event import PayloadTooLarge, emit
+    from hooks.outbox.subjects import subject_of
     from hooks.scopes import register_namespaces, register_webhook_page
     from hooks.slots import Slot, SlotSetting, register_slot, register_slot_setting
     from hooks.ssrf import UnsafeURL
@@ -190,6 +191,7 @@ __all__ = [
     "read_feed",
     "send_to_slot",
     "stop_retrying",
+    "subject_of",
     "settings",
     "validate_payload_filter",
     "validate_secret",

@@ -80,7 +80,7 @@ class WebhookAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "format", "data_template", "preview", "headers_text", "timeout", "verify_tls",
-                    "follow_redirects", "basic_auth_username", "new_basic_auth_password",
+                    "follow_redirects", "ordered", "basic_auth_username", "new_basic_auth_password",
                     "clear_basic_auth_password",
                 ]
             },

@@ -98,6 +98,13 @@ class Webhook(models.Model):
         help_text="Follow the receiver's redirects (at most 5, each checked like the URL): "
         "307/308 send the same POST again, 301/302/303 a GET. Off: a redirect is a failure.",
     )
+    ordered = models.BooleanField(
+        "order per subject",
+        default=False,
+        help_text="Deliver each subject's events (a job's, a namespace's, a user's) one at a "
+        "time, in order: the next waits until the previous one succeeded or gave up. Other "
+        "subjects go on meanwhile.",
+    )
     # Pacing (hooks.worker.pacing): blank keeps the hub's defaults (a chat platform's
     # documented limit for Discord and Slack URLs; no limit otherwise).
     rate_limit = models.FloatField(
@@ -228,12 +235,30 @@ class Event(models.Model):
     # How many of its payload's values are stored apart (LargeValue, through
     # EventValue), a preview in each one's place in `payload`; null: none.
     stored_apart = models.PositiveIntegerField(null=True, blank=True)
+    # What the event is about ("job:<id>", "namespace:<name>", "user:<id>") and its
+    # number among that subject's events (SubjectSequence); null: no subject. Nullable,
+    # so adding them did not rewrite the table on SQLite.
+    subject = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    sequence = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
+
+
+class SubjectSequence(models.Model):
+    """The last sequence number given to a subject's events. Counted up in emit's
+    transaction, so a rolled-back event takes no number (a subject's numbers have no
+    gaps) and, on PostgreSQL, the row stays locked until the emitting transaction ends:
+    the lock that orders a subject's fan-out and its release (hooks.worker.order)."""
+
+    subject = models.CharField(max_length=200, primary_key=True)
+    last = models.PositiveBigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.last}"
 
 
 class LargeValue(models.Model):
@@ -268,6 +293,7 @@ class Delivery(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped (webhook disabled)"
+        HELD = "held", "Held (waits for an earlier event of its subject)"
 
     # Sent as `webhook-id`: stable across retries and redeliveries.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -314,6 +340,11 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)  # indexed with status (Meta)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Set only for a webhook that keeps order per subject (Webhook.ordered): the
+    # event's subject and sequence, the chain its deliveries go through one at a time
+    # (hooks.worker.order). Nullable: adding them did not rewrite the table on SQLite.
+    subject = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    sequence = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -355,6 +386,14 @@ class Delivery(models.Model):
             models.Index(
                 fields=["claim_token"], condition=models.Q(claim_token__isnull=False),
                 name="delivery_claimed",
+            ),
+            # The unfinished deliveries of ordered webhooks, by chain (webhook, subject):
+            # whether a new one waits, and which held one goes next. Only those rows:
+            # it stays small however long the history, and costs the others nothing.
+            models.Index(
+                fields=["webhook", "subject", "sequence"],
+                condition=models.Q(status__in=["pending", "held"], subject__isnull=False),
+                name="delivery_order_chain",
             ),
         ]  # fmt: skip
 

@@ -185,11 +185,11 @@ class Notice:
 def submitted(job: Job) -> list[Notice]:
     """job.submitted to the server's webhooks, as the owner's event; a namespace's job
     is also build.submitted to the namespace's webhooks (started and tagged likewise)."""
-    return _tell(_moment(job, SUBMITTED), *_build(job, SUBMITTED))
+    return _tell(job, _moment(job, SUBMITTED), *_build(job, SUBMITTED))
 
 
 def started(job: Job) -> list[Notice]:
-    return _tell(_moment(job, STARTED), *_build(job, STARTED))
+    return _tell(job, _moment(job, STARTED), *_build(job, STARTED))
 
 
 def tagged(job: Job, tags: list[str], user) -> list[Notice]:
@@ -201,7 +201,7 @@ def tagged(job: Job, tags: list[str], user) -> list[Notice]:
         told.append(
             Notice(BUILD_EVENTS[TAGGED], payload, (NAMESPACE,), namespace=job.namespace.key)
         )
-    return _tell(*told)
+    return _tell(job, *told)
 
 
 def pin_changed(job: Job) -> list[Notice]:
@@ -209,7 +209,7 @@ def pin_changed(job: Job) -> list[Notice]:
     if not job.namespace_id:
         return []
     change = PINNED if job.pinned else UNPINNED
-    return _tell(Notice(change, build_payload(job), (NAMESPACE,), namespace=job.namespace.key))
+    return _tell(job, Notice(change, build_payload(job), (NAMESPACE,), namespace=job.namespace.key))
 
 
 def finished(job: Job) -> list[Notice]:
@@ -217,10 +217,13 @@ def finished(job: Job) -> list[Notice]:
     owner is away, to their notification webhook; build.finished to a namespace's; the
     status JSON to the job's callback URL (RunPod's webhook); and for a completed job
     SwarmUI's Every Job and Manual Job hooks."""
-    return _tell(_end(job), *_build(job, FINISHED), *_callback(job), *_swarm(job))
+    return _tell(job, _end(job), *_build(job, FINISHED), *_callback(job), *_swarm(job))
 
 
-def _tell(*told: Notice) -> list[Notice]:
+def _tell(job: Job, *told: Notice) -> list[Notice]:
+    """Emit each notice, about the job (its subject: a webhook that keeps order per
+    subject receives a job's events one at a time, in order)."""
+    subject = hooks.subject_of("job", job.pk)
     for notice in told:
         hooks.emit(
             notice.event_type,
@@ -232,6 +235,7 @@ def _tell(*told: Notice) -> list[Notice]:
             target_signer=notice.target_signer,
             target_schedule=notice.target_schedule,
             target_success_status=notice.target_success_status,
+            subject=subject,
         )
     return list(told)
 

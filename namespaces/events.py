@@ -83,6 +83,7 @@ def emit(event_type: str, namespace, payload: dict) -> None:
         {**payload, "namespace": namespace.as_payload()},
         namespace=namespace.key,
         audience=(NAMESPACE,),
+        subject=hooks.subject_of("namespace", namespace.key),
     )
 
 

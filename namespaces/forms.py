@@ -425,6 +425,7 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
             "url",
             "verify_tls",
             "follow_redirects",
+            "ordered",
             "active",
             "djinn_headers",
             "timeout",
@@ -433,7 +434,7 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
             "max_in_flight",
         ]
         field_order = ["url", "name", "all_events", "events", "payload_filter", "secret_action",
-                       "pasted_secret", "verify_tls", "follow_redirects", "active",
+                       "pasted_secret", "verify_tls", "follow_redirects", "ordered", "active",
                        "djinn_headers", "timeout", "rate_limit", "rate_burst",
                        "max_in_flight"]  # fmt: skip
         labels = {"url": "Payload URL", "verify_tls": "SSL verification",
@@ -467,9 +468,9 @@ class NamespaceWebhookForm(hooks.WebhookConfigForm, forms.ModelForm):
     def clean(self):
         data = super().clean()
         changes = {name: data[name] for name in ("url", "name", "verify_tls", "follow_redirects",
-                                                 "active", "djinn_headers", "payload_filter",
-                                                 "timeout", "rate_limit", "rate_burst",
-                                                 "max_in_flight")
+                                                 "ordered", "active", "djinn_headers",
+                                                 "payload_filter", "timeout", "rate_limit",
+                                                 "rate_burst", "max_in_flight")
                    if name in data}  # fmt: skip
         if "events" in data:
             changes["events"] = [ALL_EVENTS] if data.get("all_events") else data["events"]

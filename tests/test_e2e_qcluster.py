@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from django.db import connection
 
 from hooks import emit
 from hooks.models import Delivery
+from hooks.tools.receiver import Reply
 from tests.conftest import LOOPBACK, TEST_EVENT, make_webhook, verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,8 +59,14 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> bool
 
 
 @pytest.fixture
-def qcluster(tmp_path):
-    env = worker_env()
+def cluster_env() -> dict[str, str]:
+    """What a test changes in its cluster's environment (parametrize it): nothing."""
+    return {}
+
+
+@pytest.fixture
+def qcluster(tmp_path, cluster_env):
+    env = {**worker_env(), **cluster_env}
     log = (tmp_path / "qcluster.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
@@ -107,3 +116,38 @@ def test_events_emitted_in_the_jobs_cluster_go_to_the_delivery_queue():
 
     delivery_queue = get_broker(settings.Q_CLUSTER["name"]).list_key  # as the broker names it
     assert out.stdout.split()[-1] == delivery_queue and "jobs" not in delivery_queue
+
+
+@pytest.mark.parametrize("cluster_env", [{"WEBHOOK_RETRY_SCHEDULE": "0,1,1,1,1,1,1,1"}])
+def test_an_ordered_webhook_gets_each_jobs_events_in_order_through_an_outage(
+    receiver, qcluster, cluster_env
+):
+    """The receiver is down for its first requests, then back; the cluster retries a
+    second later. Each job's events are sent one at a time: per subject, what was sent
+    (failed attempts included) never goes back, and every event arrives once accepted."""
+    outage, lock = {"left": 6}, threading.Lock()
+
+    def respond(request) -> Reply:
+        with lock:
+            down = outage["left"] > 0
+            outage["left"] -= down
+        return Reply(503 if down else 200)
+
+    receiver.respond = respond
+    webhook = make_webhook(receiver.url, ordered=True)
+    states = ("queued", "started", "progress", "finished")
+    for state in states:  # each in its own transaction, handed to the running cluster
+        for job in range(3):
+            emit(TEST_EVENT, {"job": job, "state": state}, subject=f"job:{job}")
+    done = lambda: Delivery.objects.filter(status="succeeded").count() == 12  # noqa: E731
+    assert wait_until(done, timeout=60), list(Delivery.objects.values_list("status", flat=True))
+    sent: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for request in receiver.requests:
+        payload = verify(webhook, request)  # signed as every delivery is
+        sequence = int(request.headers["X-Webhookhub-Sequence"])
+        sent[request.headers["X-Webhookhub-Subject"]].append((sequence, payload["state"]))
+    assert len(receiver.requests) == 12 + 6  # each event accepted once, after the outage's 6
+    for job in range(3):
+        order = sent[f"job:{job}"]
+        assert order == sorted(order), order  # a retry is never overtaken
+        assert sorted(set(order)) == list(enumerate(states, start=1))

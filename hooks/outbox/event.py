@@ -14,7 +14,7 @@ from django.utils import timezone
 from hooks import catalog, conf, largevalues, ssrf
 from hooks.largevalues import Part
 from hooks.models import Delivery, Event, EventValue, LargeValue, Webhook
-from hooks.outbox import fanout
+from hooks.outbox import fanout, subjects
 from hooks.outbox.handover import ENQUEUE_GRACE, enqueue_on_commit
 
 # A value stored apart is shared by the events of the next hour that carry it (a job's
@@ -36,22 +36,29 @@ class Checked:
     settings: conf.HookSettings
     kept: dict
     parts: list[Part]
+    subject: str | None = None
 
 
 def validate(
-    event_type: str, payload: dict, target_url: str | None, limit: int | None = None
+    event_type: str,
+    payload: dict,
+    target_url: str | None,
+    limit: int | None = None,
+    subject: str | None = None,
 ) -> Checked:
     """Everything about an event that can be refused, checked before anything is written:
     UnknownEventType, TypeError / PayloadTooLarge (over `limit` bytes, by default
-    WEBHOOK_MAX_EVENT_BYTES), or ssrf.UnsafeURL. A `target_url` (a job's callback) is a
+    WEBHOOK_MAX_EVENT_BYTES), TypeError / ValueError for a malformed `subject`
+    (hooks.outbox.subjects), or ssrf.UnsafeURL. A `target_url` (a job's callback) is a
     URL a user supplied: a loopback, private or metadata address written as such is
     refused now, not retried at send time."""
     spec = catalog.get(event_type)
     settings = conf.settings()
     kept, parts = _check_payload(payload, settings, limit)
+    subject = subjects.check(subject)
     if target_url:
         ssrf.check_target(target_url, settings.user_allowed_networks)
-    return Checked(spec, settings, kept, parts)
+    return Checked(spec, settings, kept, parts, subject)
 
 
 def _check_payload(
@@ -72,11 +79,18 @@ def _check_payload(
     return largevalues.split(payload, settings.max_payload_bytes, size)
 
 
-def new_event(checked: Checked, event_type: str, user, namespace: str, now: datetime) -> Event:
+def new_event(
+    checked: Checked,
+    event_type: str,
+    user,
+    namespace: str,
+    now: datetime,
+    sequence: int | None = None,
+) -> Event:
     """The Event row to write: the payload as the row keeps it."""
     return Event(
         type=event_type, payload=checked.kept, user=user, namespace=namespace, created_at=now,
-        stored_apart=len(checked.parts) or None,
+        stored_apart=len(checked.parts) or None, subject=checked.subject, sequence=sequence,
     )  # fmt: skip
 
 
@@ -123,6 +137,7 @@ def emit(
     webhooks: Collection[int] | None = None,
     not_to: int | None = None,
     limit: int | None = None,
+    subject: str | None = None,
 ) -> Event:
     """Record an event and a delivery per subscriber, in the caller's transaction; they
     go to the worker when it commits (a rolled-back transaction sends nothing).
@@ -137,14 +152,19 @@ def emit(
     retried on `target_schedule` (seconds before each attempt) instead of the hub's
     schedule; with `target_success_status` it succeeds on that HTTP status alone (200:
     RunPod's rule for its callbacks) rather than on any 2xx.
+    `subject` says what the event is about ("job:42"; visible ASCII, at most 200
+    characters): the event gets the subject's next sequence number, both go out as
+    headers, and a webhook that keeps order per subject (`Webhook.ordered`) receives
+    that subject's events one at a time, in that order (hooks.worker.order).
     A payload over WEBHOOK_MAX_PAYLOAD_BYTES keeps its large values apart from the
     event's row (hooks.largevalues): each stored once, however many events of the
     transaction carry it, and put back in its place when a delivery is sent.
     Raises UnknownEventType, TypeError / PayloadTooLarge (over `limit` bytes of JSON,
-    by default WEBHOOK_MAX_EVENT_BYTES; an outside producer's: WEBHOOK_MAX_PAYLOAD_BYTES)
-    or ssrf.UnsafeURL — and then writes nothing.
+    by default WEBHOOK_MAX_EVENT_BYTES; an outside producer's: WEBHOOK_MAX_PAYLOAD_BYTES),
+    TypeError / ValueError (a malformed subject) or ssrf.UnsafeURL — and then writes
+    nothing.
     """
-    checked = validate(event_type, payload, target_url, limit)
+    checked = validate(event_type, payload, target_url, limit, subject)
     settings = checked.settings
     now = timezone.now()
     namespace = namespace_key(namespace)
@@ -152,7 +172,8 @@ def emit(
     # Everything that can fail on bad input was checked above, so no savepoint is
     # needed: a database error here breaks the caller's transaction as it should.
     with transaction.atomic(savepoint=False):
-        event = new_event(checked, event_type, user, namespace, now)
+        sequence = subjects.next_sequence(checked.subject) if checked.subject else None
+        event = new_event(checked, event_type, user, namespace, now, sequence)
         where = fanout.condition(checked.spec, user_id(user), namespace, audience, webhooks, not_to)
         pending = fanout.write(event, where, attempts, now, now + ENQUEUE_GRACE, payload)
         store_apart(event, checked.parts, now)

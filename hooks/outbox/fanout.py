@@ -89,35 +89,63 @@ def subscribers(
     return list(Webhook.objects.raw(f"SELECT w.* FROM {table} AS w WHERE {where}", params))
 
 
+CHAINED = ("subject", "sequence")  # set, for an ordered webhook, by an event with a subject
+
+
 @cache
-def _defaulted_fields(vendor: str) -> tuple:
+def _defaulted_fields(vendor: str, chained: bool = False) -> tuple:
     """The Delivery fields the statement fills with their defaults (the others it sets)."""
     chosen = {"id", "event", "webhook", "status", "max_attempts", "next_attempt_at"}
     chosen |= {"enqueued_until", "created_at"}
+    if chained:
+        chosen |= set(CHAINED)
     return tuple(f for f in Delivery._meta.concrete_fields if f.name not in chosen)
 
 
-def _defaults() -> list:
+def _defaults(chained: bool = False) -> list:
     """Their default values, evaluated per statement (a callable default gives each
     event its own value)."""
     return [
         f.get_db_prep_save(f.get_default(), connection)
-        for f in _defaulted_fields(connection.vendor)
+        for f in _defaulted_fields(connection.vendor, chained)
     ]
 
 
+def chain_unfinished(webhook: str, subject: str = "%s") -> str:
+    """SQL true when the chain (`webhook`, `subject`) holds an unfinished delivery. Its
+    terms are those of the index `delivery_order_chain` (SQLite uses a partial index
+    only for a query that repeats its condition)."""
+    table = Delivery._meta.db_table
+    return (
+        f"EXISTS (SELECT 1 FROM {table} AS p WHERE p.webhook_id = {webhook} "
+        f"AND p.subject = {subject} AND p.status IN ('{Status.PENDING}', '{Status.HELD}') "
+        "AND p.subject IS NOT NULL)"
+    )
+
+
 @lru_cache(maxsize=64)
-def _insert_sql(vendor: str, where: str) -> str:
-    """Once per vendor and subscriber condition (its shape: the values are parameters)."""
-    names = [f.column for f in _defaulted_fields(vendor)]
+def _insert_sql(vendor: str, where: str, chained: bool = False) -> str:
+    """Once per vendor, subscriber condition (its shape: the values are parameters) and
+    whether the event has a subject. With one, an ordered webhook's delivery carries it
+    and waits (held) behind an unfinished delivery of the same subject; without one the
+    statement is as it always was."""
+    names = [f.column for f in _defaulted_fields(vendor, chained)]
     new_id = "gen_random_uuid()" if vendor == "postgresql" else f"{SQLITE_UUID}()"
     own = "id, event_id, webhook_id, status, max_attempts, next_attempt_at, enqueued_until"
+    ready, chain_columns, chain_values = "%s", "", ""
+    if chained:
+        ready = (
+            f"CASE WHEN w.ordered AND {chain_unfinished('w.id')} THEN '{Status.HELD}' ELSE %s END"
+        )
+        chain_columns = ", subject, sequence"
+        chain_values = ", CASE WHEN w.ordered THEN %s END, CASE WHEN w.ordered THEN %s END"
     return (
-        f"INSERT INTO {Delivery._meta.db_table} ({own}, created_at, {', '.join(names)}) "
+        f"INSERT INTO {Delivery._meta.db_table} ({own}, created_at{chain_columns}, "
+        f"{', '.join(names)}) "
         f"SELECT {new_id}, %s, w.id, "
         "CASE WHEN w.payload_filter IS NOT NULL THEN %s "
-        "WHEN w.disabled_at IS NULL THEN %s ELSE %s END, %s, "
-        "CASE WHEN w.disabled_at IS NULL THEN %s END, %s, %s"
+        f"WHEN w.disabled_at IS NULL THEN {ready} ELSE %s END, %s, "
+        f"CASE WHEN w.disabled_at IS NULL THEN %s END, %s, %s{chain_values}"
         f"{', %s' * len(names)} "
         f"FROM {Webhook._meta.db_table} AS w WHERE {where} "
         "RETURNING id, status, webhook_id"
@@ -159,20 +187,23 @@ def write(
     """
     sql_where, where_params = where
     prep = connection.ops.adapt_datetimefield_value
-    defaults = _defaults()
+    subject = event.subject
+    chained = subject is not None
+    ready = [subject, Status.PENDING.value] if chained else [Status.PENDING.value]
     params = [
         Delivery._meta.get_field("event").get_db_prep_save(event.pk, connection),
         FILTERING,
-        Status.PENDING.value,
+        *ready,
         Status.SKIPPED.value,
         max_attempts,
         prep(now),
         prep(enqueued_until),
         prep(now),
-        *defaults,
+        *([subject, event.sequence] if chained else []),
+        *_defaults(chained),
         *where_params,
     ]
-    sql = _insert_sql(connection.vendor, sql_where)
+    sql = _insert_sql(connection.vendor, sql_where, chained)
     event_sql, event_params = _event_insert(event)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -185,34 +216,46 @@ def write(
     pending = [to_python(pk) for pk, status, _ in rows if status == Status.PENDING]
     filtered = {to_python(pk): webhook for pk, status, webhook in rows if status == FILTERING}
     if filtered:  # only when a subscriber has a payload filter: one more look and write
-        pending += apply_filters(event.payload if payload is None else payload, filtered)
+        payload = event.payload if payload is None else payload
+        pending += apply_filters(payload, filtered, subject)
     return pending
 
 
-def apply_filters(payload: dict, held: dict) -> list:
+def apply_filters(payload: dict, filtered: dict, subject: str | None = None) -> list:
     """Deliveries written for webhooks with a payload filter: kept (pending, or skipped
-    while the webhook is disabled) where it matches, deleted where it does not.
+    while the webhook is disabled, or held behind an unfinished delivery of `subject`
+    to an ordered webhook) where it matches, deleted where it does not.
     Returns the ids kept pending."""
     # Values, not instances: loading a Webhook decrypts its secrets.
     webhooks = {
-        pk: (payload_filter, disabled_at)
-        for pk, payload_filter, disabled_at in Webhook.objects.filter(
-            pk__in=set(held.values())
-        ).values_list("pk", "payload_filter", "disabled_at")
+        pk: (payload_filter, disabled_at, ordered)
+        for pk, payload_filter, disabled_at, ordered in Webhook.objects.filter(
+            pk__in=set(filtered.values())
+        ).values_list("pk", "payload_filter", "disabled_at", "ordered")
     }
-    keep, skip, drop = [], [], []
-    for pk, webhook_id in held.items():
-        payload_filter, disabled_at = webhooks[webhook_id]
+    keep, skip, drop, held = [], [], [], []
+    for pk, webhook_id in filtered.items():
+        payload_filter, disabled_at, ordered = webhooks[webhook_id]
         if not filters.matches(payload_filter, payload):
             drop.append(pk)
         elif disabled_at is not None:
             skip.append(pk)
+        elif ordered and subject is not None and _waits(webhook_id, subject):
+            held.append(pk)
         else:
             keep.append(pk)
     _delete_new(drop)
     Delivery.objects.filter(pk__in=skip).update(status=Status.SKIPPED, next_attempt_at=None)
+    Delivery.objects.filter(pk__in=held).update(status=Status.HELD)
     Delivery.objects.filter(pk__in=keep).update(status=Status.PENDING)
     return keep
+
+
+def _waits(webhook_id: int, subject: str) -> bool:
+    """An unfinished delivery of `subject` to the webhook goes first."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {chain_unfinished('%s')}", [webhook_id, subject])
+        return bool(cursor.fetchone()[0])
 
 
 def _delete_new(ids: list) -> None:

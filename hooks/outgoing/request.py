@@ -18,6 +18,8 @@ from hooks.outgoing.transport import OutgoingRequest
 MASK = "********"
 DJINN_CONTENT_TYPE = "application/json; charset=utf-8"
 ALWAYS_MASKED = {"authorization", "proxy-authorization", "cookie"}
+SUBJECT = "X-Webhookhub-Subject"
+SEQUENCE = "X-Webhookhub-Sequence"
 
 
 def build(delivery: Delivery, settings: HookSettings, now: datetime) -> OutgoingRequest:
@@ -73,6 +75,9 @@ def headers_for(
             "X-Webhookhub-Event": delivery.event.type,
         }
     )
+    if delivery.event.subject:  # what the event is about, and its place among its events
+        headers[SUBJECT] = delivery.event.subject
+        headers[SEQUENCE] = str(delivery.event.sequence)
     signer = webhook or (delivery.signed_by if delivery.signed_by_id else None)
     active_secrets = signer.signing_secrets(now) if signer else []
     if active_secrets:

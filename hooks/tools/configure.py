@@ -36,7 +36,7 @@ from hooks.outbox import filters
 from hooks.outbox.event import emit
 from hooks.outgoing import templating
 from hooks.outgoing.request import MASK
-from hooks.worker import alerts, pacing
+from hooks.worker import alerts, order, pacing
 
 KEEP, GENERATE, PASTE, REMOVE = "keep", "generate", "paste", "remove"
 SECRET_ACTIONS = (KEEP, GENERATE, PASTE, REMOVE)
@@ -49,11 +49,12 @@ SECRET_HELP = (
 
 FIELDS = (
     "name", "url", "active", "events", "payload_filter", "format", "data_template", "timeout",
-    "verify_tls", "follow_redirects", "github_signature", "djinn_headers", "headers",
+    "verify_tls", "follow_redirects", "ordered", "github_signature", "djinn_headers", "headers",
     "basic_auth_username", "basic_auth_password", "secret", "rate_limit", "rate_burst",
     "max_in_flight",
 )  # fmt: skip
-BOOLEANS = ("active", "verify_tls", "follow_redirects", "github_signature", "djinn_headers")
+BOOLEANS = ("active", "verify_tls", "follow_redirects", "ordered", "github_signature",
+            "djinn_headers")  # fmt: skip
 # A new webhook of these scopes follows redirects unless told otherwise: Djinn's Go client
 # does (a server hook slot says for itself: hooks.slots). Users' and other server webhooks
 # answer a redirect with a failure until their owner turns it on.
@@ -62,7 +63,8 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 RESERVED_HEADERS = {
     "host", "content-type", "content-length", "transfer-encoding", "connection",
     "user-agent", "authorization", "x-hub-signature-256", "x-webhookhub-event", "x-webhookhub-hook",
-    "x-djinn-ci-event", "x-djinn-ci-hook-id", "x-djinn-ci-signature",
+    "x-djinn-ci-event", "x-djinn-ci-hook-id", "x-djinn-ci-signature", "x-webhookhub-subject",
+    "x-webhookhub-sequence",
 }  # fmt: skip
 
 
@@ -101,6 +103,8 @@ class Plan:
         if webhook.secret != before:
             self.changed.append("secret")
         webhook.save()
+        if "ordered" in self.changed and not webhook.ordered:
+            order.unhold(webhook.pk)  # what waited for order goes now
         announce_change(webhook, created, self.changed, by)
         return Saved(webhook, new_secret, tuple(self.changed))
 

@@ -199,14 +199,14 @@ class WebhookForm(WebhookConfigForm, forms.ModelForm):
     CONFIGURE_NAMES = {"events": "event_types", "headers": "headers_text",
                        "basic_auth_password": "new_basic_auth_password"}  # fmt: skip
     PLAIN = ("name", "url", "active", "format", "data_template", "timeout", "verify_tls",
-             "follow_redirects", "github_signature", "djinn_headers", "basic_auth_username",
-             "rate_limit", "rate_burst", "max_in_flight")  # fmt: skip
+             "follow_redirects", "ordered", "github_signature", "djinn_headers",
+             "basic_auth_username", "rate_limit", "rate_burst", "max_in_flight")  # fmt: skip
 
     class Meta:
         model = Webhook
         fields = [
             "name", "url", "active", "scope", "owner", "namespace", "event_types", "payload_filter",
-            "format", "data_template", "timeout", "verify_tls", "follow_redirects",
+            "format", "data_template", "timeout", "verify_tls", "follow_redirects", "ordered",
             "github_signature", "djinn_headers", "basic_auth_username", "rate_limit", "rate_burst",
             "max_in_flight",
         ]  # fmt: skip

@@ -11,6 +11,7 @@ from django.utils import timezone
 from hooks.models import Delivery, Webhook
 from hooks.outbox.handover import ENQUEUE_GRACE, enqueue_on_commit
 from hooks.tools import rollup
+from hooks.worker import order, sweeper
 
 Status = Delivery.Status
 
@@ -19,14 +20,16 @@ def redeliver(deliveries: QuerySet[Delivery]) -> int:
     """Queue one manual attempt for each delivery (call inside a transaction).
 
     A finished delivery gets exactly one more attempt (its final state is decided
-    by it); a pending one is simply tried now and keeps its retry schedule.
+    by it); a pending one is simply tried now and keeps its retry schedule, and so is
+    a held one (sent now, ahead of its subject's earlier events: the person asked).
     Deliveries a worker is sending right now are left alone.
     """
     now = timezone.now()
     grace = now + ENQUEUE_GRACE
     idle = deliveries.filter(claim_token__isnull=True)
-    finished = list(idle.exclude(status=Status.PENDING).values_list("pk", "webhook_id"))
-    pending = list(idle.filter(status=Status.PENDING).values_list("pk", flat=True))
+    waiting = [Status.PENDING, Status.HELD]
+    finished = list(idle.exclude(status__in=waiting).values_list("pk", "webhook_id"))
+    pending = list(idle.filter(status__in=waiting).values_list("pk", flat=True))
     rollup.invalidate(webhook for _, webhook in finished)  # their hours count them as finished
     finished = [pk for pk, _ in finished]
     Delivery.objects.filter(pk__in=finished).update(
@@ -38,7 +41,7 @@ def redeliver(deliveries: QuerySet[Delivery]) -> int:
         completed_at=None,
     )
     Delivery.objects.filter(pk__in=pending).update(
-        manual=True, next_attempt_at=now, enqueued_until=grace
+        status=Status.PENDING, manual=True, next_attempt_at=now, enqueued_until=grace
     )
     ids = finished + pending
     if ids:
@@ -47,15 +50,26 @@ def redeliver(deliveries: QuerySet[Delivery]) -> int:
 
 
 def stop_retrying(deliveries: QuerySet[Delivery], reason: str = "Stopped by its owner.") -> int:
-    """End each pending delivery as failed, with no further attempt (its history stays,
-    and it can be redelivered later). One a worker is sending right now is left alone."""
-    stopping = deliveries.filter(status=Status.PENDING, claim_token__isnull=True)
+    """End each pending or held delivery as failed, with no further attempt (its history
+    stays, and it can be redelivered later); a held delivery of an ordered webhook that
+    waited for one of them goes next. One a worker is sending right now is left alone."""
+    stopping = deliveries.filter(status__in=[Status.PENDING, Status.HELD], claim_token__isnull=True)
     with transaction.atomic():
         rollup.invalidate(stopping.values_list("webhook_id", flat=True).distinct())
-        return stopping.update(
+        chains = order.chains_of(stopping)
+        stopped = stopping.update(
             status=Status.FAILED, next_attempt_at=None, enqueued_until=None,
             completed_at=timezone.now(), last_error=reason, manual=False,
         )  # fmt: skip
+        if chains:
+            order.release(chains)
+            transaction.on_commit(_hand_over_due)
+        return stopped
+
+
+def _hand_over_due() -> None:
+    """Released deliveries go to the broker now rather than at the ticker's next look."""
+    sweeper.enqueue_due()
 
 
 REPLAYABLE = (Status.FAILED, Status.SKIPPED)

@@ -39,6 +39,7 @@ class WebhookStatus:
     failed: int
     backlog: int
     last_failure: Attempt | None
+    held: int = 0  # of an ordered webhook: waiting behind an earlier event of their subject
 
     @property
     def rate(self) -> float | None:
@@ -56,12 +57,17 @@ class WebhookStatus:
 def webhook_status(webhook: Webhook, since: datetime, now: datetime | None = None) -> WebhookStatus:
     succeeded, failed = rollup.counts(webhook, since, now or timezone.now())
     backlog = Delivery.objects.filter(webhook=webhook, status=Status.PENDING).count()
+    held = 0
+    if webhook.ordered:  # the chain index's terms (a partial index of unfinished ordered rows)
+        held = Delivery.objects.filter(
+            webhook=webhook, status=Status.HELD, subject__isnull=False
+        ).count()
     last_failure = (
         Attempt.objects.filter(delivery__webhook=webhook, succeeded=False)
         .order_by("-started_at")
         .first()
     )
-    return WebhookStatus(webhook, succeeded, failed, backlog, last_failure)
+    return WebhookStatus(webhook, succeeded, failed, backlog, last_failure, held)
 
 
 @dataclass

@@ -49,7 +49,7 @@ from hooks import conf, logsafe, metrics, process
 from hooks.models import Delivery
 from hooks.outbox.handover import enqueue_pump, unmark
 from hooks.outgoing import transport
-from hooks.worker import claims, pacing, recording, retry, stopping, threads, writelock
+from hooks.worker import claims, order, pacing, recording, retry, stopping, threads, writelock
 from hooks.worker.attempt import attempt, send
 from hooks.worker.recording import Sent
 
@@ -110,6 +110,7 @@ class Pump:
         self.look_again: dict[int, float] = {}
         self.paced_waiting: set[int] = set()
         self.paced_wakes: dict[int, datetime] = {}
+        self.released = 0  # held deliveries its records let go (hooks.worker.order)
 
     def bound(self, key) -> int:
         return min(self.bounds.get(key, FIRST_BOUND), self.max_bound)
@@ -380,6 +381,9 @@ class Pump:
                     recorded.update_health()  # last: other pumps wait on these rows
                 recorded.after_commit()
                 self.learned_paces(taken, looked)
+                self.released += recorded.released
+                if recorded.late:  # subjects an emitting transaction held (PostgreSQL)
+                    self.released += order.release_late(recorded.late)
                 return claimed
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() + delay > give_up:
@@ -447,6 +451,12 @@ class Pump:
         return [d for d in deliveries if d.webhook_id not in paused]
 
     # -- the loop -------------------------------------------------------------
+    def took_released(self) -> bool:
+        """Its last records released held deliveries: worth claiming again, even after an
+        empty claim (they were not due when it ran)."""
+        released, self.released = self.released, 0
+        return released > 0 and not self.stopped
+
     def idle(self) -> bool:
         return not self.in_flight and not any(self.waiting.values())
 
@@ -500,6 +510,8 @@ class Pump:
                 ids, first = None, False
                 claiming = got > 0 or bool(self.saturated()) or bool(self.paced_waiting)
                 changed = got > 0  # an empty claim is not repeated until something lands
+            if self.took_released():
+                claiming = changed = True  # the next of an ordered webhook's subjects
             if self.idle():
                 if claiming and not changed and self.wait_for_pace(deadline):
                     continue

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -17,7 +17,7 @@ from hooks import conf, logsafe, metrics
 from hooks.models import Attempt, Delivery, Webhook
 from hooks.outgoing.request import masked
 from hooks.outgoing.transport import OutgoingRequest, Result
-from hooks.worker import health, pacing, rows, statements
+from hooks.worker import health, order, pacing, rows, statements
 from hooks.worker.retry import next_step, parse_retry_after
 
 log = logging.getLogger("hooks.recording")
@@ -91,6 +91,8 @@ class Recorded:
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
     now: datetime
     statuses: list[str]  # each delivery's status after its attempt, in batch order
+    released: int = 0  # held deliveries of ordered webhooks that are pending now
+    late: set = field(default_factory=set)  # chains to release after the commit (order)
 
     def update_health(self) -> None:
         """Failure counters and disabling. Webhook rows are shared by every worker: they
@@ -125,6 +127,7 @@ class Prepared:
     attempts: list[Attempt]
     inserts: list[tuple[str, list]]
     updates: list[tuple[str, list]]  # the deliveries moved on, by group
+    releases: order.Release  # then each finished chain's next (hooks.worker.order)
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]]
     now: datetime
     statuses: list[str]
@@ -143,11 +146,14 @@ class Prepared:
                     ids += [row[0] for row in cursor.fetchall()]
             for sql, params in self.updates:
                 cursor.execute(sql, params)
+            released, late = self.releases.run(cursor)
         self.paces.apply(self.now)
         for attempt, pk in zip(self.attempts, ids, strict=False):
             attempt.pk = pk
             attempt._state.adding, attempt._state.db = False, connection.alias
-        return Recorded(self.batch, self.attempts, self.outcomes, self.now, self.statuses)
+        recorded = Recorded(self.batch, self.attempts, self.outcomes, self.now, self.statuses)
+        recorded.released, recorded.late = released, late
+        return recorded
 
 
 @dataclass
@@ -215,6 +221,7 @@ def prepare(batch: list[Sent]) -> Prepared:
     attempts = [_attempt_row(sent, settings.max_payload_bytes) for sent in batch]
     finished: dict[tuple, list] = defaultdict(list)
     retried: list[tuple[Sent, dict]] = []
+    chains: set[order.Chain] = set()  # of ordered webhooks' deliveries that finish
     outcomes: dict[int, tuple[Webhook, list[health.Outcome]]] = {}
     statuses: list[str] = []
     for sent in batch:
@@ -227,6 +234,8 @@ def prepare(batch: list[Sent]) -> Prepared:
             finished[(sent.token, step["status"], result.status, result.error)].append(
                 sent.delivery.pk
             )
+            if sent.delivery.subject is not None:
+                chains.add((sent.delivery.webhook_id, sent.delivery.subject))
         if sent.delivery.webhook_id:
             webhook = sent.delivery.webhook
             outcome = health.Outcome(
@@ -237,7 +246,8 @@ def prepare(batch: list[Sent]) -> Prepared:
     inserts = _attempt_rows.statements(attempts) if attempts else []
     updates = _updates(finished, retried, now)
     paces = Paces.of(batch, now)
-    return Prepared(batch, attempts, inserts, updates, outcomes, now, statuses, paces)
+    releases = order.Release.of(chains, wait=False)  # a worker never waits on an emit
+    return Prepared(batch, attempts, inserts, updates, releases, outcomes, now, statuses, paces)
 
 
 def write(batch: list[Sent]) -> Recorded:

@@ -61,6 +61,10 @@ class _Numbering:
     def description(self):
         return self.wrapped.description
 
+    @property
+    def rowcount(self) -> int:
+        return self.wrapped.rowcount
+
 
 def server_binding() -> bool:
     """PostgreSQL through psycopg 3 (Django's other PostgreSQL driver, psycopg2, has no

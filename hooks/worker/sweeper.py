@@ -1,5 +1,6 @@
 """The safety net, run every minute: deliveries of stopped webhooks are kept as skipped,
-deliveries whose last attempt died with its worker are failed, and due deliveries that
+deliveries whose last attempt died with its worker are failed, held deliveries whose
+chain has nothing before them go (hooks.worker.order), and due deliveries that
 no broker task holds are handed to the broker again (that last part also every second,
 by the cluster's ticker). The Delivery table, not the broker, is the source of truth."""
 
@@ -12,16 +13,17 @@ from django.utils import timezone
 
 from hooks.models import Delivery
 from hooks.outbox.handover import ENQUEUE_GRACE, hand_over
-from hooks.worker import claims, pacing
+from hooks.worker import claims, order, pacing
 
 Status = Delivery.Status
 
 
 def skip_unsendable(now=None) -> int:
-    """Pending deliveries of disabled or inactive webhooks become skipped (kept for replay)."""
+    """Pending and held deliveries of disabled or inactive webhooks become skipped (kept
+    for replay)."""
     now = now or timezone.now()
     return (
-        Delivery.objects.filter(status=Status.PENDING, manual=False)
+        Delivery.objects.filter(status__in=[Status.PENDING, Status.HELD], manual=False)
         .filter(Q(webhook__disabled_at__isnull=False) | Q(webhook__active=False))
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .update(status=Status.SKIPPED, next_attempt_at=None, completed_at=now)
@@ -79,6 +81,7 @@ def sweep_once(now=None) -> int:
     skip_unsendable(now)
     fail_abandoned(now)
     pacing.wake_due(now)  # pumps owed to paced webhooks, should no ticker run
+    order.release_stuck()
     return enqueue_due(now)
 
 

@@ -173,8 +173,10 @@ class Command(BaseCommand):
                 "disabled" if webhook.is_disabled else ("active" if webhook.active else "inactive")
             )
             events = ",".join(webhook.event_types) or "-"
+            order = "ordered" if webhook.ordered else "-"  # order per subject
             self.stdout.write(
-                f"{webhook.pk:>4}  {webhook.name:<24} {webhook.scope:<9} {state:<8} {webhook.url}  [{events}]"
+                f"{webhook.pk:>4}  {webhook.name:<24} {webhook.scope:<9} {state:<8} {order:<7} "
+                f"{webhook.url}  [{events}]"
             )
 
     def do_status(self, days: float, **options) -> None:
@@ -182,6 +184,7 @@ class Command(BaseCommand):
         for webhook in Webhook.objects.order_by("pk"):
             s = stats.webhook_status(webhook, since)
             rate = "-" if s.rate is None else f"{s.rate:.1%}"
+            held = f" (+{s.held} held for order)" if s.held else ""
             last = "never"
             if s.last_failure:
                 a = s.last_failure
@@ -189,7 +192,8 @@ class Command(BaseCommand):
                 last = f"{a.started_at:%Y-%m-%d %H:%M} {what}"
             self.stdout.write(
                 f"{webhook.pk:>4}  {webhook.name:<24} {s.state:<8} success {rate:>6} "
-                f"({s.succeeded} ok, {s.failed} failed)  backlog {s.backlog}  last failure: {last}"
+                f"({s.succeeded} ok, {s.failed} failed)  backlog {s.backlog}{held}  "
+                f"last failure: {last}"
             )
             if webhook.is_disabled:
                 self.stdout.write(f"      disabled: {webhook.disabled_reason}")
