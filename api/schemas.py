@@ -255,6 +255,7 @@ class RetryIn(Schema):
     since: str | None = Field(None, description="Created at or after (ISO 8601).")
     until: str | None = Field(None, description="Created before (ISO 8601).")
     response_status: str | None = Field(None, description="500, a class (5xx), or none.")
+    subject: str | None = Field(None, description="job:<id>, namespace:<name> or user:<id>.")
     q: str | None = Field(None, description="A webhook-id or an event id.")
     count: int | None = Field(
         None, ge=0,

@@ -200,7 +200,8 @@ def delivery_out(delivery: Delivery) -> dict[str, Any]:
 SEARCH_DOC = (
     "Filters, each optional: `status` (repeated or comma-separated: pending, succeeded, "
     "failed, skipped), `event_type`, `since` and `until` (ISO 8601; created at or after, "
-    "before), `response_status` (500, a class such as 5xx, or none: no answer), `q` (a "
+    "before), `response_status` (500, a class such as 5xx, or none: no answer), `subject` "
+    "(what the events are about: job:<id>, namespace:<name>, user:<id>), `q` (a "
     "webhook-id or an event id). Newest first; the `Next-Cursor` header, when there is a "
     "next page, is passed as `cursor` for it (`before`, a `created_at`, still works)."
 )

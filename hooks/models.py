@@ -243,6 +243,13 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # A subject's events (the history's search by subject): partial, so events
+            # without one (most) cost no index entry.
+            models.Index(
+                fields=["subject"], condition=models.Q(subject__isnull=False), name="event_subject"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"

@@ -78,6 +78,9 @@ def world():
         "olga_note": delivery(olga_note, "failed", 500, ago=2),
         "sam_note": delivery(sam_note, "failed", 500, ago=2),
     }
+    # Two of them about job 7 (their events' subject), one of another webhook too.
+    about_job = [rows["ok"].event_id, rows["failed500"].event_id, rows["theirs"].event_id]
+    Event.objects.filter(pk__in=about_job).update(subject="job:7")
     return {"olga": olga, "sam": sam, "acme": acme, "ours": ours, "their_hook": theirs,
             "olga_note": olga_note, "sam_note": sam_note, **rows}  # fmt: skip
 
@@ -100,6 +103,8 @@ FILTERS = [
     ({"response_status": "2xx"}, ["ok"]),
     ({"response_status": "none"}, ["noanswer"]),
     ({"status": ["failed"], "since": iso(28), "response_status": "5xx"}, ["failed500"]),
+    ({"subject": "job:7"}, ["ok", "failed500"]),
+    ({"subject": "job:8"}, []),
 ]
 
 
@@ -136,6 +141,7 @@ BAD = [
     ({"response_status": "600"}, "response_status", "not a response status"),
     ({"q": "42"}, "q", "not a webhook-id or an event id"),
     ({"event_type": "Not A Type!"}, "event_type", "must look like"),
+    ({"subject": "job 7"}, "subject", "visible ASCII"),
 ]
 
 

@@ -28,6 +28,7 @@ from django.utils.http import urlencode
 
 from hooks import catalog
 from hooks.models import Delivery, Webhook
+from hooks.outbox import subjects
 from hooks.tools import redelivery, shown
 from hooks.tools.shown import DeliveryRow
 
@@ -70,6 +71,7 @@ FILTERS: dict[str, Callable[[Any], Q]] = {
     "since": lambda moment: Q(created_at__gte=moment),
     "until": lambda moment: Q(created_at__lt=moment),
     "response_status": _response_condition,
+    "subject": lambda subject: Q(event__subject=subject),
     "q": _lookup,
 }
 
@@ -95,6 +97,11 @@ class SearchForm(forms.Form):
     response_status = forms.CharField(
         required=False, max_length=4, label="Response",
         help_text="The last answer's HTTP status: 500, a class (5xx), or none (no answer).",
+    )  # fmt: skip
+    subject = forms.CharField(
+        required=False, max_length=200, label="Subject",
+        widget=forms.TextInput(attrs={"placeholder": "job:…, namespace:…, user:…"}),
+        help_text="What the events are about: job:<id>, namespace:<name> or user:<id>.",
     )  # fmt: skip
     q = forms.CharField(
         required=False, max_length=40, label="webhook-id or event id",
@@ -124,6 +131,13 @@ class SearchForm(forms.Form):
             except ValueError as exc:
                 raise ValidationError(str(exc)) from None
         return name
+
+    def clean_subject(self) -> str:
+        value = self.cleaned_data["subject"].strip()
+        try:
+            return subjects.check(value) or ""
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(str(exc)) from None
 
     def clean_response_status(self) -> str:
         value = self.cleaned_data["response_status"].strip().lower()

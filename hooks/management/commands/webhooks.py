@@ -115,6 +115,8 @@ class Command(BaseCommand):
         retry.add_argument("--since", help="Created at or after (YYYY-MM-DD[ HH:MM], UTC).")
         retry.add_argument("--until", help="Created before.")
         retry.add_argument("--response-status", help="The last answer: 500, 5xx, or none.")
+        retry.add_argument("--subject", help="What the events are about: job:<id>, namespace:"
+                           "<name>, user:<id>.")  # fmt: skip
         retry.add_argument("--id", dest="q", help="A webhook-id or an event id.")
         retry.add_argument("--yes", action="store_true", help="Send without asking.")
         prune = sub.add_parser("prune", help="Delete history older than N days.")
@@ -254,7 +256,7 @@ class Command(BaseCommand):
 
     def do_retry(self, webhook, yes: bool, **options) -> None:
         data = QueryDict(mutable=True)
-        for name in ("event_type", "since", "until", "response_status", "q"):
+        for name in ("event_type", "since", "until", "response_status", "subject", "q"):
             if options.get(name):
                 data[name] = options[name]
         data.setlist("status", options.get("status") or [])
