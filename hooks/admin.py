@@ -91,6 +91,18 @@ class WebhookAdmin(admin.ModelAdmin):
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]  # fmt: skip
 
+    def get_fieldsets(self, request, obj=None):
+        """Pacing folded away unless the webhook has a limit of its own (the add page
+        stays one screen tall; an error in it unfolds it)."""
+        paced = obj is not None and any(
+            getattr(obj, name) is not None for name in ("rate_limit", "rate_burst", "max_in_flight")
+        )
+        return [
+            (name, {**options, "classes": ["collapse"]}) if name == "Pacing" and not paced
+            else (name, options)
+            for name, options in self._fieldsets_for(obj)
+        ]  # fmt: skip
+
     def get_urls(self):
         def view(func, name_suffix: str, path_suffix: str):
             wrapped = self.admin_site.admin_view(partial(func, model_admin=self))
@@ -190,7 +202,7 @@ class WebhookAdmin(admin.ModelAdmin):
         # A webhook keeps its scope: its owner or namespace, secrets and history go with it.
         return [*self.readonly_fields, "scope"] if obj is not None else self.readonly_fields
 
-    def get_fieldsets(self, request, obj=None):
+    def _fieldsets_for(self, obj: Webhook | None) -> list:
         """An add form shows only what a new webhook can have; a webhook's own page only
         what its scope has (no owner for a server webhook, no namespace for a user's)."""
         if obj is not None:

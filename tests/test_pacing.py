@@ -433,3 +433,21 @@ def test_the_api_paces_a_notification_webhook_and_leaves_out_fields_alone(receiv
     cleared = api("PUT", "/notification", {"url": receiver.url, "rate_limit": None}).json()
     assert (cleared["rate_limit"], cleared["max_in_flight"]) == (None, 2)
     assert cleared["pace"]["rate"] is None and cleared["pace"]["max_in_flight"] == 2
+
+
+def test_the_admin_folds_pacing_away_unless_the_webhook_has_limits_of_its_own(admin_client):
+    """The add page stays one screen tall; a paced webhook's page shows its limits."""
+    import re
+
+    def pacing_folded(html: str) -> bool:
+        section = re.search(r'<fieldset class="module aligned ([^"]*)"[^>]*>\s*(<details>)?'
+                            r'(?:<summary>)?\s*<h2[^>]*>Pacing</h2>', html)  # fmt: skip
+        assert section, "no Pacing section"
+        return bool(section.group(2))
+
+    assert pacing_folded(admin_client.get(reverse("admin:hooks_webhook_add")).content.decode())
+    hook = Webhook.objects.create(name="plain", url="https://example.com/a", event_types=["*"])
+    change = reverse("admin:hooks_webhook_change", args=[hook.pk])
+    assert pacing_folded(admin_client.get(change).content.decode())
+    Webhook.objects.filter(pk=hook.pk).update(rate_limit=2.0)
+    assert not pacing_folded(admin_client.get(change).content.decode())
