@@ -226,7 +226,8 @@ def test_a_journal_keeps_the_lines_not_recorded_yet_and_gives_way_when_long(rece
     for sent in batch[:3]:  # a line as each request goes out, one as its answer lands
         pump_journal.sending(sent.delivery)
         pump_journal.append(sent)
-    [first, second] = journals()  # four lines to a file
+    second = pump_journal.path  # four lines to a file
+    [first] = [path for path in journals() if path != second]
     pump_journal.committed(batch[:2])
     assert not first.exists() and second.exists()  # all its attempts recorded
     assert len(second.read_bytes().splitlines()) == 2

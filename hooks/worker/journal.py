@@ -4,14 +4,16 @@ worker killed with `kill -9` does not make the next one send them again.
 A pump records the attempts that landed in batches (every FLUSH_EVERY seconds, in the
 write transaction with its next claim). A worker killed in between loses those answers
 with it, and the deliveries, still claimed, would go out again once the claim's lease
-lapses, though the receivers had answered them. So each landed answer is first
-appended to the pump's journal, one `write()` each: the attempt's row as history
-keeps it (headers masked, bodies capped: nothing the Attempt row would not hold), the
-delivery, its claim token and the attempt's number. The kernel keeps a file's written
-pages when a process is killed, so no fsync is needed (a machine that crashes or loses
-power loses what was not written back: then the leases lapse and the deliveries go
-out again, as without a journal). Once the batch is committed the file is emptied,
-and a pump that ends with everything recorded removes it.
+lapses, though the receivers had answered them. So the sender thread writes each
+request to the pump's journal as it goes out (the delivery and the attempt's number)
+and its answer as it arrives, one `write()` each: the attempt's row as history keeps
+it (headers masked, bodies capped: nothing the Attempt row would not hold) and the
+claim token. The kernel keeps a file's written pages when a process is killed, so no
+fsync is needed (a machine that crashes or loses power loses what was not written
+back: then the leases lapse and the deliveries go out again, as without a journal).
+Once the attempts of all its lines are recorded a file is emptied; every ROTATE_LINES
+lines a new one is started and the old one removed once its attempts are recorded; a
+pump that ends with everything recorded removes its files.
 
 Recovery: before claiming, a pump looks at the journals in its folder. Each one a live
 pump writes is held under an exclusive `flock`, which the kernel releases when the
@@ -54,9 +56,12 @@ from hooks.worker import recording, rows, writelock
 from hooks.worker.recording import Sent
 
 log = logging.getLogger("hooks.journal")
+# One encoder, made once (json.dumps with options makes one a call): ASCII out, compact.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 SUFFIX = ".journal"
 VERSION = 1
+SENDING = b'{"v":1,"sending":'  # how a request's line starts (an answer's does not)
 # The Attempt row's fields a line keeps (the delivery and number are the line's own).
 ROW_FIELDS = (
     "trigger", "started_at", "duration_ms", "url", "request_headers", "request_body",
@@ -84,14 +89,13 @@ def line(sent: Sent, cap: int | None = None) -> bytes:
         "manual": bool(d.manual), "built": sent.built,
         "success_status": sent.result.success_status, "row": values,
     }  # fmt: skip
-    return json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return _encode(entry).encode() + b"\n"
 
 
 def sent_line(d: Delivery) -> bytes:
     """A request about to go out (its claim counted the attempt): with no answer after
     it in the journal, it was on the wire when the worker died."""
-    entry = {"v": VERSION, "sending": str(d.pk), "number": d.attempts}
-    return json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+    return f'{{"v":{VERSION},"sending":"{d.pk}","number":{int(d.attempts)}}}\n'.encode()
 
 
 ROTATE_LINES = 512
@@ -285,7 +289,7 @@ def read(path: Path, fd: int, into: Lines) -> None:
         if not raw.strip():
             continue
         try:
-            if raw.startswith(b'{"v":1,"sending":'):
+            if raw.startswith(SENDING):
                 sending = json.loads(raw)
                 into.sending.add((uuid.UUID(sending["sending"]), int(sending["number"])))
             else:
