@@ -284,6 +284,43 @@ def test_a_pump_whose_writes_fail_leaves_its_answers_to_the_next_pump(receiver, 
     assert journals() == []
 
 
+def test_a_pump_whose_journal_cannot_be_written_delivers_and_records_all(
+    receiver, settings, tmp_path, caplog
+):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    settings.WEBHOOK_JOURNAL_DIR = str(blocked / "journal")  # no folder can be made there
+    make_webhook(receiver.url)
+    with transaction.atomic():
+        for i in range(10):
+            emit(TEST_EVENT, {"n": i})
+    assert Pump().drain(None, budget=30) == 10
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert "Cannot write the pump's journal" in caplog.text
+
+
+def test_an_answer_that_cannot_be_written_down_is_still_recorded(receiver, monkeypatch, caplog):
+    def cannot(sent, cap=None):
+        raise TypeError("not JSON serializable")
+
+    monkeypatch.setattr(journal, "line", cannot)
+    make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 1})
+    assert Pump().drain(None, budget=30) == 1
+    assert Delivery.objects.get().status == "succeeded"
+    assert "Cannot journal the answer" in caplog.text
+
+
+def test_a_folder_that_cannot_be_recovered_stops_no_pump(receiver, caplog):
+    batch = sent_batch(1, receiver)
+    left_by_a_dead_pump(batch)
+    (journal.folder() / "recovery.lock").mkdir()  # cannot be opened as the lock
+    assert journal.recover().recorded == 0
+    assert "Cannot recover the journals" in caplog.text
+    emit(TEST_EVENT, {"n": 2})
+    assert Pump().drain(None, budget=10) == 1  # a pump goes on to claim and send
+
+
 # -- a real cluster killed mid-drain ---------------------------------------------------
 def wire_in_journals() -> set[str]:
     """The deliveries whose request the dead cluster's journals say went out with no

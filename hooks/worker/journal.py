@@ -143,10 +143,17 @@ class Journal:
             self._write((d.pk, d.attempts), sent_line(d))
 
     def append(self, sent: Sent) -> None:
-        """Its answer arrived (on the same thread): one write()."""
-        if not (self.broken or self.closed):
+        """Its answer arrived (on the same thread): one write(). An answer that cannot
+        be written down (a value JSON cannot hold) is logged and recorded as usual:
+        only a kill would send it again."""
+        if self.broken or self.closed:
+            return
+        try:
             data = line(sent, self.cap)
-            self._write((sent.delivery.pk, sent.row.number), data)
+        except (TypeError, ValueError):
+            log.exception("Cannot journal the answer to delivery %s.", sent.delivery.pk)
+            return
+        self._write((sent.delivery.pk, sent.row.number), data)
 
     def _write(self, key: tuple, data: bytes) -> None:
         """A journal that cannot be written is logged once and given up: the answers
@@ -332,8 +339,12 @@ def recover(directory: Path | None = None) -> Recovered:
     directory = directory or folder()
     if not directory.is_dir():
         return Recovered()
-    with _recovering(directory):
-        return _recover(directory)
+    try:
+        with _recovering(directory):
+            return _recover(directory)
+    except OSError as exc:  # the folder unreadable: the leases are the safety net
+        log.warning("Cannot recover the journals in %s (%s).", directory, exc)
+        return Recovered()
 
 
 @contextlib.contextmanager

@@ -99,8 +99,9 @@ class Pump:
         self.flying = Counter()  # endpoint -> requests in flight
         self.on_reserve: set[threads.Job] = set()  # in flight to stalling endpoints
         self.finished: list[Sent] = []
-        # What has landed goes to the journal first: a worker killed before the batch
-        # is recorded leaves it to the next pump, not to a re-send (hooks.worker.journal).
+        # Each request and its answer go to the journal as they happen: a worker killed
+        # before the batch is recorded leaves the answers to the next pump, not to a
+        # re-send (hooks.worker.journal).
         self.journal = journal.Journal(self.settings.max_payload_bytes)
         self.recorded = 0
         self.last_flush = time.monotonic()
