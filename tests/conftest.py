@@ -29,6 +29,16 @@ def allow_loopback(settings):
 
 
 @pytest.fixture(autouse=True)
+def own_journals(settings, tmp_path, monkeypatch):
+    """Each case's pumps keep their journals (hooks.worker.journal) apart, in this
+    process and in the workers it starts: a journal left by one case is never recorded
+    into another's deliveries."""
+    folder = str(tmp_path / "journal")
+    settings.WEBHOOK_JOURNAL_DIR = folder
+    monkeypatch.setenv("WEBHOOK_JOURNAL_DIR", folder)
+
+
+@pytest.fixture(autouse=True)
 def fresh_process_state():
     """What this process learnt (endpoint bounds, stopped webhooks, env slots) is
     forgotten between cases."""

@@ -307,6 +307,9 @@ WEBHOOK_HISTORY_DAYS = env.int("WEBHOOK_HISTORY_DAYS", default=HOOKS["WEBHOOK_HI
 WEBHOOK_FEED_SETTLE_SECONDS = env.float(
     "WEBHOOK_FEED_SETTLE_SECONDS", default=HOOKS["WEBHOOK_FEED_SETTLE_SECONDS"]
 )
+# The pumps' journals (hooks.worker.journal): a folder per database under it, on this
+# machine's own disk (their locks are the machine's).
+WEBHOOK_JOURNAL_DIR = env.str("WEBHOOK_JOURNAL_DIR", default=str(VAR_DIR / "journal"))
 ADMINS = [("", email) for email in env.list("ADMIN_EMAILS", default=[])]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webhookhub@localhost")
 

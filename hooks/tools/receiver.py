@@ -24,6 +24,9 @@ class Received:
     body: bytes
     client: tuple = ()
     received_at: float = 0.0
+    # When its answer was written whole (time.monotonic()); None until then, and for
+    # good if the client had gone (a worker killed with the request on the wire).
+    answered_at: float | None = None
 
 
 @dataclass
@@ -84,6 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+        request.answered_at = time.monotonic()
         self.close_connection = self.close_connection or reply.hang_up
 
     do_POST = do_PUT = do_GET = _handle

@@ -49,7 +49,17 @@ from hooks import conf, logsafe, metrics, process
 from hooks.models import Delivery
 from hooks.outbox.handover import enqueue_pump, unmark
 from hooks.outgoing import transport
-from hooks.worker import claims, order, pacing, recording, retry, stopping, threads, writelock
+from hooks.worker import (
+    claims,
+    journal,
+    order,
+    pacing,
+    recording,
+    retry,
+    stopping,
+    threads,
+    writelock,
+)
 from hooks.worker.attempt import attempt, send
 from hooks.worker.recording import Sent
 
@@ -99,6 +109,10 @@ class Pump:
         self.flying = Counter()  # endpoint -> requests in flight
         self.on_reserve: set[threads.Job] = set()  # in flight to stalling endpoints
         self.finished: list[Sent] = []
+        # Each request and its answer go to the journal as they happen: a worker killed
+        # before the batch is recorded leaves the answers to the next pump, not to a
+        # re-send (hooks.worker.journal).
+        self.journal = journal.Journal(self.settings.max_payload_bytes)
         self.recorded = 0
         self.last_flush = time.monotonic()
         self.renew_every = self.settings.claim_lease / RENEWALS_PER_LEASE
@@ -200,8 +214,12 @@ class Pump:
                     self.on_reserve.add(job)
 
     def attempt(self, d: Delivery, token) -> Sent:
-        """On a sender thread: build and send (`attempt.attempt`)."""
-        return attempt(d, token, self.settings, self.send)
+        """On a sender thread: build and send (`attempt.attempt`), and journal the
+        answer at once (hooks.worker.journal)."""
+        self.journal.sending(d)
+        sent = attempt(d, token, self.settings, self.send)
+        self.journal.append(sent)
+        return sent
 
     def learn(self, key, result: transport.Result) -> None:
         if stalled(result):
@@ -348,6 +366,8 @@ class Pump:
         except BaseException:
             self.finished = batch + self.finished
             raise
+        if batch:
+            self.journal.committed(batch)
         self.recorded += len(batch)
         self.last_flush = time.monotonic()
         self.show()
@@ -476,10 +496,13 @@ class Pump:
                 unmark(ids)  # the next look at the table hands them to another worker
             return 0
         try:
+            journal.recover()  # what a killed worker got and did not record, first
             return self._drain(ids, budget)
         except BaseException:
             self.give_back_waiting()
             raise
+        finally:
+            self.journal.close()  # what is not recorded stays, for the next pump
 
     def _drain(self, ids: list | None, budget: float | None) -> int:
         deadline = time.monotonic() + (budget if budget is not None else self.settings.pump_seconds)

@@ -33,6 +33,7 @@ class Sent:
     request: OutgoingRequest
     result: Result
     built: bool = True  # False: the request could not be built, nothing went out
+    row: Attempt | None = None  # its Attempt row, once built (`row_of`)
 
 
 def _text(data: bytes) -> str:
@@ -80,6 +81,14 @@ def _attempt_row(sent: Sent, cap: int | None = None) -> Attempt:
     })  # fmt: skip
     rows.relate(attempt, "delivery", d)
     return attempt
+
+
+def row_of(sent: Sent, cap: int | None = None) -> Attempt:
+    """The attempt's row, built once: the pump's journal builds it as the answer lands
+    (hooks.worker.journal), the batch's recording uses it."""
+    if sent.row is None:
+        sent.row = _attempt_row(sent, cap)
+    return sent.row
 
 
 @dataclass
@@ -218,7 +227,7 @@ def prepare(batch: list[Sent]) -> Prepared:
     into the statements `Prepared.apply` runs."""
     settings = conf.settings()
     now = timezone.now()
-    attempts = [_attempt_row(sent, settings.max_payload_bytes) for sent in batch]
+    attempts = [row_of(sent, settings.max_payload_bytes) for sent in batch]
     finished: dict[tuple, list] = defaultdict(list)
     retried: list[tuple[Sent, dict]] = []
     chains: set[order.Chain] = set()  # of ordered webhooks' deliveries that finish
