@@ -612,11 +612,14 @@ def _searches(walk: Walk, ann: Person, root: Person) -> None:
         person.go(path + "?response_status=abc&q=nope", f"{name}-refused", expect=(400,))
         person.go(path + "retry/?status=succeeded", f"{name}-retry")
         count = int(person.page.inner_text("#retry-count strong"))
-        attempts = Attempt.objects.count()
+        # By hand: other deliveries the walk made may be due as well; and some it finds
+        # may not go (their webhook turned off since): tests/test_search.py counts them.
+        by_hand = Attempt.objects.filter(trigger=Attempt.Trigger.MANUAL)
+        attempts = by_hand.count()
         person.submit(f"{name}-retried", "#retry-confirm")
         assert f"{count} " in person.page.inner_text(".messages, .messagelist"), name
         deliver_due()
-        assert Attempt.objects.count() == attempts + count, name
+        assert attempts < by_hand.count() <= attempts + count, name
 
 
 # --- confirmations ---------------------------------------------------------------------

@@ -87,7 +87,7 @@ class SearchForm(forms.Form):
     )  # fmt: skip
     status = forms.MultipleChoiceField(
         required=False, label="Status", choices=Delivery.Status.choices, widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: any status.",
+        help_text="No box ticked: any status.",
     )  # fmt: skip
     event_type = forms.CharField(required=False, max_length=100, label="Event type")
     since = forms.DateTimeField(
