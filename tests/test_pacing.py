@@ -235,6 +235,26 @@ def test_a_429_pauses_a_webhook_without_limits_too(receiver):
     assert Pump().drain(budget=0.5) == 0 and len(receiver.requests) == 1
 
 
+def test_a_bare_503_writes_no_pace_for_a_webhook_without_a_rate(receiver, settings):
+    """Nothing to pause and no rate to halve: no row is written, so the records of a
+    receiver failing now and then do not queue behind one row lock; a webhook with a
+    rate still has it halved."""
+    settings.WEBHOOK_RETRY_SCHEDULE = (0, 3600)
+    receiver.respond = lambda request: Reply(503, body=b"try again")
+    plain = make_webhook(receiver.url)
+    emit(TEST_EVENT, {"n": 0})
+    Pump().drain(budget=2)
+    assert plain.deliveries.get().attempts == 1
+    assert not WebhookPace.objects.filter(webhook=plain).exists()
+    assert plain.pk not in pacing.paced()
+    paced = make_webhook(receiver.url, rate_limit=4, rate_burst=1)
+    plain.delete()
+    emit(TEST_EVENT, {"n": 1})
+    Pump().drain(budget=2)
+    assert WebhookPace.objects.get(webhook=paced).learned_rate == 2.0  # halved
+    assert WebhookPace.objects.get(webhook=paced).paused_until is None
+
+
 def test_a_pause_from_another_process_holds_at_once_despite_the_cached_list(receiver):
     webhook = make_webhook(receiver.url)  # no limits: claimed with everything else
     emit(TEST_EVENT, {"n": 0})

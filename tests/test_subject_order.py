@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
@@ -22,7 +23,7 @@ from accounts.models import ApiToken
 from hooks import USER, emit, redeliver, stop_retrying
 from hooks.models import Delivery, Event, SubjectSequence
 from hooks.tools.receiver import Receiver, Reply
-from hooks.worker import sweeper
+from hooks.worker import order, sweeper
 from hooks.worker.pump import Pump
 from tests.conftest import TEST_EVENT, make_webhook, verify
 
@@ -180,6 +181,33 @@ def test_the_sweeper_releases_a_held_one_whose_predecessor_finished(receiver):
     assert Delivery.objects.get(sequence=2).status == "pending"
     deliver_all()
     assert receipts(receiver.requests) == {"job:a": [2]}
+
+
+def test_what_a_pumps_record_releases_is_left_to_it_not_to_the_ticker(receiver, settings):
+    """The pump claims again after its record; the ticker, which would hand each
+    released row waiting behind a backlog to the broker again every second, leaves it
+    to the pump for a claim lease. A release without a pump to claim it (a stop, the
+    sweeper) is the ticker's at once."""
+    webhook = make_webhook(receiver.url, ordered=True)
+    for n in range(3):
+        emit(TEST_EVENT, {"n": n}, subject="job:a")
+    Delivery.objects.update(enqueued_until=None)  # the emit's hand-over is spent
+    pump = Pump()
+    assert pump.refill(None) == 1  # the first of the chain; the others are held
+    assert pump.collect(timeout=10) == 1
+    pump.write()  # its record
+    second = Delivery.objects.get(sequence=2)
+    lease = timedelta(seconds=settings.WEBHOOK_CLAIM_LEASE)
+    assert second.status == "pending"
+    assert timezone.now() < second.enqueued_until <= timezone.now() + lease
+    assert sweeper.enqueue_due() == 0  # the ticker's look
+    assert pump.took_released()
+    Delivery.objects.filter(pk=second.pk).update(status="succeeded", next_attempt_at=None)
+    with transaction.atomic():  # as a stop, or order turned off, releases
+        assert order.release([(webhook.pk, "job:a")]) == 1
+    third = Delivery.objects.get(sequence=3)
+    assert third.status == "pending" and third.enqueued_until is None
+    assert sweeper.enqueue_due() == 1
 
 
 def test_a_disabled_webhook_skips_its_held_deliveries_too(receiver):

@@ -331,12 +331,18 @@ def wake_due(now: datetime | None = None) -> int:
 def slow_down(webhook_id: int, retry_after: float | None, now: datetime) -> None:
     """A 429 or 503: pause the webhook until its Retry-After for every worker, and
     halve its learned rate (a webhook without a rate only pauses). In the recording
-    transaction."""
-    pace, _ = WebhookPace.objects.get_or_create(webhook_id=webhook_id)
+    transaction. Without a Retry-After nor a rate of its own nothing changes, and nothing
+    is written: the row would stay locked to the commit, and every worker's record of
+    a receiver failing now and then with a bare 503 would queue behind it."""
     if retry_after:
+        pace, _ = WebhookPace.objects.get_or_create(webhook_id=webhook_id)
         until = now + timedelta(seconds=retry_after)
         if pace.paused_until is None or pace.paused_until < until:
             pace.paused_until = until
+    else:
+        pace = WebhookPace.objects.filter(webhook_id=webhook_id, rate__isnull=False).first()
+        if pace is None:
+            return
     rate = pace_rate(pace)
     if rate is not None:
         pace.learned_rate = max(rate / 2, LOWEST_RATE)

@@ -125,6 +125,7 @@ class Pump:
         self.paced_waiting: set[int] = set()
         self.paced_wakes: dict[int, datetime] = {}
         self.released = 0  # held deliveries its records let go (hooks.worker.order)
+        self.ending = False  # its last record: no claim follows it
 
     def bound(self, key) -> int:
         return min(self.bounds.get(key, FIRST_BOUND), self.max_bound)
@@ -362,7 +363,9 @@ class Pump:
         recorded stays in `finished`."""
         batch, self.finished = self.finished, []
         try:
-            claimed = self._write_once_or_again(recording.prepare(batch), claim, ids)
+            claims_again = not (self.stopped or self.ending)  # what it releases is its own
+            prepared = recording.prepare(batch, claims_again=claims_again)
+            claimed = self._write_once_or_again(prepared, claim, ids)
         except BaseException:
             self.finished = batch + self.finished
             raise
@@ -403,7 +406,7 @@ class Pump:
                 self.learned_paces(taken, looked)
                 self.released += recorded.released
                 if recorded.late:  # subjects an emitting transaction held (PostgreSQL)
-                    self.released += order.release_late(recorded.late)
+                    self.released += order.release_late(recorded.late, prepared.releases.until)
                 return claimed
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() + delay > give_up:
@@ -545,6 +548,7 @@ class Pump:
             timeout = min(FLUSH_EVERY, pace) if pace else FLUSH_EVERY  # 0: not claimed yet
             changed = self.collect(timeout=timeout) > 0 or changed
             self.flush()
+        self.ending = True  # what the last record releases is the ticker's to hand over
         self.flush(force=True)
         self.show()
         spent = time.monotonic() >= deadline

@@ -222,9 +222,11 @@ def _updates(finished: dict[tuple, list], retried: list[tuple[Sent, dict]], now:
 _attempt_rows = rows.Inserter(Attempt)
 
 
-def prepare(batch: list[Sent]) -> Prepared:
+def prepare(batch: list[Sent], claims_again: bool = False) -> Prepared:
     """Each attempt's row and each delivery's next step (`retry.next_step`), grouped
-    into the statements `Prepared.apply` runs."""
+    into the statements `Prepared.apply` runs. `claims_again`: the caller (a pump)
+    claims again after the commit, so what its record releases is left to it rather
+    than to the ticker (`order.Release`)."""
     settings = conf.settings()
     now = timezone.now()
     attempts = [row_of(sent, settings.max_payload_bytes) for sent in batch]
@@ -255,7 +257,8 @@ def prepare(batch: list[Sent]) -> Prepared:
     inserts = _attempt_rows.statements(attempts) if attempts else []
     updates = _updates(finished, retried, now)
     paces = Paces.of(batch, now)
-    releases = order.Release.of(chains, wait=False)  # a worker never waits on an emit
+    until = order.pump_holds(settings.claim_lease, now) if claims_again else None
+    releases = order.Release.of(chains, wait=False, until=until)  # never waits on an emit
     return Prepared(batch, attempts, inserts, updates, releases, outcomes, now, statuses, paces)
 
 
