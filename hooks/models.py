@@ -181,9 +181,21 @@ class Event(models.Model):
     # How many of its payload's values are stored apart (LargeValue, through
     # EventValue), a preview in each one's place in `payload`; null: none.
     stored_apart = models.PositiveIntegerField(null=True, blank=True)
+    # When its bodies expired (WEBHOOK_BODY_RETENTION_DAYS, hooks.tools.retention): its
+    # payload, its large values and its attempts' request and response bodies are gone,
+    # its metadata stays; null: kept. Nullable, so adding it did not rewrite the table.
+    body_expired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The events whose bodies are still kept, oldest first: the body prune finds
+            # its next batch here without passing over those it already emptied.
+            models.Index(
+                fields=["created_at"], condition=models.Q(body_expired_at__isnull=True),
+                name="event_body_kept",
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
