@@ -317,6 +317,26 @@ def big_history(rx: Receivers, n: int, rows: int, k: int) -> dict:
     return history.measure(fresh, lambda: drain_as_is(rx, n), rows, k)
 
 
+def retention_rows(quick: bool) -> int:
+    """The issue's sizes: ten million rows on PostgreSQL, one million on SQLite
+    (BENCH_RETENTION_ROWS: another number)."""
+    if quick:
+        return 2_000
+    default = 10_000_000 if connection.vendor == "postgresql" else 1_000_000
+    return int(os.environ.get("BENCH_RETENTION_ROWS", default))
+
+
+def big_retention(rx: Receivers, n: int, rows: int, k: int) -> dict:
+    """Bodies expired, then the rest pruned, of nine tenths of `rows` old deliveries."""
+    from bench import history  # (Django is set up only now)
+
+    def fresh() -> Webhook:
+        reset_db()
+        return webhooks([rx.url("fast")])[0]
+
+    return history.measure_retention(fresh, lambda: drain_as_is(rx, n), rows, k)
+
+
 def big_job(rx: Receivers, size: int, k: int) -> dict:
     """The 10 MB round trip `k` times: its best time, the largest peak of each process."""
     from bench import bigjob  # (Django is set up only now)
@@ -658,6 +678,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         "routes": lambda: route_costs(rx, 2000 if not quick else 100, k),
         "scale_out": lambda: scale_out(rx, n, k),
         "history": lambda: big_history(rx, n, 1_000_000 if not quick else 2_000, k),
+        "retention": lambda: big_retention(rx, n, retention_rows(quick), k),
         "big_job": lambda: big_job(rx, (10 if not quick else 1) * 1024 * 1024, k),
         "remote_workers": lambda: remote_workers(quick),
     }
