@@ -434,9 +434,17 @@ class EventAdmin(VoidsRollupOnDelete, admin.ModelAdmin):
     list_display = ["type", "id", "user", "namespace_path", "created_at"]
     list_filter = ["type", "created_at"]  # no date_hierarchy: see DeliveryAdmin
     search_fields = ["id", "type", "namespace"]
-    readonly_fields = ["id", "type", "payload", "user", "namespace_path", "created_at"]
-    exclude = ["namespace"]
+    readonly_fields = ["id", "type", "shown_payload", "user", "namespace_path", "created_at",
+                       "body_expired_at"]  # fmt: skip
+    exclude = ["namespace", "payload"]
     inlines = [DeliveryInline]
+
+    @admin.display(description="payload")
+    def shown_payload(self, obj: Event) -> str:
+        """Its payload, or when it expired (never an empty one in its place)."""
+        if obj.body_expired_at:
+            return _expired(obj.body_expired_at)
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False))
 
     @admin.display(description="namespace", ordering="namespace")
     def namespace_path(self, obj: Event) -> str:

@@ -159,6 +159,8 @@ def test_pages_the_api_and_the_feed_say_the_body_expired(world, admin_client):
 
     page = admin_client.get(reverse("admin:hooks_delivery_change", args=[old.pk])).content.decode()
     assert f"body expired on {stamp} UTC" in page and SECRET_WORD not in page
+    page = admin_client.get(reverse("admin:hooks_event_change", args=[old.event_id]))
+    assert f"body expired on {stamp} UTC" in page.content.decode()
 
     api = Api(world["owner"])
     detail = api("GET", f"/webhooks/{hook.pk}/deliveries/{old.pk}").json()
@@ -170,13 +172,15 @@ def test_pages_the_api_and_the_feed_say_the_body_expired(world, admin_client):
     assert item["outcome"] == "succeeded" and item["headers"]
 
 
-def test_a_kept_body_shows_as_before(world):
+def test_a_kept_body_shows_as_before(world, admin_client):
     recent = sent(world, 1, age_days=1)
     retention.prune_by_setting()
     detail = Api(world["owner"])("GET", f"/webhooks/{world['hook'].pk}/deliveries/{recent.pk}")
     body = detail.json()
     assert body["body_expired_at"] is None
     assert json.loads(body["attempts"][0]["request_body"])["word"] == SECRET_WORD
+    page = admin_client.get(reverse("admin:hooks_event_change", args=[recent.event_id]))
+    assert SECRET_WORD in page.content.decode() and "body expired" not in page.content.decode()
 
 
 def test_the_prune_command_empties_bodies_on_request(world):
