@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import statistics
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -229,6 +230,11 @@ def fill_with_bodies(webhook: Webhook, count: int) -> float:
     return time.monotonic() - start
 
 
+def _say(line: str) -> None:
+    """A long measure's progress, on stderr (the results line is stdout's)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def beside_drain(drain, work, repeat: int = 1) -> tuple[float, dict, float]:
     """The drain's best rate while `work()` runs in a thread beside it (of up to `repeat`
     drains, the first always, the others only if `work()` was still running when they
@@ -260,10 +266,13 @@ def measure_retention(fresh, drain, count: int, repeat: int) -> dict:
     of `repeat`)."""
     webhook = fresh()
     filled = fill_with_bodies(webhook, count)
+    _say(f"retention: {count:,} rows written in {filled:.0f} s")
     alone = max(drain() for _ in range(repeat))
     cut = timezone.now() - timedelta(days=DAYS / 10)  # nine tenths are older
     expire, prune = (lambda: retention.expire_bodies(cut)), (lambda: retention.prune(cut))
     body_rate, emptied, body_s = beside_drain(drain, expire, repeat)
+    _say(f"retention: drain alone {alone:.0f}/s; beside the body prune {body_rate:.0f}/s; "
+         f"{emptied} in {body_s:.0f} s")  # fmt: skip
     prune_rate, pruned, prune_s = beside_drain(drain, prune, repeat)
     return {
         "retention_rows": count, "retention_fill_s": filled, "retention_drain": alone,
