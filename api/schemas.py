@@ -194,6 +194,10 @@ class DeliveryOut(Schema):
     attempts: list[AttemptOut]
     created_at: datetime
     completed_at: datetime | None
+    body_expired_at: datetime | None = Field(
+        description="When its bodies expired (WEBHOOK_BODY_RETENTION_DAYS): the attempts' "
+        "request and response bodies are then empty, and it cannot be redelivered; null: kept."
+    )
 
 
 class FeedDeliveryOut(Schema):
@@ -213,8 +217,9 @@ class FeedDeliveryOut(Schema):
         "webhook's current template and format; null when it cannot be (`body_missing`)."
     )
     body_encoding: str = Field(description="utf-8, or base64 (an upload with an image).")
-    body_missing: str = Field(description="Why there is no body (its event's large values "
-                              "were pruned); empty when there is one.")  # fmt: skip
+    body_missing: str = Field(description="Why there is no body (it expired, "
+                              "WEBHOOK_BODY_RETENTION_DAYS, or its event's large values were "
+                              "pruned); empty when there is one.")  # fmt: skip
     headers: dict[str, str] | None = Field(
         description="As sent by the last attempt, signature and timestamp of then included, "
         "credentials and custom header values masked; as they would be sent now when it was "

@@ -190,6 +190,7 @@ def delivery_out(delivery: Delivery) -> dict[str, Any]:
         "event_id": delivery.event_id, "status": delivery.status,
         "last_response_status": delivery.last_response_status, "created_at": delivery.created_at,
         "completed_at": delivery.completed_at,
+        "body_expired_at": delivery.event.body_expired_at,
         "attempts": [{f: getattr(a, f) for f in (
             "number", "trigger", "started_at", "duration_ms", "url", "request_headers",
             "request_body", "response_status", "response_headers", "response_body", "error",
@@ -366,6 +367,9 @@ def feed(request: HttpRequest, pk: int, after: str | None = None, limit: int = P
 )  # fmt: skip
 def redeliver(request: HttpRequest, pk: int, delivery_id: UUID):
     found = _delivery(_webhook(request, pk, "change"), str(delivery_id))
+    expired = hooks.body_expired(found)
+    if expired:
+        raise ApiError(expired, status=410)
     with transaction.atomic():
         queued = hooks.redeliver(Delivery.objects.filter(pk=found.pk))
     if not queued:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import statistics
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -272,3 +273,114 @@ def measure_search(fresh, counts: list[int], runs: int) -> dict:
             {"rows": count, "fill_s": seconds, "times": search_times(webhook, runs)}
         )
     return result
+
+
+# --- retention in two periods: bodies, then the rest ------------------------------------
+# (its own fill and measure, beside the big-history one above)
+
+PAD = 200  # digits of padding in each body: payloads and answers of a few hundred bytes
+
+
+def _bodies() -> dict[str, str]:
+    """SQL expressions in i of an event's payload and its attempt's request and response
+    bodies, as real deliveries have them (a few hundred bytes each)."""
+    if connection.vendor == "postgresql":
+        pad = f"lpad(i::text, {PAD}, '0')"
+        payload = f"jsonb_build_object('seq', i, 'text', {pad})"
+    else:
+        pad = f"printf('%%0{PAD}d', i)"
+        payload = f"json_object('seq', i, 'text', {pad})"
+    return {
+        "payload": payload,
+        "request_body": f"'{{\"seq\": ' || i || ', \"text\": \"' || {pad} || '\"}}'",
+        "response_body": f"'{{\"received\": ' || i || ', \"note\": \"' || {pad} || '\"}}'",
+    }
+
+
+def fill_with_bodies(webhook: Webhook, count: int) -> float:
+    """`count` succeeded deliveries of `webhook` as `fill()` writes them, each event with
+    a payload and each attempt with its request and response bodies; returns seconds."""
+    start = time.monotonic()
+    now = timezone.now()
+    created = _created(now).replace("%(n)s", str(count))
+    ev, dv = 0, 1 << 40
+    bodies = _bodies()
+    true = "TRUE" if connection.vendor == "postgresql" else "1"
+    base = Attempt.objects.aggregate(top=models.Max("id"))["top"] or 0
+    plan = [
+        (Event, {"id": _uuid(ev), "type": "'bench.event'", "created_at": created,
+                 "payload": bodies["payload"]}),
+        (Delivery, {"id": _uuid(dv), "event": _uuid(ev), "webhook": str(webhook.pk),
+                    "status": "'succeeded'", "attempts": "1", "created_at": created,
+                    "completed_at": created, "last_response_status": "200"}),
+        (Attempt, {"id": f"i + {base}", "delivery": _uuid(dv), "number": "1", "started_at": created,
+                   "url": f"'{webhook.url}'", "response_status": "200", "succeeded": true,
+                   "duration_ms": "3.5", "request_body": bodies["request_body"],
+                   "response_body": bodies["response_body"]}),
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        for model, overrides in plan:
+            sql, params = _sql_rows(model, count, overrides)
+            cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            for model in (Event, Delivery, Attempt):  # as autovacuum does after inserts
+                cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{Attempt._meta.db_table}', 'id'), "
+                f"{base + count})"
+            )
+        else:
+            cursor.execute("ANALYZE")
+    return time.monotonic() - start
+
+
+def _say(line: str) -> None:
+    """A long measure's progress, on stderr (the results line is stdout's)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def beside_drain(drain, work, repeat: int = 1) -> tuple[float, dict, float]:
+    """The drain's best rate while `work()` runs in a thread beside it (of up to `repeat`
+    drains, the first always, the others only if `work()` was still running when they
+    ended); what `work()` returned, and how long it took (it may go on after)."""
+    done: dict = {}
+
+    def run() -> None:
+        start = time.monotonic()
+        try:
+            done.update(work())
+        finally:
+            done["seconds"] = time.monotonic() - start
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    rates = [drain()]
+    while thread.is_alive() and len(rates) < repeat:
+        rate = drain()
+        if thread.is_alive():
+            rates.append(rate)
+    thread.join()
+    return max(rates), done, done.pop("seconds")
+
+
+def measure_retention(fresh, drain, count: int, repeat: int) -> dict:
+    """Bodies, then the rest, of the old nine tenths of `count` deliveries, each beside
+    drains (the best of `repeat`), against the drain alone on the same tables (the best
+    of `repeat`)."""
+    webhook = fresh()
+    filled = fill_with_bodies(webhook, count)
+    _say(f"retention: {count:,} rows written in {filled:.0f} s")
+    alone = max(drain() for _ in range(repeat))
+    cut = timezone.now() - timedelta(days=DAYS / 10)  # nine tenths are older
+    expire, prune = (lambda: retention.expire_bodies(cut)), (lambda: retention.prune(cut))
+    body_rate, emptied, body_s = beside_drain(drain, expire, repeat)
+    _say(f"retention: drain alone {alone:.0f}/s; beside the body prune {body_rate:.0f}/s; "
+         f"{emptied} in {body_s:.0f} s")  # fmt: skip
+    prune_rate, pruned, prune_s = beside_drain(drain, prune, repeat)
+    return {
+        "retention_rows": count, "retention_fill_s": filled, "retention_drain": alone,
+        "retention_drain_bodies": body_rate, "retention_emptied": emptied,
+        "retention_bodies_s": body_s, "retention_drain_prune": prune_rate,
+        "retention_pruned": pruned, "retention_prune_s": prune_s,
+    }  # fmt: skip

@@ -115,6 +115,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
          f"{r['route_matched'] / r['route_none']:.2f}×", ""),
         *history_rows(r),
         *search_rows(r),
+        *retention_rows(r),
         *big_job_rows(r),
         *remote_worker_rows(r),
         *pacing_rows(r),
@@ -234,6 +235,27 @@ def search_rows(r: dict) -> list[tuple[str, str, str, str]]:
                     f"{big['dashboard_7d'] / empty['dashboard_7d']:.2f}× small "
                     f"({empty['dashboard_7d'] * 1000:.0f} ms)", "≤ 3× at 1M"))  # fmt: skip
     return out
+
+
+def retention_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """The retention measure (bench/history.py): bodies, then the rest, of nine tenths."""
+    if "retention_rows" not in r:  # a run of other measures (--only)
+        return []
+    drain, emptied, pruned = r["retention_drain"], r["retention_emptied"], r["retention_pruned"]
+    return [
+        (f"retention: {r['retention_rows']:,} deliveries + attempts with bodies (written by SQL)",
+         f"{r['retention_fill_s']:.0f} s to write", f"drain alone {drain:.0f}/s", ""),
+        (f"  bodies of {emptied['events']:,} old events ({emptied['attempts']:,} attempts) "
+         "emptied beside a drain",
+         f"{r['retention_drain_bodies']:.0f}/s drain, {r['retention_bodies_s']:.0f} s "
+         f"({emptied['events'] / max(r['retention_bodies_s'], 1e-9):,.0f} events/s)",
+         f"{r['retention_drain_bodies'] / drain:.2f}× the drain alone", "≥ 0.8×"),
+        (f"  prune of {pruned['events']:,} old events ({pruned['deliveries']:,} deliveries, "
+         f"{pruned['attempts']:,} attempts) beside a drain",
+         f"{r['retention_drain_prune']:.0f}/s drain, prune {r['retention_prune_s']:.0f} s "
+         f"({pruned['events'] / max(r['retention_prune_s'], 1e-9):,.0f} events/s)",
+         f"{r['retention_drain_prune'] / drain:.2f}× the drain alone", "≥ 0.8×"),
+    ]  # fmt: skip
 
 
 def table(results: dict[str, dict]) -> str:

@@ -344,6 +344,26 @@ def big_search(rx: Receivers, quick: bool) -> dict:
     return history.measure_search(fresh, [2_000] if quick else counts, 5 if quick else 20)
 
 
+def retention_rows(quick: bool) -> int:
+    """The issue's sizes: ten million rows on PostgreSQL, one million on SQLite
+    (BENCH_RETENTION_ROWS: another number)."""
+    if quick:
+        return 2_000
+    default = 10_000_000 if connection.vendor == "postgresql" else 1_000_000
+    return int(os.environ.get("BENCH_RETENTION_ROWS", default))
+
+
+def big_retention(rx: Receivers, n: int, rows: int, k: int) -> dict:
+    """Bodies expired, then the rest pruned, of nine tenths of `rows` old deliveries."""
+    from bench import history  # (Django is set up only now)
+
+    def fresh() -> Webhook:
+        reset_db()
+        return webhooks([rx.url("fast")])[0]
+
+    return history.measure_retention(fresh, lambda: drain_as_is(rx, n), rows, k)
+
+
 def big_job(rx: Receivers, size: int, k: int) -> dict:
     """The 10 MB round trip `k` times: its best time, the largest peak of each process."""
     from bench import bigjob  # (Django is set up only now)
@@ -792,6 +812,7 @@ def measures(rx: Receivers, n: int, k: int, quick: bool) -> dict:
         "scale_out": lambda: scale_out(rx, n, k),
         "history": lambda: big_history(rx, n, 1_000_000 if not quick else 2_000, k),
         "search": lambda: big_search(rx, quick),
+        "retention": lambda: big_retention(rx, n, retention_rows(quick), k),
         "big_job": lambda: big_job(rx, (10 if not quick else 1) * 1024 * 1024, k),
         "remote_workers": lambda: remote_workers(quick),
         "pacing": lambda: pacing(rx, n, 60.0 if not quick else 4.0, k),

@@ -20,6 +20,7 @@ Storing:      EncryptedTextField (a model field encrypted at rest, as webhook se
 Settings:     settings() (current values), SETTING_DEFAULTS, DEFAULT_RETRY_SCHEDULE,
               NAMESPACE_TIMEOUT (a namespace webhook's timeout when it sets none)
 Operating:    send_test, redeliver, replay, stop_retrying, delivery_attempts (owners' pages),
+              body_expired(delivery) (why it cannot be sent again: its body expired),
               recent_deliveries → DeliveryRow (every webhook page's table, _deliveries.html;
               admin_recent_deliveries on admin pages),
               SearchForm, search_results, search_page, retry_search (the history's
@@ -93,7 +94,7 @@ if TYPE_CHECKING:
     )
     from hooks.tools.metrics import metrics_view, register_metrics
     from hooks.tools.ping import send_test
-    from hooks.tools.redelivery import redeliver, replay, stop_retrying
+    from hooks.tools.redelivery import body_expired, redeliver, replay, stop_retrying
     from hooks.tools.search import SearchForm, retry_search, search_page, search_results
     from hooks.tools.shown import (
         DeliveryRow,
@@ -151,6 +152,7 @@ __all__ = [
     "prepare_webhook",
     "rotate_secret",
     "admin_recent_deliveries",
+    "body_expired",
     "cluster_stopping",
     "DeliveryRow",
     "delivery_attempts",

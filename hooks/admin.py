@@ -282,6 +282,10 @@ def _pretty(text: str) -> str:
         return text
 
 
+def _expired(when) -> str:
+    return f"(body expired on {when:%Y-%m-%d %H:%M} UTC: WEBHOOK_BODY_RETENTION_DAYS)"
+
+
 def _headers_html(headers: dict) -> str:
     return format_html_join("\n", "{}: {}", sorted(headers.items()))
 
@@ -310,6 +314,9 @@ class AttemptInline(admin.StackedInline):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("delivery__event")  # body expiry
+
     @admin.display(description="attempt")
     def summary(self, obj: Attempt) -> str:
         outcome = obj.response_status or "no response"
@@ -321,16 +328,23 @@ class AttemptInline(admin.StackedInline):
     @admin.display(description="request / response")
     def exchange(self, obj: Attempt) -> str:
         """The request beside the response; one above the other on a phone (the hub's
-        webhookhub/admin.css). Above them, the hops of an attempt that followed redirects."""
+        webhookhub/admin.css). Above them, the hops of an attempt that followed redirects.
+        Bodies that expired say so, never an empty body."""
+        expired = obj.delivery.event.body_expired_at
+        request_body, response_body = (
+            (_expired(expired), _expired(expired))
+            if expired
+            else (_pretty(obj.request_body), _pretty(obj.response_body))
+        )
         return _hops_html(obj.hops) + format_html(
             '<div class="exchange"><div><strong>Request</strong><pre>POST {}\n{}\n\n{}</pre></div>'
             "<div><strong>Response</strong><pre>{}\n{}\n\n{}</pre></div></div>",
             obj.url,
             _headers_html(obj.request_headers),
-            _pretty(obj.request_body),
+            request_body,
             obj.response_status or obj.error,
             _headers_html(obj.response_headers),
-            _pretty(obj.response_body),
+            response_body,
         )
 
 
@@ -453,9 +467,17 @@ class EventAdmin(VoidsRollupOnDelete, admin.ModelAdmin):
     list_display = ["type", "id", "user", "namespace_path", "created_at"]
     list_filter = ["type", "created_at"]  # no date_hierarchy: see DeliveryAdmin
     search_fields = ["id", "type", "namespace"]
-    readonly_fields = ["id", "type", "payload", "user", "namespace_path", "created_at"]
-    exclude = ["namespace"]
+    readonly_fields = ["id", "type", "shown_payload", "user", "namespace_path", "created_at",
+                       "body_expired_at"]  # fmt: skip
+    exclude = ["namespace", "payload"]
     inlines = [DeliveryInline]
+
+    @admin.display(description="payload")
+    def shown_payload(self, obj: Event) -> str:
+        """Its payload, or when it expired (never an empty one in its place)."""
+        if obj.body_expired_at:
+            return _expired(obj.body_expired_at)
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False))
 
     @admin.display(description="namespace", ordering="namespace")
     def namespace_path(self, obj: Event) -> str:

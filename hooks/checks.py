@@ -69,6 +69,31 @@ def webhook_settings(app_configs=None, **kwargs) -> list[Error]:
                 id="hooks.E013",
             )
         )
+    errors.extend(_retention_errors())
+    return errors
+
+
+def _retention_errors() -> list[Error]:
+    """Whole days, none negative, and bodies kept no longer than the history that holds
+    them (a body cannot outlive its delivery)."""
+    history, body = value("WEBHOOK_HISTORY_DAYS"), value("WEBHOOK_BODY_RETENTION_DAYS")
+    errors = [
+        Error(f"{name} must be a whole number of days, 0 or more (0: {zero}).", id="hooks.E014")
+        for name, days, zero in (
+            ("WEBHOOK_HISTORY_DAYS", history, "keep the history forever"),
+            ("WEBHOOK_BODY_RETENTION_DAYS", body, "bodies go with the history"),
+        )
+        if not isinstance(days, int) or isinstance(days, bool) or days < 0
+    ]
+    if not errors and history and body > history:
+        errors.append(
+            Error(
+                f"WEBHOOK_BODY_RETENTION_DAYS ({body}) must not be longer than "
+                f"WEBHOOK_HISTORY_DAYS ({history}): bodies are pruned with their history; "
+                "0 keeps them as long as it.",
+                id="hooks.E015",
+            )
+        )
     return errors
 
 

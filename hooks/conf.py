@@ -21,6 +21,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Setting name -> default. The environment variable of the same name overrides it
 # (webhookhub/settings.py), except WEBHOOK_MAX_TIMEOUT, which is fixed.
 SETTING_DEFAULTS: dict[str, Any] = {
+    # The pumps' journals (hooks.worker.journal); blank: var/journal in the hub's folder.
+    "WEBHOOK_JOURNAL_DIR": "",
     # Exempt from the SSRF guard: for webhooks staff configure (server scope) ...
     "WEBHOOK_ALLOWED_NETWORKS": (),
     # ... and for URLs users supply (their notification webhook, a job's callback URL,
@@ -50,6 +52,10 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "WEBHOOK_DISABLE_AFTER_DAYS": 5.0,
     "WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES": 20,
     "WEBHOOK_HISTORY_DAYS": 30,
+    # Bodies (attempts' request and response bodies, events' payloads and the large
+    # values kept apart for them) expire sooner than the rest of the history; 0: they go
+    # with it (hooks.tools.retention).
+    "WEBHOOK_BODY_RETENTION_DAYS": 7,
     # A webhook's feed (hooks.tools.feed) hands out a delivery once it is this many
     # seconds old: a transaction that made deliveries commits within it, so a cursor
     # never passes a delivery that is not visible yet.
@@ -87,6 +93,7 @@ class HookSettings:
     pump_seconds: float
     disable_after_failed_deliveries: int
     history_days: int
+    body_days: int
     failing_after_attempts: int
     feed_settle: float
 
@@ -138,6 +145,7 @@ def settings() -> HookSettings:
         disable_after_days=float(value("WEBHOOK_DISABLE_AFTER_DAYS")),
         disable_after_failed_deliveries=int(value("WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES")),
         history_days=int(value("WEBHOOK_HISTORY_DAYS")),
+        body_days=int(value("WEBHOOK_BODY_RETENTION_DAYS")),
         failing_after_attempts=int(value("WEBHOOK_FAILING_AFTER_ATTEMPTS")),
         feed_settle=float(value("WEBHOOK_FEED_SETTLE_SECONDS")),
     )

@@ -240,6 +240,10 @@ class Event(models.Model):
     # so adding them did not rewrite the table on SQLite.
     subject = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     sequence = models.PositiveBigIntegerField(null=True, blank=True)
+    # When its bodies expired (WEBHOOK_BODY_RETENTION_DAYS, hooks.tools.retention): its
+    # payload, its large values and its attempts' request and response bodies are gone,
+    # its metadata stays; null: kept. Nullable, so adding it did not rewrite the table.
+    body_expired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -249,7 +253,13 @@ class Event(models.Model):
             models.Index(
                 fields=["subject"], condition=models.Q(subject__isnull=False), name="event_subject"
             ),
-        ]
+            # The events whose bodies are still kept, oldest first: the body prune finds
+            # its next batch here without passing over those it already emptied.
+            models.Index(
+                fields=["created_at"], condition=models.Q(body_expired_at__isnull=True),
+                name="event_body_kept",
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"

@@ -26,11 +26,11 @@ def test_benchmark_smoke_run_prints_every_measure():
         "pacing: a 1 request/s webhook", "the other webhook's drain beside it", "history search at",
         "failed deliveries of yesterday", "by webhook-id", "by event id", "dashboard, 7 days",
         "each about a job (its subject)", "order per subject: 50 jobs × 4 states",
-        "arrived out of order per subject",
+        "arrived out of order per subject", "retention:", "emptied beside a drain",
     ):  # fmt: skip
         assert measure in table, measure
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 58  # header + 57 measures
+    assert len(rows) == 61  # header + 60 measures
     # Every value measured; SQLite keeps no count of transactions to read.
     unmeasurable = "database transactions/s"
     assert all(re.search(r"\d", row.split("|")[2]) for row in rows[1:] if unmeasurable not in row)

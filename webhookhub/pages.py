@@ -12,7 +12,12 @@ from hooks.models import Delivery
 
 def redeliver(request: HttpRequest, delivery: Delivery, what: str = "It") -> bool:
     """One more attempt on `delivery` (the same webhook-id), and a message that says
-    whether it was queued: a delivery being sent right now is left alone."""
+    whether it was queued: a delivery being sent right now is left alone, and one whose
+    body expired cannot be sent again."""
+    expired = hooks.body_expired(delivery)
+    if expired:
+        messages.error(request, expired)
+        return False
     with transaction.atomic():
         queued = hooks.redeliver(Delivery.objects.filter(pk=delivery.pk))
     return _told(request, queued, f"{what} is queued for redelivery (the same webhook-id).",

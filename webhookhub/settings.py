@@ -304,12 +304,15 @@ WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES = env.int(
     default=HOOKS["WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES"],
 )
 WEBHOOK_HISTORY_DAYS = env.int("WEBHOOK_HISTORY_DAYS", default=HOOKS["WEBHOOK_HISTORY_DAYS"])
+WEBHOOK_BODY_RETENTION_DAYS = env.int(
+    "WEBHOOK_BODY_RETENTION_DAYS", default=HOOKS["WEBHOOK_BODY_RETENTION_DAYS"]
+)
 WEBHOOK_FEED_SETTLE_SECONDS = env.float(
     "WEBHOOK_FEED_SETTLE_SECONDS", default=HOOKS["WEBHOOK_FEED_SETTLE_SECONDS"]
 )
 # The pumps' journals (hooks.worker.journal): a folder per database under it, on this
 # machine's own disk (their locks are the machine's).
-WEBHOOK_JOURNAL_DIR = env.str("WEBHOOK_JOURNAL_DIR", default=str(VAR_DIR / "journal"))
+WEBHOOK_JOURNAL_DIR = env.str("WEBHOOK_JOURNAL_DIR", default=HOOKS["WEBHOOK_JOURNAL_DIR"])
 ADMINS = [("", email) for email in env.list("ADMIN_EMAILS", default=[])]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webhookhub@localhost")
 

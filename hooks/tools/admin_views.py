@@ -144,6 +144,7 @@ def replay(request: HttpRequest, model_admin, pk: int) -> HttpResponse:
 def confirm_redeliver(model_admin, request: HttpRequest, queryset) -> HttpResponse | None:
     """The Redeliver action: a page that says how many, then the redelivery itself."""
     if request.POST.get("confirm") == "yes":
+        expired = redelivery.expired_among(queryset)
         with transaction.atomic():
             count = redelivery.redeliver(queryset)
         model_admin.message_user(
@@ -151,17 +152,27 @@ def confirm_redeliver(model_admin, request: HttpRequest, queryset) -> HttpRespon
             f"{count} deliver{'y' if count == 1 else 'ies'} queued for redelivery.",
             messages.SUCCESS,
         )
+        if expired:
+            model_admin.message_user(request, _expired_left_out(expired), messages.WARNING)
         return None
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "Redeliver deliveries?",
         "count": queryset.count(),
         "busy": queryset.filter(claim_token__isnull=False).count(),
+        "expired": redelivery.expired_among(queryset),
         "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
         "opts": model_admin.model._meta,
         "action": "redeliver",
     }
     return TemplateResponse(request, "admin/hooks/confirm_redeliver.html", context)
+
+
+def _expired_left_out(count: int) -> str:
+    return (
+        f"{count} deliver{'y was' if count == 1 else 'ies were'} not sent again: "
+        f"{'its body' if count == 1 else 'their bodies'} expired (WEBHOOK_BODY_RETENTION_DAYS)."
+    )
 
 
 def _extras_form(extras, data):
@@ -221,6 +232,10 @@ def redeliver_one(request: HttpRequest, model_admin, pk) -> HttpResponse:
     delivery = get_object_or_404(Delivery, pk=pk)
     if request.method != "POST" or not model_admin.has_change_permission(request):
         raise PermissionDenied
+    expired = redelivery.body_expired(delivery)
+    if expired:
+        model_admin.message_user(request, expired, messages.ERROR)
+        return redirect("admin:hooks_delivery_change", delivery.pk)
     with transaction.atomic():
         queued = redelivery.redeliver(Delivery.objects.filter(pk=delivery.pk))
     if queued:

@@ -168,9 +168,14 @@ def _last_headers(rows: list[Delivery]) -> dict[uuid.UUID, dict]:
 
 
 def _missing_values(delivery: Delivery) -> str:
-    """Why the body cannot be built as sent, or "": values the event keeps apart that
-    are no longer there (pruned)."""
+    """Why the body cannot be built as sent, or "": it expired (its event's payload was
+    emptied), or values the event keeps apart are no longer there (pruned)."""
     event = delivery.event
+    if event.body_expired_at:
+        return (
+            f"The body expired on {event.body_expired_at:%Y-%m-%d %H:%M} UTC "
+            "(WEBHOOK_BODY_RETENTION_DAYS); its outcome and headers are kept."
+        )
     if not event.stored_apart:
         return ""
     kept = len(getattr(event, "apart_values", []))

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from hooks.models import Delivery, Webhook
+from hooks.models import Delivery, Event, Webhook
 from hooks.outbox.handover import ENQUEUE_GRACE, enqueue_on_commit
 from hooks.tools import rollup
 from hooks.worker import order, sweeper
@@ -22,11 +22,18 @@ def redeliver(deliveries: QuerySet[Delivery]) -> int:
     A finished delivery gets exactly one more attempt (its final state is decided
     by it); a pending one is simply tried now and keeps its retry schedule, and so is
     a held one (sent now, ahead of its subject's earlier events: the person asked).
-    Deliveries a worker is sending right now are left alone.
+    Deliveries a worker is sending right now are left alone, and so are those whose
+    bodies expired (WEBHOOK_BODY_RETENTION_DAYS): nothing is left to send. Their events
+    are locked first, so the body prune (hooks.tools.retention) cannot empty one this
+    makes pending again.
     """
     now = timezone.now()
     grace = now + ENQUEUE_GRACE
     idle = deliveries.filter(claim_token__isnull=True)
+    kept = Event.objects.select_for_update().filter(
+        pk__in=idle.values("event_id"), body_expired_at__isnull=True
+    )
+    idle = idle.filter(event_id__in=list(kept.values_list("pk", flat=True)))
     waiting = [Status.PENDING, Status.HELD]
     finished = list(idle.exclude(status__in=waiting).values_list("pk", "webhook_id"))
     pending = list(idle.filter(status__in=waiting).values_list("pk", flat=True))
@@ -47,6 +54,22 @@ def redeliver(deliveries: QuerySet[Delivery]) -> int:
     if ids:
         enqueue_on_commit(ids)
     return len(ids)
+
+
+def body_expired(delivery: Delivery) -> str:
+    """Why this delivery cannot be sent again, or "": its body expired."""
+    expired = delivery.event.body_expired_at
+    if expired is None:
+        return ""
+    return (
+        f"Its body expired on {expired:%Y-%m-%d %H:%M} UTC (WEBHOOK_BODY_RETENTION_DAYS): "
+        "it cannot be sent again."
+    )
+
+
+def expired_among(deliveries: QuerySet[Delivery]) -> int:
+    """How many of these deliveries' bodies expired (a redelivery leaves them out)."""
+    return deliveries.filter(event__body_expired_at__isnull=False).count()
 
 
 def stop_retrying(deliveries: QuerySet[Delivery], reason: str = "Stopped by its owner.") -> int:

@@ -140,12 +140,19 @@ def delivery_rows(
         DeliveryRow(
             d,
             page_url(d),
-            redeliver_url(d) if redeliver_url and d.status != "pending" else None,
+            redeliver_url(d) if _may_redeliver(d, redeliver_url) else None,
             _request_line(d.event.payload),
             _response(d),
         )
         for d in deliveries
     ]
+
+
+def _may_redeliver(delivery: Delivery, redeliver_url) -> bool:
+    """Finished, and its body still kept (an expired one has nothing to send)."""
+    return (
+        bool(redeliver_url) and delivery.status != "pending" and not delivery.event.body_expired_at
+    )
 
 
 def _request_line(payload) -> str:
@@ -209,9 +216,12 @@ def readable(body: str) -> str:
 
 def delivery_attempts(delivery: Delivery) -> list[Attempt]:
     """Newest first, each with `shown_request` and `shown_response` (headers as recorded:
-    credentials were masked when the attempt was stored)."""
+    credentials were masked when the attempt was stored), and `body_expired_at`: when
+    their bodies expired (the pages say so instead of showing them empty), or None."""
     attempts = list(delivery.attempt_set.order_by("-number"))
+    expired = delivery.event.body_expired_at
     for attempt in attempts:
+        attempt.body_expired_at = expired
         attempt.shown_request = readable(attempt.request_body)
         attempt.shown_response = readable(attempt.response_body)
     return attempts

@@ -75,7 +75,8 @@ def folder() -> Path:
     db = connection.settings_dict
     name = f"{connection.vendor}:{db.get('HOST') or ''}:{db.get('PORT') or ''}/{db['NAME']}"
     key = hashlib.sha256(name.encode()).hexdigest()[:16]
-    return Path(django_settings.WEBHOOK_JOURNAL_DIR) / key
+    root = django_settings.WEBHOOK_JOURNAL_DIR or Path(django_settings.VAR_DIR) / "journal"
+    return Path(root) / key
 
 
 def line(sent: Sent, cap: int | None = None) -> bytes:

@@ -121,8 +121,15 @@ class Command(BaseCommand):
         retry.add_argument("--yes", action="store_true", help="Send without asking.")
         prune = sub.add_parser("prune", help="Delete history older than N days.")
         prune.add_argument(
-            "--days", type=int, required=True,
+            "--days",
+            type=int,
+            required=True,
             help="Delete events (with their deliveries and attempts) older than this many days.",
+        )
+        prune.add_argument(
+            "--body-days", type=int,
+            help="Also empty the bodies (payloads, request and response bodies) of what is "
+            "older than this many days, keeping the rest; at most --days.",
         )  # fmt: skip
         sub.add_parser(
             "reencrypt",
@@ -242,6 +249,12 @@ class Command(BaseCommand):
             event_type=event_type,
         )
         count = selection.count()
+        expired = redelivery.expired_among(selection)
+        if expired:
+            self.stderr.write(
+                f"{expired} of them cannot be sent again: their bodies expired "
+                "(WEBHOOK_BODY_RETENTION_DAYS)."
+            )
         if dry_run:
             self.stdout.write(f"{count} deliveries would be redelivered.")
             return
@@ -294,18 +307,34 @@ class Command(BaseCommand):
         answer = sys.stdin.readline()
         return answer.strip().lower() in ("y", "yes")
 
-    def do_prune(self, days: int, **options) -> None:
+    def do_prune(self, days: int, body_days: int | None, **options) -> None:
         if days < 1:
             raise CommandError("--days must be at least 1.")
+        if body_days is not None and not 1 <= body_days <= days:
+            raise CommandError(f"--body-days must be between 1 and --days ({days}).")
         started = time.monotonic()
+        now = timezone.now()
         progress = Progress("Pruning", self.stderr._out, force=self.force_progress)
         try:
-            gone = retention.prune(timezone.now() - timedelta(days=days), progress=progress)
+            gone = retention.prune(now - timedelta(days=days), progress=progress)
         finally:
             progress.close()
         self.stdout.write(
             f"Pruned {gone['events']} events older than {days} days, with {gone['deliveries']} "
             f"deliveries and {gone['attempts']} attempts, in {time.monotonic() - started:.1f} s."
+        )
+        if body_days is None:
+            return
+        started = time.monotonic()
+        progress = Progress("Emptying bodies", self.stderr._out, force=self.force_progress)
+        try:
+            emptied = retention.expire_bodies(now - timedelta(days=body_days), progress=progress)
+        finally:
+            progress.close()
+        self.stdout.write(
+            f"Emptied the bodies of {emptied['events']} events older than {body_days} days "
+            f"({emptied['attempts']} attempts, {emptied['large_values']} large values), in "
+            f"{time.monotonic() - started:.1f} s."
         )
 
     def do_reencrypt(self, **options) -> None:
