@@ -16,8 +16,9 @@ from hooks.worker import order, sweeper
 Status = Delivery.Status
 
 
+@transaction.atomic  # the events' locks below are held until it commits
 def redeliver(deliveries: QuerySet[Delivery]) -> int:
-    """Queue one manual attempt for each delivery (call inside a transaction).
+    """Queue one manual attempt for each delivery (in the caller's transaction, if any).
 
     A finished delivery gets exactly one more attempt (its final state is decided
     by it); a pending one is simply tried now and keeps its retry schedule, and so is
