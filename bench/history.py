@@ -97,6 +97,13 @@ def fill(webhook: Webhook, count: int, other: Webhook | None = None, first: int 
                    "succeeded": f"COALESCE({ok}, {'FALSE' if connection.vendor == 'postgresql' else '0'})",
                    "duration_ms": "3.5"}),
     ]  # fmt: skip
+    _write(plan, count, base)
+    return time.monotonic() - start
+
+
+def _write(plan: list, count: int, base: int) -> None:
+    """Each model's `count` rows as `plan` says (`_sql_rows`), then the statistics a
+    database would have after such inserts; the attempts' id sequence moved past them."""
     with connection.cursor() as cursor:
         for model, overrides in plan:
             sql, params = _sql_rows(model, count, overrides)
@@ -105,11 +112,11 @@ def fill(webhook: Webhook, count: int, other: Webhook | None = None, first: int 
             for model in (Event, Delivery, Attempt):  # as autovacuum does after inserts
                 cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
             cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('{Attempt._meta.db_table}', 'id'), {base + count})"
+                f"SELECT setval(pg_get_serial_sequence('{Attempt._meta.db_table}', 'id'), "
+                f"{base + count})"
             )
         else:
             cursor.execute("ANALYZE")
-    return time.monotonic() - start
 
 
 def _admin_user():
@@ -318,19 +325,7 @@ def fill_with_bodies(webhook: Webhook, count: int) -> float:
                    "duration_ms": "3.5", "request_body": bodies["request_body"],
                    "response_body": bodies["response_body"]}),
     ]  # fmt: skip
-    with connection.cursor() as cursor:
-        for model, overrides in plan:
-            sql, params = _sql_rows(model, count, overrides)
-            cursor.execute(sql, params)
-        if connection.vendor == "postgresql":
-            for model in (Event, Delivery, Attempt):  # as autovacuum does after inserts
-                cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
-            cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('{Attempt._meta.db_table}', 'id'), "
-                f"{base + count})"
-            )
-        else:
-            cursor.execute("ANALYZE")
+    _write(plan, count, base)
     return time.monotonic() - start
 
 
